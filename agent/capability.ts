@@ -1,0 +1,66 @@
+/**
+ * The contract between the agent's service loop (agent/run.ts) and each capability folder
+ * (usb/, mfa/, software/). A capability observes, decides with pure functions, enforces, and
+ * reports through ctx.emit — which has written the event to disk before it returns.
+ */
+import type { AgentEventType, SekimoriEvent, Severity } from '../protocol/events.js';
+import type { PolicyDocument } from '../protocol/policy.js';
+
+export interface NewEvent {
+  type: AgentEventType;
+  severity?: Severity; // defaults to the catalogue's severity for the type
+  user?: string | null;
+  data: Record<string, unknown>;
+}
+
+export interface ConsoleReply {
+  status: number;
+  body: unknown;
+}
+
+/** The agent's mutual-TLS link to the console. */
+export interface ConsoleLink {
+  /** Throws ConsoleUnreachableError when the console cannot be reached (network, TLS, timeout). */
+  request(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs?: number): Promise<ConsoleReply>;
+  /** The console's clock as last seen in a heartbeat (local clock + measured offset). */
+  consoleNow(): Date;
+  /** Whether the last request to the console succeeded. */
+  reachable(): boolean;
+}
+
+export class ConsoleUnreachableError extends Error {}
+
+export interface LocalRequest {
+  body: unknown; // parsed JSON (null when there was no body)
+  peer: { pid: number | null; uid: number | null };
+}
+export type LocalHandler = (req: LocalRequest) => Promise<ConsoleReply> | ConsoleReply;
+
+/** HTTP over the agent's root-only Unix socket (STATE/agent.sock). */
+export interface LocalApi {
+  route(method: 'GET' | 'POST', path: string, handler: LocalHandler): void;
+  readonly socketPath: string;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface AgentContext {
+  agentId: string;
+  stateDir: string;
+  /** Set at enrollment (`--monitor`): the agent reports what it would do and changes nothing. */
+  monitorOnly: boolean;
+  emit(e: NewEvent): SekimoriEvent;
+  log(level: LogLevel, message: string): void;
+  console: ConsoleLink;
+  local: LocalApi;
+}
+
+export interface Capability {
+  readonly name: string;
+  /** Called once, with the policy in force (the last good signed one, or the strict built-in). */
+  start(ctx: AgentContext, policy: PolicyDocument): Promise<void>;
+  /** Called with each newly accepted policy. */
+  applyPolicy(policy: PolicyDocument): Promise<void>;
+  /** Stops watchers. Must leave the machine fail-closed (e.g. USB stays default-deny). */
+  stop(): Promise<void>;
+}

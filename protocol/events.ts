@@ -1,0 +1,133 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from './canonical.js';
+
+export type Severity = 'info' | 'notice' | 'warning' | 'critical';
+
+/**
+ * The event catalogue: every type an agent may send, with its default severity.
+ * Console-generated types (`admin.*`, `agent.silent`, chain findings) are in CONSOLE_EVENT_TYPES.
+ */
+export const AGENT_EVENT_TYPES = {
+  'usb.blocked': 'warning',
+  'usb.allowed': 'info',
+  'usb.readonly': 'notice',
+  'usb.exception_used': 'notice',
+  'usb.would_block': 'notice',
+  'mfa.success': 'info',
+  'mfa.failure': 'warning',
+  'mfa.locked': 'critical',
+  'mfa.replay': 'critical',
+  'mfa.recovery_used': 'notice',
+  'mfa.offline_used': 'notice',
+  'software.unauthorized_process': 'warning',
+  'software.unauthorized_file': 'warning',
+  'software.installed': 'notice',
+  'software.removed': 'notice',
+  'software.killed': 'warning',
+  'software.quarantined': 'warning',
+  'software.restored': 'notice',
+  'agent.started': 'info',
+  'agent.stopped': 'notice',
+  'agent.tamper': 'critical',
+  'agent.error': 'warning',
+  'agent.policy_applied': 'info',
+  'agent.policy_rejected': 'critical',
+} as const satisfies Record<string, Severity>;
+
+export const CONSOLE_EVENT_TYPES = {
+  'agent.enrolled': 'info',
+  'agent.revoked': 'notice',
+  'agent.silent': 'critical',
+  'agent.back_online': 'info',
+  'agent.chain_broken': 'critical',
+  'agent.gap': 'critical',
+  'agent.upload_rejected': 'warning',
+} as const satisfies Record<string, Severity>;
+
+export type AgentEventType = keyof typeof AGENT_EVENT_TYPES;
+export type ConsoleEventType = keyof typeof CONSOLE_EVENT_TYPES | `admin.${string}`;
+export type EventType = AgentEventType | ConsoleEventType;
+
+/** The agentId under which the console records its own chain (admin actions, silence alerts). */
+export const CONSOLE_CHAIN_ID = 'console';
+
+export interface SekimoriEvent {
+  id: string; // UUID v4
+  agentId: string;
+  seq: number; // 1, 2, 3 … per agent, no holes
+  ts: string; // ISO 8601 UTC with milliseconds: 2026-11-21T08:30:00.000Z
+  type: EventType;
+  severity: Severity;
+  user: string | null;
+  data: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+export type UnsignedEvent = Omit<SekimoriEvent, 'hash' | 'prevHash'>;
+
+export function isAgentEventType(t: unknown): t is AgentEventType {
+  return typeof t === 'string' && Object.hasOwn(AGENT_EVENT_TYPES, t);
+}
+
+export function isKnownEventType(t: unknown): t is EventType {
+  return (
+    isAgentEventType(t) ||
+    (typeof t === 'string' && (Object.hasOwn(CONSOLE_EVENT_TYPES, t) || /^admin\.[a-z_]{1,64}$/.test(t)))
+  );
+}
+
+export function defaultSeverity(type: EventType): Severity {
+  if (isAgentEventType(type)) return AGENT_EVENT_TYPES[type];
+  if (Object.hasOwn(CONSOLE_EVENT_TYPES, type)) return CONSOLE_EVENT_TYPES[type as keyof typeof CONSOLE_EVENT_TYPES];
+  return 'notice';
+}
+
+/** The first link of every chain: bound to the agent so two chains never share a start. */
+export function genesisHash(agentId: string): string {
+  return createHash('sha256').update('sekimori-genesis\0' + agentId).digest('hex');
+}
+
+/** hash = sha256(prevHash ‖ canonical event without its hashes). */
+export function eventHash(prevHash: string, e: UnsignedEvent): string {
+  const body = canonicalJson({
+    id: e.id,
+    agentId: e.agentId,
+    seq: e.seq,
+    ts: e.ts,
+    type: e.type,
+    severity: e.severity,
+    user: e.user ?? null,
+    data: e.data,
+  });
+  return createHash('sha256').update(prevHash).update(body).digest('hex');
+}
+
+export function chainEvent(prevHash: string, e: UnsignedEvent): SekimoriEvent {
+  return { ...e, prevHash, hash: eventHash(prevHash, e) };
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const TS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const HASH_RE = /^[0-9a-f]{64}$/;
+const SEVERITIES: readonly Severity[] = ['info', 'notice', 'warning', 'critical'];
+export const MAX_EVENT_DATA_BYTES = 32 * 1024;
+
+/** Checks the shape of an event received from outside; returns what is wrong (empty = fine). */
+export function eventShapeErrors(x: unknown, where = 'event'): string[] {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return [`${where}: must be an object`];
+  const e = x as Record<string, unknown>;
+  const errors: string[] = [];
+  if (typeof e.id !== 'string' || !UUID_RE.test(e.id)) errors.push(`${where}.id: must be a lowercase UUID`);
+  if (typeof e.agentId !== 'string' || e.agentId.length < 1 || e.agentId.length > 64) errors.push(`${where}.agentId: must be a string`);
+  if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq < 1) errors.push(`${where}.seq: must be a positive integer`);
+  if (typeof e.ts !== 'string' || !TS_RE.test(e.ts) || Number.isNaN(Date.parse(e.ts))) errors.push(`${where}.ts: must be an ISO 8601 UTC timestamp with milliseconds`);
+  if (!isKnownEventType(e.type)) errors.push(`${where}.type: unknown event type ${JSON.stringify(String(e.type)).slice(0, 80)}`);
+  if (typeof e.severity !== 'string' || !SEVERITIES.includes(e.severity as Severity)) errors.push(`${where}.severity: must be one of ${SEVERITIES.join(', ')}`);
+  if (!(e.user === null || e.user === undefined || (typeof e.user === 'string' && e.user.length <= 256))) errors.push(`${where}.user: must be a string or null`);
+  if (typeof e.data !== 'object' || e.data === null || Array.isArray(e.data)) errors.push(`${where}.data: must be an object`);
+  else if (Buffer.byteLength(JSON.stringify(e.data)) > MAX_EVENT_DATA_BYTES) errors.push(`${where}.data: larger than ${MAX_EVENT_DATA_BYTES} bytes`);
+  if (typeof e.prevHash !== 'string' || !HASH_RE.test(e.prevHash)) errors.push(`${where}.prevHash: must be a sha256 hex digest`);
+  if (typeof e.hash !== 'string' || !HASH_RE.test(e.hash)) errors.push(`${where}.hash: must be a sha256 hex digest`);
+  return errors;
+}
