@@ -1,0 +1,22 @@
+/** `sekimori-agent` command line. Capability folders add their commands to `commands`. */
+import { enrollCommand } from './enroll.js';
+import { runCommand } from './run.js';
+import { statusCommand } from './status.js';
+
+type Command = { summary: string; run(args: string[]): Promise<number> };
+
+export const commands: Record<string, Command> = {
+  enroll: { summary: 'enroll --console URL --token T --ca-fingerprint FP [--state DIR] [--monitor]', run: enrollCommand },
+  run: { summary: 'run [--state DIR]   the service', run: runCommand },
+  status: { summary: 'status [--state DIR] [--json]', run: statusCommand },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const cmd = name ? commands[name] : undefined;
+  if (!cmd) {
+    process.stderr.write('使い方 / usage: sekimori-agent <command>\n' + Object.entries(commands).map(([k, c]) => `  ${k.padEnd(12)} ${c.summary}`).join('\n') + '\n');
+    return name === undefined || name === 'help' || name === '--help' ? 0 : 2;
+  }
+  return cmd.run(rest);
+}

@@ -1,0 +1,5 @@
+/** The console's feature modules, in migration order. */
+import type { ConsoleModule } from './module.js';
+import { backboneModule } from './backbone/module.js';
+
+export const modules: ConsoleModule[] = [backboneModule];
