@@ -1,0 +1,95 @@
+/** The agent's HTTPS link to the console: TLS 1.3, console CA pinned, agent client certificate. */
+import { Agent, request } from 'node:https';
+import { ConsoleUnreachableError, type ConsoleLink, type ConsoleReply } from './capability.js';
+
+export interface LinkOptions {
+  consoleUrl: string;
+  caPem: string;
+  keyPem?: string;
+  certPem?: string;
+}
+
+/** One request; rejects with ConsoleUnreachableError on network/TLS/timeout failures. */
+export function httpsJson(
+  agent: Agent | undefined,
+  opts: LinkOptions,
+  method: 'GET' | 'POST',
+  path: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<ConsoleReply> {
+  const url = new URL(path, opts.consoleUrl);
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method,
+        agent,
+        ca: opts.caPem,
+        key: opts.keyPem,
+        cert: opts.certPem,
+        minVersion: 'TLSv1.3',
+        headers: payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {},
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = text;
+          try {
+            parsed = text ? JSON.parse(text) : null;
+          } catch {
+            // non-JSON body is passed on as text
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+        res.on('error', (e) => reject(new ConsoleUnreachableError(e.message)));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', (e) => reject(new ConsoleUnreachableError(`${url.origin}: ${e.message}`)));
+    req.end(payload);
+  });
+}
+
+export class MutualTlsLink implements ConsoleLink {
+  private readonly agent: Agent;
+  private offsetMs = 0;
+  private ok = false;
+
+  constructor(private readonly opts: Required<LinkOptions>) {
+    this.agent = new Agent({ keepAlive: true, maxSockets: 4, ca: opts.caPem, key: opts.keyPem, cert: opts.certPem, minVersion: 'TLSv1.3' });
+  }
+
+  async request(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 15_000): Promise<ConsoleReply> {
+    try {
+      const r = await httpsJson(this.agent, this.opts, method, path, body, timeoutMs);
+      this.ok = true;
+      return r;
+    } catch (e) {
+      this.ok = false;
+      throw e;
+    }
+  }
+
+  /** Records the console clock from a heartbeat reply, corrected for half the round trip. */
+  observeServerTime(serverTime: string, sentAt: number, receivedAt: number): void {
+    const server = Date.parse(serverTime);
+    if (!Number.isNaN(server)) this.offsetMs = server + (receivedAt - sentAt) / 2 - receivedAt;
+  }
+
+  consoleNow(): Date {
+    return new Date(Date.now() + this.offsetMs);
+  }
+
+  reachable(): boolean {
+    return this.ok;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Idempotent event ingestion with per-agent hash-chain checking.
+ * A batch is checked whole before anything is written, and written in one transaction:
+ * either every event is held (new or already held) and acknowledged, or nothing changes.
+ */
+import type Database from 'better-sqlite3';
+import { eventHash, eventShapeErrors, genesisHash, isAgentEventType, type SekimoriEvent } from '../../protocol/events.js';
+import type { UploadResponse } from '../../protocol/api.js';
+import { HttpError } from '../module.js';
+import { insertEventStatement, recordConsoleEvent, type ChainStatus } from '../core/events.js';
+import { isObject } from '../../protocol/validate.js';
+
+export const MAX_BATCH_EVENTS = 5000;
+
+export function parseBatch(body: unknown, agentId: string): SekimoriEvent[] {
+  if (!isObject(body)) throw new HttpError(400, 'invalid_batch', 'body must be a JSON object {batchId, events}');
+  if (typeof body.batchId !== 'string' || body.batchId.length > 64) throw new HttpError(400, 'invalid_batch', 'batchId must be a string');
+  const events = body.events;
+  if (!Array.isArray(events)) throw new HttpError(400, 'invalid_batch', 'events must be an array');
+  if (events.length > MAX_BATCH_EVENTS) throw new HttpError(413, 'batch_too_large', `at most ${MAX_BATCH_EVENTS} events per batch`);
+  const errors: string[] = [];
+  events.forEach((e, i) => {
+    const where = `events[${i}]`;
+    errors.push(...eventShapeErrors(e, where));
+    if (isObject(e)) {
+      if (e.agentId !== agentId) errors.push(`${where}.agentId: does not match the client certificate`);
+      if (typeof e.type === 'string' && !isAgentEventType(e.type)) errors.push(`${where}.type: ${e.type.slice(0, 64)} is not an agent event type`);
+    }
+  });
+  for (let i = 1; i < events.length && !errors.length; i++) {
+    if ((events[i] as SekimoriEvent).seq <= (events[i - 1] as SekimoriEvent).seq) errors.push(`events[${i}].seq: must increase within a batch`);
+  }
+  if (errors.length) throw new HttpError(400, 'invalid_events', `${errors.length} problem(s) in the batch; nothing was stored`, errors);
+  return events as SekimoriEvent[];
+}
+
+interface Head {
+  last_seq: number;
+  last_hash: string | null;
+}
+
+export function createIngester(db: Database.Database) {
+  const insert = insertEventStatement(db);
+  const existing = db.prepare('SELECT id, hash FROM events WHERE agent_id = ? AND seq = ?');
+  const byId = db.prepare('SELECT agent_id, seq FROM events WHERE id = ?');
+  const prevHashOf = db.prepare('SELECT hash FROM events WHERE agent_id = ? AND seq = ?');
+  const head = db.prepare('SELECT last_seq, last_hash FROM agents WHERE id = ?');
+  const setHead = db.prepare('UPDATE agents SET last_seq = ?, last_hash = ? WHERE id = ?');
+  const addGap = db.prepare('INSERT OR IGNORE INTO chain_gaps (agent_id, from_seq, to_seq, detected_at) VALUES (?, ?, ?, ?)');
+  const setStatus = db.prepare("UPDATE agents SET status = ? WHERE id = ? AND status != 'revoked'");
+
+  const ingest = db.transaction((agentId: string, events: SekimoriEvent[], now: string): UploadResponse => {
+    const h = head.get(agentId) as Head;
+    let lastSeq = h.last_seq;
+    let lastHash = h.last_hash;
+    let stored = 0;
+    let duplicates = 0;
+    const findings: { kind: 'gap' | 'broken' | 'tampered'; seq: number; detail: string }[] = [];
+    for (const e of events) {
+      const dup = existing.get(agentId, e.seq) as { id: string; hash: string } | undefined;
+      if (dup) {
+        if (dup.id === e.id && dup.hash === e.hash) {
+          duplicates++;
+          continue;
+        }
+        throw new HttpError(409, 'seq_conflict', `seq ${e.seq} is already held with different content; batch refused, nothing stored`);
+      }
+      if (byId.get(e.id)) throw new HttpError(409, 'id_conflict', `event id ${e.id} is already held under another seq; batch refused`);
+
+      let chain: ChainStatus = 'ok';
+      const expectedPrev =
+        e.seq === 1 ? genesisHash(agentId) : e.seq === lastSeq + 1 ? lastHash : ((prevHashOf.get(agentId, e.seq - 1) as { hash: string } | undefined)?.hash ?? null);
+      if (eventHash(e.prevHash, e) !== e.hash) {
+        chain = 'tampered';
+        findings.push({ kind: 'tampered', seq: e.seq, detail: 'hash does not match the event content' });
+      } else if (expectedPrev === null) {
+        chain = 'gap';
+        if (e.seq > lastSeq + 1) {
+          addGap.run(agentId, lastSeq + 1, e.seq - 1, now);
+          findings.push({ kind: 'gap', seq: e.seq, detail: `events ${lastSeq + 1}..${e.seq - 1} never arrived` });
+        }
+      } else if (expectedPrev !== e.prevHash) {
+        chain = 'broken';
+        findings.push({ kind: 'broken', seq: e.seq, detail: 'prevHash does not match the previous event' });
+      }
+      insert.run({ ...e, user: e.user ?? null, data: JSON.stringify(e.data), terminalId: agentId, chain, receivedAt: now });
+      stored++;
+      if (e.type === 'agent.stopped') setStatus.run('offline', agentId);
+      else if (e.type === 'agent.started') setStatus.run('online', agentId);
+      if (e.seq > lastSeq) {
+        lastSeq = e.seq;
+        lastHash = e.hash;
+      }
+    }
+    setHead.run(lastSeq, lastHash, agentId);
+    for (const f of findings) {
+      recordConsoleEvent(db, {
+        type: f.kind === 'gap' ? 'agent.gap' : 'agent.chain_broken',
+        terminalId: agentId,
+        data: { agentId, seq: f.seq, finding: f.kind, detail: f.detail },
+      });
+    }
+    return { acked: events.map((e) => e.seq), stored, duplicates };
+  });
+
+  return (agentId: string, events: SekimoriEvent[]): UploadResponse => ingest(agentId, events, new Date().toISOString());
+}

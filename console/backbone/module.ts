@@ -1,0 +1,159 @@
+/** The console ↔ agent backbone: enrollment, event upload, heartbeat, policy, and their CLI. */
+import { createHash, randomBytes } from 'node:crypto';
+import type { EnrollRequest, EnrollResponse, HeartbeatResponse } from '../../protocol/api.js';
+import { isObject } from '../../protocol/validate.js';
+import { HttpError, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
+import type { OpenConsole } from '../core/context.js';
+import { signAgentCsr } from '../core/pki.js';
+import { createIngester, parseBatch } from './ingest.js';
+import { backboneCommands } from './cli.js';
+
+const AGENT_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function createEnrollToken(ctx: ConsoleContext, ttlMs: number, uses: number, actor: string): { token: string; expiresAt: string } {
+  const token = randomBytes(24).toString('base64url');
+  const expiresAt = new Date(Date.now() + ttlMs).toISOString();
+  ctx.db
+    .prepare('INSERT INTO enroll_tokens (token_hash, created_at, expires_at, uses_left, created_by) VALUES (?, ?, ?, ?, ?)')
+    .run(hashToken(token), new Date().toISOString(), expiresAt, uses, actor);
+  ctx.recordEvent({ type: 'admin.enroll_token_created', user: actor, data: { expiresAt, uses } });
+  return { token, expiresAt };
+}
+
+function str(x: unknown, name: string, max: number): string {
+  if (typeof x !== 'string' || x.length === 0 || x.length > max) throw new HttpError(400, 'invalid_request', `${name} must be a non-empty string of at most ${max} characters`);
+  return x;
+}
+
+function enrollRoute(ctx: OpenConsole): Route {
+  return {
+    method: 'POST',
+    path: '/api/agent/enroll',
+    auth: 'none',
+    maxBody: 16 * 1024,
+    async handle(req) {
+      const b = req.json();
+      if (!isObject(b)) throw new HttpError(400, 'invalid_request', 'body must be a JSON object');
+      const r: EnrollRequest = {
+        token: str(b.token, 'token', 200),
+        agentId: str(b.agentId, 'agentId', 36),
+        csrPem: str(b.csrPem, 'csrPem', 8000),
+        hostname: str(b.hostname, 'hostname', 255),
+        os: typeof b.os === 'string' ? b.os.slice(0, 200) : '',
+        agentVersion: typeof b.agentVersion === 'string' ? b.agentVersion.slice(0, 50) : '',
+      };
+      if (!AGENT_ID_RE.test(r.agentId)) throw new HttpError(400, 'invalid_request', 'agentId must be a lowercase UUID');
+      const tokenHash = hashToken(r.token);
+      const tok = ctx.db.prepare('SELECT expires_at, uses_left FROM enroll_tokens WHERE token_hash = ?').get(tokenHash) as
+        | { expires_at: string; uses_left: number }
+        | undefined;
+      const refuse = (why: string) => {
+        ctx.recordEvent({ type: 'admin.enroll_refused', data: { reason: why, hostname: r.hostname, from: req.remoteAddress } });
+        return new HttpError(403, 'enrollment_refused', `enrollment refused: ${why}`);
+      };
+      if (!tok) throw refuse('unknown token');
+      if (tok.uses_left <= 0) throw refuse('token already used');
+      if (Date.parse(tok.expires_at) <= Date.now()) throw refuse('token expired');
+      let signed: { certPem: string; fingerprint: string };
+      try {
+        signed = await signAgentCsr(ctx.ca, r.csrPem, r.agentId);
+      } catch (e) {
+        throw new HttpError(400, 'invalid_csr', (e as Error).message);
+      }
+      // Token consumption and registration are one transaction: a token cannot be spent twice
+      // even by concurrent requests.
+      ctx.db.transaction(() => {
+        const used = ctx.db.prepare('UPDATE enroll_tokens SET uses_left = uses_left - 1 WHERE token_hash = ? AND uses_left > 0 AND expires_at > ?').run(tokenHash, new Date().toISOString());
+        if (used.changes !== 1) throw refuse('token already used');
+        if (ctx.db.prepare('SELECT 1 FROM agents WHERE id = ?').get(r.agentId)) throw new HttpError(409, 'agent_exists', 'an agent with this id is already enrolled');
+        ctx.db
+          .prepare('INSERT INTO agents (id, hostname, os, agent_version, cert_fingerprint, enrolled_at, last_seen, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(r.agentId, r.hostname, r.os, r.agentVersion, signed.fingerprint, new Date().toISOString(), new Date().toISOString(), 'online');
+        ctx.recordEvent({ type: 'agent.enrolled', terminalId: r.agentId, data: { agentId: r.agentId, hostname: r.hostname, os: r.os } });
+      })();
+      const res: EnrollResponse = { agentId: r.agentId, certPem: signed.certPem, caPem: ctx.ca.certPem, policyPublicKeyPem: ctx.policyPublicKeyPem };
+      return { status: 200, json: res };
+    },
+  };
+}
+
+export function heartbeatSeconds(ctx: ConsoleContext): number {
+  return ctx.currentPolicy().policy.agent.heartbeatSeconds;
+}
+
+function routes(c: ConsoleContext): Route[] {
+  const ctx = c as OpenConsole;
+  const ingest = createIngester(ctx.db);
+  const heartbeat = ctx.db.prepare(
+    `UPDATE agents SET last_seen = @now, hostname = @hostname, os = @os, agent_version = @agentVersion, policy_version = @policyVersion,
+       outbox_depth = @outboxDepth, monitor_only = @monitorOnly, status = CASE WHEN status = 'revoked' THEN status ELSE 'online' END
+     WHERE id = @id RETURNING status`,
+  );
+  const statusOf = ctx.db.prepare('SELECT status FROM agents WHERE id = ?');
+  return [
+    { method: 'GET', path: '/api/agent/ca', auth: 'none', handle: () => ({ status: 200, json: { caPem: ctx.ca.certPem } }) },
+    enrollRoute(ctx),
+    {
+      method: 'POST',
+      path: '/api/agent/events',
+      auth: 'agent',
+      maxBody: 8 * 1024 * 1024,
+      handle(req) {
+        const events = parseBatch(req.json(), req.agentId!);
+        return { status: 200, json: ingest(req.agentId!, events) };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/agent/heartbeat',
+      auth: 'agent',
+      handle(req) {
+        const b = req.json();
+        if (!isObject(b)) throw new HttpError(400, 'invalid_request', 'body must be a JSON object');
+        const before = (statusOf.get(req.agentId) as { status: string }).status;
+        heartbeat.get({
+          id: req.agentId,
+          now: new Date().toISOString(),
+          hostname: typeof b.hostname === 'string' ? b.hostname.slice(0, 255) : '',
+          os: typeof b.os === 'string' ? b.os.slice(0, 200) : '',
+          agentVersion: typeof b.agentVersion === 'string' ? b.agentVersion.slice(0, 50) : '',
+          policyVersion: Number.isSafeInteger(b.policyVersion) ? b.policyVersion : 0,
+          outboxDepth: Number.isSafeInteger(b.outboxDepth) ? b.outboxDepth : 0,
+          monitorOnly: b.monitorOnly === true ? 1 : 0,
+        });
+        if (before === 'silent') ctx.recordEvent({ type: 'agent.back_online', terminalId: req.agentId, data: { agentId: req.agentId } });
+        const res: HeartbeatResponse = { serverTime: new Date().toISOString(), policyVersion: ctx.currentPolicy().policy.version };
+        return { status: 200, json: res };
+      },
+    },
+    { method: 'GET', path: '/api/agent/policy', auth: 'agent', handle: () => ({ status: 200, json: ctx.currentPolicy() }) },
+  ];
+}
+
+/** Terminals that missed 3 heartbeats without saying goodbye become silent, with an alert. */
+function tick(ctx: ConsoleContext, now: Date): void {
+  const limit = new Date(now.getTime() - 3 * heartbeatSeconds(ctx) * 1000).toISOString();
+  const silent = ctx.db.prepare("SELECT id, hostname, last_seen FROM agents WHERE status = 'online' AND last_seen < ?").all(limit) as {
+    id: string;
+    hostname: string;
+    last_seen: string;
+  }[];
+  for (const a of silent) {
+    ctx.db.transaction(() => {
+      ctx.db.prepare("UPDATE agents SET status = 'silent' WHERE id = ? AND status = 'online'").run(a.id);
+      ctx.recordEvent({ type: 'agent.silent', terminalId: a.id, data: { agentId: a.id, hostname: a.hostname, lastSeen: a.last_seen } });
+    })();
+  }
+}
+
+export const backboneModule: ConsoleModule = {
+  name: 'backbone',
+  migrations: [],
+  routes,
+  tick,
+  commands: backboneCommands,
+};

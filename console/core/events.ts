@@ -1,0 +1,136 @@
+/** Reading and writing the console's event store. */
+import { randomUUID } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { CONSOLE_CHAIN_ID, chainEvent, defaultSeverity, genesisHash, type SekimoriEvent } from '../../protocol/events.js';
+import type { ConsoleEventInput } from '../module.js';
+
+export type ChainStatus = 'ok' | 'gap' | 'broken' | 'tampered';
+
+export interface StoredEvent extends SekimoriEvent {
+  terminalId: string;
+  chain: ChainStatus;
+  receivedAt: string;
+}
+
+interface EventRow {
+  id: string;
+  agent_id: string;
+  seq: number;
+  ts: string;
+  type: string;
+  severity: string;
+  user: string | null;
+  data: string;
+  prev_hash: string;
+  hash: string;
+  terminal_id: string;
+  chain: ChainStatus;
+  received_at: string;
+}
+
+export function rowToEvent(r: EventRow): StoredEvent {
+  return {
+    id: r.id,
+    agentId: r.agent_id,
+    seq: r.seq,
+    ts: r.ts,
+    type: r.type as SekimoriEvent['type'],
+    severity: r.severity as SekimoriEvent['severity'],
+    user: r.user,
+    data: JSON.parse(r.data) as Record<string, unknown>,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+    terminalId: r.terminal_id,
+    chain: r.chain,
+    receivedAt: r.received_at,
+  };
+}
+
+export function insertEventStatement(db: Database.Database) {
+  return db.prepare(
+    `INSERT OR IGNORE INTO events (id, agent_id, seq, ts, type, severity, user, data, prev_hash, hash, terminal_id, chain, received_at)
+     VALUES (@id, @agentId, @seq, @ts, @type, @severity, @user, @data, @prevHash, @hash, @terminalId, @chain, @receivedAt)`,
+  );
+}
+
+/** Appends an event to the console's own chain (admin actions, silence and chain alerts). */
+export function recordConsoleEvent(db: Database.Database, input: ConsoleEventInput, now = new Date()): SekimoriEvent {
+  const write = db.transaction((): SekimoriEvent => {
+    const head = db.prepare('SELECT seq, hash FROM events WHERE agent_id = ? ORDER BY seq DESC LIMIT 1').get(CONSOLE_CHAIN_ID) as
+      | { seq: number; hash: string }
+      | undefined;
+    const e = chainEvent(head?.hash ?? genesisHash(CONSOLE_CHAIN_ID), {
+      id: randomUUID(),
+      agentId: CONSOLE_CHAIN_ID,
+      seq: (head?.seq ?? 0) + 1,
+      ts: now.toISOString(),
+      type: input.type,
+      severity: input.severity ?? defaultSeverity(input.type),
+      user: input.user ?? null,
+      data: input.data,
+    });
+    insertEventStatement(db).run({
+      ...e,
+      data: JSON.stringify(e.data),
+      terminalId: input.terminalId ?? CONSOLE_CHAIN_ID,
+      chain: 'ok',
+      receivedAt: e.ts,
+    });
+    return e;
+  });
+  return write();
+}
+
+export interface EventFilter {
+  type?: string | undefined;
+  terminalId?: string | undefined;
+  user?: string | undefined;
+  severity?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+  limit?: number | undefined;
+  afterRid?: number | undefined;
+}
+
+/** Events oldest first (by time, then arrival). */
+export function queryEvents(db: Database.Database, f: EventFilter): StoredEvent[] {
+  const where: string[] = [];
+  const args: Record<string, unknown> = {};
+  if (f.type) {
+    if (f.type.endsWith('.*')) {
+      where.push('type >= @typeLo AND type < @typeHi');
+      args.typeLo = f.type.slice(0, -1);
+      args.typeHi = f.type.slice(0, -2) + '/';
+    } else {
+      where.push('type = @type');
+      args.type = f.type;
+    }
+  }
+  if (f.terminalId) {
+    where.push('terminal_id = @terminalId');
+    args.terminalId = f.terminalId;
+  }
+  if (f.user) {
+    where.push('user = @user');
+    args.user = f.user;
+  }
+  if (f.severity) {
+    where.push('severity = @severity');
+    args.severity = f.severity;
+  }
+  if (f.since) {
+    where.push('ts >= @since');
+    args.since = f.since;
+  }
+  if (f.until) {
+    where.push('ts < @until');
+    args.until = f.until;
+  }
+  if (f.afterRid !== undefined) {
+    where.push('rid > @afterRid');
+    args.afterRid = f.afterRid;
+  }
+  const sql = `SELECT * FROM events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY ts, rid LIMIT @limit`;
+  args.limit = f.limit ?? 1_000_000;
+  return (db.prepare(sql).all(args) as EventRow[]).map(rowToEvent);
+}

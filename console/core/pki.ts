@@ -1,0 +1,110 @@
+/**
+ * The console's own certificate authority: it signs the console's server certificate and every
+ * agent's client certificate (mutual TLS). ECDSA P-256, built with @peculiar/x509 on WebCrypto so
+ * nothing depends on an openssl binary being present.
+ */
+import 'reflect-metadata';
+import { randomBytes, webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import { ALG, fingerprintOfPem, keyToPem, newKeys } from '../../protocol/pki.js';
+
+export { fingerprintOfPem, normaliseFingerprint } from '../../protocol/pki.js';
+const DAY = 86_400_000;
+
+export interface KeyAndCert {
+  certPem: string;
+  keyPem: string;
+}
+
+async function pemToSigningKey(pem: string): Promise<webcrypto.CryptoKey> {
+  const der = x509.PemConverter.decode(pem)[0];
+  if (!der) throw new Error('no key in PEM');
+  return webcrypto.subtle.importKey('pkcs8', der, ALG, false, ['sign']) as Promise<webcrypto.CryptoKey>;
+}
+
+function serial(): string {
+  // Positive 128-bit serial (leading bit cleared).
+  const b = randomBytes(16);
+  b[0] = b[0]! & 0x7f;
+  return b.toString('hex');
+}
+
+export async function createCa(organisation: string): Promise<KeyAndCert> {
+  const keys = await newKeys();
+  const cn = `Sekimori Console CA (${organisation.replace(/[,=+<>#;"\\]/g, ' ')})`;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `CN=${cn}`,
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 20 * 365 * DAY),
+    keys,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await keyToPem(keys.privateKey) };
+}
+
+function isIp(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
+}
+
+export async function issueServerCert(ca: KeyAndCert, hosts: string[]): Promise<KeyAndCert> {
+  const keys = await newKeys();
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const unique = [...new Set(hosts)];
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${unique[0] ?? 'localhost'}`,
+    issuer: caCert.subject,
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 5 * 365 * DAY),
+    signingKey: await pemToSigningKey(ca.keyPem),
+    publicKey: keys.publicKey,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension(unique.map((h) => (isIp(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h }))),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await keyToPem(keys.privateKey) };
+}
+
+/**
+ * Signs an agent's certificate request. The CSR's own signature must verify (proof that the
+ * agent holds the key) and its CN must be the agent id being enrolled.
+ */
+export async function signAgentCsr(ca: KeyAndCert, csrPem: string, agentId: string): Promise<{ certPem: string; fingerprint: string }> {
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(csrPem);
+  } catch {
+    throw new Error('csrPem is not a PKCS#10 certificate request');
+  }
+  if (!(await csr.verify())) throw new Error('certificate request signature does not verify');
+  if (csr.subject !== `CN=${agentId}`) throw new Error('certificate request subject must be CN=<agentId>');
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${agentId}`,
+    issuer: caCert.subject,
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 5 * 365 * DAY),
+    signingKey: await pemToSigningKey(ca.keyPem),
+    publicKey: await csr.publicKey.export(ALG, ['verify']),
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+    ],
+  });
+  const certPem = cert.toString('pem');
+  return { certPem, fingerprint: fingerprintOfPem(certPem) };
+}
+

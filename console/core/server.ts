@@ -1,0 +1,146 @@
+/**
+ * The console's HTTPS server (TLS 1.3 only). One port serves agents (mutual TLS: the client
+ * certificate is requested, and routes with auth 'agent' refuse requests without a valid,
+ * non-revoked agent certificate) and the web console (which authenticates people itself).
+ */
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { X509Certificate, createHash } from 'node:crypto';
+import { HttpError, type ApiRequest, type ApiResponse, type Route } from '../module.js';
+import type { OpenConsole } from './context.js';
+
+const DEFAULT_MAX_BODY = 64 * 1024;
+
+export interface AgentAuthRow {
+  status: string;
+  cert_fingerprint: string;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (declared > limit) {
+      reject(new HttpError(413, 'body_too_large', `request body larger than ${limit} bytes`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new HttpError(413, 'body_too_large', `request body larger than ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Identifies the agent behind the TLS client certificate, or explains why not. */
+function authenticateAgent(ctx: OpenConsole, socket: TLSSocket): string {
+  const peer = socket.getPeerCertificate(false);
+  if (!peer || !peer.raw) throw new HttpError(401, 'client_certificate_required', 'this endpoint requires an agent client certificate');
+  if (!socket.authorized) throw new HttpError(401, 'client_certificate_invalid', `client certificate rejected: ${String(socket.authorizationError)}`);
+  const agentId = typeof peer.subject?.CN === 'string' ? peer.subject.CN : '';
+  const row = ctx.db.prepare('SELECT status, cert_fingerprint FROM agents WHERE id = ?').get(agentId) as AgentAuthRow | undefined;
+  const fingerprint = createHash('sha256').update(new X509Certificate(peer.raw).raw).digest('hex');
+  if (!row || row.cert_fingerprint !== fingerprint) throw new HttpError(403, 'unknown_agent', 'this certificate does not belong to an enrolled agent');
+  if (row.status === 'revoked') throw new HttpError(403, 'agent_revoked', 'this agent has been revoked');
+  return agentId;
+}
+
+function send(res: ServerResponse, r: ApiResponse): void {
+  const headers: Record<string, string | string[]> = {
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-store',
+    ...r.headers,
+  };
+  let body: string | Buffer = '';
+  if (r.json !== undefined) {
+    body = JSON.stringify(r.json);
+    headers['content-type'] ??= 'application/json; charset=utf-8';
+  } else if (r.body !== undefined) body = r.body;
+  headers['content-length'] = String(Buffer.byteLength(body));
+  res.writeHead(r.status, headers);
+  res.end(body);
+}
+
+function matchRoute(routes: Route[], method: string, path: string): { route: Route; params: string[] } | 'method' | null {
+  let pathMatched = false;
+  for (const route of routes) {
+    let params: string[] | null = null;
+    if (typeof route.path === 'string') params = route.path === path ? [] : null;
+    else {
+      const m = route.path.exec(path);
+      params = m ? m.slice(1).map((s) => decodeURIComponent(s ?? '')) : null;
+    }
+    if (params === null) continue;
+    pathMatched = true;
+    if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params };
+  }
+  return pathMatched ? 'method' : null;
+}
+
+export function createConsoleServer(ctx: OpenConsole, routes: Route[], log: (m: string) => void): Server {
+  const server = createServer(
+    {
+      key: ctx.server.keyPem,
+      cert: ctx.server.certPem,
+      ca: [ctx.ca.certPem],
+      requestCert: true,
+      rejectUnauthorized: false, // browsers have no client certificate; agent routes check per request
+      minVersion: 'TLSv1.3',
+    },
+    (req, res) => {
+      void handle(req, res);
+    },
+  );
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 65_000;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://console.invalid');
+    const method = req.method ?? 'GET';
+    try {
+      const found = matchRoute(routes, method, url.pathname);
+      if (found === null) throw new HttpError(404, 'not_found', 'no such endpoint');
+      if (found === 'method') throw new HttpError(405, 'method_not_allowed', `${method} is not allowed here`);
+      const { route, params } = found;
+      const agentId = route.auth === 'agent' ? authenticateAgent(ctx, req.socket as TLSSocket) : null;
+      const body = method === 'GET' || method === 'HEAD' ? Buffer.alloc(0) : await readBody(req, route.maxBody ?? DEFAULT_MAX_BODY);
+      const apiReq: ApiRequest = {
+        method,
+        path: url.pathname,
+        query: url.searchParams,
+        headers: req.headers,
+        body,
+        remoteAddress: req.socket.remoteAddress ?? '',
+        agentId,
+        params,
+        json() {
+          const type = String(req.headers['content-type'] ?? '');
+          if (!type.startsWith('application/json')) throw new HttpError(415, 'unsupported_media_type', 'expected Content-Type: application/json');
+          try {
+            return JSON.parse(body.toString('utf8')) as unknown;
+          } catch (e) {
+            throw new HttpError(400, 'malformed_json', `malformed JSON: ${(e as Error).message}`);
+          }
+        },
+      };
+      send(res, await route.handle(apiReq));
+    } catch (e) {
+      if (e instanceof HttpError) {
+        send(res, { status: e.status, json: { error: e.code, message: e.message, ...(e.details ? { details: e.details.slice(0, 50) } : {}) } });
+      } else {
+        log(`internal error on ${method} ${url.pathname}: ${(e as Error).stack ?? String(e)}`);
+        send(res, { status: 500, json: { error: 'internal', message: 'internal error' } });
+      }
+    }
+  }
+  return server;
+}
