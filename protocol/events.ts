@@ -42,6 +42,12 @@ export const CONSOLE_EVENT_TYPES = {
   'agent.chain_broken': 'critical',
   'agent.gap': 'critical',
   'agent.upload_rejected': 'warning',
+  // Verifications the console answers itself (Windows terminals via POST /validate/check).
+  'mfa.success': 'info',
+  'mfa.failure': 'warning',
+  'mfa.locked': 'critical',
+  'mfa.replay': 'critical',
+  'mfa.recovery_used': 'notice',
 } as const satisfies Record<string, Severity>;
 
 export type AgentEventType = keyof typeof AGENT_EVENT_TYPES;

@@ -1,0 +1,211 @@
+/**
+ * The pure MFA decision: user state × presented code × policy × clock → verdict and new state.
+ * No I/O: the console (online, the authority for all terminals) and the agent (offline cache)
+ * both call `decide` and persist `verdict.next` themselves.
+ */
+import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { isValidMfaUser, type MfaPolicy } from '../../protocol/policy-mfa.js';
+import { matchStep, timeStep, type TotpParams } from './otp.js';
+
+export type MfaStatus = 'pending' | 'active' | 'disabled';
+
+export interface RecoveryHash {
+  id: number;
+  salt: string; // base64
+  hash: string; // base64 scrypt
+  used: boolean;
+}
+
+export interface MfaUserState {
+  status: MfaStatus;
+  key: Uint8Array; // the decrypted TOTP seed
+  params: TotpParams;
+  /** Highest accepted time step; every step ≤ this is a replay. -1 when none yet. */
+  lastStep: number;
+  /** Consecutive failures since the last success or lock. */
+  failures: number;
+  /** ms since epoch; 0 = not locked. */
+  lockedUntil: number;
+  recovery: RecoveryHash[];
+}
+
+export type MfaReason =
+  | 'ok'
+  | 'recovery'
+  | 'invalid_user'
+  | 'not_enrolled'
+  | 'not_confirmed'
+  | 'disabled'
+  | 'not_assigned'
+  | 'locked'
+  | 'malformed'
+  | 'wrong_code'
+  | 'replay'
+  | 'console_unreachable'
+  | 'offline_unavailable'
+  | 'error';
+
+export type MfaEventType = 'mfa.success' | 'mfa.failure' | 'mfa.locked' | 'mfa.replay' | 'mfa.recovery_used';
+
+export interface MfaVerdict {
+  result: 'accept' | 'reject';
+  reason: MfaReason;
+  event: MfaEventType;
+  /** The accepted (or replayed) time step. */
+  step?: number;
+  /** Id of the recovery code consumed by this attempt. */
+  recoveryId?: number;
+  /** This attempt caused the lock. */
+  lockedNow: boolean;
+  /** State to persist (absent when nothing changes, e.g. unknown user). */
+  next?: { lastStep: number; failures: number; lockedUntil: number; recoveryUsed?: number };
+}
+
+export type ParsedCode = { kind: 'totp'; code: string } | { kind: 'recovery'; code: string } | { kind: 'malformed' };
+
+// Crockford base32 without I L O U: readable on paper, no 0/O or 1/I confusion when typed.
+const RECOVERY_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const RECOVERY_RE = /^[0-9A-HJKMNP-TV-Z]{12}$/;
+export const MAX_CODE_INPUT = 64;
+
+/**
+ * Classifies what the user typed. Never throws: anything that is not exactly `digits` digits
+ * (spaces allowed, as apps display "123 456") or a 12-character recovery code is malformed.
+ */
+export function parseCode(raw: unknown, digits: number): ParsedCode {
+  if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_CODE_INPUT) return { kind: 'malformed' };
+  const compact = raw.replace(/[ \t]/g, '');
+  if (/^[0-9]+$/.test(compact) && compact.length === digits) return { kind: 'totp', code: compact };
+  const rec = compact.replace(/-/g, '').toUpperCase();
+  if (RECOVERY_RE.test(rec)) return { kind: 'recovery', code: rec };
+  return { kind: 'malformed' };
+}
+
+export function generateRecoveryCodes(count = 10): string[] {
+  const codes: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const bytes = randomBytes(12);
+    let c = '';
+    for (const b of bytes) c += RECOVERY_ALPHABET[b & 31];
+    codes.push(`${c.slice(0, 4)}-${c.slice(4, 8)}-${c.slice(8, 12)}`);
+  }
+  return codes;
+}
+
+// 60-bit random codes: scrypt with a modest cost keeps a stolen database useless and checking
+// ten codes fast enough for a login prompt.
+const SCRYPT = { N: 1 << 12, r: 8, p: 1 } as const;
+
+export function hashRecoveryCode(code: string, id: number): RecoveryHash {
+  const norm = code.replace(/[-\s]/g, '').toUpperCase();
+  const salt = randomBytes(16);
+  return { id, salt: salt.toString('base64'), hash: scryptSync(norm, salt, 32, SCRYPT).toString('base64'), used: false };
+}
+
+export function recoveryMatches(normalised: string, h: RecoveryHash): boolean {
+  const want = Buffer.from(h.hash, 'base64');
+  const got = scryptSync(normalised, Buffer.from(h.salt, 'base64'), want.length || 32, SCRYPT);
+  return want.length === got.length && timingSafeEqual(want, got);
+}
+
+export interface DecideInput {
+  user: unknown;
+  code: unknown;
+  nowMs: number;
+  policy: Pick<MfaPolicy, 'windowSteps' | 'maxFailures' | 'lockoutSeconds'>;
+  /** Set when policy.requireAssignment holds and the user is not assigned to the terminal. */
+  notAssigned?: boolean;
+}
+
+const reject = (reason: MfaReason, event: MfaEventType = 'mfa.failure'): MfaVerdict => ({ result: 'reject', reason, event, lockedNow: false });
+
+export function decide(state: MfaUserState | null, input: DecideInput): MfaVerdict {
+  if (!isValidMfaUser(input.user)) return reject('invalid_user');
+  if (!state) return reject('not_enrolled');
+  if (state.status === 'disabled') return reject('disabled');
+  if (state.status === 'pending') return reject('not_confirmed');
+  if (input.notAssigned) return reject('not_assigned');
+
+  const { nowMs, policy } = input;
+  // An expired lock is forgotten together with the failures that caused it.
+  let failures = state.failures;
+  let lockedUntil = state.lockedUntil;
+  if (lockedUntil !== 0 && lockedUntil <= nowMs) {
+    lockedUntil = 0;
+    failures = 0;
+  }
+  if (lockedUntil > nowMs) {
+    // No code is even looked at while locked: a lock must not be a guessing oracle.
+    return { ...reject('locked'), next: { lastStep: state.lastStep, failures, lockedUntil } };
+  }
+
+  const fail = (reason: MfaReason, event: MfaEventType, step?: number): MfaVerdict => {
+    const f = failures + 1;
+    const lockNow = f >= policy.maxFailures;
+    return {
+      result: 'reject',
+      reason,
+      event: lockNow ? 'mfa.locked' : event,
+      ...(step !== undefined ? { step } : {}),
+      lockedNow: lockNow,
+      next: { lastStep: state.lastStep, failures: lockNow ? 0 : f, lockedUntil: lockNow ? nowMs + policy.lockoutSeconds * 1000 : 0 },
+    };
+  };
+
+  const parsed = parseCode(input.code, state.params.digits);
+  if (parsed.kind === 'malformed') return fail('malformed', 'mfa.failure');
+  if (parsed.kind === 'recovery') {
+    for (const r of state.recovery) {
+      if (r.used) continue;
+      if (recoveryMatches(parsed.code, r)) {
+        return {
+          result: 'accept',
+          reason: 'recovery',
+          event: 'mfa.recovery_used',
+          recoveryId: r.id,
+          lockedNow: false,
+          next: { lastStep: state.lastStep, failures: 0, lockedUntil: 0, recoveryUsed: r.id },
+        };
+      }
+    }
+    return fail('wrong_code', 'mfa.failure');
+  }
+  const nowStep = timeStep(nowMs, state.params.period);
+  const m = matchStep(state.key, parsed.code, nowStep, policy.windowSteps, state.params, state.lastStep);
+  if (!m) return fail('wrong_code', 'mfa.failure');
+  if (m.replay) return fail('replay', 'mfa.replay', m.step);
+  return {
+    result: 'accept',
+    reason: 'ok',
+    event: 'mfa.success',
+    step: m.step,
+    lockedNow: false,
+    next: { lastStep: m.step, failures: 0, lockedUntil: 0 },
+  };
+}
+
+/** Enrolment confirmation: the first code proves the user's device holds the secret. */
+export function confirmMatch(key: Uint8Array, params: TotpParams, code: unknown, nowMs: number, windowSteps: number): number | null {
+  const parsed = parseCode(code, params.digits);
+  if (parsed.kind !== 'totp') return null;
+  const m = matchStep(key, parsed.code, timeStep(nowMs, params.period), windowSteps, params, -1);
+  return m ? m.step : null;
+}
+
+/** Japanese first, English after: what the staff member sees for each outcome. */
+export const REASON_TEXT: Record<MfaReason, string> = {
+  ok: '認証しました / verified',
+  recovery: '回復コードで認証しました(このコードは再利用できません) / verified with a recovery code (it cannot be used again)',
+  invalid_user: 'ユーザー名が不正です / invalid user name',
+  not_enrolled: '多要素認証が登録されていません / no MFA enrolment',
+  not_confirmed: '多要素認証の登録が完了していません / MFA enrolment not confirmed',
+  disabled: '多要素認証が無効化されています / MFA disabled for this user',
+  not_assigned: 'この端末の利用は許可されていません / not assigned to this terminal',
+  locked: '失敗が続いたため一時的にロックされています / temporarily locked after repeated failures',
+  malformed: '認証コードの形式が正しくありません / malformed code',
+  wrong_code: '認証コードが正しくありません / wrong code',
+  replay: 'この認証コードは使用済みです / code already used',
+  console_unreachable: '管理コンソールに接続できません / console unreachable',
+  offline_unavailable: 'オフライン認証は利用できません / offline verification unavailable',
+  error: '内部エラー / internal error',
+};

@@ -1,0 +1,170 @@
+/** `sekimori-console mfa …` — enrolment and administration of staff TOTP. */
+import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import QRCode from 'qrcode';
+import type { CliCommand, ConsoleContext } from '../module.js';
+import {
+  addValidateClient,
+  assign,
+  confirmUser,
+  enrollUser,
+  importTokens,
+  listUsers,
+  MfaError,
+  newRecoveryCodes,
+  parseTokenCsv,
+  setDisabled,
+  unlockUser,
+} from './store.js';
+
+const USAGE = `使い方 / usage: sekimori-console mfa <subcommand> --data DIR …
+  enroll   --user NAME [--json]              新しい秘密鍵・QR・回復コード / new secret, QR, recovery codes
+  confirm  --user NAME --code CODE           最初のコードで登録完了 / confirm with a first code
+  reset    --user NAME [--json]              再登録 / new secret (pending until confirmed)
+  disable  --user NAME | enable --user NAME  無効化・有効化 / disable, enable
+  unlock   --user NAME                       ロック解除 / clear a lockout
+  import   --file TOKENS.csv [--replace]     ハードウェアトークンの取込 / hardware-token seeds (user,serial,secret|seed_hex[,algorithm,digits,period])
+  recovery --user NAME [--count N] [--json]  回復コードの再発行 / new one-time recovery codes
+  assign   --user NAME --terminal ID [--remove]  端末への割当 / assign a user to a terminal (agent id, or win:NAME)
+  list     [--json]                          一覧 / list users
+  client   add --name NAME [--address IP]    Windows端末(/validate/check)の登録 / register a Windows terminal`;
+
+type Opts = Map<string, string | true>;
+
+function parse(args: string[]): { pos: string[]; opts: Opts } {
+  const pos: string[] = [];
+  const opts: Opts = new Map();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith('--')) {
+      const name = a.slice(2);
+      const flag = ['json', 'replace', 'remove'].includes(name);
+      if (flag) opts.set(name, true);
+      else {
+        const v = args[i + 1];
+        if (v === undefined) throw new MfaError(`--${name} には値が必要です / needs a value`);
+        opts.set(name, v);
+        i++;
+      }
+    } else pos.push(a);
+  }
+  return { pos, opts };
+}
+
+function need(opts: Opts, name: string): string {
+  const v = opts.get(name);
+  if (typeof v !== 'string' || v === '') throw new MfaError(`--${name} が必要です / --${name} is required`);
+  return v;
+}
+
+const out = (s: string) => process.stdout.write(s + '\n');
+
+async function printEnrolment(ctx: ConsoleContext, e: { user: string; secret: string; uri: string; recoveryCodes: string[] }, json: boolean): Promise<void> {
+  if (json) {
+    out(JSON.stringify({ user: e.user, secret: e.secret, uri: e.uri, recoveryCodes: e.recoveryCodes }));
+    return;
+  }
+  out(`利用者 / user: ${e.user}   発行者 / issuer: ${ctx.organisation()}`);
+  out(await QRCode.toString(e.uri, { type: 'terminal', small: true, errorCorrectionLevel: 'M' }));
+  out(`秘密鍵 / secret: ${e.secret}`);
+  out(`URI: ${e.uri}`);
+  out('回復コード(各1回のみ・安全に保管) / recovery codes (one use each, keep them safe):');
+  for (const c of e.recoveryCodes) out(`  ${c}`);
+  out(`次に: sekimori-console mfa confirm --user ${e.user} --code <6桁> / next: confirm with a first code`);
+}
+
+async function run(args: string[], openCtx: () => ConsoleContext): Promise<number> {
+  let parsed: { pos: string[]; opts: Opts };
+  try {
+    parsed = parse(args);
+  } catch (e) {
+    process.stderr.write((e as Error).message + '\n' + USAGE + '\n');
+    return 2;
+  }
+  const { pos, opts } = parsed;
+  const sub = pos[0];
+  if (!sub || sub === 'help') {
+    process.stderr.write(USAGE + '\n');
+    return sub ? 0 : 2;
+  }
+  const actor = `cli:${userInfo().username}`;
+  const json = opts.get('json') === true;
+  let ctx: ConsoleContext | null = null;
+  try {
+    ctx = openCtx();
+    switch (sub) {
+      case 'enroll':
+      case 'reset': {
+        const e = enrollUser(ctx, need(opts, 'user'), actor, { reset: sub === 'reset' });
+        await printEnrolment(ctx, e, json);
+        return 0;
+      }
+      case 'confirm': {
+        const ok = confirmUser(ctx, need(opts, 'user'), need(opts, 'code'), actor);
+        out(ok ? '登録を完了しました / confirmed' : 'コードが正しくありません / wrong code');
+        return ok ? 0 : 1;
+      }
+      case 'disable':
+      case 'enable':
+        setDisabled(ctx, need(opts, 'user'), sub === 'disable', actor);
+        out(sub === 'disable' ? '無効化しました / disabled' : '有効化しました / enabled');
+        return 0;
+      case 'unlock':
+        unlockUser(ctx, need(opts, 'user'), actor);
+        out('ロックを解除しました / unlocked');
+        return 0;
+      case 'import': {
+        const { rows, errors } = parseTokenCsv(readFileSync(need(opts, 'file'), 'utf8'));
+        if (errors.length) {
+          for (const e of errors.slice(0, 50)) process.stderr.write(e + '\n');
+          process.stderr.write('取込を中止しました(1件も登録していません) / import aborted, nothing imported\n');
+          return 1;
+        }
+        const n = importTokens(ctx, rows, actor, opts.get('replace') === true);
+        out(json ? JSON.stringify({ imported: n }) : `${n} 件のトークンを取り込みました / imported ${n} tokens`);
+        return 0;
+      }
+      case 'recovery': {
+        const count = Number(opts.get('count') ?? 10);
+        if (!Number.isInteger(count) || count < 1 || count > 50) throw new MfaError('--count は1〜50 / --count must be 1–50');
+        const user = need(opts, 'user');
+        const codes = newRecoveryCodes(ctx, user, actor, count);
+        out(json ? JSON.stringify({ user, recoveryCodes: codes }) : codes.join('\n'));
+        return 0;
+      }
+      case 'assign':
+        assign(ctx, need(opts, 'user'), need(opts, 'terminal'), actor, opts.get('remove') === true);
+        out(opts.get('remove') === true ? '割当を解除しました / unassigned' : '割り当てました / assigned');
+        return 0;
+      case 'list': {
+        const users = listUsers(ctx);
+        if (json) out(JSON.stringify(users));
+        else for (const u of users) out(`${u.user.padEnd(20)} ${u.status.padEnd(9)} ${u.kind.padEnd(9)} ${u.locked ? 'LOCKED ' : ''}recovery=${u.recoveryLeft} terminals=${u.terminals.join(',')}`);
+        return 0;
+      }
+      case 'client': {
+        if (pos[1] !== 'add') throw new MfaError('mfa client add --name NAME [--address IP]');
+        const address = opts.get('address');
+        const cred = addValidateClient(ctx, need(opts, 'name'), typeof address === 'string' ? address : null, actor);
+        out(json ? JSON.stringify({ terminal: `win:${need(opts, 'name')}`, credential: cred }) : `資格情報(Credential Provider のレルムに設定・再表示不可) / credential for the Credential Provider's realm (shown once):\n${cred}`);
+        return 0;
+      }
+      default:
+        process.stderr.write(`unknown subcommand: ${sub}\n${USAGE}\n`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof MfaError) {
+      process.stderr.write(e.message + '\n');
+      return 1;
+    }
+    throw e;
+  } finally {
+    (ctx as { close?: () => void } | null)?.close?.();
+  }
+}
+
+export const mfaCommand: CliCommand = {
+  summary: 'mfa enroll|confirm|reset|disable|enable|unlock|import|recovery|assign|list|client  多要素認証(TOTP) / staff TOTP',
+  run,
+};

@@ -1,0 +1,480 @@
+/**
+ * The console's MFA store: the authority on every user's TOTP state for all terminals (replay
+ * and lockout hold across terminals because they live here). Seeds are sealed with ctx.seal
+ * (AES-256-GCM, key outside the database); recovery codes are stored as scrypt hashes only.
+ * Every statement is prepared; user names are validated before they reach SQL.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { effectiveMfaPolicy, isValidMfaUser, type MfaPolicy } from '../../protocol/policy-mfa.js';
+import { decide, generateRecoveryCodes, hashRecoveryCode, type MfaStatus, type MfaUserState, type MfaVerdict, type RecoveryHash } from '../../agent/mfa/decide.js';
+import { base32Decode, base32Encode, OTP_ALGORITHMS, type OtpAlgorithm, type TotpParams } from '../../agent/mfa/otp.js';
+import type { MfaCacheUser, MfaReconcileEntry } from '../../agent/mfa/wire.js';
+import type { ConsoleContext } from '../module.js';
+
+export const mfaMigrations: string[] = [
+  `CREATE TABLE mfa_users (
+     user TEXT PRIMARY KEY,
+     status TEXT NOT NULL CHECK (status IN ('pending','active','disabled')),
+     kind TEXT NOT NULL CHECK (kind IN ('app','hardware')),
+     serial TEXT,
+     secret TEXT NOT NULL,
+     algorithm TEXT NOT NULL DEFAULT 'SHA1' CHECK (algorithm IN ('SHA1','SHA256','SHA512')),
+     digits INTEGER NOT NULL DEFAULT 6 CHECK (digits IN (6,8)),
+     period INTEGER NOT NULL DEFAULT 30 CHECK (period IN (30,60)),
+     last_step INTEGER NOT NULL DEFAULT -1,
+     failures INTEGER NOT NULL DEFAULT 0,
+     locked_until INTEGER NOT NULL DEFAULT 0,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE TABLE mfa_recovery_codes (
+     user TEXT NOT NULL REFERENCES mfa_users(user) ON DELETE CASCADE,
+     id INTEGER NOT NULL,
+     salt TEXT NOT NULL,
+     hash TEXT NOT NULL,
+     used_at TEXT,
+     used_on TEXT,
+     PRIMARY KEY (user, id)
+   );
+   CREATE TABLE mfa_used_steps (
+     user TEXT NOT NULL,
+     step INTEGER NOT NULL,
+     terminal TEXT NOT NULL,
+     at TEXT NOT NULL,
+     offline INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (user, step)
+   );
+   CREATE TABLE mfa_failures (
+     rid INTEGER PRIMARY KEY,
+     user TEXT NOT NULL,
+     terminal TEXT NOT NULL,
+     at TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     offline INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX mfa_failures_user ON mfa_failures(user, at);
+   CREATE TABLE mfa_assignments (
+     user TEXT NOT NULL,
+     terminal TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     PRIMARY KEY (user, terminal)
+   );
+   CREATE INDEX mfa_assignments_terminal ON mfa_assignments(terminal);
+   CREATE TABLE mfa_validate_clients (
+     name TEXT PRIMARY KEY,
+     key_hash TEXT NOT NULL,
+     address TEXT,
+     created_at TEXT NOT NULL,
+     disabled INTEGER NOT NULL DEFAULT 0
+   );`,
+];
+
+interface UserRow {
+  user: string;
+  status: MfaStatus;
+  kind: 'app' | 'hardware';
+  serial: string | null;
+  secret: string;
+  algorithm: OtpAlgorithm;
+  digits: 6 | 8;
+  period: number;
+  last_step: number;
+  failures: number;
+  locked_until: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export class MfaError extends Error {}
+
+export function assertUser(user: unknown): string {
+  if (!isValidMfaUser(user)) throw new MfaError('ユーザー名が不正です(英数字と . _ @ - の1〜64文字) / invalid user name (1–64 of A-Z a-z 0-9 . _ @ -)');
+  return user;
+}
+
+export function mfaPolicy(ctx: ConsoleContext): MfaPolicy {
+  return effectiveMfaPolicy(ctx.currentPolicy().policy.mfa);
+}
+
+function row(ctx: ConsoleContext, user: string): UserRow | undefined {
+  return ctx.db.prepare('SELECT * FROM mfa_users WHERE user = ?').get(user) as UserRow | undefined;
+}
+
+function recoveryOf(ctx: ConsoleContext, user: string): RecoveryHash[] {
+  const rows = ctx.db.prepare('SELECT id, salt, hash, used_at FROM mfa_recovery_codes WHERE user = ? ORDER BY id').all(user) as {
+    id: number;
+    salt: string;
+    hash: string;
+    used_at: string | null;
+  }[];
+  return rows.map((r) => ({ id: r.id, salt: r.salt, hash: r.hash, used: r.used_at !== null }));
+}
+
+function paramsOf(r: UserRow): TotpParams {
+  return { algorithm: r.algorithm, digits: r.digits, period: r.period };
+}
+
+function stateOf(ctx: ConsoleContext, r: UserRow): MfaUserState {
+  return {
+    status: r.status,
+    key: ctx.open(r.secret),
+    params: paramsOf(r),
+    lastStep: r.last_step,
+    failures: r.failures,
+    lockedUntil: r.locked_until,
+    recovery: recoveryOf(ctx, r.user),
+  };
+}
+
+export interface Enrolment {
+  user: string;
+  secret: string; // base32
+  uri: string;
+  recoveryCodes: string[];
+}
+
+function otpauthUri(issuer: string, user: string, secret: string, p: TotpParams): string {
+  // Built by hand rather than with otplib's generateURI so SHA256/SHA512 and 8 digits are carried too.
+  const label = encodeURIComponent(issuer) + ':' + encodeURIComponent(user);
+  const q = new URLSearchParams({ secret, issuer, algorithm: p.algorithm, digits: String(p.digits), period: String(p.period) });
+  return `otpauth://totp/${label}?${q.toString().replace(/\+/g, '%20')}`;
+}
+
+function replaceRecovery(ctx: ConsoleContext, user: string, count: number): string[] {
+  const codes = generateRecoveryCodes(count);
+  ctx.db.prepare('DELETE FROM mfa_recovery_codes WHERE user = ?').run(user);
+  const ins = ctx.db.prepare('INSERT INTO mfa_recovery_codes (user, id, salt, hash) VALUES (?, ?, ?, ?)');
+  codes.forEach((c, i) => {
+    const h = hashRecoveryCode(c, i + 1);
+    ins.run(user, h.id, h.salt, h.hash);
+  });
+  return codes;
+}
+
+/** New secret (state pending until confirmed with a first code) and fresh recovery codes; also `reset`. */
+export function enrollUser(ctx: ConsoleContext, userIn: unknown, actor: string, opts: { reset?: boolean; recoveryCount?: number } = {}): Enrolment {
+  const user = assertUser(userIn);
+  const secretBytes = randomBytes(20); // 160 bits, RFC 4226's recommendation
+  const secret = base32Encode(secretBytes);
+  const now = new Date().toISOString();
+  const params: TotpParams = { algorithm: 'SHA1', digits: 6, period: 30 }; // what every authenticator app supports
+  const codes = ctx.db.transaction(() => {
+    const existing = row(ctx, user);
+    if (existing && !opts.reset) throw new MfaError(`${user}: 登録済みです。再登録は mfa reset / already enrolled: use mfa reset`);
+    if (!existing && opts.reset) throw new MfaError(`${user}: 未登録です / not enrolled`);
+    // last_step survives a reset so that no step already used can come back.
+    ctx.db
+      .prepare(
+        `INSERT INTO mfa_users (user, status, kind, serial, secret, algorithm, digits, period, last_step, failures, locked_until, created_at, updated_at)
+         VALUES (@user, 'pending', 'app', NULL, @secret, @algorithm, @digits, @period, -1, 0, 0, @now, @now)
+         ON CONFLICT(user) DO UPDATE SET status='pending', kind='app', serial=NULL, secret=@secret, algorithm=@algorithm,
+           digits=@digits, period=@period, failures=0, locked_until=0, updated_at=@now`,
+      )
+      .run({ user, secret: ctx.seal(secret), ...params, now });
+    const c = replaceRecovery(ctx, user, opts.recoveryCount ?? 10);
+    ctx.recordEvent({ type: opts.reset ? 'admin.mfa_reset' : 'admin.mfa_enrolled', user: actor, data: { staffUser: user } });
+    return c;
+  })();
+  return { user, secret, uri: otpauthUri(ctx.organisation(), user, secret, params), recoveryCodes: codes };
+}
+
+export function confirmUser(ctx: ConsoleContext, userIn: unknown, code: unknown, actor: string, nowMs = Date.now()): boolean {
+  const user = assertUser(userIn);
+  return ctx.db.transaction(() => {
+    const r = row(ctx, user);
+    if (!r) throw new MfaError(`${user}: 未登録です / not enrolled`);
+    if (r.status !== 'pending') throw new MfaError(`${user}: 確認待ちではありません / not waiting for confirmation (${r.status})`);
+    const st = stateOf(ctx, r);
+    const policy = mfaPolicy(ctx);
+    // Judged like a login (so the confirming code is consumed and cannot be replayed at a terminal).
+    const v = decide({ ...st, status: 'active' }, { user, code, nowMs, policy });
+    if (v.result !== 'accept' || v.reason !== 'ok' || !v.next) {
+      ctx.recordEvent({ type: 'admin.mfa_confirm_failed', user: actor, data: { staffUser: user, reason: v.reason } });
+      return false;
+    }
+    ctx.db.prepare("UPDATE mfa_users SET status='active', last_step=?, failures=0, locked_until=0, updated_at=? WHERE user=?").run(
+      v.next.lastStep,
+      new Date(nowMs).toISOString(),
+      user,
+    );
+    ctx.db.prepare('INSERT OR IGNORE INTO mfa_used_steps (user, step, terminal, at) VALUES (?, ?, ?, ?)').run(user, v.next.lastStep, 'console', new Date(nowMs).toISOString());
+    ctx.recordEvent({ type: 'admin.mfa_confirmed', user: actor, data: { staffUser: user } });
+    return true;
+  })();
+}
+
+export function setDisabled(ctx: ConsoleContext, userIn: unknown, disabled: boolean, actor: string): void {
+  const user = assertUser(userIn);
+  const r = row(ctx, user);
+  if (!r) throw new MfaError(`${user}: 未登録です / not enrolled`);
+  // Enabling again returns to 'active' only if it had been confirmed (last_step ≥ 0) or is a hardware token.
+  const status = disabled ? 'disabled' : r.last_step >= 0 || r.kind === 'hardware' ? 'active' : 'pending';
+  ctx.db.prepare('UPDATE mfa_users SET status=?, updated_at=? WHERE user=?').run(status, new Date().toISOString(), user);
+  ctx.recordEvent({ type: disabled ? 'admin.mfa_disabled' : 'admin.mfa_enabled', user: actor, data: { staffUser: user } });
+}
+
+export function unlockUser(ctx: ConsoleContext, userIn: unknown, actor: string): void {
+  const user = assertUser(userIn);
+  const res = ctx.db.prepare('UPDATE mfa_users SET failures=0, locked_until=0, updated_at=? WHERE user=?').run(new Date().toISOString(), user);
+  if (res.changes === 0) throw new MfaError(`${user}: 未登録です / not enrolled`);
+  ctx.recordEvent({ type: 'admin.mfa_unlocked', user: actor, data: { staffUser: user } });
+}
+
+export function newRecoveryCodes(ctx: ConsoleContext, userIn: unknown, actor: string, count = 10): string[] {
+  const user = assertUser(userIn);
+  return ctx.db.transaction(() => {
+    if (!row(ctx, user)) throw new MfaError(`${user}: 未登録です / not enrolled`);
+    const c = replaceRecovery(ctx, user, count);
+    ctx.recordEvent({ type: 'admin.mfa_recovery_codes', user: actor, data: { staffUser: user, count } });
+    return c;
+  })();
+}
+
+export interface ImportRow {
+  user: string;
+  serial: string;
+  secret: Buffer;
+  algorithm: OtpAlgorithm;
+  digits: 6 | 8;
+  period: number;
+}
+
+/**
+ * Hardware-token seed files (OATH TOTP tokens for municipalities that forbid smartphones).
+ * CSV with a header: user,serial,secret[,algorithm,digits,period]; `secret` is base32, or hex
+ * when the column is named `seed_hex` (vendors ship either). Returns rows or line-numbered errors.
+ */
+export function parseTokenCsv(text: string): { rows: ImportRow[]; errors: string[] } {
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const errors: string[] = [];
+  const rows: ImportRow[] = [];
+  const header = (lines.shift() ?? '').split(',').map((h) => h.trim().toLowerCase());
+  const col = (n: string) => header.indexOf(n);
+  const hexCol = col('seed_hex');
+  const b32Col = col('secret');
+  if (col('user') < 0 || col('serial') < 0 || (hexCol < 0 && b32Col < 0)) {
+    return { rows, errors: ['line 1: header must name user, serial and secret (base32) or seed_hex'] };
+  }
+  if (lines.length > 100_000) return { rows, errors: ['too many lines (max 100000)'] };
+  lines.forEach((line, i) => {
+    const n = i + 2;
+    if (line.trim() === '' || line.startsWith('#')) return;
+    const f = line.split(',').map((s) => s.trim());
+    const get = (name: string) => (col(name) >= 0 ? (f[col(name)] ?? '') : '');
+    const user = get('user');
+    if (!isValidMfaUser(user)) return void errors.push(`line ${n}: invalid user name`);
+    const serial = get('serial');
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(serial)) return void errors.push(`line ${n}: invalid serial`);
+    let secret: Buffer | null;
+    if (hexCol >= 0) {
+      const h = get('seed_hex');
+      secret = /^([0-9a-fA-F]{2}){10,64}$/.test(h) ? Buffer.from(h, 'hex') : null;
+    } else secret = base32Decode(get('secret'));
+    if (!secret || secret.length < 10 || secret.length > 64) return void errors.push(`line ${n}: secret must be 10–64 bytes (base32 or seed_hex)`);
+    const algorithm = (get('algorithm') || 'SHA1').toUpperCase().replace('-', '') as OtpAlgorithm;
+    if (!OTP_ALGORITHMS.includes(algorithm)) return void errors.push(`line ${n}: algorithm must be SHA1, SHA256 or SHA512`);
+    const digits = Number(get('digits') || 6);
+    if (digits !== 6 && digits !== 8) return void errors.push(`line ${n}: digits must be 6 or 8`);
+    const period = Number(get('period') || 30);
+    if (period !== 30 && period !== 60) return void errors.push(`line ${n}: period must be 30 or 60`);
+    rows.push({ user, serial, secret, algorithm, digits, period });
+  });
+  return { rows, errors };
+}
+
+/** Imports hardware tokens: all rows or none. Imported tokens are active at once (the seed came from the vendor). */
+export function importTokens(ctx: ConsoleContext, rows: ImportRow[], actor: string, replace: boolean): number {
+  return ctx.db.transaction(() => {
+    const now = new Date().toISOString();
+    for (const r of rows) {
+      const existing = row(ctx, r.user);
+      if (existing && !replace) throw new MfaError(`${r.user}: 登録済みです(置き換えは --replace) / already enrolled (use --replace)`);
+      ctx.db
+        .prepare(
+          `INSERT INTO mfa_users (user, status, kind, serial, secret, algorithm, digits, period, last_step, failures, locked_until, created_at, updated_at)
+           VALUES (@user, 'active', 'hardware', @serial, @secret, @algorithm, @digits, @period, -1, 0, 0, @now, @now)
+           ON CONFLICT(user) DO UPDATE SET status='active', kind='hardware', serial=@serial, secret=@secret, algorithm=@algorithm,
+             digits=@digits, period=@period, failures=0, locked_until=0, updated_at=@now`,
+        )
+        .run({ user: r.user, serial: r.serial, secret: ctx.seal(base32Encode(r.secret)), algorithm: r.algorithm, digits: r.digits, period: r.period, now });
+    }
+    ctx.recordEvent({ type: 'admin.mfa_tokens_imported', user: actor, data: { count: rows.length, users: rows.slice(0, 200).map((r) => r.user) } });
+    return rows.length;
+  })();
+}
+
+export function assign(ctx: ConsoleContext, userIn: unknown, terminal: string, actor: string, remove = false): void {
+  const user = assertUser(userIn);
+  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(terminal)) throw new MfaError('端末IDが不正です / invalid terminal id');
+  if (remove) ctx.db.prepare('DELETE FROM mfa_assignments WHERE user = ? AND terminal = ?').run(user, terminal);
+  else ctx.db.prepare('INSERT OR IGNORE INTO mfa_assignments (user, terminal, created_at) VALUES (?, ?, ?)').run(user, terminal, new Date().toISOString());
+  ctx.recordEvent({ type: remove ? 'admin.mfa_unassigned' : 'admin.mfa_assigned', user: actor, terminalId: terminal, data: { staffUser: user, terminal } });
+}
+
+function isAssigned(ctx: ConsoleContext, user: string, terminal: string): boolean {
+  return ctx.db.prepare('SELECT 1 FROM mfa_assignments WHERE user = ? AND terminal = ?').get(user, terminal) !== undefined;
+}
+
+export interface ListedUser {
+  user: string;
+  status: MfaStatus;
+  kind: string;
+  serial: string | null;
+  algorithm: string;
+  digits: number;
+  period: number;
+  locked: boolean;
+  lockedUntil: string | null;
+  failures: number;
+  recoveryLeft: number;
+  terminals: string[];
+}
+
+export function listUsers(ctx: ConsoleContext, nowMs = Date.now()): ListedUser[] {
+  const rows = ctx.db.prepare('SELECT * FROM mfa_users ORDER BY user').all() as UserRow[];
+  return rows.map((r) => ({
+    user: r.user,
+    status: r.status,
+    kind: r.kind,
+    serial: r.serial,
+    algorithm: r.algorithm,
+    digits: r.digits,
+    period: r.period,
+    locked: r.locked_until > nowMs,
+    lockedUntil: r.locked_until > nowMs ? new Date(r.locked_until).toISOString() : null,
+    failures: r.failures,
+    recoveryLeft: (ctx.db.prepare('SELECT count(*) AS n FROM mfa_recovery_codes WHERE user = ? AND used_at IS NULL').get(r.user) as { n: number }).n,
+    terminals: (ctx.db.prepare('SELECT terminal FROM mfa_assignments WHERE user = ? ORDER BY terminal').all(r.user) as { terminal: string }[]).map((t) => t.terminal),
+  }));
+}
+
+export interface VerifyOutcome {
+  verdict: MfaVerdict;
+  state: { lastStep: number; failures: number; lockedUntil: number } | null;
+}
+
+/**
+ * One verification attempt from `terminal`, decided and persisted in one IMMEDIATE transaction
+ * so two terminals presenting the same code at the same moment cannot both succeed.
+ */
+export function verifyAttempt(ctx: ConsoleContext, userIn: unknown, code: unknown, terminal: string, nowMs = Date.now()): VerifyOutcome {
+  const policy = mfaPolicy(ctx);
+  const run = ctx.db.transaction((): VerifyOutcome => {
+    const user = isValidMfaUser(userIn) ? userIn : null;
+    const r = user ? row(ctx, user) : undefined;
+    const st = r ? stateOf(ctx, r) : null;
+    const notAssigned = policy.requireAssignment && user !== null && !isAssigned(ctx, user, terminal);
+    const verdict = decide(st, { user: userIn, code, nowMs, policy, notAssigned });
+    if (!user || !r || !verdict.next) return { verdict, state: r ? { lastStep: r.last_step, failures: r.failures, lockedUntil: r.locked_until } : null };
+    const n = verdict.next;
+    const at = new Date(nowMs).toISOString();
+    ctx.db.prepare('UPDATE mfa_users SET last_step=?, failures=?, locked_until=?, updated_at=? WHERE user=?').run(n.lastStep, n.failures, n.lockedUntil, at, user);
+    if (verdict.result === 'accept' && verdict.step !== undefined) {
+      ctx.db.prepare('INSERT OR IGNORE INTO mfa_used_steps (user, step, terminal, at) VALUES (?, ?, ?, ?)').run(user, verdict.step, terminal, at);
+    }
+    if (n.recoveryUsed !== undefined) {
+      ctx.db.prepare('UPDATE mfa_recovery_codes SET used_at=?, used_on=? WHERE user=? AND id=? AND used_at IS NULL').run(at, terminal, user, n.recoveryUsed);
+    }
+    if (verdict.result === 'reject' && verdict.reason !== 'locked') {
+      ctx.db.prepare('INSERT INTO mfa_failures (user, terminal, at, reason) VALUES (?, ?, ?, ?)').run(user, terminal, at, verdict.reason);
+    }
+    return { verdict, state: { lastStep: n.lastStep, failures: n.failures, lockedUntil: n.lockedUntil } };
+  });
+  return run.immediate();
+}
+
+/** The offline cache for one terminal: only its assigned, non-pending users, only when policy allows offline. */
+export function cacheFor(ctx: ConsoleContext, terminal: string): { offlineAllowed: boolean; users: MfaCacheUser[] } {
+  const policy = mfaPolicy(ctx);
+  if (!policy.offlineAllowed) return { offlineAllowed: false, users: [] };
+  const rows = ctx.db
+    .prepare(`SELECT u.* FROM mfa_users u JOIN mfa_assignments a ON a.user = u.user WHERE a.terminal = ? AND u.status != 'pending' ORDER BY u.user`)
+    .all(terminal) as UserRow[];
+  return {
+    offlineAllowed: true,
+    users: rows.map((r) => ({
+      user: r.user,
+      status: r.status,
+      secret: ctx.open(r.secret).toString('utf8'),
+      algorithm: r.algorithm,
+      digits: r.digits,
+      period: r.period,
+      lastStep: r.last_step,
+      failures: r.failures,
+      lockedUntil: r.locked_until,
+      recovery: recoveryOf(ctx, r.user),
+    })),
+  };
+}
+
+/**
+ * Learns what a terminal did offline: steps it accepted (replay state moves forward, never back),
+ * recovery codes it consumed, and failures (which count toward the console-side lockout).
+ */
+export function reconcile(ctx: ConsoleContext, terminal: string, entries: MfaReconcileEntry[], nowMs = Date.now()): number {
+  const policy = mfaPolicy(ctx);
+  return ctx.db.transaction(() => {
+    let applied = 0;
+    for (const e of entries) {
+      if (!isValidMfaUser(e.user)) continue;
+      const r = row(ctx, e.user);
+      if (!r) continue;
+      if (e.kind === 'step') {
+        if (!Number.isSafeInteger(e.step) || e.step < 0) continue;
+        ctx.db.prepare('UPDATE mfa_users SET last_step = max(last_step, ?), failures = 0, updated_at = ? WHERE user = ?').run(e.step, new Date(nowMs).toISOString(), e.user);
+        ctx.db.prepare('INSERT OR IGNORE INTO mfa_used_steps (user, step, terminal, at, offline) VALUES (?, ?, ?, ?, 1)').run(e.user, e.step, terminal, e.at);
+      } else if (e.kind === 'recovery') {
+        ctx.db.prepare('UPDATE mfa_recovery_codes SET used_at=?, used_on=? WHERE user=? AND id=? AND used_at IS NULL').run(e.at, terminal, e.user, e.recoveryId);
+      } else {
+        const f = r.failures + 1;
+        const lock = f >= policy.maxFailures;
+        ctx.db
+          .prepare('UPDATE mfa_users SET failures=?, locked_until=max(locked_until, ?) WHERE user=?')
+          .run(lock ? 0 : f, lock ? nowMs + policy.lockoutSeconds * 1000 : 0, e.user);
+        ctx.db.prepare('INSERT INTO mfa_failures (user, terminal, at, reason, offline) VALUES (?, ?, ?, ?, 1)').run(e.user, terminal, e.at, 'offline');
+      }
+      applied++;
+    }
+    return applied;
+  }).immediate();
+}
+
+// ---- clients of POST /validate/check (Windows terminals with the privacyIDEA Credential Provider) ----
+
+export function hashClientKey(key: string): string {
+  return createHash('sha256').update('sekimori-validate-client\0' + key).digest('hex');
+}
+
+/** Registers a Windows terminal; returns the key to configure once in the Credential Provider. */
+export function addValidateClient(ctx: ConsoleContext, name: string, address: string | null, actor: string): string {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new MfaError('端末名が不正です / invalid terminal name');
+  if (address !== null && !/^[0-9a-fA-F.:]{2,45}$/.test(address)) throw new MfaError('アドレスが不正です / invalid address');
+  const key = randomBytes(18).toString('base64url');
+  ctx.db
+    .prepare(
+      `INSERT INTO mfa_validate_clients (name, key_hash, address, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET key_hash=excluded.key_hash, address=excluded.address, disabled=0`,
+    )
+    .run(name, hashClientKey(key), address, new Date().toISOString());
+  ctx.recordEvent({ type: 'admin.mfa_validate_client_added', user: actor, terminalId: `win:${name}`, data: { name, address } });
+  return `${name}.${key}`;
+}
+
+/** Checks a credential "NAME.KEY" (and the source address when one was registered); returns the terminal id. */
+export function authenticateValidateClient(ctx: ConsoleContext, credential: string, remoteAddress: string): string | null {
+  const m = /^([A-Za-z0-9._-]{1,64})\.([A-Za-z0-9_-]{24})$/.exec(credential);
+  if (!m) return null;
+  const r = ctx.db.prepare('SELECT key_hash, address, disabled FROM mfa_validate_clients WHERE name = ?').get(m[1]) as
+    | { key_hash: string; address: string | null; disabled: number }
+    | undefined;
+  if (!r || r.disabled) return null;
+  const want = Buffer.from(r.key_hash, 'hex');
+  const got = Buffer.from(hashClientKey(m[2]!), 'hex');
+  if (!timingSafeEqual(want, got)) return null;
+  if (r.address && normaliseAddress(r.address) !== normaliseAddress(remoteAddress)) return null;
+  return `win:${m[1]}`;
+}
+
+function normaliseAddress(a: string): string {
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
