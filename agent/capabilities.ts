@@ -1,6 +1,7 @@
 /** The capabilities the agent service runs, in start order. */
 import type { Capability } from './capability.js';
+import { createMfaCapability } from './mfa/index.js';
 
 export function createCapabilities(): Capability[] {
-  return [];
+  return [createMfaCapability()];
 }

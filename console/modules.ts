@@ -1,5 +1,6 @@
 /** The console's feature modules, in migration order. */
 import type { ConsoleModule } from './module.js';
 import { backboneModule } from './backbone/module.js';
+import { mfaModule } from './mfa/module.js';
 
-export const modules: ConsoleModule[] = [backboneModule];
+export const modules: ConsoleModule[] = [backboneModule, mfaModule];

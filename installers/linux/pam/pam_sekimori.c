@@ -9,7 +9,7 @@
  * break-glass marker (policy mfa.breakGlass), which lets the password alone decide.
  * It never sets PAM_AUTHTOK: the code is not a password and must not reach later modules.
  *
- * Arguments:  socket=PATH      agent socket (default /var/lib/sekimori/agent.sock)
+ * Arguments:  socket=PATH      agent socket (default /var/lib/sekimori-agent/agent.sock)
  *             timeout=SECONDS  whole exchange, 1–30 (default 5)
  *             prompt=TEXT      override the prompt (single word, no spaces)
  */
@@ -35,7 +35,7 @@
 /* Built with -fvisibility=hidden: only the PAM entry points are exported. */
 #define SEKIMORI_EXPORT __attribute__((visibility("default")))
 
-#define DEFAULT_SOCKET "/var/lib/sekimori/agent.sock"
+#define DEFAULT_SOCKET "/var/lib/sekimori-agent/agent.sock"
 #define BREAK_GLASS_NAME "mfa-break-glass"
 #define MAX_FIELD 64      /* user names and codes longer than this are not sent as typed */
 #define MAX_REPLY 4096    /* the agent's answer is small; anything longer is cut and judged as is */
