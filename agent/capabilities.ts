@@ -1,7 +1,8 @@
 /** The capabilities the agent service runs, in start order. */
 import type { Capability } from './capability.js';
 import { createMfaCapability } from './mfa/index.js';
+import { createSoftwareCapability } from './software/index.js';
 
 export function createCapabilities(): Capability[] {
-  return [createMfaCapability()];
+  return [createMfaCapability(), createSoftwareCapability()];
 }

@@ -9,6 +9,7 @@ export const commands: Record<string, Command> = {
   enroll: { summary: 'enroll --console URL --token T --ca-fingerprint FP [--state DIR] [--monitor]', run: enrollCommand },
   run: { summary: 'run [--state DIR]   the service', run: runCommand },
   status: { summary: 'status [--state DIR] [--json]', run: statusCommand },
+  baseline: { summary: 'baseline --out FILE [--scope DIR ...] [--admindir DIR] [--root DIR]   reference inventory for the software allowlist', run: async (a) => (await import('./software/cli.js')).baselineCommand(a) },
   'mfa-verify': { summary: 'mfa-verify --user NAME [--state DIR] < code   (exit 0 accept, 1 reject)', run: async (a) => (await import('./mfa/cli.js')).mfaVerifyCommand(a) },
 };
 

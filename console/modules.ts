@@ -2,5 +2,6 @@
 import type { ConsoleModule } from './module.js';
 import { backboneModule } from './backbone/module.js';
 import { mfaModule } from './mfa/module.js';
+import { softwareModule } from './software/module.js';
 
-export const modules: ConsoleModule[] = [backboneModule, mfaModule];
+export const modules: ConsoleModule[] = [backboneModule, mfaModule, softwareModule];

@@ -1,0 +1,374 @@
+/**
+ * Console side of unauthorized-software control: baselines (import → administrator approval →
+ * published in the signed policy) and the fleet's quarantine (listed from what agents report,
+ * restored on an administrator's request which the agent collects on its next sync).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { SoftwareSyncRequest, SoftwareSyncResponse } from '../../agent/software/index.js';
+import { t } from '../../protocol/i18n.js';
+import type { PolicyBody } from '../../protocol/policy.js';
+import { baselineDocumentErrors, normalizeSoftwarePolicy, type SoftwareBaselineDocument, type SoftwareBaselineRef } from '../../protocol/policy-software.js';
+import { safeText } from '../../protocol/text.js';
+import { isObject } from '../../protocol/validate.js';
+import { HttpError, type CliCommand, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
+
+export const softwareMigrations = [
+  `CREATE TABLE software_baselines (
+     id TEXT PRIMARY KEY,
+     digest TEXT NOT NULL,
+     host TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     imported_at TEXT NOT NULL,
+     imported_by TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+     decided_at TEXT,
+     decided_by TEXT,
+     policy_version INTEGER,
+     packages INTEGER NOT NULL,
+     files INTEGER NOT NULL,
+     doc TEXT NOT NULL
+   )`,
+  `CREATE TABLE software_quarantine (
+     agent_id TEXT NOT NULL,
+     id TEXT NOT NULL,
+     path TEXT NOT NULL,
+     sha256 TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     quarantined_at TEXT NOT NULL,
+     rule TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('quarantined', 'restore_requested', 'restored', 'restore_failed', 'gone')),
+     requested_by TEXT,
+     requested_at TEXT,
+     updated_at TEXT NOT NULL,
+     error TEXT,
+     PRIMARY KEY (agent_id, id)
+   )`,
+];
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const SHA_RE = /^[0-9a-f]{64}$/;
+
+// ---- baselines -------------------------------------------------------------------------------
+
+export interface BaselineRow {
+  id: string;
+  digest: string;
+  host: string;
+  createdAt: string;
+  importedAt: string;
+  importedBy: string;
+  status: 'pending' | 'approved' | 'rejected';
+  decidedAt: string | null;
+  decidedBy: string | null;
+  policyVersion: number | null;
+  packages: number;
+  files: number;
+}
+
+export function importBaseline(ctx: ConsoleContext, text: string, actor: string): BaselineRow {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new Error(t(`ベースラインが JSON ではありません: ${(e as Error).message}`, `baseline is not JSON: ${(e as Error).message}`));
+  }
+  const errors = baselineDocumentErrors(doc);
+  if (errors.length) throw new Error(t('ベースラインが不正です', 'invalid baseline') + ':\n' + errors.slice(0, 20).map((e) => `  - ${e}`).join('\n'));
+  const d = doc as SoftwareBaselineDocument;
+  const id = `bl-${randomBytes(6).toString('hex')}`;
+  const digest = createHash('sha256').update(text).digest('hex');
+  const now = new Date().toISOString();
+  ctx.db
+    .prepare(
+      `INSERT INTO software_baselines (id, digest, host, created_at, imported_at, imported_by, status, packages, files, doc)
+       VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+    )
+    .run(id, digest, safeText(d.host), safeText(d.createdAt, 64), now, actor, d.packages.length, d.files.length, text);
+  ctx.recordEvent({
+    type: 'admin.software_baseline_imported',
+    user: actor,
+    data: { id, digest, host: safeText(d.host), packages: d.packages.length, files: d.files.length },
+  });
+  return getBaseline(ctx, id)!;
+}
+
+export function getBaseline(ctx: ConsoleContext, id: string): BaselineRow | null {
+  const r = ctx.db.prepare('SELECT * FROM software_baselines WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+  return r ? rowToBaseline(r) : null;
+}
+
+function rowToBaseline(r: Record<string, unknown>): BaselineRow {
+  return {
+    id: r.id as string,
+    digest: r.digest as string,
+    host: r.host as string,
+    createdAt: r.created_at as string,
+    importedAt: r.imported_at as string,
+    importedBy: r.imported_by as string,
+    status: r.status as BaselineRow['status'],
+    decidedAt: (r.decided_at as string | null) ?? null,
+    decidedBy: (r.decided_by as string | null) ?? null,
+    policyVersion: (r.policy_version as number | null) ?? null,
+    packages: r.packages as number,
+    files: r.files as number,
+  };
+}
+
+export function listBaselines(ctx: ConsoleContext): BaselineRow[] {
+  return (ctx.db.prepare('SELECT * FROM software_baselines ORDER BY imported_at, id').all() as Record<string, unknown>[]).map(rowToBaseline);
+}
+
+/**
+ * The administrator's approval: the baseline becomes the allowlist of the next signed policy.
+ * Files that dpkg vouches for (listed by an approved package, content matching) are trusted
+ * through their package; only the others are carried as path+sha256 pairs.
+ */
+export function approveBaseline(ctx: ConsoleContext, id: string, actor: string): { baseline: BaselineRow; policyVersion: number } {
+  const row = ctx.db.prepare('SELECT * FROM software_baselines WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+  if (!row) throw new Error(t(`ベースラインがありません: ${id}`, `no baseline ${id}`));
+  if (row.status !== 'pending') throw new Error(t(`承認待ちではありません (${String(row.status)})`, `baseline is not pending (${String(row.status)})`));
+  const doc = JSON.parse(row.doc as string) as SoftwareBaselineDocument;
+  const now = new Date().toISOString();
+  const ref: SoftwareBaselineRef = {
+    id,
+    digest: row.digest as string,
+    host: safeText(doc.host),
+    approvedBy: actor,
+    approvedAt: now,
+    packages: doc.packages.map((p) => ({ name: p.name, version: p.version, ...(p.arch ? { arch: p.arch } : {}) })),
+    files: doc.files.filter((f) => !f.package).map((f) => ({ path: f.path, sha256: f.sha256 })),
+  };
+  const current = ctx.currentPolicy().policy;
+  const body: PolicyBody = {
+    agent: current.agent,
+    usb: current.usb,
+    mfa: current.mfa,
+    software: { ...normalizeSoftwarePolicy(current.software), baseline: ref },
+  };
+  // Anything else the policy document carries (sections added by other modules) is kept as is.
+  const extra = Object.fromEntries(Object.entries(current).filter(([k]) => !['version', 'issuedAt', 'issuedBy', 'agent', 'usb', 'mfa', 'software'].includes(k)));
+  const signed = ctx.publishPolicy({ ...extra, ...body }, actor);
+  ctx.db
+    .prepare("UPDATE software_baselines SET status = 'approved', decided_at = ?, decided_by = ?, policy_version = ? WHERE id = ?")
+    .run(now, actor, signed.policy.version, id);
+  ctx.db.prepare("UPDATE software_baselines SET status = 'rejected', decided_at = ?, decided_by = ? WHERE status = 'approved' AND id != ?").run(now, actor, id);
+  ctx.recordEvent({
+    type: 'admin.software_baseline_approved',
+    user: actor,
+    data: { id, digest: ref.digest, policyVersion: signed.policy.version, packages: ref.packages.length, files: ref.files.length },
+  });
+  return { baseline: getBaseline(ctx, id)!, policyVersion: signed.policy.version };
+}
+
+export function rejectBaseline(ctx: ConsoleContext, id: string, actor: string): void {
+  const r = ctx.db.prepare("UPDATE software_baselines SET status = 'rejected', decided_at = ?, decided_by = ? WHERE id = ? AND status = 'pending'").run(new Date().toISOString(), actor, id);
+  if (r.changes !== 1) throw new Error(t(`承認待ちのベースラインがありません: ${id}`, `no pending baseline ${id}`));
+  ctx.recordEvent({ type: 'admin.software_baseline_rejected', user: actor, data: { id } });
+}
+
+// ---- quarantine --------------------------------------------------------------------------------
+
+export interface QuarantineRow {
+  agentId: string;
+  id: string;
+  path: string;
+  sha256: string;
+  size: number;
+  quarantinedAt: string;
+  rule: string;
+  state: 'quarantined' | 'restore_requested' | 'restored' | 'restore_failed' | 'gone';
+  requestedBy: string | null;
+  requestedAt: string | null;
+  updatedAt: string;
+  error: string | null;
+}
+
+export function listQuarantined(ctx: ConsoleContext, agentId?: string): QuarantineRow[] {
+  const rows = (
+    agentId
+      ? ctx.db.prepare('SELECT * FROM software_quarantine WHERE agent_id = ? ORDER BY quarantined_at').all(agentId)
+      : ctx.db.prepare('SELECT * FROM software_quarantine ORDER BY quarantined_at').all()
+  ) as Record<string, unknown>[];
+  return rows.map((r) => ({
+    agentId: r.agent_id as string,
+    id: r.id as string,
+    path: r.path as string,
+    sha256: r.sha256 as string,
+    size: r.size as number,
+    quarantinedAt: r.quarantined_at as string,
+    rule: r.rule as string,
+    state: r.state as QuarantineRow['state'],
+    requestedBy: (r.requested_by as string | null) ?? null,
+    requestedAt: (r.requested_at as string | null) ?? null,
+    updatedAt: r.updated_at as string,
+    error: (r.error as string | null) ?? null,
+  }));
+}
+
+export function requestRestore(ctx: ConsoleContext, id: string, actor: string, agentId?: string): QuarantineRow {
+  const rows = listQuarantined(ctx, agentId).filter((r) => r.id === id);
+  if (rows.length !== 1) throw new Error(t(`隔離されたファイルがありません: ${id}`, `no quarantined file ${id}`));
+  const r = rows[0]!;
+  if (r.state !== 'quarantined' && r.state !== 'restore_failed') throw new Error(t(`復元できない状態です (${r.state})`, `cannot restore in state ${r.state}`));
+  const now = new Date().toISOString();
+  ctx.db
+    .prepare("UPDATE software_quarantine SET state = 'restore_requested', requested_by = ?, requested_at = ?, updated_at = ?, error = NULL WHERE agent_id = ? AND id = ?")
+    .run(actor, now, now, r.agentId, id);
+  ctx.recordEvent({ type: 'admin.software_restore_requested', user: actor, terminalId: r.agentId, data: { id, path: r.path, sha256: r.sha256 } });
+  return listQuarantined(ctx, r.agentId).find((x) => x.id === id)!;
+}
+
+export function parseSync(x: unknown): SoftwareSyncRequest {
+  if (!isObject(x) || !Array.isArray(x.quarantine) || !Array.isArray(x.results)) throw new HttpError(400, 'invalid_request', 'expected {quarantine: [...], results: [...]}');
+  if (x.quarantine.length > 1000 || x.results.length > 1000) throw new HttpError(400, 'invalid_request', 'at most 1000 entries');
+  const quarantine = x.quarantine.map((q: unknown, i: number) => {
+    if (
+      !isObject(q) ||
+      typeof q.id !== 'string' ||
+      !UUID_RE.test(q.id) ||
+      typeof q.path !== 'string' ||
+      typeof q.sha256 !== 'string' ||
+      !SHA_RE.test(q.sha256) ||
+      typeof q.size !== 'number' ||
+      !Number.isSafeInteger(q.size) ||
+      typeof q.quarantinedAt !== 'string' ||
+      typeof q.rule !== 'string'
+    )
+      throw new HttpError(400, 'invalid_request', `quarantine[${i}]: bad entry`);
+    return { id: q.id, path: safeText(q.path, 1024), sha256: q.sha256, size: q.size, quarantinedAt: safeText(q.quarantinedAt, 64), rule: safeText(q.rule, 512) };
+  });
+  const results = x.results.map((r: unknown, i: number) => {
+    if (!isObject(r) || typeof r.id !== 'string' || !UUID_RE.test(r.id) || typeof r.ok !== 'boolean') throw new HttpError(400, 'invalid_request', `results[${i}]: bad entry`);
+    return { id: r.id, ok: r.ok, ...(typeof r.error === 'string' ? { error: safeText(r.error) } : {}) };
+  });
+  return { quarantine, results };
+}
+
+/** One agent's report: what it holds in quarantine now, and how requested restores went. */
+export function syncAgent(ctx: ConsoleContext, agentId: string, req: SoftwareSyncRequest): SoftwareSyncResponse {
+  const now = new Date().toISOString();
+  const tx = ctx.db.transaction(() => {
+    const upsert = ctx.db.prepare(
+      `INSERT INTO software_quarantine (agent_id, id, path, sha256, size, quarantined_at, rule, state, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'quarantined', ?)
+       ON CONFLICT (agent_id, id) DO NOTHING`,
+    );
+    for (const q of req.quarantine) upsert.run(agentId, q.id, q.path, q.sha256, q.size, q.quarantinedAt, q.rule, now);
+    for (const r of req.results) {
+      ctx.db
+        .prepare('UPDATE software_quarantine SET state = ?, error = ?, updated_at = ? WHERE agent_id = ? AND id = ?')
+        .run(r.ok ? 'restored' : 'restore_failed', r.ok ? null : (r.error ?? 'failed'), now, agentId, r.id);
+    }
+    // Held here as quarantined but no longer on the terminal (restored locally, removed by hand).
+    const held = new Set(req.quarantine.map((q) => q.id));
+    const open = ctx.db.prepare("SELECT id FROM software_quarantine WHERE agent_id = ? AND state IN ('quarantined')").all(agentId) as { id: string }[];
+    for (const o of open) if (!held.has(o.id)) ctx.db.prepare("UPDATE software_quarantine SET state = 'gone', updated_at = ? WHERE agent_id = ? AND id = ?").run(now, agentId, o.id);
+    const pending = ctx.db.prepare("SELECT id FROM software_quarantine WHERE agent_id = ? AND state = 'restore_requested'").all(agentId) as { id: string }[];
+    return pending.map((p) => p.id).filter((id) => held.has(id));
+  });
+  return { restore: tx() };
+}
+
+function routes(ctx: ConsoleContext): Route[] {
+  return [
+    {
+      method: 'POST',
+      path: '/api/agent/software/sync',
+      auth: 'agent',
+      maxBody: 1024 * 1024,
+      handle(req) {
+        if (!req.agentId) throw new HttpError(401, 'client_certificate_required', 'agent certificate required');
+        return { status: 200, json: syncAgent(ctx, req.agentId, parseSync(req.json())) };
+      },
+    },
+  ];
+}
+
+// ---- CLI ---------------------------------------------------------------------------------------
+
+const USAGE =
+  'software baseline import --file F | baseline list | baseline approve ID | baseline reject ID | quarantine list [--agent ID] | quarantine restore QID [--agent ID]   (--data DIR [--by NAME] [--json])';
+
+function withCtx<T>(open: () => ConsoleContext, f: (ctx: ConsoleContext) => T): T {
+  const ctx = open();
+  try {
+    return f(ctx);
+  } finally {
+    (ctx as ConsoleContext & { close?: () => void }).close?.();
+  }
+}
+
+export const softwareCommand: CliCommand = {
+  summary: USAGE + '   無許可ソフトウェア対策 / unauthorized software',
+  run(args, open) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        data: { type: 'string' },
+        file: { type: 'string' },
+        agent: { type: 'string' },
+        by: { type: 'string', default: 'cli' },
+        json: { type: 'boolean', default: false },
+      },
+    });
+    const [area, action, arg] = positionals;
+    const print = (x: unknown, human: string) => process.stdout.write(values.json ? JSON.stringify(x, null, 2) + '\n' : human);
+    const actor = safeText(values.by, 64);
+    if (area === 'baseline' && action === 'import') {
+      if (!values.file) throw new Error('usage: software baseline import --file F');
+      const text = readFileSync(values.file, 'utf8');
+      return withCtx(open, (ctx) => {
+        const b = importBaseline(ctx, text, actor);
+        print(b, `${t('ベースラインを取り込みました(承認待ち)', 'baseline imported (pending approval)')}: ${b.id}  ${b.packages} packages, ${b.files} files\n`);
+        return 0;
+      });
+    }
+    if (area === 'baseline' && action === 'list') {
+      return withCtx(open, (ctx) => {
+        const list = listBaselines(ctx);
+        print(list, list.map((b) => `${b.id}  ${b.status.padEnd(9)} ${safeText(b.host, 30).padEnd(20)} ${b.packages} pkgs ${b.files} files  ${b.importedAt}\n`).join(''));
+        return 0;
+      });
+    }
+    if (area === 'baseline' && (action === 'approve' || action === 'reject')) {
+      if (!arg) throw new Error(`usage: software baseline ${action} ID`);
+      return withCtx(open, (ctx) => {
+        if (action === 'reject') {
+          rejectBaseline(ctx, arg, actor);
+          print({ id: arg, status: 'rejected' }, t(`却下しました: ${arg}\n`, `rejected ${arg}\n`));
+          return 0;
+        }
+        const r = approveBaseline(ctx, arg, actor);
+        print(r, t(`承認し、ポリシー v${r.policyVersion} として公開しました: ${arg}\n`, `approved ${arg}, published as policy v${r.policyVersion}\n`));
+        return 0;
+      });
+    }
+    if (area === 'quarantine' && action === 'list') {
+      return withCtx(open, (ctx) => {
+        const list = listQuarantined(ctx, values.agent);
+        print(list, list.map((q) => `${q.id}  ${q.agentId.slice(0, 8)}  ${q.state.padEnd(17)} ${safeText(q.path, 80)}  ${q.sha256.slice(0, 12)}\n`).join(''));
+        return 0;
+      });
+    }
+    if (area === 'quarantine' && action === 'restore') {
+      if (!arg) throw new Error('usage: software quarantine restore QID [--agent ID]');
+      return withCtx(open, (ctx) => {
+        const r = requestRestore(ctx, arg, actor, values.agent);
+        print(r, t(`復元を要求しました(端末の次回同期で実行): ${arg}\n`, `restore requested (done at the terminal's next sync): ${arg}\n`));
+        return 0;
+      });
+    }
+    process.stderr.write(`usage: sekimori-console ${USAGE}\n`);
+    return 2;
+  },
+};
+
+export const softwareModule: ConsoleModule = {
+  name: 'software',
+  migrations: softwareMigrations,
+  routes,
+  commands: { software: softwareCommand },
+};
