@@ -1,16 +1,176 @@
-import { isObject, oneOfErrors, unknownKeys } from './validate.js';
+import { intErrors, isObject, oneOfErrors, unknownKeys } from './validate.js';
 
-/** Removable-media section of the signed policy (issue: removable-media export). */
+/**
+ * Removable-media section of the signed policy (issue: removable-media export).
+ *
+ * USB devices are judged per interface: the first class rule that matches an interface decides,
+ * else `defaultVerdict`. Registered media (by VID:PID:serial, optionally pinned to the hash of
+ * their descriptors) open their mass-storage interfaces, either fully or read-only. Time-limited
+ * exceptions are not part of the policy: the console grants them per terminal (console/usb).
+ */
+export type UsbVerdict = 'allow' | 'block';
+export type MediaAccess = 'allow' | 'readonly';
+export type BlockAccess = 'allow' | 'readonly' | 'block';
+
+export interface UsbClassRule {
+  /** Interface class, two lowercase hex digits ("08" mass storage). */
+  class: string;
+  /** Optional narrowing, two hex digits each ("ef" + subclass "04" = RNDIS over Misc). */
+  subclass?: string;
+  protocol?: string;
+  verdict: UsbVerdict;
+  /** Free text shown to administrators. */
+  comment?: string;
+}
+
+export interface RegisteredMedia {
+  /** Stable name of the registration, reported as the deciding rule (`registered:<id>`). */
+  id: string;
+  vendorId: string; // 4 lowercase hex digits
+  productId: string; // 4 lowercase hex digits
+  /** Exact iSerialNumber. Devices without a serial can never be registered. */
+  serial: string;
+  /** Optional sha256 (hex) of the sysfs `descriptors` file: defeats a clone that copies only the serial. */
+  descriptorHash?: string;
+  access: MediaAccess;
+  label?: string;
+}
+
 export interface UsbPolicy {
   /** `monitor` reports what would be blocked and changes nothing. */
   mode: 'enforce' | 'monitor';
+  /** Verdict for an interface no class rule matches. */
+  defaultVerdict: UsbVerdict;
+  /** First match wins, per interface. */
+  classRules: UsbClassRule[];
+  registered: RegisteredMedia[];
+  /** Built-in (non-USB) optical drives, sr*. USB ones are judged as USB devices. */
+  optical: BlockAccess;
+  /** SD/MMC card readers on the host controller (mmcblk*). */
+  sdCard: BlockAccess;
+  /** How often the agent asks the console for time-limited exceptions (also on every plug). */
+  exceptionPollSeconds: number;
+}
+
+/** The strict default: HID, hubs and smart-card readers work; storage, phones and network adapters do not. */
+export function defaultUsbClassRules(): UsbClassRule[] {
+  return [
+    { class: '03', verdict: 'allow', comment: 'HID: keyboard, mouse' },
+    { class: '09', verdict: 'allow', comment: 'hub' },
+    { class: '0b', verdict: 'allow', comment: 'smart-card reader (IC card login)' },
+    { class: '08', verdict: 'block', comment: 'mass storage' },
+    { class: '06', verdict: 'block', comment: 'still image / MTP / PTP' },
+    { class: '02', verdict: 'block', comment: 'communications (CDC, tethering)' },
+    { class: '0a', verdict: 'block', comment: 'CDC data' },
+    { class: 'e0', verdict: 'block', comment: 'wireless controller (RNDIS, Bluetooth)' },
+    { class: 'ef', subclass: '04', verdict: 'block', comment: 'RNDIS over Misc' },
+    { class: 'ff', verdict: 'block', comment: 'vendor specific' },
+  ];
 }
 
 export function defaultUsbPolicy(): UsbPolicy {
-  return { mode: 'enforce' };
+  return {
+    mode: 'enforce',
+    defaultVerdict: 'block',
+    classRules: defaultUsbClassRules(),
+    registered: [],
+    optical: 'block',
+    sdCard: 'block',
+    exceptionPollSeconds: 10,
+  };
+}
+
+const HEX2 = /^[0-9a-f]{2}$/;
+const HEX4 = /^[0-9a-f]{4}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+const ID = /^[A-Za-z0-9_.-]{1,64}$/;
+const USB_KEYS = ['mode', 'defaultVerdict', 'classRules', 'registered', 'optical', 'sdCard', 'exceptionPollSeconds'] as const;
+
+function strErrors(x: unknown, where: string, max: number, re?: RegExp, what = 'a string'): string[] {
+  if (typeof x !== 'string' || x.length < 1 || x.length > max || (re && !re.test(x))) return [`${where}: must be ${what}`];
+  return [];
 }
 
 export function usbPolicyErrors(x: unknown, where = 'usb'): string[] {
   if (!isObject(x)) return [`${where}: must be an object`];
-  return [...unknownKeys(x, ['mode'], where), ...oneOfErrors(x.mode, `${where}.mode`, ['enforce', 'monitor'] as const)];
+  const errors = unknownKeys(x, USB_KEYS, where);
+  for (const k of USB_KEYS) if (!(k in x)) errors.push(`${where}.${k}: missing`);
+  errors.push(...oneOfErrors(x.mode, `${where}.mode`, ['enforce', 'monitor'] as const));
+  errors.push(...oneOfErrors(x.defaultVerdict, `${where}.defaultVerdict`, ['allow', 'block'] as const));
+  errors.push(...oneOfErrors(x.optical, `${where}.optical`, ['allow', 'readonly', 'block'] as const));
+  errors.push(...oneOfErrors(x.sdCard, `${where}.sdCard`, ['allow', 'readonly', 'block'] as const));
+  errors.push(...intErrors(x.exceptionPollSeconds, `${where}.exceptionPollSeconds`, 1, 3600));
+  if (!Array.isArray(x.classRules) || x.classRules.length > 256) errors.push(`${where}.classRules: must be a list of at most 256 rules`);
+  else
+    x.classRules.forEach((r, i) => {
+      const w = `${where}.classRules[${i}]`;
+      if (!isObject(r)) return errors.push(`${w}: must be an object`);
+      errors.push(...unknownKeys(r, ['class', 'subclass', 'protocol', 'verdict', 'comment'], w));
+      errors.push(...strErrors(r.class, `${w}.class`, 2, HEX2, 'two lowercase hex digits'));
+      if (r.subclass !== undefined) errors.push(...strErrors(r.subclass, `${w}.subclass`, 2, HEX2, 'two lowercase hex digits'));
+      if (r.protocol !== undefined) errors.push(...strErrors(r.protocol, `${w}.protocol`, 2, HEX2, 'two lowercase hex digits'));
+      if (r.protocol !== undefined && r.subclass === undefined) errors.push(`${w}.protocol: needs a subclass`);
+      errors.push(...oneOfErrors(r.verdict, `${w}.verdict`, ['allow', 'block'] as const));
+      if (r.comment !== undefined) errors.push(...strErrors(r.comment, `${w}.comment`, 200));
+      return undefined;
+    });
+  if (!Array.isArray(x.registered) || x.registered.length > 10_000) errors.push(`${where}.registered: must be a list of at most 10000 media`);
+  else {
+    const ids = new Set<string>();
+    x.registered.forEach((r, i) => {
+      const w = `${where}.registered[${i}]`;
+      if (!isObject(r)) return errors.push(`${w}: must be an object`);
+      errors.push(...unknownKeys(r, ['id', 'vendorId', 'productId', 'serial', 'descriptorHash', 'access', 'label'], w));
+      errors.push(...strErrors(r.id, `${w}.id`, 64, ID, 'letters, digits, . _ - (1-64)'));
+      if (typeof r.id === 'string') {
+        if (ids.has(r.id)) errors.push(`${w}.id: duplicate ${JSON.stringify(r.id)}`);
+        ids.add(r.id);
+      }
+      errors.push(...strErrors(r.vendorId, `${w}.vendorId`, 4, HEX4, 'four lowercase hex digits'));
+      errors.push(...strErrors(r.productId, `${w}.productId`, 4, HEX4, 'four lowercase hex digits'));
+      errors.push(...strErrors(r.serial, `${w}.serial`, 255, /\S/, 'a non-empty serial number'));
+      if (r.descriptorHash !== undefined) errors.push(...strErrors(r.descriptorHash, `${w}.descriptorHash`, 64, SHA256, 'a lowercase sha256 hex digest'));
+      errors.push(...oneOfErrors(r.access, `${w}.access`, ['allow', 'readonly'] as const));
+      if (r.label !== undefined) errors.push(...strErrors(r.label, `${w}.label`, 200));
+      return undefined;
+    });
+  }
+  return errors;
+}
+
+/** A time-limited exception as the console grants it (GET /api/agent/usb/exceptions). */
+export interface UsbException {
+  id: string;
+  agentId: string;
+  vendorId: string;
+  productId: string;
+  /** null = any device with this VID:PID on this terminal (for devices without a serial). */
+  serial: string | null;
+  access: MediaAccess;
+  grantedAt: string;
+  expiresAt: string; // judged by the console's clock
+  grantedBy: string;
+  reason: string;
+}
+
+export interface UsbExceptionsResponse {
+  serverTime: string;
+  exceptions: UsbException[];
+}
+
+/** Checks one exception received from the console (the agent trusts nothing unchecked). */
+export function usbExceptionErrors(x: unknown, where = 'exception'): string[] {
+  if (!isObject(x)) return [`${where}: must be an object`];
+  const e: string[] = [];
+  e.push(...strErrors(x.id, `${where}.id`, 64, ID, 'an id'));
+  e.push(...strErrors(x.agentId, `${where}.agentId`, 64));
+  e.push(...strErrors(x.vendorId, `${where}.vendorId`, 4, HEX4, 'four lowercase hex digits'));
+  e.push(...strErrors(x.productId, `${where}.productId`, 4, HEX4, 'four lowercase hex digits'));
+  if (x.serial !== null) e.push(...strErrors(x.serial, `${where}.serial`, 255, /\S/, 'a serial or null'));
+  e.push(...oneOfErrors(x.access, `${where}.access`, ['allow', 'readonly'] as const));
+  for (const k of ['grantedAt', 'expiresAt'] as const)
+    if (typeof x[k] !== 'string' || Number.isNaN(Date.parse(x[k] as string))) e.push(`${where}.${k}: must be an ISO timestamp`);
+  if (typeof x.grantedBy !== 'string' || x.grantedBy.length > 256) e.push(`${where}.grantedBy: must be a string`);
+  if (typeof x.reason !== 'string' || x.reason.length > 1000) e.push(`${where}.reason: must be a string`);
+  return e;
 }

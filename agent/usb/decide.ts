@@ -1,0 +1,195 @@
+/**
+ * The USB decision: policy × observed device → which interfaces the kernel may bind.
+ * Pure (no I/O, no clock: `now` is the console's clock, passed in), exhaustively unit-tested.
+ *
+ * Order: a valid time-limited exception for this device on this terminal opens every interface;
+ * else registered media open their mass-storage interfaces (allow or read-only); every other
+ * interface is judged by the first matching class rule, else the default verdict. A device that
+ * shares VID:PID:serial with another device present at the same time gets no registration or
+ * exception (a cloned serial cannot ride on a registered one).
+ */
+import type { RegisteredMedia, UsbClassRule, UsbException, UsbPolicy } from '../../protocol/policy-usb.js';
+import { hex2, interfaceLabel, type UsbDeviceInfo, type UsbInterfaceInfo } from './observe.js';
+
+export const MASS_STORAGE = 0x08;
+
+export interface InterfaceVerdict {
+  number: number;
+  classes: string[]; // every alt setting, "cc/ss/pp"
+  allow: boolean;
+  rule: string;
+}
+
+export type UsbEventType = 'usb.blocked' | 'usb.allowed' | 'usb.readonly' | 'usb.exception_used';
+
+export interface UsbDecision {
+  /** Authorize the device at all (false = `authorized=0`, the kernel creates no interfaces). */
+  authorizeDevice: boolean;
+  interfaces: InterfaceVerdict[];
+  /** Block devices under this USB device get `blockdev --setro` before anyone can mount them. */
+  readonly: boolean;
+  /** The rule that decided the outcome, e.g. `class:08`, `registered:stick-1`, `exception:ab12`, `default`. */
+  rule: string;
+  exceptionId: string | null;
+  /** Some interfaces allowed and some blocked (a composite "keyboard" with storage). */
+  partial: boolean;
+  eventType: UsbEventType;
+  /** Why a registration or exception was ignored, if it was. */
+  note: string | null;
+}
+
+export interface DecideContext {
+  agentId: string;
+  /** The console's clock (ctx.console.consoleNow()): exceptions expire by it, not by the terminal's. */
+  now: Date;
+  exceptions: readonly UsbException[];
+  /** The other USB devices present now (for cloned-serial detection). */
+  others: readonly Pick<UsbDeviceInfo, 'path' | 'vendorId' | 'productId' | 'serial'>[];
+}
+
+const lc = (s: string) => s.toLowerCase();
+
+/** The serial as compared with rules: exact UTF-8 text, no trimming; null when absent or empty. */
+export function serialText(serial: Buffer | null): string | null {
+  if (serial === null || serial.length === 0) return null;
+  return serial.toString('utf8');
+}
+
+function classRuleMatches(r: UsbClassRule, i: UsbInterfaceInfo): boolean {
+  if (lc(r.class) !== hex2(i.class)) return false;
+  if (r.subclass !== undefined && lc(r.subclass) !== hex2(i.subclass)) return false;
+  if (r.protocol !== undefined && lc(r.protocol) !== hex2(i.protocol)) return false;
+  return true;
+}
+
+export function judgeInterfaceByClass(policy: UsbPolicy, i: UsbInterfaceInfo): { allow: boolean; rule: string } {
+  for (const r of policy.classRules) {
+    if (classRuleMatches(r, i)) {
+      const name = 'class:' + [r.class, r.subclass, r.protocol].filter((x) => x !== undefined).map((x) => lc(x!)).join('/');
+      return { allow: r.verdict === 'allow', rule: name };
+    }
+  }
+  return { allow: policy.defaultVerdict === 'allow', rule: 'default' };
+}
+
+function sameIdentity(d: Pick<UsbDeviceInfo, 'vendorId' | 'productId' | 'serial'>, vendorId: string, productId: string, serial: string | null): boolean {
+  if (d.vendorId !== lc(vendorId) || d.productId !== lc(productId)) return false;
+  if (serial === null) return true;
+  return serialText(d.serial) === serial;
+}
+
+export function findRegistration(policy: UsbPolicy, d: UsbDeviceInfo): RegisteredMedia | null {
+  const serial = serialText(d.serial);
+  if (serial === null) return null; // no serial, no registration: it would match every such stick
+  for (const r of policy.registered) {
+    if (!sameIdentity(d, r.vendorId, r.productId, r.serial)) continue;
+    if (r.descriptorHash !== undefined && lc(r.descriptorHash) !== d.descriptorHash) continue;
+    return r;
+  }
+  return null;
+}
+
+export function findException(ctx: DecideContext, d: UsbDeviceInfo): UsbException | null {
+  const now = ctx.now.getTime();
+  for (const e of ctx.exceptions) {
+    if (e.agentId !== ctx.agentId) continue;
+    if (!sameIdentity(d, e.vendorId, e.productId, e.serial)) continue;
+    const exp = Date.parse(e.expiresAt);
+    if (!(exp > now)) continue;
+    if (Date.parse(e.grantedAt) > now + 5 * 60_000) continue; // granted "in the future": clock trouble, ignore
+    return e;
+  }
+  return null;
+}
+
+function isCloned(ctx: DecideContext, d: UsbDeviceInfo): boolean {
+  const serial = serialText(d.serial);
+  if (serial === null) return false;
+  return ctx.others.some((o) => o.path !== d.path && o.vendorId === d.vendorId && o.productId === d.productId && serialText(o.serial) === serial);
+}
+
+/** Groups alt settings by interface number: an interface is allowed only if all its alt settings are. */
+function groupInterfaces(list: readonly UsbInterfaceInfo[]): Map<number, UsbInterfaceInfo[]> {
+  const m = new Map<number, UsbInterfaceInfo[]>();
+  for (const i of list) {
+    const g = m.get(i.number);
+    if (g) g.push(i);
+    else m.set(i.number, [i]);
+  }
+  return m;
+}
+
+export function decideUsb(policy: UsbPolicy, d: UsbDeviceInfo, ctx: DecideContext): UsbDecision {
+  const cloned = isCloned(ctx, d);
+  const exception = cloned ? null : findException(ctx, d);
+  const registration = cloned || exception ? null : findRegistration(policy, d);
+  let note: string | null = null;
+  if (cloned && (findException(ctx, d) || findRegistration(policy, d))) note = 'clone-suspected: another present device has the same VID:PID:serial';
+
+  const groups = groupInterfaces(d.interfaces);
+  const interfaces: InterfaceVerdict[] = [];
+  let readonly = false;
+  let usedRegistration = false;
+  for (const [number, alts] of [...groups.entries()].sort((a, b) => a[0] - b[0])) {
+    const classes = alts.map(interfaceLabel);
+    if (exception) {
+      interfaces.push({ number, classes, allow: true, rule: `exception:${exception.id}` });
+      if (exception.access === 'readonly' && alts.some((a) => a.class === MASS_STORAGE)) readonly = true;
+      continue;
+    }
+    if (registration && alts.every((a) => a.class === MASS_STORAGE)) {
+      interfaces.push({ number, classes, allow: true, rule: `registered:${registration.id}` });
+      usedRegistration = true;
+      if (registration.access === 'readonly') readonly = true;
+      continue;
+    }
+    let allow = true;
+    let rule = '';
+    for (const a of alts) {
+      const v = judgeInterfaceByClass(policy, a);
+      if (!v.allow) {
+        allow = false;
+        rule = v.rule;
+        break;
+      }
+      rule ||= v.rule;
+    }
+    interfaces.push({ number, classes, allow, rule });
+  }
+
+  const allowed = interfaces.filter((i) => i.allow);
+  const blocked = interfaces.filter((i) => !i.allow);
+  const authorizeDevice = allowed.length > 0;
+  const partial = authorizeDevice && blocked.length > 0;
+  // The rule named in the event: what blocked it if anything was blocked, else what opened it.
+  let rule: string;
+  if (interfaces.length === 0) rule = 'no-interfaces';
+  else if (blocked.length) rule = blocked[0]!.rule;
+  else if (exception) rule = `exception:${exception.id}`;
+  else if (usedRegistration && registration) rule = `registered:${registration.id}`;
+  else rule = allowed[0]!.rule;
+
+  let eventType: UsbEventType;
+  if (!authorizeDevice || partial) eventType = 'usb.blocked';
+  else if (exception) eventType = 'usb.exception_used';
+  else if (readonly) eventType = 'usb.readonly';
+  else eventType = 'usb.allowed';
+
+  return {
+    authorizeDevice,
+    interfaces,
+    readonly: authorizeDevice && readonly,
+    rule,
+    exceptionId: exception?.id ?? null,
+    partial,
+    eventType,
+    note,
+  };
+}
+
+/** Built-in optical drives and SD/MMC readers (not behind USB). */
+export type BlockKind = 'optical' | 'sdcard';
+export function decideBlockDevice(policy: UsbPolicy, kind: BlockKind): { access: 'allow' | 'readonly' | 'block'; rule: string } {
+  const access = kind === 'optical' ? policy.optical : policy.sdCard;
+  return { access, rule: `${kind}:${access}` };
+}

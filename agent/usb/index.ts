@@ -1,0 +1,274 @@
+/**
+ * The removable-media capability: observe (udev hotplug via node-usb, plus a sysfs rescan) →
+ * decide (decide.ts, pure) → enforce (linux/enforcer.ts) → report (usb.* events, written to the
+ * outbox before the kernel is told anything).
+ */
+import { createRequire } from 'node:module';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AgentContext, Capability, NewEvent } from '../capability.js';
+import type { PolicyDocument } from '../../protocol/policy.js';
+import { defaultUsbPolicy, usbExceptionErrors, type UsbException, type UsbPolicy } from '../../protocol/policy-usb.js';
+import { safeText } from '../../protocol/text.js';
+import { decideBlockDevice, decideUsb, type UsbDecision } from './decide.js';
+import { hex2, type UsbDeviceInfo } from './observe.js';
+import { LinuxUsbEnforcer, type EnforcerOptions } from './linux/enforcer.js';
+import { listBlockDevices, listDevicePaths, readUsbDevice, usbPathOfBlock } from './linux/sysfs.js';
+import { loggedInUser } from './linux/user.js';
+
+export interface UsbCapabilityOptions extends EnforcerOptions {
+  /** Fallback rescan period (missed hotplug events, exception expiry). */
+  rescanMs?: number;
+  /** Use node-usb's udev hotplug (needs systemd-udevd). */
+  hotplug?: boolean;
+  utmpPaths?: string[];
+  /** Appends one JSON line per decision with monotonic timestamps (bench/usb). */
+  traceFile?: string;
+}
+
+interface Known {
+  key: string; // identity + decision: a change re-reports
+  decision: UsbDecision;
+}
+
+const EXCEPTIONS_FILE = 'usb-exceptions.json';
+
+/** Event data for one USB decision; every device string goes through safeText. */
+export function usbEventData(d: UsbDeviceInfo, dec: UsbDecision, mode: string): Record<string, unknown> {
+  return {
+    kind: 'usb',
+    mode,
+    port: d.path,
+    busnum: d.busnum,
+    devnum: d.devnum,
+    vendorId: d.vendorId,
+    productId: d.productId,
+    bcdDevice: d.bcdDevice,
+    deviceClass: hex2(d.deviceClass & 0xff),
+    interfaceClasses: [...new Set(d.interfaces.map((i) => hex2(i.class & 0xff)))],
+    interfaces: dec.interfaces,
+    manufacturer: safeText(d.manufacturer),
+    product: safeText(d.product),
+    serial: safeText(d.serial, 128),
+    descriptorHash: d.descriptorHash,
+    rule: dec.rule,
+    partial: dec.partial,
+    readonly: dec.readonly,
+    exceptionId: dec.exceptionId,
+    ...(dec.note ? { note: dec.note } : {}),
+  };
+}
+
+export class UsbCapability implements Capability {
+  readonly name = 'usb';
+  private ctx: AgentContext | null = null;
+  private policy: UsbPolicy = defaultUsbPolicy();
+  private enforcer: LinuxUsbEnforcer;
+  private known = new Map<string, Known>();
+  private blockSeen = new Map<string, string>();
+  private exceptions: UsbException[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private scanning: Promise<void> = Promise.resolve();
+  private scanQueued = false;
+  private stopped = false;
+  private hotplugStop: (() => Promise<void>) | null = null;
+  private roWatch = new Map<string, number>(); // path → watch-until (ms)
+
+  constructor(private readonly opts: UsbCapabilityOptions = {}) {
+    this.enforcer = new LinuxUsbEnforcer(opts);
+  }
+
+  private get monitor(): boolean {
+    return this.policy.mode === 'monitor' || (this.ctx?.monitorOnly ?? false);
+  }
+
+  async start(ctx: AgentContext, policy: PolicyDocument): Promise<void> {
+    this.ctx = ctx;
+    this.policy = policy.usb ?? defaultUsbPolicy();
+    this.exceptions = this.loadExceptions();
+    if (process.platform !== 'linux') {
+      ctx.log('warn', 'usb: no enforcer for this platform');
+      return;
+    }
+    if (!this.monitor) this.reportEnforce(this.enforcer.closeRootHubs());
+    // Devices already present are judged now (USBGuard's PresentDevicePolicy).
+    await this.scan();
+    this.startHotplug();
+    const rescan = this.opts.rescanMs ?? 1000;
+    this.timers.push(setInterval(() => this.requestScan(), rescan));
+    this.timers.push(setInterval(() => void this.refreshExceptions().then((c) => c && this.requestScan()), this.policy.exceptionPollSeconds * 1000));
+    void this.refreshExceptions().then((c) => c && this.requestScan());
+  }
+
+  async applyPolicy(policy: PolicyDocument): Promise<void> {
+    const before = this.monitor;
+    this.policy = policy.usb ?? defaultUsbPolicy();
+    if (before && !this.monitor) this.reportEnforce(this.enforcer.closeRootHubs());
+    this.known.clear(); // every device is judged again under the new policy
+    this.blockSeen.clear();
+    this.requestScan();
+    await this.scanning;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    if (this.hotplugStop) await this.hotplugStop().catch(() => undefined);
+    await this.scanning;
+    // Root hubs stay at authorized_default=0: with the agent gone, new devices get no driver.
+  }
+
+  private reportEnforce(r: { errors: string[] }): void {
+    for (const e of r.errors) this.ctx?.log('warn', `usb: ${e}`);
+  }
+
+  private startHotplug(): void {
+    if (this.opts.hotplug === false) return;
+    try {
+      const require = createRequire(import.meta.url);
+      const native = require('usb/index.js') as {
+        Emitter: new () => { addAttach(cb: (d: unknown) => void): Promise<void>; removeAttach(): Promise<void> };
+      };
+      const em = new native.Emitter();
+      em.addAttach(() => {
+        this.requestScan();
+        void this.refreshExceptions().then((changed) => changed && this.requestScan());
+      }).catch((e: unknown) => this.ctx?.log('warn', `usb: hotplug unavailable (${(e as Error).message}); sysfs rescan only`));
+      this.hotplugStop = () => em.removeAttach();
+    } catch (e) {
+      this.ctx?.log('warn', `usb: node-usb hotplug unavailable (${(e as Error).message}); sysfs rescan only`);
+    }
+  }
+
+  /** Coalesces scan requests: at most one running and one queued. */
+  requestScan(): void {
+    if (this.stopped || this.scanQueued) return;
+    this.scanQueued = true;
+    this.scanning = this.scanning.then(async () => {
+      this.scanQueued = false;
+      try {
+        await this.scan();
+      } catch (e) {
+        this.ctx?.log('error', `usb: scan failed: ${(e as Error).message}`);
+      }
+    });
+  }
+
+  async scan(): Promise<void> {
+    const ctx = this.ctx;
+    if (!ctx) return;
+    const sysRoot = this.enforcer.sysRoot;
+    const devices = listDevicePaths(sysRoot)
+      .map((p) => readUsbDevice(sysRoot, p))
+      .filter((d): d is UsbDeviceInfo => d !== null);
+    const present = new Set(devices.map((d) => d.path));
+    for (const p of [...this.known.keys()]) if (!present.has(p)) this.known.delete(p);
+    this.enforcer.pruneMarkers(present);
+    const now = ctx.console.consoleNow();
+    const others = devices.map((d) => ({ path: d.path, vendorId: d.vendorId, productId: d.productId, serial: d.serial }));
+    // Parents before children (hubs first), so a hub's downstream devices exist when judged.
+    devices.sort((a, b) => a.path.length - b.path.length || a.path.localeCompare(b.path));
+    for (const d of devices) {
+      const t0 = process.hrtime.bigint();
+      const dec = decideUsb(this.policy, d, { agentId: ctx.agentId, now, exceptions: this.exceptions, others });
+      const key = [d.vendorId, d.productId, d.serial?.toString('hex') ?? '', d.descriptorHash, d.devnum, JSON.stringify(dec.interfaces), dec.readonly, dec.eventType].join('|');
+      const prev = this.known.get(d.path);
+      const isNew = !prev || prev.key !== key;
+      if (isNew) {
+        this.known.set(d.path, { key, decision: dec });
+        this.report(d, dec);
+      }
+      if (this.monitor) {
+        if (!ctx.monitorOnly && isNew) this.reportEnforce(this.enforcer.openDevice(d.path));
+      } else {
+        const r = await this.enforcer.apply(d.path, dec);
+        this.reportEnforce(r);
+        if (isNew && dec.readonly) this.roWatch.set(d.path, Date.now() + 20_000);
+        if (isNew) this.trace(d, dec, t0, r.wrote);
+      }
+    }
+    if (!this.monitor) await this.keepReadonly(present);
+    await this.scanBlockDevices();
+  }
+
+  /** Read-only media: disks appear a while after the interface binds; set them ro as they come. */
+  private async keepReadonly(present: Set<string>): Promise<void> {
+    for (const [path, k] of this.known) if (k.decision.readonly) await this.enforcer.setReadonlyDisks(path).then((r) => this.reportEnforce(r));
+    for (const [path, until] of this.roWatch) {
+      if (!present.has(path) || Date.now() > until) this.roWatch.delete(path);
+    }
+    if (this.roWatch.size && !this.stopped) setTimeout(() => this.requestScan(), 100).unref();
+  }
+
+  /** Built-in optical drives and SD/MMC readers (USB ones are covered by USB authorization). */
+  private async scanBlockDevices(): Promise<void> {
+    const ctx = this.ctx!;
+    const seen = new Set<string>();
+    for (const b of listBlockDevices(this.enforcer.sysRoot)) {
+      const kind = /^sr\d+$/.test(b.name) ? 'optical' : /^mmcblk\d+$/.test(b.name) ? 'sdcard' : null;
+      if (!kind || usbPathOfBlock(b.devicePath) !== null) continue;
+      seen.add(b.name);
+      const v = decideBlockDevice(this.policy, kind);
+      const key = `${b.devicePath}|${v.access}`;
+      if (this.blockSeen.get(b.name) === key) continue;
+      this.blockSeen.set(b.name, key);
+      const type: NewEvent['type'] = v.access === 'allow' ? 'usb.allowed' : v.access === 'readonly' ? 'usb.readonly' : this.monitor ? 'usb.would_block' : 'usb.blocked';
+      ctx.emit({ type, user: loggedInUser(this.opts.utmpPaths), data: { kind, mode: this.policy.mode, device: b.name, rule: v.rule, partitions: b.partitions } });
+      if (!this.monitor) this.reportEnforce(await this.enforcer.applyBlockDevice(b, v.access));
+    }
+    for (const n of [...this.blockSeen.keys()]) if (!seen.has(n)) this.blockSeen.delete(n);
+  }
+
+  private report(d: UsbDeviceInfo, dec: UsbDecision): void {
+    const type: NewEvent['type'] = this.monitor && dec.eventType === 'usb.blocked' ? 'usb.would_block' : dec.eventType;
+    this.ctx!.emit({ type, user: loggedInUser(this.opts.utmpPaths), data: usbEventData(d, dec, this.policy.mode) });
+  }
+
+  private trace(d: UsbDeviceInfo, dec: UsbDecision, t0: bigint, wrote: string[]): void {
+    const file = this.opts.traceFile ?? process.env.SEKIMORI_USB_TRACE;
+    if (!file) return;
+    const line = { path: d.path, vendorId: d.vendorId, productId: d.productId, event: dec.eventType, monoStartNs: t0.toString(), monoDoneNs: process.hrtime.bigint().toString(), wrote };
+    try {
+      writeFileSync(file, JSON.stringify(line) + '\n', { flag: 'a' });
+    } catch {
+      // tracing is best effort
+    }
+  }
+
+  private loadExceptions(): UsbException[] {
+    try {
+      const x = JSON.parse(readFileSync(join(this.ctx!.stateDir, EXCEPTIONS_FILE), 'utf8')) as unknown;
+      return Array.isArray(x) ? x.filter((e): e is UsbException => usbExceptionErrors(e).length === 0) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** Fetches this terminal's grants; keeps the cache when the console is unreachable. Returns whether they changed. */
+  async refreshExceptions(): Promise<boolean> {
+    const ctx = this.ctx;
+    if (!ctx || this.stopped) return false;
+    try {
+      const reply = await ctx.console.request('GET', '/api/agent/usb/exceptions', undefined, 5000);
+      if (reply.status !== 200) return false;
+      const body = reply.body as { exceptions?: unknown };
+      if (!Array.isArray(body?.exceptions)) return false;
+      const list = body.exceptions.filter((e): e is UsbException => usbExceptionErrors(e).length === 0 && (e as UsbException).agentId === ctx.agentId);
+      const changed = JSON.stringify(list) !== JSON.stringify(this.exceptions);
+      if (changed) {
+        this.exceptions = list;
+        const file = join(ctx.stateDir, EXCEPTIONS_FILE);
+        writeFileSync(file + '.tmp', JSON.stringify(list), { mode: 0o600 });
+        renameSync(file + '.tmp', file);
+      }
+      return changed;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export function createUsbCapability(opts: UsbCapabilityOptions = {}): Capability {
+  return new UsbCapability(opts);
+}

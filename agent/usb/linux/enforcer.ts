@@ -1,0 +1,216 @@
+/**
+ * The Linux enforcer: USB authorization through sysfs (as USBGuard does it) and read-only block
+ * devices through `blockdev --setro`. Fail-closed by construction: root hubs get
+ * `authorized_default=0` and `interface_authorized_default=0`, so a device plugged while the agent
+ * is dead, slow or crashed gets no driver at all; the agent only ever opens what policy allows.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { UsbDecision } from '../decide.js';
+import { listBlockDevices, listRootHubs, readInterfaceDirs, readText, usbDevicesDir, usbPathOfBlock, type BlockDeviceInfo } from './sysfs.js';
+
+export interface EnforcerOptions {
+  sysRoot?: string; // default /sys
+  devRoot?: string; // default /dev
+  /** Marker files read by the udev rule (installers/linux/udev): one per USB device to keep read-only. */
+  readonlyMarkerDir?: string; // default /run/sekimori/usb-readonly
+  /** Runs `blockdev --setro` on a device node; injectable for tests. */
+  setReadonly?: (devNode: string) => Promise<void>;
+}
+
+export interface EnforceResult {
+  wrote: string[]; // sysfs writes done, for logs and tests
+  errors: string[];
+}
+
+export function blockdevSetRo(devNode: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('blockdev', ['--setro', devNode], { timeout: 5000, env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } }, (err) =>
+      err ? reject(err) : resolve(),
+    );
+  });
+}
+
+export class LinuxUsbEnforcer {
+  readonly sysRoot: string;
+  readonly devRoot: string;
+  readonly markerDir: string;
+  private readonly setRo: (devNode: string) => Promise<void>;
+
+  constructor(opts: EnforcerOptions = {}) {
+    this.sysRoot = opts.sysRoot ?? '/sys';
+    this.devRoot = opts.devRoot ?? '/dev';
+    this.markerDir = opts.readonlyMarkerDir ?? '/run/sekimori/usb-readonly';
+    this.setRo = opts.setReadonly ?? blockdevSetRo;
+  }
+
+  private write(path: string, value: string, r: EnforceResult): boolean {
+    try {
+      writeFileSync(path, value);
+      r.wrote.push(`${path.slice(this.sysRoot.length)}=${value}`);
+      return true;
+    } catch (e) {
+      r.errors.push(`${path}: ${(e as Error).message}`);
+      return false;
+    }
+  }
+
+  /** Default-deny on every root hub: new devices and new interfaces get no driver until we say so. */
+  closeRootHubs(): EnforceResult {
+    const r: EnforceResult = { wrote: [], errors: [] };
+    for (const hub of listRootHubs(this.sysRoot)) {
+      const dir = join(usbDevicesDir(this.sysRoot), hub);
+      // Interfaces first: if authorized_default=0 were set first, a device authorized in between
+      // could still come up with all interfaces bound.
+      if (readText(join(dir, 'interface_authorized_default')) !== '0') this.write(join(dir, 'interface_authorized_default'), '0', r);
+      if (readText(join(dir, 'authorized_default')) !== '0') this.write(join(dir, 'authorized_default'), '0', r);
+    }
+    return r;
+  }
+
+  /** Monitor mode: let through what the kernel held back (boot default 2), block nothing. */
+  openDevice(path: string): EnforceResult {
+    const r: EnforceResult = { wrote: [], errors: [] };
+    const dir = join(usbDevicesDir(this.sysRoot), path);
+    if (readText(join(dir, 'authorized')) === '0') this.write(join(dir, 'authorized'), '1', r);
+    for (const i of readInterfaceDirs(this.sysRoot, path)) {
+      if (!i.authorized) {
+        this.write(join(usbDevicesDir(this.sysRoot), i.name, 'authorized'), '1', r);
+        this.write(join(this.sysRoot, 'bus', 'usb', 'drivers_probe'), i.name, r);
+      }
+    }
+    return r;
+  }
+
+  /**
+   * Makes sysfs match the decision. Idempotent: only differences are written, so it can run on
+   * every rescan and also repairs a hand-made `echo 1 > authorized`.
+   */
+  async apply(path: string, d: UsbDecision): Promise<EnforceResult> {
+    const r: EnforceResult = { wrote: [], errors: [] };
+    const devDir = join(usbDevicesDir(this.sysRoot), path);
+    if (!d.authorizeDevice) {
+      if (readText(join(devDir, 'authorized')) !== '0') this.write(join(devDir, 'authorized'), '0', r);
+      this.clearReadonlyMarker(path);
+      return r;
+    }
+    if (d.readonly) this.setReadonlyMarker(path);
+    else this.clearReadonlyMarker(path);
+    const allowed = new Set(d.interfaces.filter((i) => i.allow).map((i) => i.number));
+    let ifaces = readInterfaceDirs(this.sysRoot, path);
+    // Read-only media already bound (present at start, or access changed): unbind before the marker
+    // can take effect, then bind again below so the disk is re-created read-only.
+    if (d.readonly) {
+      for (const i of ifaces) {
+        if (i.class === 0x08 && i.authorized && this.usbHasWritableDisk(path)) this.write(join(usbDevicesDir(this.sysRoot), i.name, 'authorized'), '0', r);
+      }
+      ifaces = readInterfaceDirs(this.sysRoot, path);
+    }
+    // Block first, then allow: never a moment where a blocked interface and the device are both live.
+    for (const i of ifaces) {
+      if (!allowed.has(i.number) && i.authorized) this.write(join(usbDevicesDir(this.sysRoot), i.name, 'authorized'), '0', r);
+    }
+    if (readText(join(devDir, 'authorized')) === '0') {
+      if (!this.write(join(devDir, 'authorized'), '1', r)) return r;
+      ifaces = readInterfaceDirs(this.sysRoot, path);
+      // If the bus default let interfaces in (root hub not closed), block the ones policy forbids.
+      for (const i of ifaces) {
+        if (!allowed.has(i.number) && i.authorized) this.write(join(usbDevicesDir(this.sysRoot), i.name, 'authorized'), '0', r);
+      }
+    }
+    for (const i of ifaces) {
+      if (allowed.has(i.number) && !i.authorized) {
+        if (this.write(join(usbDevicesDir(this.sysRoot), i.name, 'authorized'), '1', r) && i.driver === null) {
+          // Authorizing an interface does not probe drivers by itself.
+          this.write(join(this.sysRoot, 'bus', 'usb', 'drivers_probe'), i.name, r);
+        }
+      }
+    }
+    if (d.readonly) await this.setReadonlyDisks(path, r);
+    return r;
+  }
+
+  private usbHasWritableDisk(path: string): boolean {
+    return this.disksUnder(path).some((b) => !b.readonly);
+  }
+
+  disksUnder(path: string): BlockDeviceInfo[] {
+    return listBlockDevices(this.sysRoot).filter((b) => usbPathOfBlock(b.devicePath) === path);
+  }
+
+  /** blockdev --setro on every disk under the USB device and on its partitions. */
+  async setReadonlyDisks(path: string, r: EnforceResult = { wrote: [], errors: [] }): Promise<EnforceResult> {
+    for (const b of this.disksUnder(path)) {
+      for (const name of [b.name, ...b.partitions]) {
+        const ro = readText(join(this.sysRoot, 'block', b.name, ...(name === b.name ? [] : [name]), 'ro'));
+        if (ro === '1') continue;
+        try {
+          await this.setRo(join(this.devRoot, name));
+          r.wrote.push(`setro ${name}`);
+        } catch (e) {
+          r.errors.push(`setro ${name}: ${(e as Error).message}`);
+        }
+      }
+    }
+    return r;
+  }
+
+  setReadonlyMarker(path: string): void {
+    try {
+      mkdirSync(this.markerDir, { recursive: true, mode: 0o755 });
+      writeFileSync(join(this.markerDir, path), 'readonly\n');
+    } catch {
+      // The agent's own setro still runs; the marker only closes the window before it.
+    }
+  }
+
+  clearReadonlyMarker(path: string): void {
+    rmSync(join(this.markerDir, path), { force: true });
+  }
+
+  /** Removes markers of devices that are gone. */
+  pruneMarkers(present: Set<string>): void {
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.markerDir);
+    } catch {
+      return;
+    }
+    for (const n of names) if (!present.has(n)) this.clearReadonlyMarker(n);
+  }
+
+  /** Built-in optical drive or SD card: `block` removes it from the kernel's view, `readonly` sets ro. */
+  async applyBlockDevice(b: BlockDeviceInfo, access: 'allow' | 'readonly' | 'block'): Promise<EnforceResult> {
+    const r: EnforceResult = { wrote: [], errors: [] };
+    if (access === 'allow') return r;
+    if (access === 'readonly') {
+      for (const name of [b.name, ...b.partitions]) {
+        try {
+          await this.setRo(join(this.devRoot, name));
+          r.wrote.push(`setro ${name}`);
+        } catch (e) {
+          r.errors.push(`setro ${name}: ${(e as Error).message}`);
+        }
+      }
+      return r;
+    }
+    const dev = join(this.sysRoot, 'block', b.name, 'device');
+    if (b.name.startsWith('sr')) this.write(join(dev, 'delete'), '1', r); // SCSI device removed: no sr node until a rescan
+    else {
+      // mmcblk: unbind the card from the mmcblk driver.
+      const card = readdirSafe(dev) ? b.devicePath.split('/').slice(-3, -2)[0] : undefined;
+      if (card) this.write(join(dev, 'driver', 'unbind'), card, r);
+    }
+    return r;
+  }
+}
+
+function readdirSafe(p: string): boolean {
+  try {
+    readdirSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
