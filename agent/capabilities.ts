@@ -2,7 +2,8 @@
 import type { Capability } from './capability.js';
 import { createMfaCapability } from './mfa/index.js';
 import { createSoftwareCapability } from './software/index.js';
+import { createUsbCapability } from './usb/index.js';
 
 export function createCapabilities(): Capability[] {
-  return [createMfaCapability(), createSoftwareCapability()];
+  return [createMfaCapability(), createSoftwareCapability(), createUsbCapability()];
 }

@@ -3,5 +3,6 @@ import type { ConsoleModule } from './module.js';
 import { backboneModule } from './backbone/module.js';
 import { mfaModule } from './mfa/module.js';
 import { softwareModule } from './software/module.js';
+import { usbModule } from './usb/module.js';
 
-export const modules: ConsoleModule[] = [backboneModule, mfaModule, softwareModule];
+export const modules: ConsoleModule[] = [backboneModule, mfaModule, softwareModule, usbModule];
