@@ -158,7 +158,9 @@ export function interpreterName(exePath: string, argv0: string | undefined, inte
   const candidates = [posix.basename(exePath.replace(/ \(deleted\)$/, '')), argv0 ? posix.basename(argv0) : ''];
   for (const b of candidates) {
     if (!b) continue;
-    for (const n of interpreters) if (b === n || (b.startsWith(n) && /^[\d.]+$/.test(b.slice(n.length)))) return n;
+    let best: string | null = null;
+    for (const n of interpreters) if ((b === n || (b.startsWith(n) && /^[\d.]+$/.test(b.slice(n.length)))) && (!best || n.length > best.length)) best = n;
+    if (best) return best;
   }
   return null;
 }
