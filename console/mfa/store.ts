@@ -114,10 +114,17 @@ function paramsOf(r: UserRow): TotpParams {
   return { algorithm: r.algorithm, digits: r.digits, period: r.period };
 }
 
+/** Seeds are sealed as their base32 text (what the offline cache and the enrolment show). */
+function seedOf(ctx: ConsoleContext, r: UserRow): Buffer {
+  const key = base32Decode(ctx.open(r.secret).toString('utf8'));
+  if (!key) throw new Error(`mfa: stored seed of ${r.user} is not base32`);
+  return key;
+}
+
 function stateOf(ctx: ConsoleContext, r: UserRow): MfaUserState {
   return {
     status: r.status,
-    key: ctx.open(r.secret),
+    key: seedOf(ctx, r),
     params: paramsOf(r),
     lastStep: r.last_step,
     failures: r.failures,
