@@ -71,8 +71,8 @@ export function policyBodyErrors(x: unknown): string[] {
 }
 
 /**
- * Reads an administrator's policy file: a full body, or a partial one whose missing sections are
- * taken from `base` (the policy in force), so `policy set` can change one section at a time.
+ * Reads an administrator's policy file: a full body, or a partial one whose missing sections and
+ * settings are taken from `base` (the policy in force), so `policy set` can change one setting.
  */
 export function parsePolicyBody(text: string, base: PolicyBody): { ok: true; body: PolicyBody } | { ok: false; errors: string[] } {
   let parsed: unknown;
@@ -83,7 +83,12 @@ export function parsePolicyBody(text: string, base: PolicyBody): { ok: true; bod
   }
   if (!isObject(parsed)) return { ok: false, errors: ['policy: must be a JSON object'] };
   const merged: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(parsed)) if (k !== 'version' && k !== 'issuedAt' && k !== 'issuedBy') merged[k] = v;
+  for (const [k, v] of Object.entries(parsed)) {
+    if (k === 'version' || k === 'issuedAt' || k === 'issuedBy') continue;
+    // A section given in part keeps the other settings of that section as they are in force.
+    const current = merged[k];
+    merged[k] = isObject(current) && isObject(v) ? { ...current, ...v } : v;
+  }
   const errors = policyBodyErrors(merged);
   if (errors.length) return { ok: false, errors };
   const body = Object.fromEntries(BODY_KEYS.map((k) => [k, merged[k]])) as unknown as PolicyBody;
