@@ -1,0 +1,107 @@
+/**
+ * POST /validate/check with the exact request the privacyIDEA Credential Provider sends (WinHTTP,
+ * form body with keys in std::map order pass, realm, user; Content-Type without charset; User-Agent
+ * privacyidea-cp) and the response members it reads (result.value, result.authentication, detail).
+ * Real console over TLS on loopback.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { base32Decode, hotp, timeStep } from '../../agent/mfa/otp.js';
+import { rawRequest, startConsole, waitFor, type TestConsole } from '../integration/harness.js';
+
+let c: TestConsole;
+let secret: Buffer;
+let credential: string;
+let recoveryCodes: string[];
+
+const cpHeaders = { 'User-Agent': 'privacyidea-cp' };
+
+function check(params: [string, string][], headers: Record<string, string> = cpHeaders) {
+  // AtlEscapeUrl-style percent encoding, keys sorted as std::map sorts them.
+  const body = [...params].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+  return rawRequest(c, 'POST', '/validate/check', { body, contentType: 'application/x-www-form-urlencoded', headers });
+}
+
+const codeNow = (d = 0) => hotp(secret, timeStep(Date.now()) + d);
+
+beforeAll(async () => {
+  c = await startConsole();
+  const e = c.json<{ secret: string; recoveryCodes: string[] }>(['mfa', 'enroll', '--user', 'win.user']);
+  secret = base32Decode(e.secret)!;
+  recoveryCodes = e.recoveryCodes;
+  expect(c.cli(['mfa', 'confirm', '--user', 'win.user', '--code', codeNow(-1)]).code).toBe(0);
+  credential = c.json<{ credential: string }>(['mfa', 'client', 'add', '--name', 'WIN-01', '--address', '127.0.0.1']).credential;
+  expect(credential).toMatch(/^WIN-01\.[A-Za-z0-9_-]{24}$/);
+});
+afterAll(async () => {
+  await c?.cleanup();
+});
+
+describe('/validate/check (privacyIDEA Credential Provider)', () => {
+  it('ACCEPT: the shape the Credential Provider reads', async () => {
+    const r = await check([
+      ['user', 'win.user'],
+      ['pass', codeNow()],
+      ['realm', credential],
+    ]);
+    expect(r.status).toBe(200);
+    const j = r.json() as Record<string, unknown>;
+    expect(j).toMatchObject({ jsonrpc: '2.0', result: { status: true, value: true, authentication: 'ACCEPT' }, detail: { message: 'matching 1 tokens' } });
+    expect(typeof (j.detail as Record<string, unknown>)).toBe('object'); // the CP indexes detail["multi_challenge"]
+    const ev = await waitFor('mfa.success recorded', () => c.events(['--user', 'win.user', '--type', 'mfa.success'])[0]);
+    expect(ev).toMatchObject({ terminalId: 'win:WIN-01', data: { terminal: 'win:WIN-01', result: 'accept', reason: 'ok', via: 'validate/check' } });
+  });
+
+  it('REJECT: wrong code, replayed code, malformed code', async () => {
+    for (const pass of ['000000', codeNow(), '12ab56', '']) {
+      const r = await check([
+        ['user', 'win.user'],
+        ['pass', pass],
+        ['realm', credential],
+      ]);
+      expect(r.status).toBe(200);
+      expect(r.json()).toMatchObject({ result: { status: true, value: false, authentication: 'REJECT' }, detail: {} });
+    }
+    const reasons = c.events(['--user', 'win.user']).filter((e) => e.type.startsWith('mfa.')).map((e) => e.data.reason);
+    expect(reasons).toEqual(expect.arrayContaining(['wrong_code', 'replay', 'malformed']));
+  });
+
+  it('a recovery code works once', async () => {
+    const ask = () => check([['user', 'win.user'], ['pass', recoveryCodes[3]!], ['realm', credential]]);
+    expect(((await ask()).json() as { result: { value: boolean } }).result.value).toBe(true);
+    expect(((await ask()).json() as { result: { value: boolean } }).result.value).toBe(false);
+  });
+
+  it('the credential may come as a Bearer header instead of the realm', async () => {
+    const r = await check([['user', 'win.user'], ['pass', codeNow(1)]], { ...cpHeaders, Authorization: `Bearer ${credential}` });
+    expect(r.json()).toMatchObject({ result: { value: true, authentication: 'ACCEPT' } });
+  });
+
+  it('refuses unregistered clients with a JSON error (status false, no value) and counts nothing against the user', async () => {
+    for (const realm of ['', 'WIN-01.' + 'A'.repeat(24), 'WIN-02.x', credential + 'x', 'realm1']) {
+      const r = await check([['user', 'win.user'], ['pass', '000000'], ['realm', realm]]);
+      expect(r.status).toBe(401);
+      const j = r.json() as { result: { status: boolean; value?: unknown; error: { code: number; message: string } } };
+      expect(j.result.status).toBe(false);
+      expect(j.result.value).toBeUndefined();
+      expect(j.result.error.code).toBe(4033);
+    }
+    expect(c.events(['--type', 'admin.mfa_validate_refused']).length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('refuses a registered client from another address', async () => {
+    const other = c.json<{ credential: string }>(['mfa', 'client', 'add', '--name', 'WIN-09', '--address', '10.9.9.9']).credential;
+    const r = await check([['user', 'win.user'], ['pass', '000000'], ['realm', other]]);
+    expect(r.status).toBe(401);
+  });
+
+  it('hostile bodies: always JSON, never an accept', async () => {
+    const bodies = ['%', 'user=%E0%A4%A&pass=1', 'user=' + 'a'.repeat(3000) + `&pass=1&realm=${credential}`, `user=win.user&user=other&pass=000000&realm=${encodeURIComponent(credential)}`, '\u0000\u0001'];
+    for (const body of bodies) {
+      const r = await rawRequest(c, 'POST', '/validate/check', { body, contentType: 'application/x-www-form-urlencoded', headers: cpHeaders });
+      const j = r.json() as { result: { value?: boolean } };
+      expect(j.result.value === true).toBe(false);
+    }
+    const big = await rawRequest(c, 'POST', '/validate/check', { body: 'x'.repeat(100_000), contentType: 'application/x-www-form-urlencoded' });
+    expect(big.status).toBe(413);
+  });
+});
