@@ -1,0 +1,151 @@
+/**
+ * pam_sekimori.so against a fake agent: the module must accept only a well-formed accept answer,
+ * survive long and hostile answers, time out on a silent agent, escape what the user typed, refuse
+ * a socket that is not root's, and honour break-glass only with a root-owned, non-writable marker.
+ * Real Linux-PAM through pamtester; the fake agent is a Unix socket in a temp folder.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from '../../integration/harness.js';
+import { isRoot, requireTools } from '../tools.js';
+
+const MODULE = join(ROOT, 'dist/pam/pam_sekimori.so');
+const check = requireTools('PAM module vs hostile agent (pamtester + built pam_sekimori.so)', ['pamtester', MODULE], 'apt-get install pamtester gcc libpam0g-dev && npm run build', {
+  missing: isRoot() ? [] : ['root (the test writes /etc/pam.d/sekimori-test-*)'],
+});
+
+type Behaviour = (sock: Socket, request: string) => void;
+
+describe.skipIf(!check.ok)('pam_sekimori.so against a hostile or broken agent', () => {
+  let dir: string;
+  let server: Server;
+  let behaviour: Behaviour = () => {};
+  let lastRequest = '';
+  const service = `sekimori-test-${randomBytes(6).toString('hex')}`;
+  const serviceFile = `/etc/pam.d/${service}`;
+  const sockPath = () => join(dir, 'agent.sock');
+
+  // Asynchronous: the fake agent lives in this process, so its event loop must keep running.
+  function pam(code: string, user = 'tanaka'): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const p = spawn('pamtester', [service, user, 'authenticate'], { stdio: ['pipe', 'ignore', 'ignore'] });
+      const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+      p.on('error', reject);
+      p.on('exit', (status, signal) => {
+        clearTimeout(timer);
+        // A crash of the module would kill pamtester with a signal.
+        if (signal !== null) reject(new Error(`pamtester died of ${signal}`));
+        else resolve(status === 0);
+      });
+      p.stdin.end(code + '\n');
+    });
+  }
+
+  const http = (status: string, body: string, extra = '') => (s: Socket) => {
+    s.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sekimori-pam-fake-'));
+    server = createServer((s) => {
+      let buf = '';
+      s.on('data', (d) => {
+        buf += d.toString('latin1');
+        const end = buf.indexOf('\r\n\r\n');
+        const len = /content-length: (\d+)/i.exec(buf)?.[1];
+        if (end >= 0 && len !== undefined && buf.length >= end + 4 + Number(len)) {
+          lastRequest = buf;
+          behaviour(s, buf);
+        }
+      });
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(sockPath(), r));
+    chmodSync(sockPath(), 0o600);
+    writeFileSync(serviceFile, `auth required pam_permit.so\nauth required ${MODULE} socket=${sockPath()} timeout=1\naccount required pam_permit.so\n`);
+  });
+  afterAll(async () => {
+    rmSync(serviceFile, { force: true });
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('accepts only 200 + {"result":"accept" (positive control), also chunked', async () => {
+    behaviour = http('200 OK', '{"result":"accept","reason":"ok"}');
+    expect(await pam('123456')).toBe(true);
+    behaviour = (s) => s.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n21\r\n{"result":"accept","reason":"ok"}\r\n0\r\n\r\n');
+    expect(await pam('123456')).toBe(true);
+  });
+
+  it.each<[string, Behaviour]>([
+    ['200 reject', http('200 OK', '{"result":"reject","reason":"wrong_code"}')],
+    ['500 with an accept body', http('500 Internal Server Error', '{"result":"accept"}')],
+    ['"accepted"', http('200 OK', '{"result":"accepted"}')],
+    ['accept further in the body', http('200 OK', '{"reason":"x","result":"accept"}')],
+    ['HTTP/1.1 2000', (s) => s.end('HTTP/1.1 2000 OK\r\n\r\n{"result":"accept"}')],
+    ['no header end', (s) => s.end('HTTP/1.1 200 OK\r\n{"result":"accept"}')],
+    ['NUL before the body', (s) => s.end('HTTP/1.1 200 OK\r\nX: \u0000\r\n\r\n{"result":"accept"}')],
+    ['1 MiB of garbage', (s) => s.end(Buffer.alloc(1 << 20, 0x41))],
+    ['4 KiB header then accept', (s) => s.end(`HTTP/1.1 200 OK\r\nX: ${'a'.repeat(4096)}\r\n\r\n{"result":"accept"}`)],
+    ['binary noise', (s) => s.end(randomBytes(9000))],
+    ['closes at once', (s) => s.destroy()],
+    ['never answers (timeout=1)', () => {}],
+    ['dribbles forever', (s) => { const t = setInterval(() => (s.writable ? s.write('H') : clearInterval(t)), 50); s.on('close', () => clearInterval(t)); }],
+  ])('refuses: %s', async (_name, b) => {
+    behaviour = b;
+    expect(await pam('123456')).toBe(false);
+  });
+
+  it('sends what was typed as an escaped JSON string, and never more than 64 bytes of it', async () => {
+    behaviour = http('200 OK', '{"result":"reject"}');
+    const hostile = '1"},"result":"accept","x":"\\';
+    await pam(hostile);
+    const body = JSON.parse(lastRequest.slice(lastRequest.indexOf('\r\n\r\n') + 4)) as Record<string, string>;
+    expect(body).toMatchObject({ user: 'tanaka', code: hostile, service });
+    expect(lastRequest.startsWith('POST /mfa/verify HTTP/1.1\r\n')).toBe(true);
+    await pam('9'.repeat(65));
+    expect((JSON.parse(lastRequest.slice(lastRequest.indexOf('\r\n\r\n') + 4)) as { code: string }).code).toBe('!overlong');
+    await pam('12\u00e93\t4');
+    expect((JSON.parse(lastRequest.slice(lastRequest.indexOf('\r\n\r\n') + 4)) as { code: string }).code).toBe('12??3?4');
+  });
+
+  it('refuses user names outside [A-Za-z0-9._@-] without asking the agent', async () => {
+    behaviour = http('200 OK', '{"result":"accept"}');
+    lastRequest = '';
+    expect(await pam('123456', 'bad"user')).toBe(false);
+    expect(await pam('123456', 'x'.repeat(65))).toBe(false);
+    expect(lastRequest).toBe('');
+  });
+
+  it('refuses a socket that is not owned by root, even if it says accept', async () => {
+    behaviour = http('200 OK', '{"result":"accept"}');
+    chownSync(sockPath(), 65534, 65534);
+    try {
+      expect(await pam('123456')).toBe(false);
+    } finally {
+      chownSync(sockPath(), 0, 0);
+    }
+    expect(await pam('123456')).toBe(true);
+  });
+
+  it('fails closed without an agent; break-glass only with a root-owned marker that others cannot write', async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    rmSync(sockPath(), { force: true });
+    const marker = join(dir, 'mfa-break-glass');
+    expect(await pam('123456')).toBe(false);
+    writeFileSync(marker, 'test\n', { mode: 0o666 });
+    chmodSync(marker, 0o666);
+    expect(await pam('123456')).toBe(false);
+    chmodSync(marker, 0o644);
+    expect(await pam('123456')).toBe(true);
+    rmSync(marker);
+    symlinkSync('/etc/hostname', marker);
+    expect(await pam('123456')).toBe(false);
+    rmSync(marker);
+  });
+});
