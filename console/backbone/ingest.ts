@@ -42,7 +42,6 @@ interface Head {
 export function createIngester(db: Database.Database) {
   const insert = insertEventStatement(db);
   const existing = db.prepare('SELECT id, hash FROM events WHERE agent_id = ? AND seq = ?');
-  const byId = db.prepare('SELECT agent_id, seq FROM events WHERE id = ?');
   const prevHashOf = db.prepare('SELECT hash FROM events WHERE agent_id = ? AND seq = ?');
   const head = db.prepare('SELECT last_seq, last_hash FROM agents WHERE id = ?');
   const setHead = db.prepare('UPDATE agents SET last_seq = ?, last_hash = ? WHERE id = ?');
@@ -57,34 +56,37 @@ export function createIngester(db: Database.Database) {
     let duplicates = 0;
     const findings: { kind: 'gap' | 'broken' | 'tampered'; seq: number; detail: string }[] = [];
     for (const e of events) {
-      const dup = existing.get(agentId, e.seq) as { id: string; hash: string } | undefined;
-      if (dup) {
-        if (dup.id === e.id && dup.hash === e.hash) {
+      // Judge the link to the previous event: the one just stored, or the stored one before it.
+      const expectedPrev =
+        e.seq === 1 ? genesisHash(agentId) : e.seq === lastSeq + 1 ? lastHash : ((prevHashOf.get(agentId, e.seq - 1) as { hash: string } | undefined)?.hash ?? null);
+      let finding: { kind: 'gap' | 'broken' | 'tampered'; seq: number; detail: string } | null = null;
+      let chain: ChainStatus = 'ok';
+      if (eventHash(e.prevHash, e) !== e.hash) {
+        chain = 'tampered';
+        finding = { kind: 'tampered', seq: e.seq, detail: 'hash does not match the event content' };
+      } else if (expectedPrev === null) {
+        chain = 'gap';
+        if (e.seq > lastSeq + 1) finding = { kind: 'gap', seq: e.seq, detail: `events ${lastSeq + 1}..${e.seq - 1} never arrived` };
+      } else if (expectedPrev !== e.prevHash) {
+        chain = 'broken';
+        finding = { kind: 'broken', seq: e.seq, detail: 'prevHash does not match the previous event' };
+      }
+      const r = insert.run({ ...e, user: e.user ?? null, data: JSON.stringify(e.data), terminalId: agentId, chain, receivedAt: now });
+      if (r.changes === 0) {
+        // Already held (INSERT OR IGNORE hit a unique key): a retry is fine, different content is not.
+        const dup = existing.get(agentId, e.seq) as { id: string; hash: string } | undefined;
+        if (dup && dup.id === e.id && dup.hash === e.hash) {
           duplicates++;
           continue;
         }
-        throw new HttpError(409, 'seq_conflict', `seq ${e.seq} is already held with different content; batch refused, nothing stored`);
+        if (dup) throw new HttpError(409, 'seq_conflict', `seq ${e.seq} is already held with different content; batch refused, nothing stored`);
+        throw new HttpError(409, 'id_conflict', `event id ${e.id} is already held under another seq; batch refused`);
       }
-      if (byId.get(e.id)) throw new HttpError(409, 'id_conflict', `event id ${e.id} is already held under another seq; batch refused`);
-
-      let chain: ChainStatus = 'ok';
-      const expectedPrev =
-        e.seq === 1 ? genesisHash(agentId) : e.seq === lastSeq + 1 ? lastHash : ((prevHashOf.get(agentId, e.seq - 1) as { hash: string } | undefined)?.hash ?? null);
-      if (eventHash(e.prevHash, e) !== e.hash) {
-        chain = 'tampered';
-        findings.push({ kind: 'tampered', seq: e.seq, detail: 'hash does not match the event content' });
-      } else if (expectedPrev === null) {
-        chain = 'gap';
-        if (e.seq > lastSeq + 1) {
-          addGap.run(agentId, lastSeq + 1, e.seq - 1, now);
-          findings.push({ kind: 'gap', seq: e.seq, detail: `events ${lastSeq + 1}..${e.seq - 1} never arrived` });
-        }
-      } else if (expectedPrev !== e.prevHash) {
-        chain = 'broken';
-        findings.push({ kind: 'broken', seq: e.seq, detail: 'prevHash does not match the previous event' });
-      }
-      insert.run({ ...e, user: e.user ?? null, data: JSON.stringify(e.data), terminalId: agentId, chain, receivedAt: now });
       stored++;
+      if (finding) {
+        findings.push(finding);
+        if (finding.kind === 'gap') addGap.run(agentId, lastSeq + 1, e.seq - 1, now);
+      }
       if (e.type === 'agent.stopped') setStatus.run('offline', agentId);
       else if (e.type === 'agent.started') setStatus.run('online', agentId);
       if (e.seq > lastSeq) {

@@ -1,0 +1,135 @@
+/**
+ * bench/ingest: console ingest rate over mutual TLS versus raw better-sqlite3 batch inserts into
+ * the same schema, measured in the same run on the same machine.
+ *   npm run build && scripts/n24 node dist/bench/ingest.js [--events 200000] [--agents 4] [--batch 500]
+ * The console runs as its own process (`sekimori-console serve`); this process is the fleet.
+ */
+import { randomUUID } from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { migrate, openDatabase } from '../console/core/db.js';
+import { insertEventStatement } from '../console/core/events.js';
+import { coreMigrations } from '../console/core/schema.js';
+import { chainEvent, genesisHash, type SekimoriEvent } from '../protocol/events.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const { values } = parseArgs({ options: { events: { type: 'string', default: '200000' }, agents: { type: 'string', default: '4' }, batch: { type: 'string', default: '500' } } });
+const TOTAL = Number(values.events);
+const AGENTS = Number(values.agents);
+const BATCH = Number(values.batch);
+
+function makeEvents(agentId: string, n: number): SekimoriEvent[] {
+  const out: SekimoriEvent[] = [];
+  let prev = genesisHash(agentId);
+  const t0 = Date.now() - n;
+  for (let i = 1; i <= n; i++) {
+    const e = chainEvent(prev, {
+      id: randomUUID(),
+      agentId,
+      seq: i,
+      ts: new Date(t0 + i).toISOString(),
+      type: i % 3 ? 'usb.blocked' : 'mfa.success',
+      severity: 'warning',
+      user: `user${i % 50}`,
+      data: { busPort: '1-2', vid: '0781', pid: '5567', product: 'Cruzer Blade', serial: `SN${i}`, interfaces: ['08/06/50'], rule: 'class:08' },
+    });
+    out.push(e);
+    prev = e.hash;
+  }
+  return out;
+}
+
+function cli(args: string[]): string {
+  const r = spawnSync(process.execPath, [join(root, 'bin/sekimori-console.js'), ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return r.stdout;
+}
+
+async function main() {
+  const dir = mkdtempSync(join(tmpdir(), 'sekimori-bench-ingest-'));
+  const data = join(dir, 'console');
+  try {
+    cli(['init', '--data', data]);
+    const server = spawn(process.execPath, [join(root, 'bin/sekimori-console.js'), 'serve', '--data', data, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const url: string = await new Promise((res, rej) => {
+      let out = '';
+      server.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /https:\/\/[^\s]+/.exec(out);
+        if (m) res(m[0]);
+      });
+      server.once('exit', () => rej(new Error('console exited')));
+    });
+    // Enroll AGENTS agents through the real CLI.
+    const per = Math.ceil(TOTAL / AGENTS);
+    const fleet: { agentId: string; key: string; cert: string; bodies: string[] }[] = [];
+    for (let a = 0; a < AGENTS; a++) {
+      const tok = JSON.parse(cli(['enroll-token', '--data', data, '--json'])) as { token: string; caFingerprint: string };
+      const state = join(dir, `agent${a}`);
+      const r = spawnSync(process.execPath, [join(root, 'bin/sekimori-agent.js'), 'enroll', '--console', url, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', state, '--json'], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(r.stderr);
+      const { agentId } = JSON.parse(r.stdout) as { agentId: string };
+      const events = makeEvents(agentId, per);
+      const bodies: string[] = [];
+      for (let i = 0; i < events.length; i += BATCH) bodies.push(JSON.stringify({ batchId: randomUUID(), events: events.slice(i, i + BATCH) }));
+      fleet.push({ agentId, key: readFileSync(join(state, 'agent-key.pem'), 'utf8'), cert: readFileSync(join(state, 'agent-cert.pem'), 'utf8'), bodies });
+    }
+    const ca = readFileSync(join(data, 'ca.pem'), 'utf8');
+    const post = (agent: Agent, body: string) =>
+      new Promise<void>((res, rej) => {
+        const req = request(`${url}/api/agent/events`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (r) => {
+          r.resume();
+          r.on('end', () => (r.statusCode === 200 ? res() : rej(new Error(`HTTP ${r.statusCode}`))));
+        });
+        req.on('error', rej);
+        req.end(body);
+      });
+    const started = process.hrtime.bigint();
+    await Promise.all(
+      fleet.map(async (f) => {
+        const agent = new Agent({ keepAlive: true, ca, key: f.key, cert: f.cert, minVersion: 'TLSv1.3' });
+        for (const b of f.bodies) await post(agent, b);
+        agent.destroy();
+      }),
+    );
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const sent = per * AGENTS;
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+    const check = new Database(join(data, 'console.db'), { readonly: true });
+    const stored = (check.prepare("SELECT count(*) AS n FROM events WHERE agent_id != 'console'").get() as { n: number }).n;
+    check.close();
+    if (stored !== sent) throw new Error(`stored ${stored} of ${sent}`);
+    const viaConsole = sent / seconds;
+
+    // Raw: the same events, same schema and statement, same batch size, one transaction per batch.
+    const raw = openDatabase(join(dir, 'raw.db'));
+    migrate(raw, 'core', coreMigrations);
+    const insert = insertEventStatement(raw);
+    const rawEvents = fleet.flatMap((f) => f.bodies.map((b) => (JSON.parse(b) as { events: SekimoriEvent[] }).events));
+    const now = new Date().toISOString();
+    const tx = raw.transaction((batch: SekimoriEvent[]) => {
+      for (const e of batch) insert.run({ ...e, data: JSON.stringify(e.data), terminalId: e.agentId, chain: 'ok', receivedAt: now });
+    });
+    const rawStart = process.hrtime.bigint();
+    for (const batch of rawEvents) tx(batch);
+    const rawSeconds = Number(process.hrtime.bigint() - rawStart) / 1e9;
+    raw.close();
+    const rawRate = sent / rawSeconds;
+
+    console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}`);
+    console.log(`events: ${sent} from ${AGENTS} agents, ${BATCH} per batch, mutual TLS 1.3 on loopback`);
+    console.log(`console ingest: ${Math.round(viaConsole)} events/s (${seconds.toFixed(2)} s)`);
+    console.log(`raw better-sqlite3 batch insert (same schema, synchronous=FULL): ${Math.round(rawRate)} events/s (${rawSeconds.toFixed(2)} s)`);
+    console.log(`ratio: ${((viaConsole / rawRate) * 100).toFixed(1)} % (targets: ≥ 20000 events/s, ≥ 50 %)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
