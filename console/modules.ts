@@ -4,5 +4,6 @@ import { backboneModule } from './backbone/module.js';
 import { mfaModule } from './mfa/module.js';
 import { softwareModule } from './software/module.js';
 import { usbModule } from './usb/module.js';
+import { webModule } from './web/module.js';
 
-export const modules: ConsoleModule[] = [backboneModule, mfaModule, softwareModule, usbModule];
+export const modules: ConsoleModule[] = [backboneModule, mfaModule, softwareModule, usbModule, webModule];

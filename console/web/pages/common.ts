@@ -1,0 +1,42 @@
+/** Small pieces shared by the pages: terminal names, event summaries, status badges. */
+import type Database from 'better-sqlite3';
+import { safeText } from '../../../protocol/text.js';
+import type { StoredEvent } from '../../core/events.js';
+import { html, type Html } from '../html.js';
+import { tr, type Lang } from '../i18n.js';
+
+export function hostnames(db: Database.Database): Map<string, string> {
+  const rows = db.prepare('SELECT id, hostname FROM agents').all() as { id: string; hostname: string }[];
+  return new Map(rows.map((r) => [r.id, r.hostname]));
+}
+
+export function terminalLabel(names: Map<string, string>, id: string): string {
+  if (id === 'console') return 'console';
+  const h = names.get(id);
+  return h ? `${safeText(h, 64)}` : id.slice(0, 8);
+}
+
+/** One line describing an event's data; every value is attacker-controlled text. */
+export function summary(e: StoredEvent, limit = 160): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(e.data)) {
+    const s = typeof v === 'string' ? v : JSON.stringify(v);
+    parts.push(`${k}=${s}`);
+    if (parts.join(' ').length > limit) break;
+  }
+  return safeText(parts.join(' '), limit);
+}
+
+export function chainBadge(lang: Lang, chain: string): Html {
+  const key = chain === 'ok' ? 'chainOk' : chain === 'gap' ? 'chainGap' : chain === 'broken' ? 'chainBroken' : 'chainTampered';
+  return html`<span class="badge chain-${chain === 'ok' ? 'ok' : 'bad'}">${tr(lang, key)}</span>`;
+}
+
+export function statusBadge(lang: Lang, status: string): Html {
+  const key = status === 'online' ? 'online' : status === 'offline' ? 'offline' : status === 'silent' ? 'silent' : 'revoked';
+  return html`<span class="badge status-${key}">${tr(lang, key)}</span>`;
+}
+
+export function sevBadge(sev: string): Html {
+  return html`<span class="badge sev-${/^(info|notice|warning|critical)$/.test(sev) ? sev : 'info'}">${sev}</span>`;
+}

@@ -1,0 +1,125 @@
+/** 端末: list, detail (heartbeat, OS, versions, recent events), enrollment tokens, revoke. */
+import { safeText } from '../../../protocol/text.js';
+import { listAgents } from '../../backbone/cli.js';
+import { createEnrollToken } from '../../backbone/module.js';
+import type { OpenConsole } from '../../core/context.js';
+import { HttpError } from '../../module.js';
+import { html, qs } from '../html.js';
+import { fmtTime, tr } from '../i18n.js';
+import { eventPage } from '../queries.js';
+import { csrfField, field, isAdmin, page, redirect, type WebReq, type WebRouteSpec } from '../web.js';
+import { chainBadge, sevBadge, statusBadge, summary } from './common.js';
+
+const AGENT_ID = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})';
+
+function tokensSection(r: WebReq) {
+  const L = r.lang;
+  const rows = r.ctx.db.prepare('SELECT token_hash, created_at, expires_at, uses_left, created_by FROM enroll_tokens WHERE expires_at > ? AND uses_left > 0 ORDER BY created_at DESC LIMIT 50').all(new Date().toISOString()) as {
+    token_hash: string;
+    created_at: string;
+    expires_at: string;
+    uses_left: number;
+    created_by: string;
+  }[];
+  return html`<section><h2>${tr(L, 'enrollTokens')}</h2>
+${rows.length ? html`<table><thead><tr><th>ID</th><th>${tr(L, 'createdAt')}</th><th>${tr(L, 'expires')}</th><th class="num">${tr(L, 'usesLeft')}</th><th>${tr(L, 'createdBy')}</th></tr></thead><tbody>${rows.map(
+    (t) => html`<tr><td><code>${t.token_hash.slice(0, 12)}</code></td><td>${fmtTime(t.created_at, L)}</td><td>${fmtTime(t.expires_at, L)}</td><td class="num">${t.uses_left}</td><td>${t.created_by}</td></tr>`,
+  )}</tbody></table>` : html`<p>${tr(L, 'none')}</p>`}
+${isAdmin(r) ? html`<form method="post" action="/terminals/tokens" class="row">${csrfField(r)}
+<label>${tr(L, 'ttlHours')}<input name="hours" type="number" min="1" max="720" value="24"></label>
+<label>${tr(L, 'uses')}<input name="uses" type="number" min="1" max="10000" value="1"></label>
+<button type="submit">${tr(L, 'createToken')}</button></form>` : ''}</section>`;
+}
+
+export const terminalRoutes: WebRouteSpec[] = [
+  {
+    method: 'GET',
+    path: '/terminals',
+    access: 'session',
+    handle(r) {
+      const L = r.lang;
+      const status = r.api.query.get('status') ?? '';
+      const all = listAgents(r.ctx);
+      const list = /^(online|offline|silent|revoked)$/.test(status) ? all.filter((a) => a.status === status) : all;
+      const current = r.ctx.currentPolicy().policy.version;
+      const body = html`<p class="filters">${['', 'online', 'offline', 'silent', 'revoked'].map(
+        (s) => html`<a href="/terminals${qs({ status: s })}" class="${s === status ? 'active' : ''}">${s ? tr(L, s as 'online') : tr(L, 'all')}</a> `,
+      )}</p>
+<table id="terminals"><thead><tr><th>${tr(L, 'hostname')}</th><th>${tr(L, 'status')}</th><th>${tr(L, 'lastSeen')}</th><th>${tr(L, 'os')}</th><th>${tr(L, 'agentVersion')}</th><th>${tr(L, 'policyVersion')}</th><th class="num">${tr(L, 'outboxDepth')}</th></tr></thead><tbody>
+${list.map(
+  (a) => html`<tr><td><a href="/terminals/${a.id}">${safeText(a.hostname, 64)}</a>${a.monitorOnly ? html` <span class="badge">${tr(L, 'monitorOnly')}</span>` : ''}</td><td>${statusBadge(L, a.status)}</td><td>${fmtTime(a.lastSeen, L)}</td><td>${safeText(a.os, 60)}</td><td>${safeText(a.agentVersion, 20)}</td><td class="${a.policyVersion === current ? '' : 'stale'}">v${a.policyVersion}</td><td class="num">${a.outboxDepth}</td></tr>`,
+)}</tbody></table>
+${tokensSection(r)}`;
+      return page(r, 'terminals', '/terminals', body);
+    },
+  },
+  {
+    method: 'GET',
+    path: new RegExp(`^/terminals/${AGENT_ID}$`),
+    access: 'session',
+    handle(r) {
+      const L = r.lang;
+      const id = r.api.params[0]!;
+      const a = listAgents(r.ctx).find((x) => x.id === id);
+      if (!a) throw new HttpError(404, 'not_found', tr(L, 'notFound'));
+      const extra = r.ctx.db.prepare('SELECT enrolled_at, revoked_at, last_seq FROM agents WHERE id = ?').get(id) as { enrolled_at: string; revoked_at: string | null; last_seq: number };
+      const recent = eventPage(r.ctx.db, { terminal: id }, 20).events;
+      const body = html`<dl class="detail">
+<dt>${tr(L, 'hostname')}</dt><dd>${safeText(a.hostname, 255)}</dd>
+<dt>${tr(L, 'terminalId')}</dt><dd><code>${a.id}</code></dd>
+<dt>${tr(L, 'status')}</dt><dd>${statusBadge(L, a.status)}${a.monitorOnly ? html` <span class="badge">${tr(L, 'monitorOnly')}</span>` : ''}</dd>
+<dt>${tr(L, 'lastSeen')}</dt><dd>${fmtTime(a.lastSeen, L)}</dd>
+<dt>${tr(L, 'os')}</dt><dd>${safeText(a.os, 200)}</dd>
+<dt>${tr(L, 'agentVersion')}</dt><dd>${safeText(a.agentVersion, 50)}</dd>
+<dt>${tr(L, 'policyVersion')}</dt><dd>v${a.policyVersion}</dd>
+<dt>${tr(L, 'outboxDepth')}</dt><dd>${a.outboxDepth}</dd>
+<dt>${tr(L, 'sequence')}</dt><dd>#${extra.last_seq}</dd>
+<dt>${tr(L, 'enrolledAt')}</dt><dd>${fmtTime(extra.enrolled_at, L)}</dd>
+${extra.revoked_at ? html`<dt>${tr(L, 'revoked')}</dt><dd>${fmtTime(extra.revoked_at, L)}</dd>` : ''}
+</dl>
+${isAdmin(r) && a.status !== 'revoked' ? html`<form method="post" action="/terminals/${a.id}/revoke" class="danger" data-confirm="${tr(L, 'revokeConfirm')}">${csrfField(r)}<button type="submit" class="danger">${tr(L, 'revoke')}</button></form>` : ''}
+<h2>${tr(L, 'recentEvents')}</h2>
+<table class="events"><thead><tr><th>${tr(L, 'time')}</th><th>${tr(L, 'type')}</th><th>${tr(L, 'severity')}</th><th>${tr(L, 'user')}</th><th>${tr(L, 'details')}</th><th>${tr(L, 'chain')}</th></tr></thead><tbody>
+${recent.map((e) => html`<tr><td class="nowrap"><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td>${e.type}</td><td>${sevBadge(e.severity)}</td><td>${safeText(e.user ?? '', 64)}</td><td class="data">${summary(e)}</td><td>${chainBadge(L, e.chain)}</td></tr>`)}
+</tbody></table><p><a href="/events${qs({ terminal: a.id })}">${tr(L, 'events')} →</a></p>`;
+      return page(r, 'terminals', '/terminals', body);
+    },
+  },
+  {
+    method: 'POST',
+    path: new RegExp(`^/terminals/${AGENT_ID}/revoke$`),
+    access: 'admin',
+    handle(r) {
+      const id = r.api.params[0]!;
+      const actor = r.session!.username;
+      const done = r.ctx.db.transaction(() => {
+        const before = r.ctx.db.prepare('SELECT status FROM agents WHERE id = ?').get(id) as { status: string } | undefined;
+        if (!before || before.status === 'revoked') return false;
+        r.ctx.db.prepare("UPDATE agents SET status = 'revoked', revoked_at = ? WHERE id = ?").run(new Date().toISOString(), id);
+        r.ctx.recordEvent({ type: 'admin.terminal_revoked', user: actor, terminalId: id, data: { agentId: id, before: { status: before.status }, after: { status: 'revoked' } } });
+        return true;
+      })();
+      if (!done) throw new HttpError(404, 'not_found', tr(r.lang, 'notFound'));
+      return redirect(`/terminals/${id}`);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/terminals/tokens',
+    access: 'admin',
+    handle(r) {
+      const L = r.lang;
+      const hours = Number(field(r, 'hours', 5));
+      const uses = Number(field(r, 'uses', 6));
+      if (!Number.isSafeInteger(hours) || hours < 1 || hours > 720) throw new HttpError(400, 'invalid_request', `${tr(L, 'ttlHours')}: 1–720`);
+      if (!Number.isSafeInteger(uses) || uses < 1 || uses > 10_000) throw new HttpError(400, 'invalid_request', `${tr(L, 'uses')}: 1–10000`);
+      const t = createEnrollToken(r.ctx, hours * 3_600_000, uses, r.session!.username);
+      const fp = (r.ctx as OpenConsole).caFingerprint;
+      const host = String(r.api.headers.host ?? '<console>:8443');
+      const body = html`<p class="note">${tr(L, 'tokenShownOnce')}</p>
+<pre class="command" id="enroll-command">sekimori-agent enroll --console https://${host} --token ${t.token} --ca-fingerprint ${fp}</pre>
+<p>${tr(L, 'expires')}: ${fmtTime(t.expiresAt, L)} / ${tr(L, 'uses')}: ${uses}</p><p><a href="/terminals">${tr(L, 'backToList')}</a></p>`;
+      return page(r, 'enrollTokens', '/terminals', body);
+    },
+  },
+];
