@@ -1,7 +1,23 @@
-/** 一時許可: temporary exception requests and grants (the removable-media module owns the data). */
-import { html } from '../html.js';
-import { tr } from '../i18n.js';
-import { page, type WebRouteSpec } from '../web.js';
+/**
+ * 一時許可: time-limited exceptions for one device on one terminal (data and rules belong to the
+ * removable-media module, console/usb). Recently blocked devices serve as the request queue: an
+ * administrator grants from a blocked event with the device already filled in.
+ */
+import { safeText } from '../../../protocol/text.js';
+import { listAgents } from '../../backbone/cli.js';
+import { grantException, listExceptions, parseDeviceSpec, parseDuration, revokeException } from '../../usb/module.js';
+import { HttpError } from '../../module.js';
+import { html, qs } from '../html.js';
+import { fmtTime, tr } from '../i18n.js';
+import { eventPage } from '../queries.js';
+import { csrfField, field, isAdmin, page, redirect, type WebRouteSpec } from '../web.js';
+import { hostnames, terminalLabel } from './common.js';
+
+const DURATIONS = ['30m', '1h', '2h', '4h', '8h', '1d', '3d', '7d'];
+
+function str(x: unknown): string {
+  return typeof x === 'string' ? x : '';
+}
 
 export const exceptionRoutes: WebRouteSpec[] = [
   {
@@ -9,7 +25,76 @@ export const exceptionRoutes: WebRouteSpec[] = [
     path: '/exceptions',
     access: 'session',
     handle(r) {
-      return page(r, 'exceptions', '/exceptions', html`<p class="note">${tr(r.lang, 'exceptionsNotInstalled')}</p>`);
+      const L = r.lang;
+      const q = r.api.query;
+      const all = q.get('all') === '1';
+      const list = listExceptions(r.ctx, { all });
+      const names = hostnames(r.ctx.db);
+      const agents = listAgents(r.ctx).filter((a) => a.status !== 'revoked');
+      const admin = isAdmin(r);
+      const preAgent = q.get('agent') ?? '';
+      const preDevice = q.get('device') ?? '';
+      const blocked = eventPage(r.ctx.db, { type: 'usb.blocked' }, 20).events;
+      const body = html`${q.get('done') ? html`<p class="ok" role="status">${tr(L, 'done')}</p>` : ''}
+<p class="filters"><a href="/exceptions" class="${all ? '' : 'active'}">${tr(L, 'active')}</a> <a href="/exceptions?all=1" class="${all ? 'active' : ''}">${tr(L, 'all')}</a></p>
+<table id="exceptions"><thead><tr><th>ID</th><th>${tr(L, 'terminal')}</th><th>${tr(L, 'device')}</th><th>${tr(L, 'status')}</th><th>${tr(L, 'expires')}</th><th>${tr(L, 'createdBy')}</th><th>${tr(L, 'reason')}</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
+${list.map(
+  (x) => html`<tr><td><code>${x.id}</code></td><td>${terminalLabel(names, x.agentId)}</td><td><code>${x.vendorId}:${x.productId}${x.serial ? ':' + safeText(x.serial, 128) : ''}</code> (${x.access})</td>
+<td>${x.revokedAt ? html`${tr(L, 'revoked')} (${x.revokedBy ?? ''})` : x.active ? tr(L, 'active') : '—'}</td><td>${fmtTime(x.expiresAt, L)}</td><td>${x.grantedBy}</td><td>${safeText(x.reason, 200)}</td>
+${admin ? html`<td>${x.active ? html`<form method="post" action="/exceptions/revoke" class="inline">${csrfField(r)}<input type="hidden" name="id" value="${x.id}"><button type="submit" class="danger">${tr(L, 'revoke')}</button></form>` : ''}</td>` : ''}</tr>`,
+)}</tbody></table>
+${admin ? html`<h2>${tr(L, 'exceptions')}</h2><form method="post" action="/exceptions/grant" class="row" id="grant-form">${csrfField(r)}
+<label>${tr(L, 'terminal')}<select name="agent">${agents.map((a) => html`<option value="${a.id}" ${a.id === preAgent ? 'selected' : ''}>${safeText(a.hostname, 40)} (${a.id.slice(0, 8)})</option>`)}</select></label>
+<label>${tr(L, 'device')} (VID:PID[:SERIAL])<input name="device" required maxlength="270" value="${preDevice}"></label>
+<label>${tr(L, 'period')}<select name="for">${DURATIONS.map((d) => html`<option ${d === '2h' ? 'selected' : ''}>${d}</option>`)}</select></label>
+<label>${tr(L, 'action')}<select name="access"><option value="readonly">readonly</option><option value="allow">allow</option></select></label>
+<label>${tr(L, 'reason')}<input name="reason" required maxlength="200"></label><button type="submit">${tr(L, 'exceptions')}</button></form>` : ''}
+<h2>usb.blocked — ${tr(L, 'recentEvents')}</h2>
+<table><thead><tr><th>${tr(L, 'time')}</th><th>${tr(L, 'terminal')}</th><th>${tr(L, 'user')}</th><th>${tr(L, 'device')}</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
+${blocked.map((e) => {
+  const d = e.data;
+  const spec = /^[0-9a-f]{4}$/.test(str(d.vendorId)) && /^[0-9a-f]{4}$/.test(str(d.productId)) ? `${str(d.vendorId)}:${str(d.productId)}${str(d.serial) ? ':' + str(d.serial) : ''}` : '';
+  return html`<tr><td><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td>${terminalLabel(names, e.terminalId)}</td><td>${safeText(e.user ?? '', 64)}</td><td>${safeText(`${str(d.manufacturer)} ${str(d.product)} ${spec}`, 200)}</td>${
+    admin ? html`<td>${spec ? html`<a href="/exceptions${qs({ agent: e.terminalId, device: spec })}">${tr(L, 'exceptions')}</a>` : ''}</td>` : ''
+  }</tr>`;
+})}</tbody></table>`;
+      return page(r, 'exceptions', '/exceptions', body);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/exceptions/grant',
+    access: 'admin',
+    handle(r) {
+      const agentId = field(r, 'agent', 64);
+      const device = field(r, 'device', 270).trim();
+      const forMs = parseDuration(field(r, 'for', 10));
+      const access = field(r, 'access', 10);
+      const reason = field(r, 'reason', 200).trim();
+      if (!parseDeviceSpec(device)) throw new HttpError(400, 'invalid_request', 'VID:PID[:SERIAL] (hex)');
+      if (forMs === null) throw new HttpError(400, 'invalid_request', `${tr(r.lang, 'period')}: ${DURATIONS.join(', ')}`);
+      if (access !== 'allow' && access !== 'readonly') throw new HttpError(400, 'invalid_request', 'access: allow|readonly');
+      if (!reason) throw new HttpError(400, 'invalid_request', `${tr(r.lang, 'reason')}: required`);
+      try {
+        grantException(r.ctx, { agentId, device, forMs, reason, access, actor: r.session!.username });
+      } catch (e) {
+        throw new HttpError(400, 'invalid_request', (e as Error).message);
+      }
+      return redirect('/exceptions?done=1');
+    },
+  },
+  {
+    method: 'POST',
+    path: '/exceptions/revoke',
+    access: 'admin',
+    handle(r) {
+      const id = field(r, 'id', 40);
+      try {
+        revokeException(r.ctx, id, r.session!.username);
+      } catch (e) {
+        throw new HttpError(400, 'invalid_request', (e as Error).message);
+      }
+      return redirect('/exceptions?done=1');
     },
   },
 ];
