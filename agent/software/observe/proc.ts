@@ -23,6 +23,8 @@ export interface ProcScannerOptions {
   recheckTicks?: number;
 }
 
+const NO_EXE = '\0no-exe';
+
 interface Known {
   link: string;
   firstSeen: number;
@@ -49,11 +51,12 @@ export class ProcScanner {
     this.timer = null;
   }
 
+  /** '' when unreadable now; NO_EXE when the pid has no executable at all (kernel thread, zombie). */
   private readLink(pid: number): string {
     try {
       return readlinkSync(`${this.o.procRoot}/${pid}/exe`);
-    } catch {
-      return ''; // kernel thread, exited, or not ours to read
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? NO_EXE : '';
     }
   }
 
@@ -77,11 +80,12 @@ export class ProcScanner {
       alive.add(pid);
       const k = this.known.get(pid);
       const young = k !== undefined && t0 - k.firstSeen < 2000;
-      if (k && !young && pid % recheck !== slice) continue;
+      // Kernel threads and zombies never exec again: not worth a (throwing) readlink per tick.
+      if (k && (k.link === NO_EXE || (!young && pid % recheck !== slice))) continue;
       const link = this.readLink(pid);
       if (k && k.link === link) continue;
       this.known.set(pid, { link, firstSeen: k && !link ? k.firstSeen : t0 });
-      if (link) {
+      if (link && link !== NO_EXE) {
         try {
           this.o.onExec({ pid, exeLink: link, seenAt: t0 });
         } catch {
