@@ -1,0 +1,334 @@
+/**
+ * Browser tier: the web console in real Chromium (Debian's, driven by playwright-core) against a
+ * real console process with a real enrolled agent that uploads a hostile USB event through its
+ * outbox. The TLS certificate is the console's own CA: the test context ignores HTTPS errors
+ * rather than installing that CA into Chromium (acceptable for a loopback test; the console's
+ * own fingerprint pinning is tested in the integration tier).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Outbox } from '../../../agent/report/outbox.js';
+import { agentPaths } from '../../../agent/state.js';
+import { enrollAgent, ROOT, startConsole, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
+import { requireTools } from '../tools.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const tools = requireTools('browser', [CHROMIUM, 'oathtool'], 'sudo apt-get install -y chromium oathtool fonts-noto-cjk', {
+  missing: existsSync(join(ROOT, 'dist/console/web/module.js')) ? [] : ['dist/console/web (run npm run build)'],
+});
+const SHOTS = join(ROOT, 'test-output/screenshots');
+const HOSTILE = '<img src=x onerror=alert(1)>';
+const FORMULA = "=HYPERLINK(\"http://evil.example\",\"x\")";
+
+function totp(secret: string): string {
+  return execFileSync('oathtool', ['--totp', '-b', secret], { encoding: 'utf8' }).trim();
+}
+
+/** A TOTP code not used before for this secret: waits for the next 30 s step when needed (replay guard). */
+const used = new Map<string, string>();
+async function freshCode(secret: string): Promise<string> {
+  for (let i = 0; i < 40; i++) {
+    const c = totp(secret);
+    if (used.get(secret) !== c) {
+      used.set(secret, c);
+      return c;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error('no fresh TOTP code within 40 s');
+}
+
+function field(text: string, name: string): string {
+  const m = new RegExp(`^${name}: (.+)$`, 'm').exec(text);
+  if (!m) throw new Error(`${name} not found`);
+  return m[1]!.trim();
+}
+
+async function login(page: Page, url: string, user: string, password: string, secret: string): Promise<void> {
+  await page.goto(`${url}/login`);
+  await page.fill('input[name=username]', user);
+  await page.fill('input[name=password]', password);
+  await page.fill('input[name=code]', await freshCode(secret));
+  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.click('form.login button[type=submit]')]);
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
+  let c: TestConsole;
+  let agent: TestAgent;
+  let browser: Browser;
+  let admin: BrowserContext;
+  let page: Page;
+  let adminPassword = '';
+  let adminSecret = '';
+  const requests: string[] = [];
+  const dialogs: string[] = [];
+  let evil: Server | null = null;
+
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    c = await startConsole();
+    const creds = readFileSync(join(c.dataDir, 'initial-admin.txt'), 'utf8');
+    adminPassword = field(creds, 'password');
+    adminSecret = field(creds, 'totp-secret');
+    // A real agent: enrolled with a one-time token, its outbox gets events as a capability would
+    // write them, and the running service uploads them over mutual TLS.
+    agent = await enrollAgent(c, { monitor: true, start: false });
+    const o = new Outbox(agentPaths(agent.stateDir).outbox, agent.agentId);
+    try {
+      o.append({ type: 'usb.blocked', user: 'tanaka', data: { kind: 'usb', vendorId: '0781', productId: '5581', serial: '4C530001', manufacturer: 'SanDisk', product: HOSTILE } });
+      o.append({ type: 'usb.blocked', user: FORMULA, data: { kind: 'usb', vendorId: '0951', productId: '1666', serial: 'X1', manufacturer: 'Kingston', product: 'DataTraveler' } });
+      o.append({ type: 'mfa.failure', user: 'tanaka', data: { reason: 'bad_code' } });
+      o.append({ type: 'software.unauthorized_process', user: 'suzuki', data: { path: '/tmp/evil', sha256: 'ab'.repeat(32) } });
+    } finally {
+      o.close();
+    }
+    await agent.start();
+    const db = new Database(join(c.dataDir, 'console.db'), { readonly: true });
+    try {
+      await waitFor('events uploaded', () => (db.prepare("SELECT count(*) AS n FROM events WHERE type = 'usb.blocked'").get() as { n: number }).n >= 2, 30_000);
+    } finally {
+      db.close();
+    }
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    admin = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, locale: 'ja-JP', viewport: { width: 1280, height: 900 } });
+    page = await admin.newPage();
+    page.on('request', (r) => requests.push(r.url()));
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    evil?.close();
+    await agent?.cleanup();
+    await c?.cleanup();
+  });
+
+  it('logs in with password + TOTP code (oathtool) and shows the dashboard', async () => {
+    await page.goto(`${c.url}/`);
+    expect(new URL(page.url()).pathname).toBe('/login');
+    await shot(page, '01-login');
+    // Wrong code first: refused without saying which factor was wrong.
+    await page.fill('input[name=username]', 'admin');
+    await page.fill('input[name=password]', adminPassword);
+    await page.fill('input[name=code]', '000000');
+    await page.click('form.login button[type=submit]');
+    await expect(page.locator('p.error').textContent()).resolves.toContain('ログインできませんでした');
+    await login(page, c.url, 'admin', adminPassword, adminSecret);
+    await expect(page.locator('h1').textContent()).resolves.toBe('ダッシュボード');
+    const blocked = Number(await page.locator('#blocked-today').textContent());
+    expect(blocked).toBeGreaterThanOrEqual(2);
+    await expect(page.locator('svg.chart').count()).resolves.toBeGreaterThan(0);
+    await shot(page, '02-dashboard');
+    const cookies = await admin.cookies();
+    const session = cookies.find((k) => k.name === '__Host-sekimori_session')!;
+    expect(session.secure && session.httpOnly && session.sameSite === 'Strict').toBe(true);
+  }, 120_000);
+
+  it('renders a hostile USB product string as text, with no script run', async () => {
+    await page.goto(`${c.url}/events`);
+    await page.selectOption('select[name=type]', 'usb.blocked');
+    await Promise.all([page.waitForURL(/type=usb.blocked/), page.click('#event-filters button[type=submit]')]);
+    const cells = await page.locator('table.events td.data').allTextContents();
+    expect(cells.some((t) => t.includes(HOSTILE))).toBe(true);
+    await expect(page.locator('main img').count()).resolves.toBe(0);
+    await shot(page, '03-events');
+    await page.locator('table.events tr', { hasText: 'SanDisk' }).locator('a').first().click();
+    await expect(page.locator('#event-data').textContent()).resolves.toContain(HOSTILE);
+    await expect(page.locator('#chain-status').textContent()).resolves.toContain('正常');
+    await expect(page.locator('main img').count()).resolves.toBe(0);
+    await shot(page, '04-event-detail');
+    expect(dialogs).toEqual([]);
+    expect(requests.some((u) => /\/x$/.test(new URL(u).pathname))).toBe(false);
+  }, 60_000);
+
+  it('filters and exports CSV that Excel opens (UTF-8 BOM, formulas neutralised)', async () => {
+    await page.goto(`${c.url}/events?type=usb.blocked&user=tanaka`);
+    await expect(page.locator('table.events tbody tr').count()).resolves.toBe(1);
+    await page.goto(`${c.url}/events?type=usb.blocked`);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#csv-link')]);
+    const file = join(SHOTS, '..', 'events.csv');
+    await download.saveAs(file);
+    const bytes = readFileSync(file);
+    expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+    const text = bytes.toString('utf8');
+    expect(text).toContain(HOSTILE);
+    expect(text.split('\r\n').length).toBe(4); // header + 2 rows + trailing
+    expect(text).toContain(`"'=HYPERLINK(""http://evil.example""`);
+  }, 60_000);
+
+  it('walks terminals, policy (validate, diff, sign), users & MFA (QR), exceptions, report', async () => {
+    await page.goto(`${c.url}/terminals`);
+    await expect(page.locator('#terminals tbody tr').count()).resolves.toBe(1);
+    await shot(page, '05-terminals');
+    await page.click('#terminals tbody a');
+    await expect(page.locator('main').textContent()).resolves.toContain(agent.agentId);
+    await shot(page, '06-terminal-detail');
+
+    await page.goto(`${c.url}/policy`);
+    const v0 = Number((await page.locator('#policy-version').textContent())!.slice(1));
+    await page.fill('textarea[name=agent]', '{"heartbeatSeconds": 0, "uploadBatchSize": 500}');
+    await page.click('#policy-form button[type=submit]');
+    await expect(page.locator('#policy-errors').textContent()).resolves.toContain('policy.agent.heartbeatSeconds');
+    await page.fill('textarea[name=agent]', '{"heartbeatSeconds": 20, "uploadBatchSize": 500}');
+    await page.click('#policy-form button[type=submit]');
+    await expect(page.locator('#policy-diff .add').first().textContent()).resolves.toContain('"heartbeatSeconds": 20');
+    await shot(page, '07-policy-diff');
+    await page.click('#publish-form button[type=submit]');
+    await expect(page.locator('#published').textContent()).resolves.toContain(`v${v0 + 1}`);
+    // Roll forward: publish version v0's content again as a new version.
+    await page.goto(`${c.url}/policy/v/${v0}`);
+    await page.click('#publish-form button[type=submit]');
+    await expect(page.locator('#published').textContent()).resolves.toContain(`v${v0 + 2}`);
+    await page.goto(`${c.url}/policy`);
+    await shot(page, '08-policy');
+
+    await page.goto(`${c.url}/users`);
+    await page.fill('form[action="/users/enroll"] input[name=user]', 'tanaka');
+    await page.click('form[action="/users/enroll"] button');
+    const src = await page.locator('#totp-qr').getAttribute('src');
+    expect(src).toMatch(/^data:image\/svg\+xml;base64,/);
+    await expect(page.locator('#recovery-codes li').count()).resolves.toBe(10);
+    await shot(page, '09-mfa-enrol');
+    const staffSecret = (await page.locator('#totp-secret').textContent())!.trim();
+    await page.fill('form[action="/users/confirm"] input[name=code]', await freshCode(staffSecret));
+    await page.click('form[action="/users/confirm"] button');
+    await expect(page.locator('#confirm-result').textContent()).resolves.toContain('登録を完了しました');
+    await page.goto(`${c.url}/users`);
+    await page.selectOption('form[action="/users/assign"] select[name=terminal]', agent.agentId);
+    await page.click('form[action="/users/assign"] button');
+    await expect(page.locator('#mfa-users').textContent()).resolves.toContain('tanaka');
+    await shot(page, '10-users');
+
+    await page.goto(`${c.url}/exceptions`);
+    await page.locator('a[href*="device=0781"]').first().click();
+    await page.fill('#grant-form input[name=reason]', '住民票データの受け渡し');
+    await page.click('#grant-form button');
+    await expect(page.locator('#exceptions tbody tr').count()).resolves.toBe(1);
+    await shot(page, '11-exceptions');
+
+    await page.goto(`${c.url}/report`);
+    await expect(page.locator('#r-usb .total strong').textContent()).resolves.toBe('2');
+    await shot(page, '12-report');
+    await page.emulateMedia({ media: 'print' });
+    await page.pdf({ path: join(SHOTS, '..', 'self-inspection-report.pdf'), format: 'A4' });
+    await page.emulateMedia({ media: 'screen' });
+
+    await page.goto(`${c.url}/lang?l=en&next=/`);
+    await expect(page.locator('h1').textContent()).resolves.toBe('Dashboard');
+    await shot(page, '13-dashboard-en');
+    await page.goto(`${c.url}/lang?l=ja&next=/`);
+  }, 180_000);
+
+  it('every request went to the console origin only', () => {
+    const foreign = requests.filter((u) => !u.startsWith(c.url + '/') && !u.startsWith('data:'));
+    expect(requests.length).toBeGreaterThan(10);
+    expect(foreign).toEqual([]);
+  });
+
+  it('an auditor sees everything and can change nothing (UI and direct POSTs refused)', async () => {
+    await page.goto(`${c.url}/accounts`);
+    await page.fill('form[action="/accounts/add"] input[name=name]', 'kansa');
+    await page.selectOption('form[action="/accounts/add"] select[name=role]', 'auditor');
+    await page.click('form[action="/accounts/add"] button');
+    const password = (await page.locator('#new-password').textContent())!.trim();
+    const secret = (await page.locator('#new-secret').textContent())!.trim();
+
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP' });
+    const p = await ctx.newPage();
+    await login(p, c.url, 'kansa', password, secret);
+    await p.goto(`${c.url}/policy`);
+    await expect(p.locator('#policy-form button').count()).resolves.toBe(0);
+    await expect(p.locator('textarea[name=agent]').getAttribute('readonly')).resolves.not.toBeNull();
+    await p.goto(`${c.url}/terminals/${agent.agentId}`);
+    await expect(p.locator(`form[action$="/revoke"]`).count()).resolves.toBe(0);
+    await shot(p, '14-auditor-terminal');
+    // The same requests an admin's page would send, with the auditor's valid session and CSRF token.
+    const statuses = await p.evaluate(async (agentId) => {
+      const csrf = document.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
+      const post = (path: string, body: Record<string, string>) =>
+        fetch(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, ...body }), redirect: 'manual' }).then((r) => r.status);
+      return [
+        await post(`/terminals/${agentId}/revoke`, {}),
+        await post('/policy/publish', { base: '1', body: '{}' }),
+        await post('/accounts/add', { name: 'evil', role: 'admin' }),
+        await post('/users/enroll', { user: 'x' }),
+        await post('/exceptions/grant', { agent: agentId, device: '0781:5581', for: '2h', access: 'allow', reason: 'x' }),
+      ];
+    }, agent.agentId);
+    expect(statuses).toEqual([403, 403, 403, 403, 403]);
+    await ctx.close();
+    const db = new Database(join(c.dataDir, 'console.db'), { readonly: true });
+    try {
+      expect((db.prepare('SELECT status FROM agents WHERE id = ?').get(agent.agentId) as { status: string }).status).not.toBe('revoked');
+      expect(db.prepare("SELECT 1 FROM console_users WHERE username = 'evil'").get()).toBeUndefined();
+      expect((db.prepare("SELECT count(*) AS n FROM events WHERE type = 'admin.forbidden'").get() as { n: number }).n).toBe(5);
+    } finally {
+      db.close();
+    }
+  }, 120_000);
+
+  it('a CSRF attempt from another origin fails', async () => {
+    const target = `${c.url}/terminals/${agent.agentId}/revoke`;
+    evil = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<form id="f" method="post" action="${target}"><input name="_csrf" value="guess"><button id="go">win a prize</button></form>`);
+    });
+    await new Promise<void>((r) => evil!.listen(0, '127.0.0.1', () => r()));
+    const port = (evil.address() as { port: number }).port;
+    const p = await admin.newPage(); // the admin is logged in in this browser context
+    await p.goto(`http://127.0.0.1:${port}/`);
+    const [resp] = await Promise.all([p.waitForNavigation(), p.click('#go')]);
+    expect(resp?.status()).toBe(403);
+    // Even with the session cookie and the real token, a foreign Origin is refused.
+    const csrf = await page.locator('meta[name=csrf-token]').getAttribute('content');
+    const forged = await admin.request.post(target, { headers: { origin: `http://127.0.0.1:${port}` }, form: { _csrf: csrf! }, maxRedirects: 0 });
+    expect(forged.status()).toBe(403);
+    await p.close();
+    const db = new Database(join(c.dataDir, 'console.db'), { readonly: true });
+    try {
+      expect((db.prepare('SELECT status FROM agents WHERE id = ?').get(agent.agentId) as { status: string }).status).not.toBe('revoked');
+    } finally {
+      db.close();
+    }
+  }, 60_000);
+
+  it('locks an account after repeated failures', async () => {
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP' });
+    const p = await ctx.newPage();
+    for (let i = 0; i < 5; i++) {
+      await p.goto(`${c.url}/login`);
+      await p.fill('input[name=username]', 'kansa');
+      await p.fill('input[name=password]', 'wrong-password');
+      await p.fill('input[name=code]', '123456');
+      await p.click('form.login button[type=submit]');
+    }
+    await expect(p.locator('p.error').textContent()).resolves.toContain('ロック');
+    await ctx.close();
+    await page.goto(`${c.url}/accounts`);
+    await expect(page.locator('#accounts').textContent()).resolves.toContain('ロック中');
+  }, 60_000);
+
+  it('an administrator revokes a terminal through the UI (confirmation dialog)', async () => {
+    page.removeAllListeners('dialog');
+    page.on('dialog', (d) => void d.accept());
+    await page.goto(`${c.url}/terminals/${agent.agentId}`);
+    await Promise.all([page.waitForURL(`${c.url}/terminals/${agent.agentId}`), page.click('form[action$="/revoke"] button')]);
+    await expect(page.locator('.status-revoked').count()).resolves.toBeGreaterThan(0);
+    writeFileSync(join(SHOTS, '..', 'browser-requests.txt'), requests.join('\n') + '\n');
+  }, 60_000);
+});
