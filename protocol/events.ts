@@ -94,18 +94,22 @@ export function genesisHash(agentId: string): string {
   return createHash('sha256').update('sekimori-genesis\0' + agentId).digest('hex');
 }
 
-/** hash = sha256(prevHash ‖ canonical event without its hashes). */
+/**
+ * hash = sha256(prevHash ‖ canonical event without its hashes). The canonical text of the
+ * fixed members is written out in sorted key order (agentId, data, id, seq, severity, ts, type,
+ * user) — identical to canonicalJson of the whole object, without sorting on every event.
+ */
 export function eventHash(prevHash: string, e: UnsignedEvent): string {
-  const body = canonicalJson({
-    id: e.id,
-    agentId: e.agentId,
-    seq: e.seq,
-    ts: e.ts,
-    type: e.type,
-    severity: e.severity,
-    user: e.user ?? null,
-    data: e.data,
-  });
+  const body =
+    '{"agentId":' + JSON.stringify(e.agentId) +
+    ',"data":' + canonicalJson(e.data) +
+    ',"id":' + JSON.stringify(e.id) +
+    ',"seq":' + canonicalJson(e.seq) +
+    ',"severity":' + JSON.stringify(e.severity) +
+    ',"ts":' + JSON.stringify(e.ts) +
+    ',"type":' + JSON.stringify(e.type) +
+    ',"user":' + JSON.stringify(e.user ?? null) +
+    '}';
   return createHash('sha256').update(prevHash).update(body).digest('hex');
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../protocol/canonical.js';
 import { chainEvent, eventHash, eventShapeErrors, genesisHash, isKnownEventType, type UnsignedEvent } from '../../protocol/events.js';
@@ -36,6 +37,10 @@ describe('hash chain', () => {
   it('links each event to the previous one', () => {
     expect(e2.prevHash).toBe(e1.hash);
     expect(eventHash(e2.prevHash, e2)).toBe(e2.hash);
+  });
+  it('is sha256(prevHash ‖ canonical JSON of the event without its hashes)', () => {
+    const { hash: _h, prevHash: _p, ...rest } = e2;
+    expect(e2.hash).toBe(createHash('sha256').update(e2.prevHash + canonicalJson(rest)).digest('hex'));
   });
   it('does not depend on member order', () => {
     const reordered = { data: { product: 'Cruzer', pid: '5567', vid: '0781' }, ...base };
