@@ -271,16 +271,14 @@ export class SoftwareCapability implements Capability {
         }
         if (real && inScope(real, this.policy.locations)) {
           try {
-            const d = await this.hasher.digest(real);
-            script = { path: real, digest: d };
-            scriptVerdict = judge(this.compiled, { path: real, sha256: d.sha256, owner: this.pkgDb?.owner(real, d.md5) ?? null });
+            script = { path: real, digest: await this.hasher.digest(real) };
           } catch {
-            scriptVerdict = null; // unreadable or gone: the interpreter itself is still judged
+            script = null; // unreadable or gone: the interpreter itself is still judged
           }
         }
       }
     }
-    if (!exeIn && !scriptVerdict) return;
+    if (!exeIn && !script) return;
     let exeDigest: Digest | null = null;
     let exeVerdict: Verdict = { allowed: true, reason: 'allow_rule', rule: 'outside watched locations' };
     if (exeIn) {
@@ -290,6 +288,11 @@ export class SoftwareCapability implements Capability {
       } catch {
         return; // exited before we could read it
       }
+    }
+    if (this.stopped) return;
+    // From here on no await: the verdict, the record and the action use the policy in force now.
+    if (script) scriptVerdict = judge(this.compiled, { path: script.path, sha256: script.digest.sha256, owner: this.pkgDb?.owner(script.path, script.digest.md5) ?? null });
+    if (exeIn && exeDigest) {
       exeVerdict = judge(this.compiled, {
         path: exePath,
         sha256: exeDigest.sha256,
@@ -326,6 +329,8 @@ export class SoftwareCapability implements Capability {
       },
     });
     if (!enforce) return;
+    // Last check against the policy in force now: only what lies in a watched location is ever killed.
+    if (!(inScope(target.path, this.policy.locations) || inScope(exePath, this.policy.locations))) return;
     const r = killIfSame(this.procRoot, pid, `${exePath}${deleted ? ' (deleted)' : ''}`, exeDigest ? identityKey(exeDigest) : null);
     const killMs = Math.round((performance.now() - s.seenAt) * 10) / 10;
     if (r === 'killed') {
@@ -362,7 +367,8 @@ export class SoftwareCapability implements Capability {
       return;
     }
     const verdict = judge(this.compiled, { path: real, sha256: d.sha256, owner: this.pkgDb?.owner(real, d.md5) ?? null });
-    if (verdict.allowed) return;
+    // Hashing took time: a capability stopped meanwhile must not act on old orders.
+    if (verdict.allowed || this.stopped) return;
     if (this.reportedFiles.get(real) === d.sha256) return;
     this.reportedFiles.set(real, d.sha256);
     if (this.reportedFiles.size > 10_000) this.reportedFiles.delete(this.reportedFiles.keys().next().value as string);
