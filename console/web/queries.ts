@@ -108,7 +108,7 @@ export const SCAN_LIMIT = 200_000;
 /** One page of events, newest first. Free text is matched on the raw row within a bounded scan. */
 export function eventPage(db: Database.Database, q: EventQuery, pageSize = 50, scanLimit = SCAN_LIMIT): EventPage {
   const { sql, args } = whereOf(q);
-  const hint = q.user ? indexHint(q) : ''; // the partial user index needs the hint; the others are chosen by the planner
+  const hint = q.user && !q.terminal ? indexHint(q) : ''; // see bench/console-queries for the plans
   const base = `SELECT rid, id, agent_id, seq, ts, type, severity, user, data, prev_hash, hash, terminal_id, chain, received_at FROM events ${hint} ${sql} ORDER BY ts DESC, rid DESC`;
   const text = q.text?.trim().toLowerCase();
   if (!text) {

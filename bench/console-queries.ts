@@ -1,0 +1,164 @@
+/**
+ * bench/console-queries: the web console's dashboard and events-page queries on a store holding
+ * 10 M events (target < 200 ms each).
+ *   npm run build && scripts/n24 node dist/bench/console-queries.js [--events 10000000] [--db PATH] [--fresh]
+ * The scratch database (same schema and migrations as the console) is kept between runs at
+ * --db (default: $TMPDIR/sekimori-bench-console-queries.db); --fresh refills it. Filling takes
+ * minutes (one transaction per 100k rows); the queries are then timed warm, 15 runs each.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { migrate, openDatabase } from '../console/core/db.js';
+import { coreMigrations } from '../console/core/schema.js';
+import { webMigrations } from '../console/web/auth.js';
+import { dashboard, eventByRid, eventPage, rollupCatchUp, rollupLag, type EventQuery } from '../console/web/queries.js';
+import { dayStartIso } from '../console/web/pages/events.js';
+
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '10000000' },
+    db: { type: 'string', default: join(tmpdir(), 'sekimori-bench-console-queries.db') },
+    fresh: { type: 'boolean', default: false },
+    terminals: { type: 'string', default: '2000' },
+    days: { type: 'string', default: '180' },
+  },
+});
+const TOTAL = Number(values.events);
+const TERMINALS = Number(values.terminals);
+const DAYS = Number(values.days);
+const CHUNK = 100_000;
+
+// A plausible mix: mostly routine events, a few percent blocked/failed/unauthorized.
+const MIX: [string, string, number][] = [
+  ['mfa.success', 'info', 40],
+  ['usb.allowed', 'info', 20],
+  ['agent.started', 'info', 5],
+  ['agent.policy_applied', 'info', 5],
+  ['software.installed', 'notice', 5],
+  ['usb.readonly', 'notice', 5],
+  ['usb.blocked', 'warning', 8],
+  ['mfa.failure', 'warning', 6],
+  ['software.unauthorized_process', 'warning', 3],
+  ['software.killed', 'warning', 1],
+  ['mfa.locked', 'critical', 1],
+  ['agent.silent', 'critical', 1],
+];
+const WHEEL: [string, string][] = MIX.flatMap(([t, s, w]) => Array.from({ length: w }, () => [t, s] as [string, string]));
+
+if (values.fresh && existsSync(values.db)) for (const s of ['', '-wal', '-shm']) rmSync(values.db + s, { force: true });
+const db = openDatabase(values.db);
+db.pragma('synchronous = NORMAL'); // filling only; the console itself runs with FULL
+migrate(db, 'core', coreMigrations);
+migrate(db, 'web', webMigrations);
+
+const have = (db.prepare('SELECT coalesce(max(rid), 0) AS n FROM events').get() as { n: number }).n;
+const terminalIds = Array.from({ length: TERMINALS }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+const now = Date.now();
+if (have < TOTAL) {
+  const t0 = performance.now();
+  const insAgent = db.prepare(
+    "INSERT OR IGNORE INTO agents (id, hostname, os, agent_version, cert_fingerprint, enrolled_at, last_seen, status, policy_version) VALUES (?, ?, 'Debian GNU/Linux 12', '0.1.0', ?, ?, ?, ?, ?)",
+  );
+  db.transaction(() => {
+    terminalIds.forEach((id, i) => {
+      const status = i % 97 === 0 ? 'silent' : i % 23 === 0 ? 'offline' : 'online';
+      insAgent.run(id, `PC-${String(i).padStart(5, '0')}`, 'f'.repeat(64), new Date(now - DAYS * 86_400_000).toISOString(), new Date(now - (i % 60) * 1000).toISOString(), status, i % 10 === 0 ? 6 : 7);
+    });
+  })();
+  const ins = db.prepare(
+    `INSERT INTO events (id, agent_id, seq, ts, type, severity, user, data, prev_hash, hash, terminal_id, chain, received_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok', ?)`,
+  );
+  const seqs = new Uint32Array(TERMINALS);
+  const span = DAYS * 86_400_000;
+  const start = now - span;
+  let x = 12345 + have; // deterministic pseudo-random
+  const rnd = () => ((x = (x * 1103515245 + 12345) >>> 0) / 4294967296);
+  // Resume where a previous (interrupted) fill stopped: per-terminal seq continues from the store.
+  for (const r of db.prepare('SELECT agent_id, max(seq) AS s FROM events GROUP BY agent_id').all() as { agent_id: string; s: number }[]) {
+    const i = terminalIds.indexOf(r.agent_id);
+    if (i >= 0) seqs[i] = r.s;
+  }
+  const hash = 'a'.repeat(64);
+  for (let done = have; done < TOTAL; ) {
+    const n = Math.min(CHUNK, TOTAL - done);
+    db.transaction(() => {
+      for (let k = 0; k < n; k++) {
+        const i = done + k;
+        const term = Math.floor(rnd() * TERMINALS);
+        const seq = ++seqs[term]!;
+        // Time grows with arrival order, with up to 10 minutes of jitter (late uploads).
+        const ts = new Date(start + (span * i) / TOTAL - Math.floor(rnd() * 600_000)).toISOString();
+        const [type, sev] = WHEEL[Math.floor(rnd() * WHEEL.length)]!;
+        const user = `user${String(Math.floor(rnd() * 5000)).padStart(4, '0')}`;
+        const data = type.startsWith('usb.')
+          ? `{"kind":"usb","vendorId":"0781","productId":"5581","serial":"SN${i % 100000}","product":"USB DISK ${i % 977}"}`
+          : type.startsWith('software.')
+            ? `{"path":"/home/${user}/Downloads/tool-${i % 5003}.bin","sha256":"${hash}"}`
+            : `{"n":${i % 1000}}`;
+        ins.run(randomUUID(), terminalIds[term], seq, ts, type, sev, user, data, hash, hash, terminalIds[term], ts);
+      }
+    })();
+    done += n;
+    if (done % 1_000_000 === 0 || done === TOTAL) process.stdout.write(`filled ${done.toLocaleString('en')} events (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
+  }
+  db.exec('ANALYZE');
+  process.stdout.write(`fill: ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+
+const lag = rollupLag(db);
+if (lag > 0) {
+  const t0 = performance.now();
+  let counted = 0;
+  while (rollupLag(db) > 0) counted += rollupCatchUp(db, 500_000);
+  const s = (performance.now() - t0) / 1000;
+  process.stdout.write(`rollup catch-up: ${counted.toLocaleString('en')} rows in ${s.toFixed(1)} s (${Math.round(counted / s).toLocaleString('en')} rows/s; the console's tick does 50k rows per second at most)\n`);
+}
+
+const count = (db.prepare('SELECT max(rid) AS n FROM events').get() as { n: number }).n;
+process.stdout.write(`\nstore: ${count.toLocaleString('en')} events, ${TERMINALS} terminals, ${DAYS} days (${values.db})\n\n`);
+
+function time(name: string, f: () => unknown, runs = 15): void {
+  f(); // warm
+  const ms: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    f();
+    ms.push(performance.now() - t);
+  }
+  ms.sort((a, b) => a - b);
+  const p50 = ms[Math.floor(ms.length / 2)]!;
+  const max = ms[ms.length - 1]!;
+  process.stdout.write(`${name.padEnd(58)} p50 ${p50.toFixed(1).padStart(7)} ms   max ${max.toFixed(1).padStart(7)} ms ${max < 200 ? '' : '  ← over 200 ms'}\n`);
+}
+
+const latestTs = (db.prepare('SELECT max(ts) AS t FROM events').get() as { t: string }).t;
+const midRid = Math.floor(count / 2);
+const mid = db.prepare('SELECT ts, rid FROM events WHERE rid = ?').get(midRid) as { ts: string; rid: number };
+const weekAgo = new Date(Date.parse(latestTs) - 7 * 86_400_000).toISOString().slice(0, 10);
+const q = (x: EventQuery) => () => eventPage(db, x);
+
+time('dashboard (all figures)', () => dashboard(db, new Date(latestTs)));
+time('events: newest page, no filter', q({}));
+time('events: page at the middle of 10M (keyset cursor)', q({ before: mid }));
+time('events: terminal', q({ terminal: terminalIds[42] }));
+time('events: terminal, deep page (cursor in the middle)', q({ terminal: terminalIds[42], before: mid }));
+time('events: user', q({ user: 'user0042' }));
+time('events: type usb.blocked', q({ type: 'usb.blocked' }));
+time('events: type prefix software.*', q({ type: 'software.*' }));
+time('events: severity critical', q({ severity: 'critical' }));
+time('events: period (one day a week ago)', q({ since: dayStartIso(weekAgo), until: new Date(Date.parse(dayStartIso(weekAgo)) + 86_400_000).toISOString() }));
+time('events: terminal + type + period', q({ terminal: terminalIds[7], type: 'usb.blocked', since: dayStartIso(weekAgo) }));
+time('events: user + severity', q({ user: 'user0042', severity: 'warning' }));
+time('events: free text, common ("USB DISK 12")', q({ text: 'USB DISK 12' }));
+time('events: free text, rare within the 200k-row scan bound', q({ text: 'tool-4999.bin' }));
+time('events: free text + terminal', q({ terminal: terminalIds[42], text: 'tool-' }));
+time('event detail', () => eventByRid(db, midRid));
+
+const plan = (sql: string, args: Record<string, unknown>) => (db.prepare('EXPLAIN QUERY PLAN ' + sql).all(args) as { detail: string }[]).map((r) => r.detail).join(' | ');
+process.stdout.write(`\nplan (user filter): ${plan("SELECT * FROM events WHERE user = @u ORDER BY ts DESC, rid DESC LIMIT 51", { u: 'user0042' })}\n`);
+process.stdout.write(`plan (severity):    ${plan("SELECT * FROM events WHERE severity = @s ORDER BY ts DESC, rid DESC LIMIT 51", { s: 'critical' })}\n`);
+db.close();
