@@ -106,7 +106,7 @@ function indexHint(q: EventQuery): string {
 export const SCAN_LIMIT = 200_000;
 
 /** One page of events, newest first. Free text is matched on the raw row within a bounded scan. */
-export function eventPage(db: Database.Database, q: EventQuery, pageSize = 50, scanLimit = SCAN_LIMIT): EventPage {
+export function eventPage(db: Database.Database, q: EventQuery, pageSize = 50, scanLimit = SCAN_LIMIT, budgetMs = 150): EventPage {
   const { sql, args } = whereOf(q);
   const hint = q.user && !q.terminal ? indexHint(q) : ''; // see bench/console-queries for the plans
   const base = `SELECT rid, id, agent_id, seq, ts, type, severity, user, data, prev_hash, hash, terminal_id, chain, received_at FROM events ${hint} ${sql} ORDER BY ts DESC, rid DESC`;
@@ -122,8 +122,9 @@ export function eventPage(db: Database.Database, q: EventQuery, pageSize = 50, s
   let scanned = 0;
   let lastScanned: Row | undefined;
   let exhausted = true;
+  const deadline = performance.now() + budgetMs; // the page answers in time; "older" continues the search
   for (const r of db.prepare(`${base} LIMIT @limit`).iterate({ ...args, limit: scanLimit + 1 }) as IterableIterator<Row>) {
-    if (found.length === pageSize || scanned === scanLimit) {
+    if (found.length === pageSize || scanned === scanLimit || (scanned % 2048 === 2047 && performance.now() > deadline)) {
       exhausted = false;
       break;
     }

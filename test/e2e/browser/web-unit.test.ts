@@ -230,3 +230,31 @@ describe('event queries on SQLite', () => {
     expect(dayString(new Date('2026-04-01T15:00:00.000Z'))).toBe('2026-04-02');
   });
 });
+
+describe('sessions', () => {
+  it('expire after the idle timeout and the absolute limit, and end when the account is disabled', async () => {
+    const { createSession, loadSession } = await import('../../../console/web/auth.js');
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE schema_migrations (module TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (module, version))');
+    migrate(db, 'core', coreMigrations);
+    migrate(db, 'web', webMigrations);
+    db.prepare("INSERT INTO console_users (username, role, password_hash, totp_secret, created_at) VALUES ('a', 'auditor', 'x', 'y', 'z')").run();
+    const t0 = 1_000_000_000;
+    const s = createSession(db, 'a', t0);
+    expect(loadSession(db, s.token, t0 + 60_000)).toEqual({ username: 'a', role: 'auditor', csrf: s.csrf });
+    expect(loadSession(db, s.token + 'x', t0 + 60_000)).toBeNull();
+    expect(loadSession(db, undefined, t0)).toBeNull();
+    // Activity keeps it alive up to the absolute limit.
+    let t = t0;
+    while (t + LOGIN_POLICY.idleMs / 2 < t0 + LOGIN_POLICY.absoluteMs) {
+      t += LOGIN_POLICY.idleMs / 2;
+      expect(loadSession(db, s.token, t)).not.toBeNull();
+    }
+    expect(loadSession(db, s.token, t0 + LOGIN_POLICY.absoluteMs + 1)).toBeNull();
+    const s2 = createSession(db, 'a', t0);
+    expect(loadSession(db, s2.token, t0 + LOGIN_POLICY.idleMs + 1)).toBeNull();
+    const s3 = createSession(db, 'a', t0);
+    db.prepare("UPDATE console_users SET disabled = 1 WHERE username = 'a'").run();
+    expect(loadSession(db, s3.token, t0 + 1000)).toBeNull();
+  });
+});
