@@ -182,7 +182,7 @@ export class UsbCapability implements Capability {
       if (this.monitor) {
         if (!ctx.monitorOnly && isNew) this.reportEnforce(this.enforcer.openDevice(d.path));
       } else {
-        const r = await this.enforcer.apply(d.path, dec);
+        const r = await this.enforcer.apply(d.path, dec, isNew);
         this.reportEnforce(r);
         if (isNew && dec.readonly) this.roWatch.set(d.path, Date.now() + 20_000);
         if (isNew) this.trace(d, dec, t0, r.wrote);

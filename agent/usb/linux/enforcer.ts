@@ -51,7 +51,8 @@ export class LinuxUsbEnforcer {
       r.wrote.push(`${path.slice(this.sysRoot.length)}=${value}`);
       return true;
     } catch (e) {
-      r.errors.push(`${path}: ${(e as Error).message}`);
+      // A device unplugged between reading and writing is not an error worth reporting.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') r.errors.push(`${path}: ${(e as Error).message}`);
       return false;
     }
   }
@@ -87,7 +88,7 @@ export class LinuxUsbEnforcer {
    * Makes sysfs match the decision. Idempotent: only differences are written, so it can run on
    * every rescan and also repairs a hand-made `echo 1 > authorized`.
    */
-  async apply(path: string, d: UsbDecision): Promise<EnforceResult> {
+  async apply(path: string, d: UsbDecision, first = true): Promise<EnforceResult> {
     const r: EnforceResult = { wrote: [], errors: [] };
     const devDir = join(usbDevicesDir(this.sysRoot), path);
     if (!d.authorizeDevice) {
@@ -99,9 +100,10 @@ export class LinuxUsbEnforcer {
     else this.clearReadonlyMarker(path);
     const allowed = new Set(d.interfaces.filter((i) => i.allow).map((i) => i.number));
     let ifaces = readInterfaceDirs(this.sysRoot, path);
-    // Read-only media already bound (present at start, or access changed): unbind before the marker
-    // can take effect, then bind again below so the disk is re-created read-only.
-    if (d.readonly) {
+    // Read-only media already bound when first judged (present at start, or access changed): unbind
+    // so the disk is re-created read-only through the marker. Only on the first application: later
+    // rescans would race udev's own setro on the freshly created disk.
+    if (d.readonly && first) {
       for (const i of ifaces) {
         if (i.class === 0x08 && i.authorized && this.usbHasWritableDisk(path)) this.write(join(usbDevicesDir(this.sysRoot), i.name, 'authorized'), '0', r);
       }

@@ -1,0 +1,218 @@
+/**
+ * Real-kernel tier for removable-media control: Debian's kernel under QEMU, the real agent
+ * (`node bin/sekimori-agent.js run`) inside the guest, the real console on host loopback reached
+ * through QEMU's guestfwd, devices hot-plugged over QMP. One boot, steps in order.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultUsbPolicy } from '../../../protocol/policy-usb.js';
+import { startConsole, tempDir, type TestConsole } from '../../integration/harness.js';
+import { requireTools } from '../tools.js';
+import { driverWindows, INITRD, KERNEL, pathOfSerial, readWatch, ROOT, Vm, waitFor } from './vm.js';
+
+const check = requireTools('qemu (real kernel)', ['qemu-system-x86_64', 'mkfs.ext4', '/lib/systemd/systemd-udevd', 'udevadm', 'blockdev'], 'apt-get install qemu-system-x86 udev busybox-static cpio e2fsprogs && bash test/e2e/qemu/provision.sh', {
+  missing: [...(existsSync(KERNEL) && existsSync(INITRD) ? [] : ['.tools/qemu (run test/e2e/qemu/provision.sh)']), ...(existsSync(join(ROOT, 'dist/agent/cli.js')) ? [] : ['dist/ (npm run build)'])],
+});
+
+const QEMU_STORAGE = { vendorId: '46f4', productId: '0001' };
+const STEP = 240_000;
+
+describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
+  let work = '';
+  let state = '';
+  let con: TestConsole;
+  let vm: Vm;
+  let agentId = '';
+  let blockedPaths: string[] = [];
+
+  const usbEvents = (type: string) => con.events(['--type', type, '--agent', agentId]);
+  const agentLog = () => vm.file('agent.log') ?? '';
+
+  beforeAll(async () => {
+    work = tempDir('qemu-usb');
+    state = join(work, 'state');
+    mkdirSync(state, { recursive: true });
+    const images: Record<string, string> = {};
+    for (const id of ['pre', 'blk', 'reg', 'ro', 'kill', 'b1', 'b2', 'b3', 'b4']) {
+      images[id] = join(work, `${id}.img`);
+      writeFileSync(images[id], Buffer.alloc(0));
+      execFileSync('truncate', ['-s', '16M', images[id]]);
+      if (id === 'reg' || id === 'ro' || id === 'pre') execFileSync('mkfs.ext4', ['-q', '-F', '-L', id, images[id]]);
+    }
+    con = await startConsole({
+      sans: ['10.0.2.100'],
+      policy: {
+        agent: { heartbeatSeconds: 5, uploadBatchSize: 500 },
+        usb: {
+          ...defaultUsbPolicy(),
+          exceptionPollSeconds: 5,
+          registered: [
+            { id: 'reg-1', ...QEMU_STORAGE, serial: 'SEKI-REG-1', access: 'allow', label: '登録USBメモリ' },
+            { id: 'ro-1', ...QEMU_STORAGE, serial: 'SEKI-RO-1', access: 'readonly', label: '読み取り専用' },
+          ],
+        },
+        software: { mode: 'monitor', locations: ['/tmp/sekimori-sw'], scanIntervalMs: 60000 },
+      },
+    });
+    const tok = con.enrollToken();
+    const modprobe = readFileSync(join(ROOT, 'installers/linux/modprobe.d/sekimori-usb.conf'), 'utf8');
+    expect(modprobe).toMatch(/options usbcore authorized_default=2/);
+    writeFileSync(
+      join(state, 'env'),
+      [`REPO=${ROOT}`, `NODE=${process.execPath}`, `CONSOLE_URL=https://10.0.2.100:8443`, `TOKEN=${tok.token}`, `FP=${tok.caFingerprint}`].join('\n') + '\n',
+    );
+    cpSync(join(ROOT, 'test/e2e/qemu/guest.sh'), join(state, 'guest.sh'));
+    vm = new Vm({
+      stateDir: state,
+      // Worst case for "present at start": no installer option, so the kernel bound the stick at boot.
+      usbcoreOptions: 'authorized_default=1',
+      drives: Object.entries(images).map(([id, file]) => ({ id, file })),
+      bootDevices: ['usb-storage,bus=xhci.0,drive=pre,serial=SEKI-PRE-1,id=pre'],
+      consolePort: con.port,
+    });
+    await vm.boot();
+    await waitFor('guest enrolled', () => vm.file('enroll.rc'), STEP, 500);
+    expect(vm.file('enroll.rc')!.trim(), `enroll: ${vm.file('enroll.err')}`).toBe('0');
+    agentId = (JSON.parse(vm.file('enroll.json')!) as { agentId: string }).agentId;
+  }, 600_000);
+
+  afterAll(async () => {
+    await vm?.shutdown().catch(() => undefined);
+    // Keep the artefacts for bench/usb (kernel uevents, agent trace, guest watcher timeline).
+    const out = join(ROOT, 'test-output/usb-qemu');
+    rmSync(out, { recursive: true, force: true });
+    mkdirSync(out, { recursive: true });
+    for (const f of ['trace.jsonl', 'uevents.log', 'watch.jsonl', 'agent.log', 'guest.log', 'dmesg.txt', 'blocked-paths.json'])
+      if (existsSync(join(state, f))) cpSync(join(state, f), join(out, f));
+    writeFileSync(join(out, 'serial.log'), vm?.serialLog() ?? '');
+    await con?.cleanup();
+    if (work) rmSync(work, { recursive: true, force: true });
+  }, 120_000);
+
+  it('a stick present before the agent started is cut off at start', async () => {
+    expect(vm.file('blocks-before-agent.txt')).toMatch(/^sd/m); // the kernel had bound it
+    await vm.run(`cd /tmp && SEKIMORI_USB_TRACE=/run/state/trace.jsonl $NODE $REPO/bin/sekimori-agent.js run --state /tmp/agent > /run/state/agent.log 2>&1 &\necho $! > /run/state/agent.pid`);
+    await waitFor('agent running', () => /running \(state/.test(agentLog()), STEP, 500);
+    const prePath = pathOfSerial(readWatch(state), 'SEKI-PRE-1');
+    expect(prePath).toBeTruthy();
+    const r = await vm.run(`cat /sys/bus/usb/devices/${prePath}/authorized; ls /sys/block | grep '^sd' || echo NO-SD; for h in /sys/bus/usb/devices/usb*; do cat $h/authorized_default $h/interface_authorized_default; done`);
+    expect(r.out.split('\n')[0]).toBe('0');
+    expect(r.out).toMatch(/NO-SD/);
+    expect(r.out.split('\n').slice(2).filter(Boolean).every((x) => x === '0')).toBe(true);
+    await waitFor('policy v1 applied in the guest', () => /policy v\d+ applied/.test(agentLog()), STEP, 500);
+    const ev = await waitFor('usb.blocked for the pre-present stick at the console', () => usbEvents('usb.blocked').find((e) => e.data.serial === 'SEKI-PRE-1'), STEP, 1000);
+    expect(ev.data.rule).toBe('class:08');
+  }, 600_000);
+
+  it('a stick inserted while the agent runs never gets a driver or a block device; the console receives usb.blocked', async () => {
+    await vm.deviceAdd({ driver: 'usb-storage', drive: 'blk', bus: 'xhci.0', serial: 'SEKI-BLK-1', id: 'blk' });
+    const ev = await waitFor('usb.blocked for SEKI-BLK-1 at the console', () => usbEvents('usb.blocked').find((e) => e.data.serial === 'SEKI-BLK-1'), STEP, 1000);
+    expect(ev.data).toMatchObject({ vendorId: '46f4', productId: '0001', rule: 'class:08', interfaceClasses: ['08'] });
+    expect(typeof ev.data.port).toBe('string');
+    expect('user' in ev).toBe(true);
+    // usb-storage waits ~1 s before scanning: keep watching well past that.
+    await new Promise((r) => setTimeout(r, 5000));
+    const path = pathOfSerial(readWatch(state), 'SEKI-BLK-1')!;
+    expect(path).toBeTruthy();
+    blockedPaths.push(path);
+    expect(driverWindows(readWatch(state), path)).toEqual([]);
+    const r = await vm.run(`cat /sys/bus/usb/devices/${path}/authorized; ls /sys/block`);
+    expect(r.out.split('\n')[0]).toBe('0');
+    expect(r.out).not.toMatch(/^sd/m);
+  }, 600_000);
+
+  it('more blocked sticks (bench samples) never get a driver either', async () => {
+    for (const id of ['b1', 'b2', 'b3', 'b4']) {
+      await vm.deviceAdd({ driver: 'usb-storage', drive: id, bus: 'xhci.0', serial: `SEKI-${id.toUpperCase()}`, id });
+      await waitFor(`${id} judged`, () => (vm.file('trace.jsonl') ?? '').split('\n').filter(Boolean).length >= 0 && pathOfSerial(readWatch(state), `SEKI-${id.toUpperCase()}`), STEP, 300);
+      await new Promise((r) => setTimeout(r, 2500));
+      await vm.qmp.execute('device_del', { id });
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    const w = readWatch(state);
+    for (const id of ['b1', 'b2', 'b3', 'b4']) {
+      const p = pathOfSerial(w, `SEKI-${id.toUpperCase()}`)!;
+      expect(p).toBeTruthy();
+      // the port is reused by the next stick: only look at windows while this serial was there
+      expect(driverWindows(w, p)).toEqual([]);
+    }
+  }, 600_000);
+
+  it('a USB keyboard keeps working (bound to usbhid)', async () => {
+    await vm.deviceAdd({ driver: 'usb-kbd', bus: 'xhci.0', id: 'kbd' });
+    const r = await waitFor(
+      'usbhid bound to the keyboard',
+      async () => {
+        const x = await vm.run(`for i in /sys/bus/usb/devices/*:*; do [ "$(cat $i/bInterfaceClass)" = 03 ] && readlink $i/driver; done; true`);
+        return /usbhid/.test(x.out) ? x : null;
+      },
+      STEP,
+      1000,
+    );
+    expect(r.out).toMatch(/usbhid/);
+    await waitFor('usb.allowed for the keyboard', () => usbEvents('usb.allowed').find((e) => e.data.productId === '0001' && e.data.vendorId === '0627'), STEP, 1000);
+  }, 600_000);
+
+  it('a USB network adapter (usb-net, tethering) gets no network interface', async () => {
+    const before = (await vm.run('ls /sys/class/net')).out.trim().split('\n');
+    await vm.deviceAdd({ driver: 'usb-net', bus: 'xhci.0', id: 'unet' });
+    const ev = await waitFor('usb.blocked for usb-net', () => usbEvents('usb.blocked').find((e) => e.data.vendorId === '0525'), STEP, 1000);
+    expect((ev.data.interfaceClasses as string[]).some((c) => ['02', '0a', 'e0'].includes(c))).toBe(true);
+    await new Promise((r) => setTimeout(r, 3000));
+    const after = (await vm.run('ls /sys/class/net')).out.trim().split('\n');
+    expect(after).toEqual(before);
+    const w = readWatch(state);
+    const netPath = w.find((l) => l.kind === 'dev' && l.id?.startsWith('0525:'))?.name;
+    expect(netPath).toBeTruthy();
+    expect(driverWindows(w, netPath!)).toEqual([]);
+    expect(w.filter((l) => l.kind === 'net' && !before.includes(l.name!))).toEqual([]);
+  }, 600_000);
+
+  it('a registered stick is usable', async () => {
+    await vm.deviceAdd({ driver: 'usb-storage', drive: 'reg', bus: 'xhci.0', serial: 'SEKI-REG-1', id: 'reg' });
+    await waitFor('usb.allowed for the registered stick', () => usbEvents('usb.allowed').find((e) => e.data.serial === 'SEKI-REG-1' && e.data.rule === 'registered:reg-1'), STEP, 1000);
+    const path = await waitFor('registered stick path', () => pathOfSerial(readWatch(state), 'SEKI-REG-1'), STEP, 300);
+    const dev = await waitFor('block device of the registered stick', () => readWatch(state).find((l) => l.kind === 'block' && l.value === path)?.name, STEP, 300);
+    const r = await vm.run(`mkdir -p /tmp/mreg && mount /dev/${dev} /tmp/mreg && echo hello > /tmp/mreg/f && sync && cat /tmp/mreg/f && umount /tmp/mreg`);
+    expect(r, r.out).toMatchObject({ rc: 0 });
+    expect(r.out).toMatch(/hello/);
+  }, 600_000);
+
+  it('a readonly stick mounts, and a write fails with EROFS', async () => {
+    await vm.deviceAdd({ driver: 'usb-storage', drive: 'ro', bus: 'xhci.0', serial: 'SEKI-RO-1', id: 'ro' });
+    await waitFor('usb.readonly at the console', () => usbEvents('usb.readonly').find((e) => e.data.serial === 'SEKI-RO-1' && e.data.rule === 'registered:ro-1'), STEP, 1000);
+    const path = await waitFor('readonly stick path', () => pathOfSerial(readWatch(state), 'SEKI-RO-1'), STEP, 300);
+    const dev = await waitFor('block device of the readonly stick', () => readWatch(state).find((l) => l.kind === 'block' && l.value === path)?.name, STEP, 300);
+    const ro = await vm.run(`cat /sys/block/${dev}/ro; ls /run/sekimori/usb-readonly/`);
+    expect(ro.out.split('\n')[0]).toBe('1');
+    expect(ro.out).toContain(path);
+    const r = await vm.run(
+      `mkdir -p /tmp/mro && mount -o ro /dev/${dev} /tmp/mro && ls /tmp/mro && (echo x > /tmp/mro/new 2>&1; echo "write rc=$?"); ` +
+        `$NODE -e 'try{require("fs").writeFileSync("/tmp/mro/n2","x")}catch(e){console.log("code="+e.code)}'; ` +
+        `(mount -o remount,rw /tmp/mro 2>&1; echo "remount rc=$?"); umount /tmp/mro`,
+    );
+    expect(r.out).toMatch(/lost\+found/);
+    expect(r.out).toMatch(/Read-only file system/);
+    expect(r.out).toMatch(/code=EROFS/);
+    expect(r.out).not.toMatch(/remount rc=0/);
+  }, 600_000);
+
+  it('after kill -9 of the agent, a newly inserted stick is still blocked', async () => {
+    const blocksBefore = (await vm.run('ls /sys/block')).out;
+    await vm.run('kill -9 $(cat /run/state/agent.pid)');
+    await new Promise((r) => setTimeout(r, 1000));
+    await vm.deviceAdd({ driver: 'usb-storage', drive: 'kill', bus: 'xhci.0', serial: 'SEKI-KILL-1', id: 'kill' });
+    const path = await waitFor('killed-agent stick enumerated', () => pathOfSerial(readWatch(state), 'SEKI-KILL-1'), STEP, 300);
+    await new Promise((r) => setTimeout(r, 5000));
+    blockedPaths.push(path);
+    expect(driverWindows(readWatch(state), path)).toEqual([]);
+    const r = await vm.run(`cat /sys/bus/usb/devices/${path}/authorized; ls /sys/bus/usb/devices/ | grep "^${path}:" || echo NO-INTERFACES`);
+    expect(r.out.split('\n')[0]).toBe('0');
+    expect(r.out).toMatch(/NO-INTERFACES/);
+    expect((await vm.run('ls /sys/block')).out).toBe(blocksBefore);
+    writeFileSync(join(state, 'blocked-paths.json'), JSON.stringify(blockedPaths));
+  }, 600_000);
+});
