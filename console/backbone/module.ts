@@ -7,6 +7,7 @@ import type { OpenConsole } from '../core/context.js';
 import { signAgentCsr } from '../core/pki.js';
 import { createIngester, parseBatch } from './ingest.js';
 import { backboneCommands } from './cli.js';
+import { HeartbeatBuffer, type Beat } from './heartbeat.js';
 
 const AGENT_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -81,6 +82,13 @@ function enrollRoute(ctx: OpenConsole): Route {
   };
 }
 
+const buffers = new WeakMap<ConsoleContext, HeartbeatBuffer>();
+function heartbeatBuffer(ctx: ConsoleContext): HeartbeatBuffer {
+  let b = buffers.get(ctx);
+  if (!b) buffers.set(ctx, (b = new HeartbeatBuffer(ctx.db)));
+  return b;
+}
+
 export function heartbeatSeconds(ctx: ConsoleContext): number {
   return ctx.currentPolicy().policy.agent.heartbeatSeconds;
 }
@@ -88,11 +96,8 @@ export function heartbeatSeconds(ctx: ConsoleContext): number {
 function routes(c: ConsoleContext): Route[] {
   const ctx = c as OpenConsole;
   const ingest = createIngester(ctx.db);
-  const heartbeat = ctx.db.prepare(
-    `UPDATE agents SET last_seen = @now, hostname = @hostname, os = @os, agent_version = @agentVersion, policy_version = @policyVersion,
-       outbox_depth = @outboxDepth, monitor_only = @monitorOnly, status = CASE WHEN status = 'revoked' THEN status ELSE 'online' END
-     WHERE id = @id RETURNING status`,
-  );
+  const beats = heartbeatBuffer(ctx);
+  const policyVersion = ctx.db.prepare('SELECT max(version) AS v FROM policies');
   const statusOf = ctx.db.prepare('SELECT status FROM agents WHERE id = ?');
   return [
     { method: 'GET', path: '/api/agent/ca', auth: 'none', handle: () => ({ status: 200, json: { caPem: ctx.ca.certPem } }) },
@@ -114,19 +119,24 @@ function routes(c: ConsoleContext): Route[] {
       handle(req) {
         const b = req.json();
         if (!isObject(b)) throw new HttpError(400, 'invalid_request', 'body must be a JSON object');
-        const before = (statusOf.get(req.agentId) as { status: string }).status;
-        heartbeat.get({
-          id: req.agentId,
+        const beat: Beat = {
+          id: req.agentId!,
           now: new Date().toISOString(),
           hostname: typeof b.hostname === 'string' ? b.hostname.slice(0, 255) : '',
           os: typeof b.os === 'string' ? b.os.slice(0, 200) : '',
           agentVersion: typeof b.agentVersion === 'string' ? b.agentVersion.slice(0, 50) : '',
-          policyVersion: Number.isSafeInteger(b.policyVersion) ? b.policyVersion : 0,
-          outboxDepth: Number.isSafeInteger(b.outboxDepth) ? b.outboxDepth : 0,
+          policyVersion: Number.isSafeInteger(b.policyVersion) ? (b.policyVersion as number) : 0,
+          outboxDepth: Number.isSafeInteger(b.outboxDepth) ? (b.outboxDepth as number) : 0,
           monitorOnly: b.monitorOnly === true ? 1 : 0,
-        });
-        if (before === 'silent') ctx.recordEvent({ type: 'agent.back_online', terminalId: req.agentId, data: { agentId: req.agentId } });
-        const res: HeartbeatResponse = { serverTime: new Date().toISOString(), policyVersion: ctx.currentPolicy().policy.version };
+        };
+        const status = (statusOf.get(req.agentId) as { status: string }).status;
+        if (status === 'online') beats.record(beat);
+        else
+          ctx.db.transaction(() => {
+            beats.writeNow(beat);
+            if (status === 'silent') ctx.recordEvent({ type: 'agent.back_online', terminalId: req.agentId, data: { agentId: req.agentId } });
+          })();
+        const res: HeartbeatResponse = { serverTime: new Date().toISOString(), policyVersion: (policyVersion.get() as { v: number }).v };
         return { status: 200, json: res };
       },
     },
@@ -136,6 +146,7 @@ function routes(c: ConsoleContext): Route[] {
 
 /** Terminals that missed 3 heartbeats without saying goodbye become silent, with an alert. */
 function tick(ctx: ConsoleContext, now: Date): void {
+  heartbeatBuffer(ctx).flush();
   const limit = new Date(now.getTime() - 3 * heartbeatSeconds(ctx) * 1000).toISOString();
   const silent = ctx.db.prepare("SELECT id, hostname, last_seen FROM agents WHERE status = 'online' AND last_seen < ?").all(limit) as {
     id: string;

@@ -1,0 +1,71 @@
+/**
+ * bench/agent-footprint: a real enrolled agent with the default policy and every capability,
+ * idle, measured from /proc: resident memory and CPU share over the sampling period.
+ *   npm run build && scripts/n24 node dist/bench/agent-footprint.js [--seconds 60]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const root = resolve(import.meta.dirname, '../..');
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '60' }, warmup: { type: 'string', default: '10' } } });
+const TICKS = 100; // USER_HZ on Linux
+
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+function rssKb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+}
+function cli(bin: string, args: string[]): string {
+  const r = spawnSync(process.execPath, [join(root, `bin/sekimori-${bin}.js`), ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return r.stdout;
+}
+
+async function main() {
+  const dir = mkdtempSync(join(tmpdir(), 'sekimori-bench-footprint-'));
+  const data = join(dir, 'console');
+  cli('console', ['init', '--data', data]);
+  const server = spawn(process.execPath, [join(root, 'bin/sekimori-console.js'), 'serve', '--data', data, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const url: string = await new Promise((res) => {
+      let out = '';
+      server.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /https:\/\/\S+/.exec(out);
+        if (m) res(m[0]);
+      });
+    });
+    const tok = JSON.parse(cli('console', ['enroll-token', '--data', data, '--json'])) as { token: string; caFingerprint: string };
+    const state = join(dir, 'agent');
+    cli('agent', ['enroll', '--console', url, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', state, '--monitor']);
+    const agent = spawn(process.execPath, [join(root, 'bin/sekimori-agent.js'), 'run', '--state', state], { stdio: ['ignore', 'ignore', 'inherit'] });
+    await new Promise((r) => setTimeout(r, Number(values.warmup) * 1000));
+    const pid = agent.pid!;
+    const c0 = cpuTicks(pid);
+    const t0 = Date.now();
+    let peak = 0;
+    const end = t0 + Number(values.seconds) * 1000;
+    while (Date.now() < end) {
+      peak = Math.max(peak, rssKb(pid));
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const cpuSeconds = (cpuTicks(pid) - c0) / TICKS;
+    const wall = (Date.now() - t0) / 1000;
+    console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}`);
+    console.log(`agent idle over ${wall.toFixed(0)} s (after ${values.warmup} s warm-up): RSS now ${(rssKb(pid) / 1024).toFixed(1)} MB, peak ${(peak / 1024).toFixed(1)} MB (target ≤ 80 MB)`);
+    console.log(`CPU ${((cpuSeconds / wall) * 100).toFixed(2)} % of one core (target ≤ 0.5 %)`);
+    agent.kill('SIGTERM');
+    await new Promise((r) => agent.once('exit', r));
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
