@@ -132,6 +132,19 @@ export const webMigrations: string[] = [
    CREATE INDEX web_rollup_type_day ON web_rollup (type, day);
    CREATE TABLE web_rollup_head (one INTEGER PRIMARY KEY CHECK (one = 1), rid INTEGER NOT NULL);
    INSERT INTO web_rollup_head (one, rid) VALUES (1, 0);`,
+  // v2: one row per (dimension, type, day, key) — dim '' is the day total, 't' per terminal,
+  // 'u' per user — so per-day charts read a handful of rows; plus the event types seen (for "x.*").
+  `DROP TABLE web_rollup;
+   CREATE TABLE web_rollup (
+     dim TEXT NOT NULL CHECK (dim IN ('', 't', 'u')),
+     type TEXT NOT NULL,
+     day TEXT NOT NULL,
+     key TEXT NOT NULL,
+     n INTEGER NOT NULL,
+     PRIMARY KEY (dim, type, day, key)
+   ) WITHOUT ROWID;
+   CREATE TABLE web_types (type TEXT PRIMARY KEY) WITHOUT ROWID;
+   UPDATE web_rollup_head SET rid = 0;`,
 ];
 
 export function getAccount(db: Database.Database, username: string): (Account & { row: AccountRow }) | null {

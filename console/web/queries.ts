@@ -4,7 +4,10 @@
  * bounded scan for free-text search, and a daily rollup filled incrementally by rid.
  */
 import type Database from 'better-sqlite3';
+import { AGENT_EVENT_TYPES, CONSOLE_EVENT_TYPES } from '../../protocol/events.js';
 import { rowToEvent, type StoredEvent } from '../core/events.js';
+
+const KNOWN_TYPES = [...new Set([...Object.keys(AGENT_EVENT_TYPES), ...Object.keys(CONSOLE_EVENT_TYPES)])];
 
 /** Event types the dashboard counts as 遮断 (blocked actions). */
 export const BLOCKED_TYPES = ['usb.blocked', 'software.killed', 'software.quarantined'] as const;
@@ -107,8 +110,12 @@ export const SCAN_LIMIT = 200_000;
 
 /** One page of events, newest first. Free text is matched on the raw row within a bounded scan. */
 export function eventPage(db: Database.Database, q: EventQuery, pageSize = 50, scanLimit = SCAN_LIMIT, budgetMs = 150): EventPage {
+  const prefix = q.type?.endsWith('.*') && !q.terminal && !q.user;
+  if (prefix && !q.text?.trim()) return prefixPage(db, q, pageSize);
   const { sql, args } = whereOf(q);
-  const hint = q.user && !q.terminal ? indexHint(q) : ''; // see bench/console-queries for the plans
+  // See bench/console-queries for the plans: the partial user index needs naming, and a type
+  // prefix with free text walks the time index (a range on the type index would sort millions).
+  const hint = q.user && !q.terminal ? indexHint(q) : prefix ? 'INDEXED BY events_ts' : '';
   const base = `SELECT rid, id, agent_id, seq, ts, type, severity, user, data, prev_hash, hash, terminal_id, chain, received_at FROM events ${hint} ${sql} ORDER BY ts DESC, rid DESC`;
   const text = q.text?.trim().toLowerCase();
   if (!text) {
@@ -134,6 +141,23 @@ export function eventPage(db: Database.Database, q: EventQuery, pageSize = 50, s
   }
   const next = !exhausted && lastScanned ? { ts: lastScanned.ts, rid: lastScanned.rid } : null;
   return { events: found.map((r) => ({ ...rowToEvent(r), rid: r.rid })), next, scanLimited: !exhausted && found.length < pageSize, scanned };
+}
+
+/**
+ * "usb.*" without a terminal or user: one index seek per concrete type on (type, ts), merged —
+ * instead of a range over the type index that SQLite would have to sort.
+ */
+function prefixPage(db: Database.Database, q: EventQuery, pageSize: number): EventPage {
+  const lo = q.type!.slice(0, -1);
+  const hi = q.type!.slice(0, -2) + '/';
+  if (rollupLag(db) <= 20_000) rollupCatchUp(db, 20_000); // so types first seen a moment ago are included
+  const seen = (db.prepare('SELECT type FROM web_types WHERE type >= ? AND type < ?').all(lo, hi) as { type: string }[]).map((r) => r.type);
+  const types = [...new Set([...seen, ...KNOWN_TYPES.filter((t) => t >= lo && t < hi)])];
+  const merged = types.flatMap((type) => eventPage(db, { ...q, type }, pageSize + 1).events);
+  merged.sort((a, b) => (a.ts === b.ts ? b.rid - a.rid : a.ts < b.ts ? 1 : -1));
+  const page = merged.slice(0, pageSize);
+  const last = page[page.length - 1];
+  return { events: page, next: merged.length > pageSize && last ? { ts: last.ts, rid: last.rid } : null, scanLimited: false, scanned: page.length };
 }
 
 /** Every matching event, newest first, for CSV export (bounded). */
@@ -163,13 +187,18 @@ export function rollupCatchUp(db: Database.Database, maxRows = 100_000): number 
   return db.transaction((): number => {
     const top = db.prepare('SELECT max(rid) AS r FROM (SELECT rid FROM events WHERE rid > ? ORDER BY rid LIMIT ?)').get(head, maxRows) as { r: number | null };
     if (top.r === null) return 0;
+    const range = { head, top: top.r };
+    db.exec('CREATE TEMP TABLE IF NOT EXISTS web_batch (day TEXT, type TEXT, terminal_id TEXT, user TEXT, n INTEGER)');
+    db.exec('DELETE FROM temp.web_batch');
     db.prepare(
-      `INSERT INTO web_rollup (day, type, terminal_id, user, n)
-       SELECT substr(datetime(ts, '+9 hours'), 1, 10), type, terminal_id, coalesce(user, ''), count(*) FROM events
-       WHERE rid > @head AND rid <= @top AND type IN (${types})
-       GROUP BY 1, 2, 3, 4
-       ON CONFLICT (day, type, terminal_id, user) DO UPDATE SET n = n + excluded.n`,
-    ).run({ head, top: top.r });
+      `INSERT INTO temp.web_batch SELECT substr(datetime(ts, '+9 hours'), 1, 10), type, terminal_id, coalesce(user, ''), count(*) FROM events
+       WHERE rid > @head AND rid <= @top AND type IN (${types}) GROUP BY 1, 2, 3, 4`,
+    ).run(range);
+    const upsert = `ON CONFLICT (dim, type, day, key) DO UPDATE SET n = n + excluded.n`;
+    db.exec(`INSERT INTO web_rollup (dim, type, day, key, n) SELECT '', type, day, '', sum(n) FROM temp.web_batch WHERE true GROUP BY type, day ${upsert}`);
+    db.exec(`INSERT INTO web_rollup (dim, type, day, key, n) SELECT 't', type, day, terminal_id, sum(n) FROM temp.web_batch WHERE true GROUP BY type, day, terminal_id ${upsert}`);
+    db.exec(`INSERT INTO web_rollup (dim, type, day, key, n) SELECT 'u', type, day, user, sum(n) FROM temp.web_batch WHERE user != '' GROUP BY type, day, user ${upsert}`);
+    db.prepare('INSERT OR IGNORE INTO web_types (type) SELECT DISTINCT type FROM events WHERE rid > @head AND rid <= @top').run(range);
     db.prepare('UPDATE web_rollup_head SET rid = ? WHERE one = 1').run(top.r);
     return top.r - head;
   })();
@@ -213,7 +242,7 @@ export interface Dashboard {
 
 export function perDay(db: Database.Database, types: readonly string[], fromDay: string, toDay: string): { day: string; n: number }[] {
   const marks = types.map(() => '?').join(',');
-  const rows = db.prepare(`SELECT day, sum(n) AS n FROM web_rollup WHERE type IN (${marks}) AND day >= ? AND day <= ? GROUP BY day`).all(...types, fromDay, toDay) as {
+  const rows = db.prepare(`SELECT day, sum(n) AS n FROM web_rollup WHERE dim = '' AND type IN (${marks}) AND day >= ? AND day <= ? GROUP BY day`).all(...types, fromDay, toDay) as {
     day: string;
     n: number;
   }[];
@@ -225,8 +254,9 @@ export function topTerminals(db: Database.Database, types: readonly string[], fr
   const marks = types.map(() => '?').join(',');
   return db
     .prepare(
-      `SELECT r.terminal_id AS terminalId, coalesce(a.hostname, r.terminal_id) AS hostname, sum(r.n) AS n FROM web_rollup r LEFT JOIN agents a ON a.id = r.terminal_id
-       WHERE r.type IN (${marks}) AND r.day >= ? AND r.day <= ? GROUP BY r.terminal_id ORDER BY n DESC, r.terminal_id LIMIT ?`,
+      `SELECT t.key AS terminalId, coalesce(a.hostname, t.key) AS hostname, t.n AS n FROM
+         (SELECT key, sum(n) AS n FROM web_rollup WHERE dim = 't' AND type IN (${marks}) AND day >= ? AND day <= ? GROUP BY key ORDER BY n DESC, key LIMIT ?) t
+       LEFT JOIN agents a ON a.id = t.key ORDER BY t.n DESC, t.key`,
     )
     .all(...types, fromDay, toDay, limit) as { terminalId: string; hostname: string; n: number }[];
 }
@@ -234,13 +264,13 @@ export function topTerminals(db: Database.Database, types: readonly string[], fr
 export function topUsers(db: Database.Database, types: readonly string[], fromDay: string, toDay: string, limit = 10): { user: string; n: number }[] {
   const marks = types.map(() => '?').join(',');
   return db
-    .prepare(`SELECT user, sum(n) AS n FROM web_rollup WHERE type IN (${marks}) AND day >= ? AND day <= ? AND user != '' GROUP BY user ORDER BY n DESC, user LIMIT ?`)
+    .prepare(`SELECT key AS user, sum(n) AS n FROM web_rollup WHERE dim = 'u' AND type IN (${marks}) AND day >= ? AND day <= ? GROUP BY key ORDER BY n DESC, key LIMIT ?`)
     .all(...types, fromDay, toDay, limit) as { user: string; n: number }[];
 }
 
 export function countTypes(db: Database.Database, types: readonly string[], fromDay: string, toDay: string): number {
   const marks = types.map(() => '?').join(',');
-  return (db.prepare(`SELECT coalesce(sum(n), 0) AS n FROM web_rollup WHERE type IN (${marks}) AND day >= ? AND day <= ?`).get(...types, fromDay, toDay) as { n: number }).n;
+  return (db.prepare(`SELECT coalesce(sum(n), 0) AS n FROM web_rollup WHERE dim = '' AND type IN (${marks}) AND day >= ? AND day <= ?`).get(...types, fromDay, toDay) as { n: number }).n;
 }
 
 export function dashboard(db: Database.Database, now = new Date()): Dashboard {

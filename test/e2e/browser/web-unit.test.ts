@@ -208,6 +208,23 @@ describe('event queries on SQLite', () => {
     }
     expect(seen).toEqual(Array.from({ length: 250 }, (_, i) => 250 - i));
   });
+  it('a type prefix merges per-type index seeks and still pages exactly', () => {
+    const db = store(250);
+    db.prepare("INSERT INTO events (id, agent_id, seq, ts, type, severity, user, data, prev_hash, hash, terminal_id, chain, received_at) VALUES ('x', 'console', 1, '2026-04-01T00:30:00.000Z', 'admin.custom_thing', 'notice', 'admin', '{}', 'h', 'h', 'console', 'ok', 'r')").run();
+    for (const [type, want] of [['usb.*', 50], ['mfa.*', 200], ['admin.*', 1]] as const) {
+      const seen: number[] = [];
+      let before: { ts: string; rid: number } | undefined;
+      for (let i = 0; i < 100; i++) {
+        const p = eventPage(db, { type, before }, 7);
+        seen.push(...p.events.map((e) => e.rid));
+        if (!p.next) break;
+        before = p.next;
+      }
+      const all = eventPage(db, { type: type.replace('.*', '') === 'admin' ? 'admin.custom_thing' : type === 'usb.*' ? 'usb.blocked' : 'mfa.success' }, 1000).events.map((e) => e.rid);
+      expect(seen).toEqual(all);
+      expect(seen.length).toBe(want);
+    }
+  });
   it('filters combine; free text is case-insensitive and bounded', () => {
     const db = store(250);
     expect(eventPage(db, { type: 'usb.blocked', user: 'suzuki' }, 100).events.every((e) => e.type === 'usb.blocked' && e.user === 'suzuki')).toBe(true);
