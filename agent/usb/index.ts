@@ -269,6 +269,11 @@ export class UsbCapability implements Capability {
   }
 }
 
+/**
+ * SEKIMORI_USB_SYSROOT points the enforcer at another sysfs tree (test harnesses on a developer's
+ * machine must never change the real USB bus); unset on terminals.
+ */
 export function createUsbCapability(opts: UsbCapabilityOptions = {}): Capability {
-  return new UsbCapability(opts);
+  const sysRoot = opts.sysRoot ?? process.env.SEKIMORI_USB_SYSROOT;
+  return new UsbCapability({ ...opts, ...(sysRoot ? { sysRoot } : {}) });
 }
