@@ -14,7 +14,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-const ROOT = resolve(import.meta.dirname, '../..').endsWith('dist') ? resolve(import.meta.dirname, '../..', '..') : resolve(import.meta.dirname, '..');
+// Runs from bench/ (tsx/vitest) or from dist/bench/ (built).
+const ROOT = resolve(import.meta.dirname, import.meta.dirname.split('/').includes('dist') ? '../..' : '..');
 const OUT = join(ROOT, 'test-output/usb-qemu');
 
 interface Trace { path: string; vendorId: string; productId: string; event: string; monoStartNs: string; monoDoneNs: string; wrote: string[] }

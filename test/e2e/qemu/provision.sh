@@ -107,11 +107,8 @@ if grep -q statehost /sys/bus/virtio/drivers/9pnet_virtio/*/mount_tag 2>/dev/nul
   mkdir -p /host/run/state && mount -t 9p -o trans=virtio,version=9p2000.L statehost /host/run/state
 fi
 echo "SEKIMORI-GUEST: userland up"
-chroot /host /bin/sh "$script"
-echo "SEKIMORI-GUEST: script exit $?"
-sync
-echo o > /proc/sysrq-trigger
-poweroff -f
+# switch_root, not chroot: systemd-udevd and udevadm refuse to work inside a chroot.
+exec switch_root /host /bin/sh -c "/bin/sh $script; echo SEKIMORI-GUEST: script exit \$?; sync; echo o > /proc/sysrq-trigger; sleep 10"
 INIT
 chmod +x "$ird/init"
 ln -sf busybox "$ird/bin/grep"; ln -sf busybox "$ird/bin/poweroff"
