@@ -170,6 +170,18 @@ const DICT = {
   terminalId: ['端末ID', 'Terminal ID'],
   backToList: ['一覧へ戻る', 'Back to the list'],
   section: ['セクション', 'Section'],
+  software: ['無許可ソフトウェア', 'Unauthorized software'],
+  baselines: ['ベースライン(基準端末の許可リスト)', 'Baselines (reference-terminal allowlists)'],
+  packages: ['パッケージ', 'Packages'],
+  files: ['ファイル', 'Files'],
+  approved: ['承認済み', 'Approved'],
+  rejected: ['却下', 'Rejected'],
+  approve: ['承認して署名・公開', 'Approve, sign and publish'],
+  reject: ['却下', 'Reject'],
+  importBaseline: ['ベースラインを取り込む(JSON)', 'Import a baseline (JSON)'],
+  quarantine: ['隔離されたファイル', 'Quarantined files'],
+  path: ['パス', 'Path'],
+  restore: ['復元を指示', 'Request restore'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type MsgKey = keyof typeof DICT;

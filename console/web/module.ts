@@ -14,6 +14,7 @@ import { exceptionRoutes } from './pages/exceptions.js';
 import { loginRoutes } from './pages/login.js';
 import { policyRoutes } from './pages/policy.js';
 import { reportRoutes } from './pages/report.js';
+import { softwareRoutes } from './pages/software.js';
 import { terminalRoutes } from './pages/terminals.js';
 import { userRoutes } from './pages/users.js';
 import { rollupCatchUp } from './queries.js';
@@ -45,7 +46,7 @@ function staticRoute(): Route {
 }
 
 function routes(ctx: ConsoleContext): Route[] {
-  const specs = [...loginRoutes, ...dashboardRoutes, ...eventRoutes, ...terminalRoutes, ...policyRoutes, ...userRoutes, ...accountRoutes, ...exceptionRoutes, ...reportRoutes];
+  const specs = [...loginRoutes, ...dashboardRoutes, ...eventRoutes, ...terminalRoutes, ...policyRoutes, ...softwareRoutes, ...userRoutes, ...accountRoutes, ...exceptionRoutes, ...reportRoutes];
   return [staticRoute(), ...specs.map((s) => toRoute(ctx, s))];
 }
 

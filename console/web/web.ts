@@ -74,6 +74,7 @@ const NAV: { href: string; key: MsgKey }[] = [
   { href: '/events', key: 'events' },
   { href: '/terminals', key: 'terminals' },
   { href: '/policy', key: 'policy' },
+  { href: '/software', key: 'software' },
   { href: '/users', key: 'users' },
   { href: '/exceptions', key: 'exceptions' },
   { href: '/report', key: 'report' },

@@ -221,6 +221,10 @@ describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
     await expect(page.locator('#exceptions tbody tr').count()).resolves.toBe(1);
     await shot(page, '11-exceptions');
 
+    await page.goto(`${c.url}/software`);
+    await expect(page.locator('#baselines').count()).resolves.toBe(1);
+    await shot(page, '11b-software');
+
     await page.goto(`${c.url}/report`);
     await expect(page.locator('#r-usb .total strong').textContent()).resolves.toBe('2');
     await shot(page, '12-report');
@@ -268,15 +272,16 @@ describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
         await post('/accounts/add', { name: 'evil', role: 'admin' }),
         await post('/users/enroll', { user: 'x' }),
         await post('/exceptions/grant', { agent: agentId, device: '0781:5581', for: '2h', access: 'allow', reason: 'x' }),
+        await post('/software/baselines/approve', { id: 'bl-000000000000' }),
       ];
     }, agent.agentId);
-    expect(statuses).toEqual([403, 403, 403, 403, 403]);
+    expect(statuses).toEqual([403, 403, 403, 403, 403, 403]);
     await ctx.close();
     const db = new Database(join(c.dataDir, 'console.db'), { readonly: true });
     try {
       expect((db.prepare('SELECT status FROM agents WHERE id = ?').get(agent.agentId) as { status: string }).status).not.toBe('revoked');
       expect(db.prepare("SELECT 1 FROM console_users WHERE username = 'evil'").get()).toBeUndefined();
-      expect((db.prepare("SELECT count(*) AS n FROM events WHERE type = 'admin.forbidden'").get() as { n: number }).n).toBe(5);
+      expect((db.prepare("SELECT count(*) AS n FROM events WHERE type = 'admin.forbidden'").get() as { n: number }).n).toBe(6);
     } finally {
       db.close();
     }
