@@ -125,22 +125,31 @@ export function eventPage(db: Database.Database, q: EventQuery, pageSize = 50, s
     const last = page[page.length - 1];
     return { events: page.map((r) => ({ ...rowToEvent(r), rid: r.rid })), next: more && last ? { ts: last.ts, rid: last.rid } : null, scanLimited: false, scanned: page.length };
   }
-  const found: Row[] = [];
+  // The scan reads only the columns searched (as arrays, not objects) and a case-insensitive regex
+  // avoids a lower-cased copy of every row; full rows are fetched for the matches only.
+  const needle = new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i');
+  const scan = db.prepare(`SELECT rid, ts, type, user, terminal_id, data FROM events ${hint} ${sql} ORDER BY ts DESC, rid DESC LIMIT @limit`).raw(true);
+  const found: number[] = [];
   let scanned = 0;
-  let lastScanned: Row | undefined;
+  let last: [number, string] | undefined;
   let exhausted = true;
   const deadline = performance.now() + budgetMs; // the page answers in time; "older" continues the search
-  for (const r of db.prepare(`${base} LIMIT @limit`).iterate({ ...args, limit: scanLimit + 1 }) as IterableIterator<Row>) {
+  for (const r of scan.iterate({ ...args, limit: scanLimit + 1 }) as IterableIterator<[number, string, string, string | null, string, string]>) {
     if (found.length === pageSize || scanned === scanLimit || (scanned % 2048 === 2047 && performance.now() > deadline)) {
       exhausted = false;
       break;
     }
     scanned++;
-    lastScanned = r;
-    if (r.data.toLowerCase().includes(text) || (r.user ?? '').toLowerCase().includes(text) || r.type.includes(text) || r.terminal_id.includes(text)) found.push(r);
+    last = [r[0], r[1]];
+    if (needle.test(r[5]) || (r[3] !== null && needle.test(r[3])) || needle.test(r[2]) || needle.test(r[4])) found.push(r[0]);
   }
-  const next = !exhausted && lastScanned ? { ts: lastScanned.ts, rid: lastScanned.rid } : null;
-  return { events: found.map((r) => ({ ...rowToEvent(r), rid: r.rid })), next, scanLimited: !exhausted && found.length < pageSize, scanned };
+  const next = !exhausted && last ? { ts: last[1], rid: last[0] } : null;
+  const byRid = db.prepare('SELECT * FROM events WHERE rid = ?');
+  const events = found.map((rid) => {
+    const r = byRid.get(rid) as Row;
+    return { ...rowToEvent(r), rid: r.rid };
+  });
+  return { events, next, scanLimited: !exhausted && found.length < pageSize, scanned };
 }
 
 /**

@@ -237,6 +237,13 @@ describe('event queries on SQLite', () => {
     const cont = eventPage(db, { text: 'needle', before: bounded.next! }, 10, 200);
     expect(cont.events.map((e) => e.rid)).toEqual([77]);
   });
+  it('free text is literal (regex characters are not operators)', () => {
+    const db = store(20);
+    expect(eventPage(db, { text: 'n.edle' }, 10).events).toEqual([]);
+    expect(eventPage(db, { text: '.*' }, 10).events).toEqual([]);
+    expect(eventPage(db, { text: '(' }, 10).events).toEqual([]);
+    expect(eventPage(db, { text: 'DISK' }, 5).events.length).toBe(5);
+  });
   it('rollup counts each event once, incrementally, by Japan day', () => {
     const db = store(250);
     expect(rollupCatchUp(db, 100)).toBe(100);
