@@ -186,8 +186,11 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
     await waitFor('usb.readonly at the console', () => usbEvents('usb.readonly').find((e) => e.data.serial === 'SEKI-RO-1' && e.data.rule === 'registered:ro-1'), STEP, 1000);
     const path = await waitFor('readonly stick path', () => pathOfSerial(readWatch(state), 'SEKI-RO-1'), STEP, 300);
     const dev = await waitFor('block device of the readonly stick', () => readWatch(state).find((l) => l.kind === 'block' && l.value === path)?.name, STEP, 300);
-    const ro = await vm.run(`cat /sys/block/${dev}/ro; ls /run/sekimori/usb-readonly/`);
-    expect(ro.out.split('\n')[0]).toBe('1');
+    // The udev rule (RUN at creation) and the agent's own setro race to it; wait, bounded.
+    const ro = await waitFor('disk set read-only', async () => {
+      const x = await vm.run(`cat /sys/block/${dev}/ro; ls /run/sekimori/usb-readonly/`);
+      return x.out.split('\n')[0] === '1' ? x : null;
+    }, 20_000, 200);
     expect(ro.out).toContain(path);
     const r = await vm.run(
       `mkdir -p /tmp/mro && mount -o ro /dev/${dev} /tmp/mro && ls /tmp/mro && (echo x > /tmp/mro/new 2>&1; echo "write rc=$?"); ` +
