@@ -40,3 +40,17 @@ export function diffLines(a: string, b: string, maxCells = 4_000_000): DiffLine[
 export function changed(d: DiffLine[]): boolean {
   return d.some((l) => l.op !== ' ');
 }
+
+/** Keeps `n` unchanged lines around each change; longer unchanged runs become one "…" marker. */
+export function withContext(d: DiffLine[], n = 3): (DiffLine | { op: '…'; text: string })[] {
+  const keep = new Array<boolean>(d.length).fill(false);
+  d.forEach((l, i) => {
+    if (l.op !== ' ') for (let j = Math.max(0, i - n); j <= Math.min(d.length - 1, i + n); j++) keep[j] = true;
+  });
+  const out: (DiffLine | { op: '…'; text: string })[] = [];
+  for (let i = 0; i < d.length; i++) {
+    if (keep[i]) out.push(d[i]!);
+    else if (out.length === 0 || out[out.length - 1]!.op !== '…') out.push({ op: '…', text: '' });
+  }
+  return out;
+}

@@ -6,7 +6,7 @@
 import { policyBodyErrors, type PolicyBody, type PolicyDocument } from '../../../protocol/policy.js';
 import { PolicyValidationError } from '../../core/context.js';
 import { HttpError } from '../../module.js';
-import { changed, diffLines, type DiffLine } from '../diff.js';
+import { changed, diffLines, withContext, type DiffLine } from '../diff.js';
 import { html, type Html } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
 import { csrfField, field, isAdmin, page, type WebReq, type WebRouteSpec } from '../web.js';
@@ -39,7 +39,9 @@ export function parseSections(get: (k: Section) => string): { body: Record<strin
 
 function diffView(d: DiffLine[], lang: WebReq['lang']): Html {
   if (!changed(d)) return html`<p>${tr(lang, 'noChanges')}</p>`;
-  return html`<pre class="diff" id="policy-diff">${d.map((l) => html`<span class="${l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'same'}">${l.op} ${l.text}\n</span>`)}</pre>`;
+  return html`<pre class="diff" id="policy-diff">${withContext(d).map((l) =>
+    l.op === '…' ? html`<span class="skip">  …\n</span>` : html`<span class="${l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'same'}">${l.op} ${l.text}\n</span>`,
+  )}</pre>`;
 }
 
 function history(r: WebReq): Html {

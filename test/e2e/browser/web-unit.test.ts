@@ -282,3 +282,12 @@ describe('sessions', () => {
     expect(loadSession(db, s3.token, t0 + 1000)).toBeNull();
   });
 });
+
+describe('diff context', () => {
+  it('collapses long unchanged runs', async () => {
+    const { withContext } = await import('../../../console/web/diff.js');
+    const a = Array.from({ length: 20 }, (_, i) => `l${i}`).join('\n');
+    const b = a.replace('l10', 'X');
+    expect(withContext(diffLines(a, b), 2).map((l) => l.op + l.text)).toEqual(['…', ' l8', ' l9', '-l10', '+X', ' l11', ' l12', '…']);
+  });
+});
