@@ -263,7 +263,9 @@ describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
     await shot(p, '14-auditor-terminal');
     // The same requests an admin's page would send, with the auditor's valid session and CSRF token.
     const statuses = await p.evaluate(async (agentId) => {
-      const csrf = document.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
+      // Runs in the page (tests are compiled without the DOM library, hence the narrow type).
+      const doc = (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } }).document;
+      const csrf = doc.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
       const post = (path: string, body: Record<string, string>) =>
         fetch(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, ...body }), redirect: 'manual' }).then((r) => r.status);
       return [
