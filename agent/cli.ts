@@ -20,5 +20,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write('使い方 / usage: sekimori-agent <command>\n' + Object.entries(commands).map(([k, c]) => `  ${k.padEnd(12)} ${c.summary}`).join('\n') + '\n');
     return name === undefined || name === 'help' || name === '--help' ? 0 : 2;
   }
-  return cmd.run(rest);
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    process.stderr.write(`sekimori-agent ${name}: ${(e as Error).message}\n`);
+    return 2;
+  }
 }

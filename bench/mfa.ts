@@ -94,7 +94,7 @@ async function main(): Promise<void> {
     const port = con.match[1]!;
     const tok = JSON.parse(cli('console', ['enroll-token', '--data', data, '--json'])) as { token: string; caFingerprint: string };
     const { agentId } = JSON.parse(
-      cli('agent', ['enroll', '--console', `https://127.0.0.1:${port}`, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', state, '--json']),
+      cli('agent', ['enroll', '--console', `https://127.0.0.1:${port}`, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', state, '--json', '--monitor']),
     ) as { agentId: string };
 
     // Users: half verified online, half assigned to the terminal for the offline run.

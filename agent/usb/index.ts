@@ -13,6 +13,7 @@ import { safeText } from '../../protocol/text.js';
 import { decideBlockDevice, decideUsb, type UsbDecision } from './decide.js';
 import { hex2, type UsbDeviceInfo } from './observe.js';
 import { LinuxUsbEnforcer, type EnforcerOptions } from './linux/enforcer.js';
+import { watchKernelUevents } from './linux/uevents.js';
 import { listBlockDevices, listDevicePaths, readUsbDevice, usbPathOfBlock } from './linux/sysfs.js';
 import { loggedInUser } from './linux/user.js';
 
@@ -72,6 +73,7 @@ export class UsbCapability implements Capability {
   private scanQueued = false;
   private stopped = false;
   private hotplugStop: (() => Promise<void>) | null = null;
+  private ueventStop: (() => void) | null = null;
   private roWatch = new Map<string, number>(); // path → watch-until (ms)
 
   constructor(private readonly opts: UsbCapabilityOptions = {}) {
@@ -93,6 +95,14 @@ export class UsbCapability implements Capability {
     if (!this.monitor) this.reportEnforce(this.enforcer.closeRootHubs());
     // Devices already present are judged now (USBGuard's PresentDevicePolicy).
     await this.scan();
+    if (this.opts.hotplug !== false) {
+      this.ueventStop = watchKernelUevents(
+        (e) => {
+          if (e.action === 'add' || e.action === 'bind' || e.action === 'change') this.requestScan();
+        },
+        (m) => ctx.log('warn', m),
+      );
+    }
     this.startHotplug();
     const rescan = this.opts.rescanMs ?? 1000;
     this.timers.push(setInterval(() => this.requestScan(), rescan));
@@ -115,6 +125,7 @@ export class UsbCapability implements Capability {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     if (this.hotplugStop) await this.hotplugStop().catch(() => undefined);
+    this.ueventStop?.();
     await this.scanning;
     // Root hubs stay at authorized_default=0: with the agent gone, new devices get no driver.
   }

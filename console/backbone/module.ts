@@ -16,7 +16,8 @@ export function hashToken(token: string): string {
 }
 
 export function createEnrollToken(ctx: ConsoleContext, ttlMs: number, uses: number, actor: string): { token: string; expiresAt: string } {
-  const token = randomBytes(24).toString('base64url');
+  // The prefix keeps a token from starting with '-', which command lines would take for an option.
+  const token = 'skt_' + randomBytes(24).toString('base64url');
   const expiresAt = new Date(Date.now() + ttlMs).toISOString();
   ctx.db
     .prepare('INSERT INTO enroll_tokens (token_hash, created_at, expires_at, uses_left, created_by) VALUES (?, ?, ?, ?, ?)')

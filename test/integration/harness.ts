@@ -4,7 +4,7 @@
  * bin/ entry points (npm test builds first). Every wait is bounded.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -148,6 +148,16 @@ export async function startConsole(opts: { sans?: string[]; policy?: object } = 
   return c;
 }
 
+/**
+ * Test agents never touch this machine's real USB devices: their USB enforcer works on an empty
+ * sysfs tree of their own (the real-kernel tier tests enforcement inside QEMU instead).
+ */
+export function testAgentEnv(stateDir: string): NodeJS.ProcessEnv {
+  const sysRoot = join(stateDir, '..', 'empty-sys');
+  mkdirSync(sysRoot, { recursive: true });
+  return { ...process.env, SEKIMORI_USB_SYSROOT: sysRoot };
+}
+
 export interface TestAgent {
   stateDir: string;
   agentId: string;
@@ -175,7 +185,7 @@ export async function enrollAgent(c: TestConsole, opts: { monitor?: boolean; sta
     proc: null,
     output: () => '',
     async start() {
-      const proc = spawn(process.execPath, [AGENT_BIN, 'run', '--state', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [AGENT_BIN, 'run', '--state', stateDir], { stdio: ['ignore', 'pipe', 'pipe'], env: testAgentEnv(stateDir) });
       const out = collect(proc);
       a.proc = proc;
       a.output = out.text;
