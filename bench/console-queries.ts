@@ -82,8 +82,14 @@ if (have < TOTAL) {
   const seqs = new Uint32Array(TERMINALS);
   const span = DAYS * 86_400_000;
   const start = now - span;
-  let x = 12345 + have; // deterministic pseudo-random
-  const rnd = () => ((x = (x * 1103515245 + 12345) >>> 0) / 4294967296);
+  // mulberry32: deterministic and without the correlations of a plain LCG between consecutive draws.
+  let x = 12345 + have;
+  const rnd = () => {
+    x = (x + 0x6d2b79f5) | 0;
+    let t = Math.imul(x ^ (x >>> 15), 1 | x);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
   // Resume where a previous (interrupted) fill stopped: per-terminal seq continues from the store.
   for (const r of db.prepare('SELECT agent_id, max(seq) AS s FROM events GROUP BY agent_id').all() as { agent_id: string; s: number }[]) {
     const i = terminalIds.indexOf(r.agent_id);
@@ -100,7 +106,9 @@ if (have < TOTAL) {
         // Time grows with arrival order, with up to 10 minutes of jitter (late uploads).
         const ts = new Date(start + (span * i) / TOTAL - Math.floor(rnd() * 600_000)).toISOString();
         const [type, sev] = WHEEL[Math.floor(rnd() * WHEEL.length)]!;
-        const user = `user${String(Math.floor(rnd() * 5000)).padStart(4, '0')}`;
+        // Mostly the terminal's own few staff, sometimes anyone (shared counters, substitutes).
+        const u = rnd() < 0.8 ? (term * 2 + Math.floor(rnd() * 3)) % 5000 : Math.floor(rnd() * 5000);
+        const user = `user${String(u).padStart(4, '0')}`;
         const data = type.startsWith('usb.')
           ? `{"kind":"usb","vendorId":"0781","productId":"5581","serial":"SN${i % 100000}","product":"USB DISK ${i % 977}"}`
           : type.startsWith('software.')
