@@ -119,8 +119,12 @@ describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
   });
 
   it('logs in with password + TOTP code (oathtool) and shows the dashboard', async () => {
-    await page.goto(`${c.url}/`);
+    const first = await page.goto(`${c.url}/`);
     expect(new URL(page.url()).pathname).toBe('/login');
+    const h = first!.headers();
+    expect(h['content-security-policy']).toBe("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'");
+    expect(h['x-frame-options']).toBe('DENY');
+    expect(h['referrer-policy']).toBe('same-origin');
     await shot(page, '01-login');
     // Wrong code first: refused without saying which factor was wrong.
     await page.fill('input[name=username]', 'admin');
