@@ -137,10 +137,6 @@ const DICT = {
   passwordChanged: ['パスワードを変更しました。', 'Password changed.'],
   passwordTooShort: ['パスワードは12文字以上にしてください。', 'Use at least 12 characters.'],
   wrongPassword: ['現在のパスワードが違います。', 'The current password is wrong.'],
-  exceptionsNotInstalled: [
-    '一時許可の機能(外部記録媒体モジュール)はまだ有効になっていません。',
-    'Temporary exceptions (removable-media module) are not enabled yet.',
-  ],
   period: ['期間', 'Period'],
   show: ['表示', 'Show'],
   print: ['印刷 / PDF保存', 'Print / save as PDF'],
