@@ -69,6 +69,7 @@ export class UsbCapability implements Capability {
   private blockSeen = new Map<string, string>();
   private exceptions: UsbException[] = [];
   private timers: NodeJS.Timeout[] = [];
+  private pollTimer: NodeJS.Timeout | null = null;
   private scanning: Promise<void> = Promise.resolve();
   private scanQueued = false;
   private stopped = false;
@@ -106,13 +107,21 @@ export class UsbCapability implements Capability {
     this.startHotplug();
     const rescan = this.opts.rescanMs ?? 1000;
     this.timers.push(setInterval(() => this.requestScan(), rescan));
-    this.timers.push(setInterval(() => void this.refreshExceptions().then((c) => c && this.requestScan()), this.policy.exceptionPollSeconds * 1000));
+    this.scheduleExceptionPoll();
     void this.refreshExceptions().then((c) => c && this.requestScan());
+  }
+
+  /** (Re)starts polling the console for exceptions at the policy's period. */
+  private scheduleExceptionPoll(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = setInterval(() => void this.refreshExceptions().then((c) => c && this.requestScan()), this.policy.exceptionPollSeconds * 1000);
   }
 
   async applyPolicy(policy: PolicyDocument): Promise<void> {
     const before = this.monitor;
+    const pollBefore = this.policy.exceptionPollSeconds;
     this.policy = policy.usb ?? defaultUsbPolicy();
+    if (this.pollTimer && this.policy.exceptionPollSeconds !== pollBefore) this.scheduleExceptionPoll();
     if (before && !this.monitor) this.reportEnforce(this.enforcer.closeRootHubs());
     this.known.clear(); // every device is judged again under the new policy
     this.blockSeen.clear();
@@ -124,6 +133,7 @@ export class UsbCapability implements Capability {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.hotplugStop) await this.hotplugStop().catch(() => undefined);
     this.ueventStop?.();
     await this.scanning;

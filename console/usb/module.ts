@@ -107,19 +107,21 @@ export function grantException(
     revoked_at: null,
     revoked_by: null,
   };
-  // Event first: an exception that is not in the audit trail must not exist.
-  ctx.recordEvent({
-    type: 'admin.usb_exception_granted',
-    user: g.actor,
-    terminalId: g.agentId,
-    data: { id, vendorId: dev.vendorId, productId: dev.productId, serial: dev.serial, access: g.access, expiresAt: row.expires_at, reason: g.reason },
-  });
-  ctx.db
-    .prepare(
-      `INSERT INTO usb_exceptions (id, agent_id, vendor_id, product_id, serial, access, granted_at, expires_at, granted_by, reason)
-       VALUES (@id, @agent_id, @vendor_id, @product_id, @serial, @access, @granted_at, @expires_at, @granted_by, @reason)`,
-    )
-    .run(row);
+  // One transaction: an exception that is not in the audit trail must not exist, nor the reverse.
+  ctx.db.transaction(() => {
+    ctx.recordEvent({
+      type: 'admin.usb_exception_granted',
+      user: g.actor,
+      terminalId: g.agentId,
+      data: { id, vendorId: dev.vendorId, productId: dev.productId, serial: dev.serial, access: g.access, expiresAt: row.expires_at, reason: g.reason },
+    });
+    ctx.db
+      .prepare(
+        `INSERT INTO usb_exceptions (id, agent_id, vendor_id, product_id, serial, access, granted_at, expires_at, granted_by, reason)
+         VALUES (@id, @agent_id, @vendor_id, @product_id, @serial, @access, @granted_at, @expires_at, @granted_by, @reason)`,
+      )
+      .run(row);
+  })();
   return toRow(row, now);
 }
 

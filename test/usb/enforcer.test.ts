@@ -2,90 +2,34 @@
  * The Linux enforcer against a fake sysfs tree in a temp dir (the host's real /sys is never
  * written): root hubs closed, per-interface authorization, composite devices, read-only media.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decideUsb } from '../../agent/usb/decide.js';
 import { LinuxUsbEnforcer } from '../../agent/usb/linux/enforcer.js';
 import { listDevicePaths, readUsbDevice, usbPathOfBlock } from '../../agent/usb/linux/sysfs.js';
 import { parseUtmp } from '../../agent/usb/linux/user.js';
+import { FakeSysfs } from './fake-sysfs.js';
 import { defaultUsbPolicy } from '../../protocol/policy-usb.js';
 
-let root = '';
+let fake: FakeSysfs;
 let sys = '';
-const usbDir = () => join(sys, 'bus/usb/devices');
-const real = (...p: string[]) => join(sys, 'devices/pci0000:00/0000:00:04.0', ...p);
-
-function devDescriptor(vid: number, pid: number, ifaces: [number, number, number, number][]): Buffer {
-  const d = Buffer.from([18, 1, 0, 2, 0, 0, 0, 64, vid & 0xff, vid >> 8, pid & 0xff, pid >> 8, 0, 1, 1, 2, 3, 1]);
-  const parts = [d, Buffer.from([9, 2, 9 + 9 * ifaces.length, 0, ifaces.length, 1, 0, 0x80, 50])];
-  for (const [n, c, s, p] of ifaces) parts.push(Buffer.from([9, 4, n, 0, 1, c, s, p, 0]));
-  return Buffer.concat(parts);
-}
-
-function addRootHub(n: number): void {
-  const dir = real(`usb${n}`);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'authorized_default'), '1\n');
-  writeFileSync(join(dir, 'interface_authorized_default'), '1\n');
-  writeFileSync(join(dir, 'authorized'), '1\n');
-  symlinkSync(dir, join(usbDir(), `usb${n}`));
-}
-
-/** A device as the kernel shows it; `configured` = authorized with interface directories. */
-function addDevice(path: string, vid: number, pid: number, ifaces: [number, number, number, number][], opts: { configured: boolean; serial?: Buffer; ifaceAuthorized?: boolean }): void {
-  const dir = real('usb1', path);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'descriptors'), devDescriptor(vid, pid, ifaces));
-  writeFileSync(join(dir, 'idVendor'), vid.toString(16).padStart(4, '0') + '\n');
-  writeFileSync(join(dir, 'idProduct'), pid.toString(16).padStart(4, '0') + '\n');
-  writeFileSync(join(dir, 'authorized'), opts.configured ? '1\n' : '0\n');
-  writeFileSync(join(dir, 'busnum'), '1\n');
-  writeFileSync(join(dir, 'devnum'), '5\n');
-  if (opts.serial) writeFileSync(join(dir, 'serial'), Buffer.concat([opts.serial, Buffer.from('\n')]));
-  symlinkSync(dir, join(usbDir(), path));
-  if (opts.configured) for (const [n, c, s, p] of ifaces) addInterface(path, n, c, s, p, opts.ifaceAuthorized ?? true);
-}
-
-function addInterface(path: string, n: number, c: number, s: number, p: number, authorized: boolean): void {
-  const name = `${path}:1.${n}`;
-  const dir = real('usb1', path, name);
-  mkdirSync(dir, { recursive: true });
-  const h = (x: number) => x.toString(16).padStart(2, '0') + '\n';
-  writeFileSync(join(dir, 'bInterfaceNumber'), h(n));
-  writeFileSync(join(dir, 'bAlternateSetting'), ' 0\n');
-  writeFileSync(join(dir, 'bInterfaceClass'), h(c));
-  writeFileSync(join(dir, 'bInterfaceSubClass'), h(s));
-  writeFileSync(join(dir, 'bInterfaceProtocol'), h(p));
-  writeFileSync(join(dir, 'authorized'), authorized ? '1\n' : '0\n');
-  symlinkSync(dir, join(usbDir(), name));
-}
-
-function addDisk(path: string, iface: string, name: string, parts: string[], ro = false): void {
-  const dir = real('usb1', path, iface, 'host0/target0:0:0/0:0:0:0/block', name);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'ro'), ro ? '1\n' : '0\n');
-  for (const p of parts) {
-    mkdirSync(join(dir, p));
-    writeFileSync(join(dir, p, 'ro'), ro ? '1\n' : '0\n');
-  }
-  symlinkSync(dir, join(sys, 'block', name));
-}
+const usbDir = () => fake.usbDir();
+const addRootHub = (n: number) => fake.addRootHub(n);
+const addDevice: FakeSysfs['addDevice'] = (...a) => fake.addDevice(...a);
+const addInterface: FakeSysfs['addInterface'] = (...a) => fake.addInterface(...a);
+const addDisk: FakeSysfs['addDisk'] = (...a) => fake.addDisk(...a);
 
 const attr = (...p: string[]) => readFileSync(join(usbDir(), ...p), 'utf8').trim();
 const ctx = { agentId: 'a', now: new Date(), exceptions: [], others: [] };
 
 beforeEach(() => {
-  root = mkdtempSync(join(tmpdir(), 'sekimori-fakesys-'));
-  sys = join(root, 'sys');
-  mkdirSync(usbDir(), { recursive: true });
-  mkdirSync(join(sys, 'block'), { recursive: true });
-  writeFileSync(join(sys, 'bus/usb/drivers_probe'), '');
+  fake = new FakeSysfs();
+  sys = fake.sys;
   addRootHub(1);
   addRootHub(2);
 });
-afterEach(() => rmSync(root, { recursive: true, force: true }));
+afterEach(() => rmSync(join(sys, '..'), { recursive: true, force: true }));
 
 describe('LinuxUsbEnforcer on a fake sysfs', () => {
   it('closes every root hub: interfaces default first, then devices', () => {
@@ -151,7 +95,7 @@ describe('LinuxUsbEnforcer on a fake sysfs', () => {
     addDevice('1-4', 0x46f4, 0x0001, [[0, 8, 6, 0x50]], { configured: true, ifaceAuthorized: false, serial: Buffer.from('RO') });
     addDisk('1-4', '1-4:1.0', 'sdb', ['sdb1', 'sdb2']);
     const calls: string[] = [];
-    const markers = join(root, 'run/ro');
+    const markers = join(sys, '..', 'run/ro');
     const e = new LinuxUsbEnforcer({ sysRoot: sys, devRoot: '/dev', readonlyMarkerDir: markers, setReadonly: async (n) => void calls.push(n) });
     const policy = { ...defaultUsbPolicy(), registered: [{ id: 'r', vendorId: '46f4', productId: '0001', serial: 'RO', access: 'readonly' as const }] };
     const dec = decideUsb(policy, readUsbDevice(sys, '1-4')!, ctx);
