@@ -43,7 +43,7 @@ describe('hash chain', () => {
     expect(e2.hash).toBe(createHash('sha256').update(e2.prevHash + canonicalJson(rest)).digest('hex'));
   });
   it('does not depend on member order', () => {
-    const reordered = { data: { product: 'Cruzer', pid: '5567', vid: '0781' }, ...base };
+    const reordered = { ...base, data: { product: 'Cruzer', pid: '5567', vid: '0781' } };
     expect(eventHash(e1.prevHash, reordered)).toBe(e1.hash);
   });
   it.each([

@@ -2,7 +2,7 @@
  * The Linux enforcer against a fake sysfs tree in a temp dir (the host's real /sys is never
  * written): root hubs closed, per-interface authorization, composite devices, read-only media.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decideUsb } from '../../agent/usb/decide.js';
