@@ -74,6 +74,25 @@ export interface ConsoleContext {
   open(sealed: string): Buffer;
   /** Municipality name from DATA/config.json (issuer of TOTP enrolments, report titles). */
   organisation(): string;
+  /** Closes the database (CLI commands open a context per run). */
+  close(): void;
+}
+
+/** Runs a CLI command body with a freshly opened console and always closes it. */
+export function withConsole<T>(open: () => ConsoleContext, f: (ctx: ConsoleContext) => T): T {
+  const ctx = open();
+  try {
+    return f(ctx);
+  } finally {
+    ctx.close();
+  }
+}
+
+/** "90s", "30m", "2h", "7d" → milliseconds, or null when the text is not such a duration. */
+export function parseDuration(s: string): number | null {
+  const m = /^(\d{1,6})\s*([smhd])$/.exec(s.trim());
+  if (!m) return null;
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 export interface CliCommand {

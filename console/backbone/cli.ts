@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { parsePolicyBody } from '../../protocol/policy.js';
 import { t } from '../../protocol/i18n.js';
 import { safeText } from '../../protocol/text.js';
-import type { CliCommand, ConsoleContext } from '../module.js';
+import { parseDuration, withConsole, type CliCommand, type ConsoleContext } from '../module.js';
 import { PolicyValidationError, type OpenConsole } from '../core/context.js';
 import { queryEvents } from '../core/events.js';
 import { createEnrollToken } from './module.js';
@@ -15,20 +15,10 @@ function out(x: unknown): void {
   process.stdout.write(JSON.stringify(x, null, 2) + '\n');
 }
 
-/** "1h", "30m", "7d", "90s" → milliseconds. */
-export function parseDuration(s: string): number {
-  const m = /^(\d+)\s*([smhd])$/.exec(s.trim());
-  if (!m) throw new Error(t(`期間の形式が不正です: ${s}(例: 30m, 1h, 7d)`, `invalid duration ${s} (e.g. 30m, 1h, 7d)`));
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
-}
-
-function withConsole<T>(open: () => ConsoleContext, f: (ctx: OpenConsole) => T): T {
-  const ctx = open() as OpenConsole;
-  try {
-    return f(ctx);
-  } finally {
-    ctx.close();
-  }
+function duration(s: string): number {
+  const ms = parseDuration(s);
+  if (ms === null || ms <= 0) throw new Error(t(`期間の形式が不正です: ${s}(例: 30m, 1h, 7d)`, `invalid duration ${s} (e.g. 30m, 1h, 7d)`));
+  return ms;
 }
 
 export interface AgentSummary {
@@ -68,13 +58,13 @@ export const backboneCommands: Record<string, CliCommand> = {
       const uses = Number(values.uses);
       if (!Number.isSafeInteger(uses) || uses < 1 || uses > 10_000) throw new Error('--uses: 1..10000');
       return withConsole(open, (ctx) => {
-        const { token, expiresAt } = createEnrollToken(ctx, parseDuration(values.ttl), uses, 'cli');
-        if (values.json) out({ token, caFingerprint: ctx.caFingerprint, expiresAt });
+        const { token, expiresAt } = createEnrollToken(ctx, duration(values.ttl), uses, 'cli');
+        if (values.json) out({ token, caFingerprint: (ctx as OpenConsole).caFingerprint, expiresAt });
         else {
           process.stdout.write(
             `${t('登録トークン', 'enrollment token')}: ${token}\n${t('有効期限', 'expires')}: ${expiresAt}  (${t('使用回数', 'uses')}: ${uses})\n` +
-              `CA fingerprint: ${ctx.caFingerprint}\n\n` +
-              `sekimori-agent enroll --console https://<console>:8443 --token ${token} --ca-fingerprint ${ctx.caFingerprint}\n`,
+              `CA fingerprint: ${(ctx as OpenConsole).caFingerprint}\n\n` +
+              `sekimori-agent enroll --console https://<console>:8443 --token ${token} --ca-fingerprint ${(ctx as OpenConsole).caFingerprint}\n`,
           );
         }
         return 0;

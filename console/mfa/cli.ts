@@ -160,7 +160,7 @@ async function run(args: string[], openCtx: () => ConsoleContext): Promise<numbe
     }
     throw e;
   } finally {
-    (ctx as { close?: () => void } | null)?.close?.();
+    ctx?.close();
   }
 }
 

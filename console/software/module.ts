@@ -12,7 +12,7 @@ import type { PolicyBody } from '../../protocol/policy.js';
 import { baselineDocumentErrors, normalizeSoftwarePolicy, type SoftwareBaselineDocument, type SoftwareBaselineRef } from '../../protocol/policy-software.js';
 import { safeText } from '../../protocol/text.js';
 import { isObject } from '../../protocol/validate.js';
-import { HttpError, type CliCommand, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
+import { HttpError, withConsole, type CliCommand, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
 
 export const softwareMigrations = [
   `CREATE TABLE software_baselines (
@@ -291,15 +291,6 @@ function routes(ctx: ConsoleContext): Route[] {
 const USAGE =
   'software baseline import --file F | baseline list | baseline approve ID | baseline reject ID | quarantine list [--agent ID] | quarantine restore QID [--agent ID]   (--data DIR [--by NAME] [--json])';
 
-function withCtx<T>(open: () => ConsoleContext, f: (ctx: ConsoleContext) => T): T {
-  const ctx = open();
-  try {
-    return f(ctx);
-  } finally {
-    (ctx as ConsoleContext & { close?: () => void }).close?.();
-  }
-}
-
 export const softwareCommand: CliCommand = {
   summary: USAGE + '   無許可ソフトウェア対策 / unauthorized software',
   run(args, open) {
@@ -320,14 +311,14 @@ export const softwareCommand: CliCommand = {
     if (area === 'baseline' && action === 'import') {
       if (!values.file) throw new Error('usage: software baseline import --file F');
       const text = readFileSync(values.file, 'utf8');
-      return withCtx(open, (ctx) => {
+      return withConsole(open, (ctx) => {
         const b = importBaseline(ctx, text, actor);
         print(b, `${t('ベースラインを取り込みました(承認待ち)', 'baseline imported (pending approval)')}: ${b.id}  ${b.packages} packages, ${b.files} files\n`);
         return 0;
       });
     }
     if (area === 'baseline' && action === 'list') {
-      return withCtx(open, (ctx) => {
+      return withConsole(open, (ctx) => {
         const list = listBaselines(ctx);
         print(list, list.map((b) => `${b.id}  ${b.status.padEnd(9)} ${safeText(b.host, 30).padEnd(20)} ${b.packages} pkgs ${b.files} files  ${b.importedAt}\n`).join(''));
         return 0;
@@ -335,7 +326,7 @@ export const softwareCommand: CliCommand = {
     }
     if (area === 'baseline' && (action === 'approve' || action === 'reject')) {
       if (!arg) throw new Error(`usage: software baseline ${action} ID`);
-      return withCtx(open, (ctx) => {
+      return withConsole(open, (ctx) => {
         if (action === 'reject') {
           rejectBaseline(ctx, arg, actor);
           print({ id: arg, status: 'rejected' }, t(`却下しました: ${arg}\n`, `rejected ${arg}\n`));
@@ -347,7 +338,7 @@ export const softwareCommand: CliCommand = {
       });
     }
     if (area === 'quarantine' && action === 'list') {
-      return withCtx(open, (ctx) => {
+      return withConsole(open, (ctx) => {
         const list = listQuarantined(ctx, values.agent);
         print(list, list.map((q) => `${q.id}  ${q.agentId.slice(0, 8)}  ${q.state.padEnd(17)} ${safeText(q.path, 80)}  ${q.sha256.slice(0, 12)}\n`).join(''));
         return 0;
@@ -355,7 +346,7 @@ export const softwareCommand: CliCommand = {
     }
     if (area === 'quarantine' && action === 'restore') {
       if (!arg) throw new Error('usage: software quarantine restore QID [--agent ID]');
-      return withCtx(open, (ctx) => {
+      return withConsole(open, (ctx) => {
         const r = requestRestore(ctx, arg, actor, values.agent);
         print(r, t(`復元を要求しました(端末の次回同期で実行): ${arg}\n`, `restore requested (done at the terminal's next sync): ${arg}\n`));
         return 0;

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { UsbException, UsbExceptionsResponse } from '../../protocol/policy-usb.js';
 import { safeText } from '../../protocol/text.js';
-import type { CliCommand, ConsoleContext, ConsoleModule, Route } from '../module.js';
+import { parseDuration, withConsole, type CliCommand, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
 
 export const usbMigrations = [
   `CREATE TABLE usb_exceptions (
@@ -27,12 +27,10 @@ export const usbMigrations = [
   `CREATE INDEX usb_exceptions_agent ON usb_exceptions (agent_id, expires_at)`,
 ];
 
-/** "30m", "2h", "1d", "90s" → milliseconds; at most 30 days (an exception is temporary by design). */
-export function parseDuration(s: string): number | null {
-  const m = /^(\d{1,6})(s|m|h|d)$/.exec(s.trim());
-  if (!m) return null;
-  const ms = Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
-  return ms > 0 && ms <= 30 * 86_400_000 ? ms : null;
+/** A duration of at most 30 days (an exception is temporary by design), in milliseconds. */
+export function exceptionDuration(s: string): number | null {
+  const ms = parseDuration(s);
+  return ms !== null && ms > 0 && ms <= 30 * 86_400_000 ? ms : null;
 }
 
 /** "VID:PID[:SERIAL]" (hex ids; the serial may itself contain colons). */
@@ -171,15 +169,6 @@ function routes(ctx: ConsoleContext): Route[] {
 const USAGE =
   'usb-exception grant --agent ID --device VID:PID[:SERIAL] --for 2h [--reason TEXT] [--readonly] | list [--agent ID] [--all] | revoke ID   (--data DIR [--by NAME] [--json])';
 
-function withCtx<T>(open: () => ConsoleContext, f: (ctx: ConsoleContext) => T): T {
-  const ctx = open();
-  try {
-    return f(ctx);
-  } finally {
-    (ctx as ConsoleContext & { close?: () => void }).close?.();
-  }
-}
-
 export const usbExceptionCommand: CliCommand = {
   summary: USAGE + '   外部記録媒体の一時許可 / temporary USB exceptions',
   run(args, open) {
@@ -205,26 +194,26 @@ export const usbExceptionCommand: CliCommand = {
       `${e.id}  ${e.agentId}  ${e.vendorId}:${e.productId}:${e.serial === null ? '*' : safeText(e.serial, 64)}  ${e.access === 'readonly' ? '読み取り専用/readonly' : '許可/allow'}  ` +
       `〜${e.expiresAt}  ${e.active ? '有効/active' : e.revokedAt ? '取消/revoked' : '期限切れ/expired'}  ${safeText(e.reason, 80)}\n`;
     if (action === 'grant') {
-      const forMs = values.for ? parseDuration(values.for) : null;
+      const forMs = values.for ? exceptionDuration(values.for) : null;
       if (!values.agent || !values.device || forMs === null) {
         process.stderr.write(`使い方 / usage: sekimori-console ${USAGE}\n(--for: 90s, 30m, 2h, 1d; at most 30d)\n`);
         return 2;
       }
-      return withCtx(open, (ctx) => {
+      return withConsole(open, (ctx) => {
         const e = grantException(ctx, { agentId: values.agent!, device: values.device!, forMs, reason: safeText(values.reason, 500), access: values.readonly ? 'readonly' : 'allow', actor });
         out(e, `一時許可を登録しました / exception granted:\n${line(e)}`);
         return 0;
       });
     }
     if (action === 'list') {
-      return withCtx(open, (ctx) => {
+      return withConsole(open, (ctx) => {
         const list = listExceptions(ctx, { agentId: values.agent, all: values.all });
         out(list, list.length ? list.map(line).join('') : '(一時許可なし / no exceptions)\n');
         return 0;
       });
     }
     if (action === 'revoke' && arg) {
-      return withCtx(open, (ctx) => {
+      return withConsole(open, (ctx) => {
         const e = revokeException(ctx, arg, actor);
         out(e, `一時許可を取り消しました / exception revoked:\n${line(e)}`);
         return 0;
