@@ -5,7 +5,7 @@
  */
 import { safeText } from '../../../protocol/text.js';
 import { listAgents } from '../backbone.js';
-import { grantException, listExceptions, parseDeviceSpec, parseDuration, revokeException } from '../../usb/module.js';
+import { grantException, listExceptions, parseDeviceSpec, exceptionDuration, revokeException } from '../../usb/module.js';
 import { HttpError } from '../../module.js';
 import { html, qs } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
@@ -68,7 +68,7 @@ ${blocked.map((e) => {
     handle(r) {
       const agentId = field(r, 'agent', 64);
       const device = field(r, 'device', 270).trim();
-      const forMs = parseDuration(field(r, 'for', 10));
+      const forMs = exceptionDuration(field(r, 'for', 10));
       const access = field(r, 'access', 10);
       const reason = field(r, 'reason', 200).trim();
       if (!parseDeviceSpec(device)) throw new HttpError(400, 'invalid_request', 'VID:PID[:SERIAL] (hex)');
