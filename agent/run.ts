@@ -130,7 +130,7 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
     }
   };
 
-  const beat = async () => {
+  const beat = async (): Promise<void> => {
     const body: HeartbeatRequest = {
       ts: new Date().toISOString(),
       hostname: hostname(),
@@ -148,7 +148,12 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
     }
     lastHeartbeat = new Date().toISOString();
     if (typeof reply.body.serverTime === 'string') link.observeServerTime(reply.body.serverTime, sent, Date.now());
-    if (typeof reply.body.policyVersion === 'number' && reply.body.policyVersion !== store.policy().version) await syncPolicy();
+    if (typeof reply.body.policyVersion === 'number' && reply.body.policyVersion !== store.policy().version) {
+      const before = store.policy().version;
+      await syncPolicy();
+      // Tell the console at once which version is now in force (its terminal list shows it).
+      if (store.policy().version !== before) return beat();
+    }
     uploader.poke();
   };
 
