@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { sqliteOptions } from '../../protocol/native.js';
 import { chainEvent, defaultSeverity, genesisHash, type SekimoriEvent } from '../../protocol/events.js';
 import type { NewEvent } from '../capability.js';
 
@@ -26,7 +27,7 @@ export class Outbox {
     path: string,
     private readonly agentId: string,
   ) {
-    this.db = new Database(path);
+    this.db = new Database(path, sqliteOptions());
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 10000');

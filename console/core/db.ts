@@ -1,8 +1,9 @@
 /** SQLite store: WAL, foreign keys, and per-module migrations applied once each, in order. */
 import Database from 'better-sqlite3';
+import { sqliteOptions } from '../../protocol/native.js';
 
 export function openDatabase(path: string): Database.Database {
-  const db = new Database(path);
+  const db = new Database(path, sqliteOptions());
   db.pragma('journal_mode = WAL');
   // FULL: a transaction the console acknowledged survives power loss, not only a process crash.
   db.pragma('synchronous = FULL');
