@@ -4,10 +4,10 @@ import { parseArgs } from 'node:util';
 import { parsePolicyBody } from '../../protocol/policy.js';
 import { t } from '../../protocol/i18n.js';
 import { safeText } from '../../protocol/text.js';
-import { parseDuration, withConsole, type CliCommand, type ConsoleContext } from '../module.js';
+import { parseDuration, withConsole, type CliCommand } from '../module.js';
 import { PolicyValidationError, type OpenConsole } from '../core/context.js';
 import { queryEvents } from '../core/events.js';
-import { createEnrollToken } from './module.js';
+import { createEnrollToken, listAgents } from './agents.js';
 
 const dataOpt = { data: { type: 'string' as const, default: process.env.SEKIMORI_CONSOLE_DATA ?? '/var/lib/sekimori-console' } };
 
@@ -19,35 +19,6 @@ function duration(s: string): number {
   const ms = parseDuration(s);
   if (ms === null || ms <= 0) throw new Error(t(`期間の形式が不正です: ${s}(例: 30m, 1h, 7d)`, `invalid duration ${s} (e.g. 30m, 1h, 7d)`));
   return ms;
-}
-
-export interface AgentSummary {
-  id: string;
-  hostname: string;
-  status: 'online' | 'offline' | 'silent' | 'revoked';
-  lastSeen: string | null;
-  policyVersion: number;
-  os: string;
-  agentVersion: string;
-  monitorOnly: boolean;
-  outboxDepth: number;
-}
-
-export function listAgents(ctx: ConsoleContext): AgentSummary[] {
-  const rows = ctx.db
-    .prepare('SELECT id, hostname, status, last_seen, policy_version, os, agent_version, monitor_only, outbox_depth FROM agents ORDER BY hostname, id')
-    .all() as { id: string; hostname: string; status: AgentSummary['status']; last_seen: string | null; policy_version: number; os: string; agent_version: string; monitor_only: number; outbox_depth: number }[];
-  return rows.map((r) => ({
-    id: r.id,
-    hostname: r.hostname,
-    status: r.status,
-    lastSeen: r.last_seen,
-    policyVersion: r.policy_version,
-    os: r.os,
-    agentVersion: r.agent_version,
-    monitorOnly: r.monitor_only === 1,
-    outboxDepth: r.outbox_depth,
-  }));
 }
 
 export const backboneCommands: Record<string, CliCommand> = {

@@ -1,30 +1,15 @@
 /** The console ↔ agent backbone: enrollment, event upload, heartbeat, policy, and their CLI. */
-import { createHash, randomBytes } from 'node:crypto';
 import type { EnrollRequest, EnrollResponse, HeartbeatResponse } from '../../protocol/api.js';
 import { isObject } from '../../protocol/validate.js';
 import { HttpError, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
 import type { OpenConsole } from '../core/context.js';
 import { signAgentCsr } from '../core/pki.js';
 import { createIngester, parseBatch } from './ingest.js';
+import { hashToken } from './agents.js';
 import { backboneCommands } from './cli.js';
 import { HeartbeatBuffer, type Beat } from './heartbeat.js';
 
 const AGENT_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
-
-export function createEnrollToken(ctx: ConsoleContext, ttlMs: number, uses: number, actor: string): { token: string; expiresAt: string } {
-  // The prefix keeps a token from starting with '-', which command lines would take for an option.
-  const token = 'skt_' + randomBytes(24).toString('base64url');
-  const expiresAt = new Date(Date.now() + ttlMs).toISOString();
-  ctx.db
-    .prepare('INSERT INTO enroll_tokens (token_hash, created_at, expires_at, uses_left, created_by) VALUES (?, ?, ?, ?, ?)')
-    .run(hashToken(token), new Date().toISOString(), expiresAt, uses, actor);
-  ctx.recordEvent({ type: 'admin.enroll_token_created', user: actor, data: { expiresAt, uses } });
-  return { token, expiresAt };
-}
 
 function str(x: unknown, name: string, max: number): string {
   if (typeof x !== 'string' || x.length === 0 || x.length > max) throw new HttpError(400, 'invalid_request', `${name} must be a non-empty string of at most ${max} characters`);

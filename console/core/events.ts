@@ -92,8 +92,11 @@ export interface EventFilter {
   afterRid?: number | undefined;
 }
 
-/** Events oldest first (by time, then arrival). */
-export function queryEvents(db: Database.Database, f: EventFilter): StoredEvent[] {
+/**
+ * SQL conditions for a filter (used by the CLI and the web console). A type ending in ".*" is a
+ * prefix, turned into a range so the (type, ts) index serves it.
+ */
+export function eventWhere(f: EventFilter): { where: string[]; args: Record<string, unknown> } {
   const where: string[] = [];
   const args: Record<string, unknown> = {};
   if (f.type) {
@@ -106,17 +109,15 @@ export function queryEvents(db: Database.Database, f: EventFilter): StoredEvent[
       args.type = f.type;
     }
   }
-  if (f.terminalId) {
-    where.push('terminal_id = @terminalId');
-    args.terminalId = f.terminalId;
-  }
-  if (f.user) {
-    where.push('user = @user');
-    args.user = f.user;
-  }
-  if (f.severity) {
-    where.push('severity = @severity');
-    args.severity = f.severity;
+  const equal = [
+    ['terminal_id', 'terminalId', f.terminalId],
+    ['user', 'user', f.user],
+    ['severity', 'severity', f.severity],
+  ] as const;
+  for (const [column, name, value] of equal) {
+    if (!value) continue;
+    where.push(`${column} = @${name}`);
+    args[name] = value;
   }
   if (f.since) {
     where.push('ts >= @since');
@@ -126,6 +127,12 @@ export function queryEvents(db: Database.Database, f: EventFilter): StoredEvent[
     where.push('ts < @until');
     args.until = f.until;
   }
+  return { where, args };
+}
+
+/** Events oldest first (by time, then arrival). */
+export function queryEvents(db: Database.Database, f: EventFilter): StoredEvent[] {
+  const { where, args } = eventWhere(f);
   if (f.afterRid !== undefined) {
     where.push('rid > @afterRid');
     args.afterRid = f.afterRid;

@@ -5,7 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { AGENT_EVENT_TYPES, CONSOLE_EVENT_TYPES } from '../../protocol/events.js';
-import { rowToEvent, type StoredEvent } from '../core/events.js';
+import { eventWhere, rowToEvent, type StoredEvent } from '../core/events.js';
 
 const KNOWN_TYPES = [...new Set([...Object.keys(AGENT_EVENT_TYPES), ...Object.keys(CONSOLE_EVENT_TYPES)])];
 
@@ -55,38 +55,7 @@ export interface EventPage {
 }
 
 function whereOf(q: EventQuery): { sql: string; args: Record<string, unknown> } {
-  const where: string[] = [];
-  const args: Record<string, unknown> = {};
-  if (q.type) {
-    if (q.type.endsWith('.*')) {
-      where.push('type >= @typeLo AND type < @typeHi');
-      args.typeLo = q.type.slice(0, -1);
-      args.typeHi = q.type.slice(0, -2) + '/';
-    } else {
-      where.push('type = @type');
-      args.type = q.type;
-    }
-  }
-  if (q.terminal) {
-    where.push('terminal_id = @terminal');
-    args.terminal = q.terminal;
-  }
-  if (q.user) {
-    where.push('user = @user');
-    args.user = q.user;
-  }
-  if (q.severity) {
-    where.push('severity = @severity');
-    args.severity = q.severity;
-  }
-  if (q.since) {
-    where.push('ts >= @since');
-    args.since = q.since;
-  }
-  if (q.until) {
-    where.push('ts < @until');
-    args.until = q.until;
-  }
+  const { where, args } = eventWhere({ type: q.type, terminalId: q.terminal, user: q.user, severity: q.severity, since: q.since, until: q.until });
   if (q.before) {
     // Row-value comparison: SQLite walks the (…, ts, rid) index backwards from the cursor.
     where.push('(ts, rid) < (@bts, @brid)');

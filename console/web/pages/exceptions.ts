@@ -4,7 +4,7 @@
  * administrator grants from a blocked event with the device already filled in.
  */
 import { safeText } from '../../../protocol/text.js';
-import { listAgents } from '../backbone.js';
+import { listAgents } from '../../backbone/agents.js';
 import { grantException, listExceptions, parseDeviceSpec, exceptionDuration, revokeException } from '../../usb/module.js';
 import { HttpError } from '../../module.js';
 import { html, qs } from '../html.js';

@@ -1,7 +1,7 @@
 /** 端末: list, detail (heartbeat, OS, versions, recent events), enrollment tokens, revoke. */
 import { safeText } from '../../../protocol/text.js';
-import { listAgents } from '../backbone.js';
-import { createEnrollToken } from '../backbone.js';
+import { listAgents } from '../../backbone/agents.js';
+import { createEnrollToken } from '../../backbone/agents.js';
 import type { OpenConsole } from '../../core/context.js';
 import { HttpError } from '../../module.js';
 import { html, qs } from '../html.js';

@@ -1,6 +1,6 @@
 /** 利用者と多要素認証: staff TOTP enrolment with an on-screen QR code, reset, recovery codes, lockouts, terminal assignment. */
 import { safeText } from '../../../protocol/text.js';
-import { listAgents } from '../backbone.js';
+import { listAgents } from '../../backbone/agents.js';
 import { assign, confirmUser, enrollUser, listUsers, MfaError, newRecoveryCodes, setDisabled, unlockUser, type Enrolment } from '../../mfa/store.js';
 import { HttpError, type ConsoleContext } from '../../module.js';
 import { html, type Html } from '../html.js';

@@ -5,21 +5,21 @@
  */
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { migrate } from '../../../console/core/db.js';
-import { coreMigrations } from '../../../console/core/schema.js';
-import { decideLogin, LOGIN_POLICY, parseCookies, sameOrigin, webMigrations, type LoginState } from '../../../console/web/auth.js';
-import { barChart } from '../../../console/web/charts.js';
-import { BOM, csvCell, csvLine } from '../../../console/web/csv.js';
-import { diffLines } from '../../../console/web/diff.js';
-import { escapeHtml, html, trusted } from '../../../console/web/html.js';
-import { allKeys, tr } from '../../../console/web/i18n.js';
-import { parseEventQuery } from '../../../console/web/pages/events.js';
-import { parseSections } from '../../../console/web/pages/policy.js';
-import { reportPeriod } from '../../../console/web/pages/report.js';
-import { countTypes, dayString, eventPage, perDay, rollupCatchUp } from '../../../console/web/queries.js';
-import { qrSvg } from '../../../console/web/qr.js';
-import { CSP, safeNext } from '../../../console/web/web.js';
-import { defaultPolicyBody } from '../../../protocol/policy.js';
+import { migrate } from '../../console/core/db.js';
+import { coreMigrations } from '../../console/core/schema.js';
+import { decideLogin, LOGIN_POLICY, parseCookies, sameOrigin, webMigrations, type LoginState } from '../../console/web/auth.js';
+import { barChart } from '../../console/web/charts.js';
+import { BOM, csvCell, csvLine } from '../../console/web/csv.js';
+import { diffLines } from '../../console/web/diff.js';
+import { escapeHtml, html, trusted } from '../../console/web/html.js';
+import { allKeys, tr } from '../../console/web/i18n.js';
+import { parseEventQuery } from '../../console/web/pages/events.js';
+import { parseSections } from '../../console/web/pages/policy.js';
+import { reportPeriod } from '../../console/web/pages/report.js';
+import { countTypes, dayString, eventPage, perDay, rollupCatchUp } from '../../console/web/queries.js';
+import { qrSvg } from '../../console/web/qr.js';
+import { CSP, safeNext } from '../../console/web/web.js';
+import { defaultPolicyBody } from '../../protocol/policy.js';
 
 const HOSTILE = [
   '<img src=x onerror=alert(1)>',
@@ -257,7 +257,7 @@ describe('event queries on SQLite', () => {
 
 describe('sessions', () => {
   it('expire after the idle timeout and the absolute limit, and end when the account is disabled', async () => {
-    const { createSession, loadSession } = await import('../../../console/web/auth.js');
+    const { createSession, loadSession } = await import('../../console/web/auth.js');
     const db = new Database(':memory:');
     db.exec('CREATE TABLE schema_migrations (module TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (module, version))');
     migrate(db, 'core', coreMigrations);
@@ -285,7 +285,7 @@ describe('sessions', () => {
 
 describe('diff context', () => {
   it('collapses long unchanged runs', async () => {
-    const { withContext } = await import('../../../console/web/diff.js');
+    const { withContext } = await import('../../console/web/diff.js');
     const a = Array.from({ length: 20 }, (_, i) => `l${i}`).join('\n');
     const b = a.replace('l10', 'X');
     expect(withContext(diffLines(a, b), 2).map((l) => l.op + l.text)).toEqual(['…', ' l8', ' l9', '-l10', '+X', ' l11', ' l12', '…']);
