@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { UsbException, UsbExceptionsResponse } from '../../protocol/policy-usb.js';
 import { safeText } from '../../protocol/text.js';
+import { decideRequest, listRequests, requestException, RequestError, type ExceptionRequest } from './requests.js';
 import { parseDuration, withConsole, type CliCommand, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
 
 export const usbMigrations = [
@@ -25,6 +26,25 @@ export const usbMigrations = [
      revoked_by TEXT
    )`,
   `CREATE INDEX usb_exceptions_agent ON usb_exceptions (agent_id, expires_at)`,
+  // 一時許可の申請 (console/usb/requests.ts)
+  `CREATE TABLE usb_exception_requests (
+  id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL,
+  vendor_id TEXT NOT NULL,
+  product_id TEXT NOT NULL,
+  serial TEXT,
+  access TEXT NOT NULL CHECK (access IN ('allow', 'readonly')),
+  for_ms INTEGER NOT NULL,
+  staff_user TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  requested_at TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+  decided_by TEXT,
+  decided_at TEXT,
+  decision_note TEXT,
+  grant_id TEXT
+)`,
 ];
 
 /** A duration of at most 30 days (an exception is temporary by design), in milliseconds. */
@@ -167,7 +187,8 @@ function routes(ctx: ConsoleContext): Route[] {
 }
 
 const USAGE =
-  'usb-exception grant --agent ID --device VID:PID[:SERIAL] --for 2h [--reason TEXT] [--readonly] | list [--agent ID] [--all] | revoke ID   (--data DIR [--by NAME] [--json])';
+  'usb-exception grant --agent ID --device VID:PID[:SERIAL] --for 2h [--reason TEXT] [--readonly] | list [--agent ID] [--all] | revoke ID | ' +
+  'request --agent ID --device … --for 2h --reason TEXT [--user STAFF] [--readonly] | requests [--all] | approve REQ | reject REQ [--reason TEXT]   (--data DIR [--by NAME] [--json])';
 
 export const usbExceptionCommand: CliCommand = {
   summary: USAGE + '   外部記録媒体の一時許可 / temporary USB exceptions',
@@ -184,6 +205,7 @@ export const usbExceptionCommand: CliCommand = {
         readonly: { type: 'boolean', default: false },
         all: { type: 'boolean', default: false },
         by: { type: 'string', default: 'cli' },
+        user: { type: 'string', default: '' },
         json: { type: 'boolean', default: false },
       },
     });
@@ -218,6 +240,47 @@ export const usbExceptionCommand: CliCommand = {
         out(e, `一時許可を取り消しました / exception revoked:\n${line(e)}`);
         return 0;
       });
+    }
+    const reqLine = (q: ExceptionRequest) =>
+      `${q.id}  ${q.agentId}  ${q.vendorId}:${q.productId}:${q.serial === null ? '*' : safeText(q.serial, 64)}  ${q.status}  ${safeText(q.staffUser, 32)}  ${safeText(q.requestedBy, 32)}  ${safeText(q.reason, 80)}\n`;
+    const decided = (f: () => number) => {
+      try {
+        return f();
+      } catch (e) {
+        if (!(e instanceof RequestError)) throw e;
+        process.stderr.write(e.message + '\n');
+        return 1;
+      }
+    };
+    if (action === 'request') {
+      const forMs = values.for ? exceptionDuration(values.for) : null;
+      if (!values.agent || !values.device || forMs === null || !values.reason) {
+        process.stderr.write(`使い方 / usage: sekimori-console ${USAGE}\n`);
+        return 2;
+      }
+      return withConsole(open, (ctx) =>
+        decided(() => {
+          const q = requestException(ctx, { agentId: values.agent!, device: values.device!, forMs, access: values.readonly ? 'readonly' : 'allow', staffUser: safeText(values.user, 64), reason: safeText(values.reason, 500), actor });
+          out(q, `一時許可を申請しました / exception requested:\n${reqLine(q)}`);
+          return 0;
+        }),
+      );
+    }
+    if (action === 'requests') {
+      return withConsole(open, (ctx) => {
+        const list = listRequests(ctx, { all: values.all });
+        out(list, list.length ? list.map(reqLine).join('') : '(申請なし / no requests)\n');
+        return 0;
+      });
+    }
+    if ((action === 'approve' || action === 'reject') && arg) {
+      return withConsole(open, (ctx) =>
+        decided(() => {
+          const r = decideRequest(ctx, arg, action, actor, safeText(values.reason, 500));
+          out(r, `${action === 'approve' ? '承認しました / approved' : '却下しました / rejected'}:\n${reqLine(r.request)}${r.grant ? line(r.grant) : ''}`);
+          return 0;
+        }),
+      );
     }
     process.stderr.write(`使い方 / usage: sekimori-console ${USAGE}\n`);
     return 2;

@@ -178,6 +178,13 @@ const DICT = {
   quarantine: ['隔離されたファイル', 'Quarantined files'],
   path: ['パス', 'Path'],
   restore: ['復元を指示', 'Request restore'],
+  exceptionRequests: ['一時許可の申請(承認待ち)', 'Exception requests (awaiting decision)'],
+  requestException: ['一時許可を申請する', 'Request an exception'],
+  grantNow: ['直ちに許可する', 'Grant now'],
+  staffUser: ['対象職員', 'Staff member'],
+  requestedBy: ['申請者', 'Requested by'],
+  ownRequest: ['本人の申請は別の管理者が承認します', 'Another administrator decides your own request'],
+  noRequests: ['承認待ちの申請はありません', 'No requests awaiting a decision'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type MsgKey = keyof typeof DICT;

@@ -74,4 +74,23 @@ describe('temporary USB exception (一時許可)', () => {
     await new Promise((r) => setTimeout(r, 3000));
     expect(authorized('1-1')).toBe('0');
   });
+
+  it('a request is decided by someone else: the requester cannot approve it, another admin can', async () => {
+    const req = c.json<{ id: string; status: string }>(['usb-exception', 'request', '--agent', a.agentId, '--device', '0781:5567:EXC0001', '--for', '1h', '--user', 'yamada', '--reason', '住民票データを監査室へ', '--by', 'it-tanaka']);
+    expect(req.status).toBe('pending');
+    expect(c.json<{ id: string }[]>(['usb-exception', 'requests']).map((r) => r.id)).toContain(req.id);
+    const own = c.cli(['usb-exception', 'approve', req.id, '--by', 'it-tanaka']);
+    expect(own.code).toBe(1);
+    expect(own.stderr).toMatch(/申請者本人|requester/);
+    expect(authorized('1-1')).toBe('0');
+    const ok = c.json<{ request: { status: string; grantId: string } }>(['usb-exception', 'approve', req.id, '--by', 'sec-suzuki']);
+    expect(ok.request.status).toBe('approved');
+    await waitFor('granted by the approval', () => authorized('1-1') === '1', 30_000, 200);
+    const trail = c.events(['--type', 'admin.*']).filter((e) => JSON.stringify(e.data).includes(req.id));
+    expect(trail.map((e) => [e.type, e.user])).toEqual([
+      ['admin.usb_exception_requested', 'it-tanaka'],
+      ['admin.usb_exception_granted', 'sec-suzuki'],
+    ]);
+    expect(c.cli(['usb-exception', 'reject', req.id, '--by', 'sec-suzuki']).code).toBe(1); // already decided
+  });
 });

@@ -1,11 +1,12 @@
 /**
  * 一時許可: time-limited exceptions for one device on one terminal (data and rules belong to the
- * removable-media module, console/usb). Recently blocked devices serve as the request queue: an
- * administrator grants from a blocked event with the device already filled in.
+ * removable-media module, console/usb). Requests are recorded by one administrator and decided by
+ * another; an administrator may also grant at once. Recently blocked devices fill in the forms.
  */
 import { safeText } from '../../../protocol/text.js';
 import { listAgents } from '../../backbone/agents.js';
 import { grantException, listExceptions, parseDeviceSpec, exceptionDuration, revokeException } from '../../usb/module.js';
+import { decideRequest, listRequests, requestException } from '../../usb/requests.js';
 import { HttpError } from '../../module.js';
 import { html, qs } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
@@ -34,6 +35,8 @@ export const exceptionRoutes: WebRouteSpec[] = [
       const admin = isAdmin(r);
       const preAgent = q.get('agent') ?? '';
       const preDevice = q.get('device') ?? '';
+      const preUser = q.get('user') ?? '';
+      const requests = listRequests(r.ctx);
       const blocked = eventPage(r.ctx.db, { type: 'usb.blocked' }, 20).events;
       const body = html`${q.get('done') ? html`<p class="ok" role="status">${tr(L, 'done')}</p>` : ''}
 <p class="filters"><a href="/exceptions" class="${all ? '' : 'active'}">${tr(L, 'active')}</a> <a href="/exceptions?all=1" class="${all ? 'active' : ''}">${tr(L, 'all')}</a></p>
@@ -43,19 +46,28 @@ ${list.map(
 <td>${x.revokedAt ? html`${tr(L, 'revoked')} (${x.revokedBy ?? ''})` : x.active ? tr(L, 'active') : '—'}</td><td>${fmtTime(x.expiresAt, L)}</td><td>${x.grantedBy}</td><td>${safeText(x.reason, 200)}</td>
 ${admin ? html`<td>${x.active ? html`<form method="post" action="/exceptions/revoke" class="inline">${csrfField(r)}<input type="hidden" name="id" value="${x.id}"><button type="submit" class="danger">${tr(L, 'revoke')}</button></form>` : ''}</td>` : ''}</tr>`,
 )}</tbody></table>
-${admin ? html`<h2>${tr(L, 'exceptions')}</h2><form method="post" action="/exceptions/grant" class="row" id="grant-form">${csrfField(r)}
+<h2>${tr(L, 'exceptionRequests')}</h2>
+${requests.length === 0 ? html`<p>${tr(L, 'noRequests')}</p>` : html`<table id="requests"><thead><tr><th>ID</th><th>${tr(L, 'terminal')}</th><th>${tr(L, 'device')}</th><th>${tr(L, 'period')}</th><th>${tr(L, 'staffUser')}</th><th>${tr(L, 'requestedBy')}</th><th>${tr(L, 'reason')}</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
+${requests.map(
+  (q) => html`<tr><td><code>${q.id}</code></td><td>${terminalLabel(names, q.agentId)}</td><td><code>${q.vendorId}:${q.productId}${q.serial ? ':' + safeText(q.serial, 128) : ''}</code> (${q.access})</td><td>${Math.round(q.forMs / 60_000)} min</td>
+<td>${safeText(q.staffUser, 64)}</td><td>${safeText(q.requestedBy, 64)}</td><td>${safeText(q.reason, 200)}</td>
+${admin ? html`<td>${q.requestedBy === r.session!.username ? tr(L, 'ownRequest') : html`<form method="post" action="/exceptions/decide" class="inline">${csrfField(r)}<input type="hidden" name="id" value="${q.id}"><button type="submit" name="decision" value="approve">${tr(L, 'approve')}</button> <button type="submit" name="decision" value="reject" class="danger">${tr(L, 'reject')}</button></form>`}</td>` : ''}</tr>`,
+)}</tbody></table>`}
+${admin ? html`<h2>${tr(L, 'requestException')} / ${tr(L, 'grantNow')}</h2><form method="post" action="/exceptions/grant" class="row" id="grant-form">${csrfField(r)}
 <label>${tr(L, 'terminal')}<select name="agent">${agents.map((a) => html`<option value="${a.id}" ${a.id === preAgent ? 'selected' : ''}>${safeText(a.hostname, 40)} (${a.id.slice(0, 8)})</option>`)}</select></label>
 <label>${tr(L, 'device')} (VID:PID[:SERIAL])<input name="device" required maxlength="270" value="${preDevice}"></label>
 <label>${tr(L, 'period')}<select name="for">${DURATIONS.map((d) => html`<option ${d === '2h' ? 'selected' : ''}>${d}</option>`)}</select></label>
 <label>${tr(L, 'action')}<select name="access"><option value="readonly">readonly</option><option value="allow">allow</option></select></label>
-<label>${tr(L, 'reason')}<input name="reason" required maxlength="200"></label><button type="submit">${tr(L, 'exceptions')}</button></form>` : ''}
+<label>${tr(L, 'staffUser')}<input name="staff" maxlength="64" value="${preUser}"></label>
+<label>${tr(L, 'reason')}<input name="reason" required maxlength="200"></label>
+<button type="submit" name="mode" value="request">${tr(L, 'requestException')}</button> <button type="submit" name="mode" value="grant">${tr(L, 'grantNow')}</button></form>` : ''}
 <h2>usb.blocked — ${tr(L, 'recentEvents')}</h2>
 <table><thead><tr><th>${tr(L, 'time')}</th><th>${tr(L, 'terminal')}</th><th>${tr(L, 'user')}</th><th>${tr(L, 'device')}</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
 ${blocked.map((e) => {
   const d = e.data;
   const spec = /^[0-9a-f]{4}$/.test(str(d.vendorId)) && /^[0-9a-f]{4}$/.test(str(d.productId)) ? `${str(d.vendorId)}:${str(d.productId)}${str(d.serial) ? ':' + str(d.serial) : ''}` : '';
   return html`<tr><td><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td>${terminalLabel(names, e.terminalId)}</td><td>${safeText(e.user ?? '', 64)}</td><td>${safeText(`${str(d.manufacturer)} ${str(d.product)} ${spec}`, 200)}</td>${
-    admin ? html`<td>${spec ? html`<a href="/exceptions${qs({ agent: e.terminalId, device: spec })}">${tr(L, 'exceptions')}</a>` : ''}</td>` : ''
+    admin ? html`<td>${spec ? html`<a href="/exceptions${qs({ agent: e.terminalId, device: spec, user: e.user ?? '' })}#grant-form">${tr(L, 'exceptions')}</a>` : ''}</td>` : ''
   }</tr>`;
 })}</tbody></table>`;
       return page(r, 'exceptions', '/exceptions', body);
@@ -76,7 +88,9 @@ ${blocked.map((e) => {
       if (access !== 'allow' && access !== 'readonly') throw new HttpError(400, 'invalid_request', 'access: allow|readonly');
       if (!reason) throw new HttpError(400, 'invalid_request', `${tr(r.lang, 'reason')}: required`);
       try {
-        grantException(r.ctx, { agentId, device, forMs, reason, access, actor: r.session!.username });
+        if (field(r, 'mode', 10) === 'request') {
+          requestException(r.ctx, { agentId, device, forMs, access, reason, staffUser: field(r, 'staff', 64).trim(), actor: r.session!.username });
+        } else grantException(r.ctx, { agentId, device, forMs, reason, access, actor: r.session!.username });
       } catch (e) {
         throw new HttpError(400, 'invalid_request', (e as Error).message);
       }
@@ -91,6 +105,21 @@ ${blocked.map((e) => {
       const id = field(r, 'id', 40);
       try {
         revokeException(r.ctx, id, r.session!.username);
+      } catch (e) {
+        throw new HttpError(400, 'invalid_request', (e as Error).message);
+      }
+      return redirect('/exceptions?done=1');
+    },
+  },
+  {
+    method: 'POST',
+    path: '/exceptions/decide',
+    access: 'admin',
+    handle(r) {
+      const decision = field(r, 'decision', 10);
+      if (decision !== 'approve' && decision !== 'reject') throw new HttpError(400, 'invalid_request', 'decision: approve|reject');
+      try {
+        decideRequest(r.ctx, field(r, 'id', 40), decision, r.session!.username);
       } catch (e) {
         throw new HttpError(400, 'invalid_request', (e as Error).message);
       }

@@ -219,9 +219,16 @@ describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
     await shot(page, '10-users');
 
     await page.goto(`${c.url}/exceptions`);
+    // A request from a blocked event: pending, and not decidable by the same administrator.
     await page.locator('a[href*="device=0781"]').first().click();
     await page.fill('#grant-form input[name=reason]', '住民票データの受け渡し');
-    await page.click('#grant-form button');
+    await page.click('#grant-form button[value=request]');
+    await expect(page.locator('#requests tbody tr').count()).resolves.toBe(1);
+    await expect(page.locator('#requests form[action="/exceptions/decide"]').count()).resolves.toBe(0);
+    // An immediate grant.
+    await page.locator('a[href*="device=0781"]').first().click();
+    await page.fill('#grant-form input[name=reason]', '住民票データの受け渡し');
+    await page.click('#grant-form button[value=grant]');
     await expect(page.locator('#exceptions tbody tr').count()).resolves.toBe(1);
     await shot(page, '11-exceptions');
 

@@ -1,0 +1,157 @@
+/**
+ * 一時許可の申請と承認: a request for a temporary exception is recorded by one console account
+ * (e.g. the person who took the staff member's call, with the reason) and decided by another.
+ * Approval creates the grant; the requester can never approve their own request (separation of
+ * duties, so one account alone cannot open a terminal's USB through this path).
+ */
+import { randomBytes } from 'node:crypto';
+import type { ConsoleContext } from '../module.js';
+import { grantException, parseDeviceSpec, type UsbExceptionRow } from './module.js';
+
+
+export interface ExceptionRequest {
+  id: string;
+  agentId: string;
+  vendorId: string;
+  productId: string;
+  serial: string | null;
+  access: 'allow' | 'readonly';
+  forMs: number;
+  staffUser: string;
+  reason: string;
+  requestedBy: string;
+  requestedAt: string;
+  status: 'pending' | 'approved' | 'rejected';
+  decidedBy: string | null;
+  decidedAt: string | null;
+  decisionNote: string | null;
+  grantId: string | null;
+}
+
+interface Row {
+  id: string;
+  agent_id: string;
+  vendor_id: string;
+  product_id: string;
+  serial: string | null;
+  access: 'allow' | 'readonly';
+  for_ms: number;
+  staff_user: string;
+  reason: string;
+  requested_by: string;
+  requested_at: string;
+  status: ExceptionRequest['status'];
+  decided_by: string | null;
+  decided_at: string | null;
+  decision_note: string | null;
+  grant_id: string | null;
+}
+
+const toRequest = (r: Row): ExceptionRequest => ({
+  id: r.id,
+  agentId: r.agent_id,
+  vendorId: r.vendor_id,
+  productId: r.product_id,
+  serial: r.serial,
+  access: r.access,
+  forMs: r.for_ms,
+  staffUser: r.staff_user,
+  reason: r.reason,
+  requestedBy: r.requested_by,
+  requestedAt: r.requested_at,
+  status: r.status,
+  decidedBy: r.decided_by,
+  decidedAt: r.decided_at,
+  decisionNote: r.decision_note,
+  grantId: r.grant_id,
+});
+
+export class RequestError extends Error {}
+
+export function requestException(
+  ctx: ConsoleContext,
+  q: { agentId: string; device: string; forMs: number; access: 'allow' | 'readonly'; staffUser: string; reason: string; actor: string },
+  now = new Date(),
+): ExceptionRequest {
+  const dev = parseDeviceSpec(q.device);
+  if (!dev) throw new RequestError('device must be VID:PID[:SERIAL] (hex)');
+  if (!q.reason.trim()) throw new RequestError('a reason is required / 理由は必須です');
+  if (!ctx.db.prepare('SELECT 1 FROM agents WHERE id = ?').get(q.agentId)) throw new RequestError(`unknown terminal (agent id): ${q.agentId}`);
+  const row: Row = {
+    id: 'uxr-' + randomBytes(6).toString('hex'),
+    agent_id: q.agentId,
+    vendor_id: dev.vendorId,
+    product_id: dev.productId,
+    serial: dev.serial,
+    access: q.access,
+    for_ms: q.forMs,
+    staff_user: q.staffUser,
+    reason: q.reason,
+    requested_by: q.actor,
+    requested_at: now.toISOString(),
+    status: 'pending',
+    decided_by: null,
+    decided_at: null,
+    decision_note: null,
+    grant_id: null,
+  };
+  ctx.db.transaction(() => {
+    ctx.recordEvent({
+      type: 'admin.usb_exception_requested',
+      user: q.actor,
+      terminalId: q.agentId,
+      data: { id: row.id, vendorId: row.vendor_id, productId: row.product_id, serial: row.serial, access: row.access, forMs: row.for_ms, staffUser: row.staff_user, reason: row.reason },
+    });
+    ctx.db
+      .prepare(
+        `INSERT INTO usb_exception_requests (id, agent_id, vendor_id, product_id, serial, access, for_ms, staff_user, reason, requested_by, requested_at, status)
+         VALUES (@id, @agent_id, @vendor_id, @product_id, @serial, @access, @for_ms, @staff_user, @reason, @requested_by, @requested_at, @status)`,
+      )
+      .run(row);
+  })();
+  return toRequest(row);
+}
+
+/** Approves (→ a grant starting now, for the requested period) or rejects a pending request. */
+export function decideRequest(
+  ctx: ConsoleContext,
+  id: string,
+  decision: 'approve' | 'reject',
+  actor: string,
+  note = '',
+  now = new Date(),
+): { request: ExceptionRequest; grant: UsbExceptionRow | null } {
+  return ctx.db.transaction(() => {
+    const r = ctx.db.prepare('SELECT * FROM usb_exception_requests WHERE id = ?').get(id) as Row | undefined;
+    if (!r) throw new RequestError(`no such request: ${id}`);
+    if (r.status !== 'pending') throw new RequestError(`request ${id} is already ${r.status}`);
+    if (r.requested_by === actor) throw new RequestError('申請者本人は承認・却下できません / the requester cannot decide their own request');
+    let grant: UsbExceptionRow | null = null;
+    if (decision === 'approve') {
+      grant = grantException(
+        ctx,
+        {
+          agentId: r.agent_id,
+          device: `${r.vendor_id}:${r.product_id}${r.serial === null ? '' : ':' + r.serial}`,
+          forMs: r.for_ms,
+          reason: `${r.id}: ${r.reason}`,
+          access: r.access,
+          actor,
+        },
+        now,
+      );
+    } else {
+      ctx.recordEvent({ type: 'admin.usb_exception_rejected', user: actor, terminalId: r.agent_id, data: { id, requestedBy: r.requested_by, note } });
+    }
+    const status = decision === 'approve' ? 'approved' : 'rejected';
+    ctx.db
+      .prepare('UPDATE usb_exception_requests SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?, grant_id = ? WHERE id = ?')
+      .run(status, actor, now.toISOString(), note, grant?.id ?? null, id);
+    return { request: toRequest({ ...r, status, decided_by: actor, decided_at: now.toISOString(), decision_note: note, grant_id: grant?.id ?? null }), grant };
+  })();
+}
+
+export function listRequests(ctx: ConsoleContext, f: { all?: boolean } = {}): ExceptionRequest[] {
+  const sql = f.all ? 'SELECT * FROM usb_exception_requests ORDER BY requested_at DESC LIMIT 500' : "SELECT * FROM usb_exception_requests WHERE status = 'pending' ORDER BY requested_at";
+  return (ctx.db.prepare(sql).all() as Row[]).map(toRequest);
+}
