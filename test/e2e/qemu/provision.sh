@@ -106,6 +106,12 @@ mkdir -p /host/dev/pts && mount -t devpts devpts /host/dev/pts
 if grep -q statehost /sys/bus/virtio/drivers/9pnet_virtio/*/mount_tag 2>/dev/null; then
   mkdir -p /host/run/state && mount -t 9p -o trans=virtio,version=9p2000.L statehost /host/run/state
 fi
+# The checkout itself, at its host path: it may live under /tmp or /run, which the tmpfs above hides.
+repo=$(sed -n 's/.*sekimori\.repo=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$repo" ] && grep -q checkout /sys/bus/virtio/drivers/9pnet_virtio/*/mount_tag 2>/dev/null; then
+  mkdir -p "/host$repo" 2>/dev/null
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro checkout "/host$repo" || echo "SEKIMORI-GUEST: checkout mount failed"
+fi
 echo "SEKIMORI-GUEST: userland up"
 # switch_root, not chroot: systemd-udevd and udevadm refuse to work inside a chroot.
 exec switch_root /host /bin/sh -c "/bin/sh $script; echo SEKIMORI-GUEST: script exit \$?; sync; echo o > /proc/sysrq-trigger; sleep 10"

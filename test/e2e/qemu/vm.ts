@@ -112,8 +112,10 @@ export class Vm {
       '-nographic', '-no-reboot',
       '-kernel', KERNEL,
       '-initrd', INITRD,
-      '-append', `console=ttyS0 quiet panic=-1 sekimori.script=/run/state/guest.sh sekimori.usbcore=${this.o.usbcoreOptions.replace(/\s+/g, ',')}`,
+      '-append', `console=ttyS0 quiet panic=-1 sekimori.script=/run/state/guest.sh sekimori.usbcore=${this.o.usbcoreOptions.replace(/\s+/g, ',')} sekimori.repo=${ROOT}`,
       '-virtfs', 'local,path=/,mount_tag=hostroot,readonly=on,security_model=none',
+      // The checkout again, mounted at its own path in the guest (it may be under /tmp).
+      '-virtfs', `local,path=${ROOT},mount_tag=checkout,readonly=on,security_model=none`,
       '-virtfs', `local,path=${this.o.stateDir},mount_tag=statehost,security_model=none`,
       '-device', 'qemu-xhci,id=xhci',
       ...this.o.drives.flatMap((d) => ['-drive', `if=none,id=${d.id},file=${d.file},format=raw`]),
