@@ -3,12 +3,12 @@ import Database from 'better-sqlite3';
 import { sqliteOptions } from '../../protocol/native.js';
 
 export function openDatabase(path: string): Database.Database {
-  const db = new Database(path, sqliteOptions());
+  // A CLI command may have to wait for the serving console's write transactions (and the reverse).
+  const db = new Database(path, { ...sqliteOptions(), timeout: 15_000 });
   db.pragma('journal_mode = WAL');
   // FULL: a transaction the console acknowledged survives power loss, not only a process crash.
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     module TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (module, version))`);
   return db;

@@ -52,7 +52,8 @@ describe('temporary USB exception (一時許可)', () => {
 
   it('ends with revocation: the next plug is blocked again', async () => {
     const list = c.json<{ id: string }[]>(['usb-exception', 'list', '--agent', a.agentId]);
-    expect(c.cli(['usb-exception', 'revoke', list[0]!.id]).code).toBe(0);
+    const revoked = c.cli(['usb-exception', 'revoke', list[0]!.id]);
+    expect(revoked.code, revoked.stderr).toBe(0);
     await new Promise((r) => setTimeout(r, 2500)); // the agent polls every second
     fake.removeDevice('1-1');
     await new Promise((r) => setTimeout(r, 1500));
