@@ -73,14 +73,13 @@ export function createIngester(db: Database.Database) {
       }
       const r = insert.run({ ...e, user: e.user ?? null, data: JSON.stringify(e.data), terminalId: agentId, chain, receivedAt: now });
       if (r.changes === 0) {
-        // Already held (INSERT OR IGNORE hit a unique key): a retry is fine, different content is not.
-        const dup = existing.get(agentId, e.seq) as { id: string; hash: string } | undefined;
-        if (dup && dup.id === e.id && dup.hash === e.hash) {
+        // (agent, seq) already held: a retry is fine, different content is not.
+        const dup = existing.get(agentId, e.seq) as { id: string; hash: string };
+        if (dup.id === e.id && dup.hash === e.hash) {
           duplicates++;
           continue;
         }
-        if (dup) throw new HttpError(409, 'seq_conflict', `seq ${e.seq} is already held with different content; batch refused, nothing stored`);
-        throw new HttpError(409, 'id_conflict', `event id ${e.id} is already held under another seq; batch refused`);
+        throw new HttpError(409, 'seq_conflict', `seq ${e.seq} is already held with different content; batch refused, nothing stored`);
       }
       stored++;
       if (finding) {
@@ -106,4 +105,63 @@ export function createIngester(db: Database.Database) {
   });
 
   return (agentId: string, events: SekimoriEvent[]): UploadResponse => ingest(agentId, events, new Date().toISOString());
+}
+
+interface Pending {
+  agentId: string;
+  events: SekimoriEvent[];
+  resolve: (r: UploadResponse) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Group commit: batches that arrive while the previous commit is being written to disk are
+ * ingested together in one transaction (each in its own savepoint, so one refused batch does not
+ * undo the others) and acknowledged only after that transaction is durable. One fsync then serves
+ * many agents instead of one.
+ */
+export class GroupCommit {
+  private queue: Pending[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly ingestOne: (agentId: string, events: SekimoriEvent[]) => UploadResponse,
+  ) {}
+
+  submit(agentId: string, events: SekimoriEvent[]): Promise<UploadResponse> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ agentId, events, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const group = this.queue;
+    this.queue = [];
+    const outcomes: ({ ok: UploadResponse } | { error: unknown })[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const p of group) {
+          try {
+            outcomes.push({ ok: this.ingestOne(p.agentId, p.events) }); // nested: a savepoint
+          } catch (error) {
+            outcomes.push({ error });
+          }
+        }
+      })();
+    } catch (error) {
+      for (const p of group) p.reject(error); // the commit itself failed: nothing is acknowledged
+      return;
+    }
+    group.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if ('ok' in o) p.resolve(o.ok);
+      else p.reject(o.error);
+    });
+  }
 }

@@ -4,7 +4,7 @@ import { isObject } from '../../protocol/validate.js';
 import { HttpError, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
 import type { OpenConsole } from '../core/context.js';
 import { signAgentCsr } from '../core/pki.js';
-import { createIngester, parseBatch } from './ingest.js';
+import { GroupCommit, createIngester, parseBatch } from './ingest.js';
 import { hashToken } from './agents.js';
 import { backboneCommands } from './cli.js';
 import { HeartbeatBuffer, type Beat } from './heartbeat.js';
@@ -81,7 +81,7 @@ export function heartbeatSeconds(ctx: ConsoleContext): number {
 
 function routes(c: ConsoleContext): Route[] {
   const ctx = c as OpenConsole;
-  const ingest = createIngester(ctx.db);
+  const ingest = new GroupCommit(ctx.db, createIngester(ctx.db));
   const beats = heartbeatBuffer(ctx);
   const policyVersion = ctx.db.prepare('SELECT max(version) AS v FROM policies');
   const statusOf = ctx.db.prepare('SELECT status FROM agents WHERE id = ?');
@@ -93,9 +93,9 @@ function routes(c: ConsoleContext): Route[] {
       path: '/api/agent/events',
       auth: 'agent',
       maxBody: 8 * 1024 * 1024,
-      handle(req) {
+      async handle(req) {
         const events = parseBatch(req.json(), req.agentId!);
-        return { status: 200, json: ingest(req.agentId!, events) };
+        return { status: 200, json: await ingest.submit(req.agentId!, events) };
       },
     },
     {

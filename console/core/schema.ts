@@ -25,7 +25,7 @@ export const coreMigrations: string[] = [
    );
    CREATE TABLE events (
      rid INTEGER PRIMARY KEY,
-     id TEXT NOT NULL UNIQUE,
+     id TEXT NOT NULL,
      agent_id TEXT NOT NULL,
      seq INTEGER NOT NULL,
      ts TEXT NOT NULL,
