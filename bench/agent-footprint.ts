@@ -20,6 +20,19 @@ function cpuTicks(pid: number): number {
 function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
 }
+/** RSS split: what the Node binary's own code pages take, and memory private to this process. */
+function rssParts(pid: number): { binaryKb: number; privateKb: number } {
+  let binaryKb = 0;
+  let current = '';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s+(.*)$/.exec(line);
+    if (head) current = head[1] ?? '';
+    else if (line.startsWith('Rss:') && current === process.execPath) binaryKb += Number(line.split(/\s+/)[1]);
+  }
+  const privateKb = Number(/Private_Dirty:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? NaN);
+  return { binaryKb, privateKb };
+}
+
 function cli(bin: string, args: string[]): string {
   const r = spawnSync(process.execPath, [join(root, `bin/sekimori-${bin}.js`), ...args], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
@@ -58,6 +71,8 @@ async function main() {
     const wall = (Date.now() - t0) / 1000;
     console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}`);
     console.log(`agent idle over ${wall.toFixed(0)} s (after ${values.warmup} s warm-up): RSS now ${(rssKb(pid) / 1024).toFixed(1)} MB, peak ${(peak / 1024).toFixed(1)} MB (target ≤ 80 MB)`);
+    const parts = rssParts(pid);
+    console.log(`  of which the Node binary's code pages ${(parts.binaryKb / 1024).toFixed(1)} MB (shared, file-backed); private memory ${(parts.privateKb / 1024).toFixed(1)} MB`);
     console.log(`CPU ${((cpuSeconds / wall) * 100).toFixed(2)} % of one core (target ≤ 0.5 %)`);
     agent.kill('SIGTERM');
     await new Promise((r) => agent.once('exit', r));
