@@ -17,17 +17,19 @@ node=$(command -v node)
 [[ "$("$node" -p 'process.versions.node.split(".")[0]')" == 24 ]] || { echo "package: needs Node 24 first on PATH (use scripts/n24)" >&2; exit 1; }
 
 out=dist/sea
-work="$out/build"
-rm -rf "$work" && mkdir -p "$work"
+mkdir -p "$out"
+# A private work folder and an atomic rename at the end: two runs at once (parallel test tiers)
+# never expose a half-written executable.
+work=$(mktemp -d "$out/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 node scripts/sea/bundle.mjs "$work"
 for name in console agent; do
   "$node" --experimental-sea-config "$work/$name.sea.json" >/dev/null 2>&1 || "$node" --experimental-sea-config "$work/$name.sea.json"
-  exe="$out/sekimori-$name"
-  rm -f "$exe"
+  exe="$work/sekimori-$name"
   cp "$node" "$exe"
   chmod u+w "$exe"
   postject "$exe" NODE_SEA_BLOB "$work/$name.blob" --sentinel-fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2 >/dev/null \
     2> >(grep -v "Can't find string offset for section name" >&2) # LIEF noise about Node's ELF notes
-  echo "package: $exe ($(du -m "$exe" | cut -f1) MB, Node $("$node" --version))"
+  mv -f "$exe" "$out/sekimori-$name"
+  echo "package: $out/sekimori-$name ($(du -m "$out/sekimori-$name" | cut -f1) MB, Node $("$node" --version))"
 done
-rm -rf "$work"
