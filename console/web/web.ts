@@ -175,3 +175,13 @@ export function field(r: WebReq, name: string, max = 200): string {
   if (v.length > max) throw new HttpError(400, 'invalid_request', `${name}: too long`);
   return v;
 }
+
+/** Runs a domain action whose errors are refusals (unknown id, wrong state, …), not bugs: 400 with its message. */
+export function refusedAsBadRequest(f: () => void): void {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof HttpError) throw e;
+    throw new HttpError(400, 'invalid_request', (e as Error).message);
+  }
+}

@@ -6,7 +6,7 @@ import { accountLocked, addAccount, changePassword, listAccounts, setAccountDisa
 import { html } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
 import { qrDataUri } from '../qr.js';
-import { csrfField, field, isAdmin, page, redirect, type WebRouteSpec } from '../web.js';
+import { csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, type WebRouteSpec } from '../web.js';
 
 export const accountRoutes: WebRouteSpec[] = [
   {
@@ -51,11 +51,9 @@ ${admin ? html`<h2>${tr(L, 'addAccount')}</h2><form method="post" action="/accou
       if (!USERNAME_RE.test(name) || (role !== 'admin' && role !== 'auditor')) throw new HttpError(400, 'invalid_request', tr(L, 'username'));
       const password = generatePassword();
       const secret = generateSecret();
-      try {
+      refusedAsBadRequest(() => {
         addAccount(r.ctx, name, role, r.session!.username, { password, secret });
-      } catch (e) {
-        throw new HttpError(400, 'invalid_request', (e as Error).message);
-      }
+      });
       const uri = generateURI({ issuer: `Sekimori ${r.ctx.organisation()}`, label: name, secret });
       return page(
         r,
@@ -72,15 +70,13 @@ ${admin ? html`<h2>${tr(L, 'addAccount')}</h2><form method="post" action="/accou
     handle(r) {
       const name = field(r, 'name', 64);
       const action = r.api.params[0]!;
-      try {
+      refusedAsBadRequest(() => {
         if (action === 'unlock') unlockAccount(r.ctx, name, r.session!.username);
         else {
           if (name === r.session!.username) throw new Error(tr(r.lang, 'forbidden'));
           setAccountDisabled(r.ctx, name, action === 'disable', r.session!.username);
         }
-      } catch (e) {
-        throw new HttpError(400, 'invalid_request', (e as Error).message);
-      }
+      });
       return redirect('/accounts?done=1');
     },
   },

@@ -11,7 +11,7 @@ import { HttpError } from '../../module.js';
 import { html, qs } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
 import { eventPage } from '../queries.js';
-import { csrfField, field, isAdmin, page, redirect, type WebRouteSpec } from '../web.js';
+import { csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, type WebRouteSpec } from '../web.js';
 import { hostnames, terminalLabel } from './common.js';
 
 const DURATIONS = ['30m', '1h', '2h', '4h', '8h', '1d', '3d', '7d'];
@@ -87,13 +87,11 @@ ${blocked.map((e) => {
       if (forMs === null) throw new HttpError(400, 'invalid_request', `${tr(r.lang, 'period')}: ${DURATIONS.join(', ')}`);
       if (access !== 'allow' && access !== 'readonly') throw new HttpError(400, 'invalid_request', 'access: allow|readonly');
       if (!reason) throw new HttpError(400, 'invalid_request', `${tr(r.lang, 'reason')}: required`);
-      try {
+      refusedAsBadRequest(() => {
         if (field(r, 'mode', 10) === 'request') {
           requestException(r.ctx, { agentId, device, forMs, access, reason, staffUser: field(r, 'staff', 64).trim(), actor: r.session!.username });
         } else grantException(r.ctx, { agentId, device, forMs, reason, access, actor: r.session!.username });
-      } catch (e) {
-        throw new HttpError(400, 'invalid_request', (e as Error).message);
-      }
+      });
       return redirect('/exceptions?done=1');
     },
   },
@@ -103,11 +101,9 @@ ${blocked.map((e) => {
     access: 'admin',
     handle(r) {
       const id = field(r, 'id', 40);
-      try {
+      refusedAsBadRequest(() => {
         revokeException(r.ctx, id, r.session!.username);
-      } catch (e) {
-        throw new HttpError(400, 'invalid_request', (e as Error).message);
-      }
+      });
       return redirect('/exceptions?done=1');
     },
   },
@@ -118,11 +114,9 @@ ${blocked.map((e) => {
     handle(r) {
       const decision = field(r, 'decision', 10);
       if (decision !== 'approve' && decision !== 'reject') throw new HttpError(400, 'invalid_request', 'decision: approve|reject');
-      try {
+      refusedAsBadRequest(() => {
         decideRequest(r.ctx, field(r, 'id', 40), decision, r.session!.username);
-      } catch (e) {
-        throw new HttpError(400, 'invalid_request', (e as Error).message);
-      }
+      });
       return redirect('/exceptions?done=1');
     },
   },

@@ -4,20 +4,10 @@
  */
 import { safeText } from '../../../protocol/text.js';
 import { approveBaseline, importBaseline, listBaselines, listQuarantined, rejectBaseline, requestRestore } from '../../software/module.js';
-import { HttpError } from '../../module.js';
 import { html } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
-import { csrfField, field, isAdmin, page, redirect, type WebRouteSpec } from '../web.js';
+import { csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, type WebRouteSpec } from '../web.js';
 import { hostnames, terminalLabel } from './common.js';
-
-function wrap(f: () => void): void {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof HttpError) throw e;
-    throw new HttpError(400, 'invalid_request', (e as Error).message);
-  }
-}
 
 export const softwareRoutes: WebRouteSpec[] = [
   {
@@ -54,7 +44,7 @@ ${admin ? html`<td>${q.state === 'quarantined' || q.state === 'restore_failed' ?
     access: 'admin',
     maxBody: 16 * 1024 * 1024,
     handle(r) {
-      wrap(() => void importBaseline(r.ctx, field(r, 'doc', 12 * 1024 * 1024), r.session!.username));
+      refusedAsBadRequest(() => void importBaseline(r.ctx, field(r, 'doc', 12 * 1024 * 1024), r.session!.username));
       return redirect('/software?done=1');
     },
   },
@@ -64,7 +54,7 @@ ${admin ? html`<td>${q.state === 'quarantined' || q.state === 'restore_failed' ?
     access: 'admin',
     handle(r) {
       const id = field(r, 'id', 40);
-      wrap(() => (r.api.params[0] === 'approve' ? void approveBaseline(r.ctx, id, r.session!.username) : rejectBaseline(r.ctx, id, r.session!.username)));
+      refusedAsBadRequest(() => (r.api.params[0] === 'approve' ? void approveBaseline(r.ctx, id, r.session!.username) : rejectBaseline(r.ctx, id, r.session!.username)));
       return redirect('/software?done=1');
     },
   },
@@ -73,7 +63,7 @@ ${admin ? html`<td>${q.state === 'quarantined' || q.state === 'restore_failed' ?
     path: '/software/quarantine/restore',
     access: 'admin',
     handle(r) {
-      wrap(() => void requestRestore(r.ctx, field(r, 'id', 80), r.session!.username, field(r, 'agent', 64) || undefined));
+      refusedAsBadRequest(() => void requestRestore(r.ctx, field(r, 'id', 80), r.session!.username, field(r, 'agent', 64) || undefined));
       return redirect('/software?done=1');
     },
   },
