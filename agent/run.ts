@@ -197,7 +197,7 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
 export async function runCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { state: { type: 'string', default: DEFAULT_STATE_DIR } } });
   const agent = await startAgent(values.state);
-  agent.ctx.log('info', `running (state ${agent.ctx.stateDir}, monitorOnly=${agent.ctx.monitorOnly})`);
+  agent.ctx.log('info', `running (state ${agent.ctx.stateDir}, monitorOnly=${agent.ctx.monitorOnly}, node ${process.version} ${process.execArgv.join(' ')})`);
   const onSignal = () => void agent.stop();
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);

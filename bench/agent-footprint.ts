@@ -56,7 +56,9 @@ async function main() {
     const tok = JSON.parse(cli('console', ['enroll-token', '--data', data, '--json'])) as { token: string; caFingerprint: string };
     const state = join(dir, 'agent');
     cli('agent', ['enroll', '--console', url, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', state, '--monitor']);
-    const agent = spawn(process.execPath, [join(root, 'bin/sekimori-agent.js'), 'run', '--state', state], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // The Node flags the packaged agent carries (scripts/sea/bundle.mjs bakes them in).
+    const flags = JSON.parse(readFileSync(join(root, 'agent/runtime-flags.json'), 'utf8')) as string[];
+    const agent = spawn(process.execPath, [...flags, join(root, 'bin/sekimori-agent.js'), 'run', '--state', state], { stdio: ['ignore', 'ignore', 'inherit'] });
     await new Promise((r) => setTimeout(r, Number(values.warmup) * 1000));
     const pid = agent.pid!;
     const c0 = cpuTicks(pid);
@@ -69,7 +71,7 @@ async function main() {
     }
     const cpuSeconds = (cpuTicks(pid) - c0) / TICKS;
     const wall = (Date.now() - t0) / 1000;
-    console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}`);
+    console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, agent flags: ${flags.join(' ')}`);
     console.log(`agent idle over ${wall.toFixed(0)} s (after ${values.warmup} s warm-up): RSS now ${(rssKb(pid) / 1024).toFixed(1)} MB, peak ${(peak / 1024).toFixed(1)} MB (target ≤ 80 MB)`);
     const parts = rssParts(pid);
     console.log(`  of which the Node binary's code pages ${(parts.binaryKb / 1024).toFixed(1)} MB (shared, file-backed); private memory ${(parts.privateKb / 1024).toFixed(1)} MB`);

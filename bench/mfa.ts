@@ -9,7 +9,7 @@
  *   npm run build && scripts/n24 node dist/bench/mfa.js [--users 100]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -122,7 +122,8 @@ async function main(): Promise<void> {
     }
     lines.push(stats('core decide() (accept)', core));
 
-    const agent = await startProc([join(root, 'bin/sekimori-agent.js'), 'run', '--state', state], /running \(state/);
+    const flags = JSON.parse(readFileSync(join(root, 'agent/runtime-flags.json'), 'utf8')) as string[]; // as packaged
+    const agent = await startProc([...flags, join(root, 'bin/sekimori-agent.js'), 'run', '--state', state], /running \(state/);
     procs.push(agent.proc);
     const sock = agentPaths(state).socket;
     await until('offline cache', async () => {

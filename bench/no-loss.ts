@@ -7,7 +7,7 @@
  *   npm run build && scripts/n24 node dist/bench/no-loss.js [--events 30000]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -53,7 +53,8 @@ async function main() {
     port = Number(/127\.0\.0\.1:(\d+)/.exec(out)![1]);
     return p;
   };
-  const startAgent = () => spawn(process.execPath, [join(root, 'bin/sekimori-agent.js'), 'run', '--state', state], { stdio: 'ignore', env: { ...process.env, SEKIMORI_USB_SYSROOT: sys } });
+  const flags = JSON.parse(readFileSync(join(root, 'agent/runtime-flags.json'), 'utf8')) as string[]; // as packaged
+  const startAgent = () => spawn(process.execPath, [...flags, join(root, 'bin/sekimori-agent.js'), 'run', '--state', state], { stdio: 'ignore', env: { ...process.env, SEKIMORI_USB_SYSROOT: sys } });
   try {
     cli('console', ['init', '--data', data]);
     writeFileSync(join(dir, 'p.json'), JSON.stringify({ agent: { heartbeatSeconds: 1, uploadBatchSize: 500 } }));

@@ -9,6 +9,11 @@ export function openDatabase(path: string): Database.Database {
   // FULL: a transaction the console acknowledged survives power loss, not only a process crash.
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
+  // Every transaction begins IMMEDIATE (takes the write lock first). A DEFERRED one that read and
+  // then writes after another process (the serving console, a CLI command) committed cannot be
+  // upgraded: SQLite refuses it at once with SQLITE_BUSY, without waiting for the timeout.
+  const deferredTransaction = db.transaction.bind(db);
+  db.transaction = ((fn) => deferredTransaction(fn).immediate) as typeof db.transaction;
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     module TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (module, version))`);
   return db;

@@ -64,6 +64,9 @@ for (const [name, assets] of Object.entries(programs)) {
     main: bundle,
     output: join(out, `${name}.blob`),
     disableExperimentalSEAWarning: true,
+    // The agent idles on every terminal: only V8's baseline compiler (no Maglev/TurboFan code) and
+    // a small young generation keep it within its memory budget (bench/agent-footprint).
+    ...(name === 'agent' ? { execArgv: JSON.parse(readFileSync(join(root, 'agent/runtime-flags.json'), 'utf8')) } : {}),
     assets: Object.fromEntries(assets.map((key) => [key, assetSource(key)])),
   };
   writeFileSync(join(out, `${name}.sea.json`), JSON.stringify(config, null, 2) + '\n');

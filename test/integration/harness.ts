@@ -158,6 +158,9 @@ export function testAgentEnv(stateDir: string): NodeJS.ProcessEnv {
   return { ...process.env, SEKIMORI_USB_SYSROOT: sysRoot };
 }
 
+/** The Node flags the packaged agent runs with (agent/runtime-flags.json), so tests exercise them. */
+export const AGENT_NODE_FLAGS = JSON.parse(readFileSync(join(ROOT, 'agent/runtime-flags.json'), 'utf8')) as string[];
+
 export interface TestAgent {
   stateDir: string;
   agentId: string;
@@ -185,7 +188,7 @@ export async function enrollAgent(c: TestConsole, opts: { monitor?: boolean; sta
     proc: null,
     output: () => '',
     async start() {
-      const proc = spawn(process.execPath, [AGENT_BIN, 'run', '--state', stateDir], { stdio: ['ignore', 'pipe', 'pipe'], env: testAgentEnv(stateDir) });
+      const proc = spawn(process.execPath, [...AGENT_NODE_FLAGS, AGENT_BIN, 'run', '--state', stateDir], { stdio: ['ignore', 'pipe', 'pipe'], env: testAgentEnv(stateDir) });
       const out = collect(proc);
       a.proc = proc;
       a.output = out.text;

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Outbox } from '../../../agent/report/outbox.js';
 import { agentPaths } from '../../../agent/state.js';
-import { ROOT, cliJson, runCli, tempDir, testAgentEnv, waitFor } from '../../integration/harness.js';
+import { AGENT_NODE_FLAGS, ROOT, cliJson, runCli, tempDir, testAgentEnv, waitFor } from '../../integration/harness.js';
 import { isRoot, requireTools } from '../tools.js';
 
 const tools = requireTools('network namespaces', ['ip'], 'apt-get install iproute2 (and run as root)', { missing: isRoot() ? [] : ['root'] });
@@ -89,7 +89,7 @@ describe.skipIf(!tools.ok)('agent ↔ console link cut and restored (network nam
     enroll.stdout.on('data', (c: Buffer) => (enrolled += c.toString()));
     await new Promise((r) => enroll.once('exit', r));
     agentId = (JSON.parse(enrolled) as { agentId: string }).agentId;
-    agentProc = inNs(NS_AGENT, [join(ROOT, 'bin/sekimori-agent.js'), 'run', '--state', state]);
+    agentProc = inNs(NS_AGENT, [...AGENT_NODE_FLAGS, join(ROOT, 'bin/sekimori-agent.js'), 'run', '--state', state]);
     await waitFor('agent.started delivered across the link', () => seqs(data, agentId).length >= 1, 30_000, 200);
   });
 

@@ -61,7 +61,7 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
     expect(modprobe).toMatch(/options usbcore authorized_default=2/);
     writeFileSync(
       join(state, 'env'),
-      [`REPO=${ROOT}`, `NODE=${process.execPath}`, `CONSOLE_URL=https://10.0.2.100:8443`, `TOKEN=${tok.token}`, `FP=${tok.caFingerprint}`].join('\n') + '\n',
+      [`REPO=${ROOT}`, `NODE=${process.execPath}`, `AGENT_FLAGS="${(JSON.parse(readFileSync(join(ROOT, 'agent/runtime-flags.json'), 'utf8')) as string[]).join(' ')}"`, `CONSOLE_URL=https://10.0.2.100:8443`, `TOKEN=${tok.token}`, `FP=${tok.caFingerprint}`].join('\n') + '\n',
     );
     cpSync(join(ROOT, 'test/e2e/qemu/guest.sh'), join(state, 'guest.sh'));
     vm = new Vm({
@@ -93,7 +93,7 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
 
   it('a stick present before the agent started is cut off at start', async () => {
     expect(vm.file('blocks-before-agent.txt')).toMatch(/^sd/m); // the kernel had bound it
-    await vm.run(`cd /tmp && SEKIMORI_USB_TRACE=/run/state/trace.jsonl $NODE $REPO/bin/sekimori-agent.js run --state /tmp/agent > /run/state/agent.log 2>&1 &\necho $! > /run/state/agent.pid`);
+    await vm.run(`cd /tmp && SEKIMORI_USB_TRACE=/run/state/trace.jsonl $NODE $AGENT_FLAGS $REPO/bin/sekimori-agent.js run --state /tmp/agent > /run/state/agent.log 2>&1 &\necho $! > /run/state/agent.pid`);
     await waitFor('agent running', () => /running \(state/.test(agentLog()), STEP, 500);
     const prePath = pathOfSerial(readWatch(state), 'SEKI-PRE-1');
     expect(prePath).toBeTruthy();
