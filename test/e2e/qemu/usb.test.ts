@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultUsbPolicy } from '../../../protocol/policy-usb.js';
 import { startConsole, tempDir, type TestConsole } from '../../integration/harness.js';
 import { requireTools } from '../tools.js';
-import { driverWindows, INITRD, KERNEL, pathOfSerial, readWatch, ROOT, Vm, waitFor } from './vm.js';
+import { waitFor } from '../../integration/harness.js';
+import { driverWindows, INITRD, KERNEL, pathOfSerial, readWatch, ROOT, Vm } from './vm.js';
 
 const check = requireTools('qemu (real kernel)', ['qemu-system-x86_64', 'mkfs.ext4', '/lib/systemd/systemd-udevd', 'udevadm', 'blockdev'], 'apt-get install qemu-system-x86 udev busybox-static cpio e2fsprogs && bash test/e2e/qemu/provision.sh', {
   missing: [...(existsSync(KERNEL) && existsSync(INITRD) ? [] : ['.tools/qemu (run test/e2e/qemu/provision.sh)']), ...(existsSync(join(ROOT, 'dist/agent/cli.js')) ? [] : ['dist/ (npm run build)'])],

@@ -7,28 +7,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
+import { waitFor } from '../../integration/harness.js';
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const QEMU_DIR = join(ROOT, '.tools/qemu');
 export const KERNEL = join(QEMU_DIR, 'vmlinuz');
 export const INITRD = join(QEMU_DIR, 'initramfs.gz');
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor<T>(what: string, f: () => T | Promise<T>, timeoutMs: number, everyMs = 200): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await f();
-      if (v) return v as NonNullable<T>;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 /** KVM is used only when asked (SEKIMORI_QEMU_ACCEL=kvm): nested KVM on the CI hosts hangs at boot. */
 export function accelArgs(): string[] {
