@@ -75,8 +75,10 @@ function heartbeatBuffer(ctx: ConsoleContext): HeartbeatBuffer {
   return b;
 }
 
+/** The policy's heartbeat period, read without parsing the whole document (it may carry a baseline). */
 export function heartbeatSeconds(ctx: ConsoleContext): number {
-  return ctx.currentPolicy().policy.agent.heartbeatSeconds;
+  const row = ctx.db.prepare("SELECT json_extract(document, '$.agent.heartbeatSeconds') AS s FROM policies ORDER BY version DESC LIMIT 1").get() as { s: number };
+  return row.s;
 }
 
 function routes(c: ConsoleContext): Route[] {
