@@ -12,9 +12,9 @@ import { defaultUsbPolicy, usbExceptionErrors, type UsbException, type UsbPolicy
 import { safeText } from '../../protocol/text.js';
 import { decideBlockDevice, decideUsb, type UsbDecision } from './decide.js';
 import { hex2, type UsbDeviceInfo } from './observe.js';
-import { LinuxUsbEnforcer, type EnforcerOptions } from './linux/enforcer.js';
+import { LinuxUsbEnforcer, monoMs, type EnforceResult, type EnforcerOptions } from './linux/enforcer.js';
 import { watchKernelUevents } from './linux/uevents.js';
-import { listBlockDevices, listDevicePaths, readUsbDevice, usbPathOfBlock } from './linux/sysfs.js';
+import { DEVICE_RE, listBlockDevices, listDevicePaths, readUsbDevice, usbPathOfBlock } from './linux/sysfs.js';
 import { loggedInUser } from './linux/user.js';
 
 export interface UsbCapabilityOptions extends EnforcerOptions {
@@ -22,6 +22,8 @@ export interface UsbCapabilityOptions extends EnforcerOptions {
   rescanMs?: number;
   /** Use node-usb's udev hotplug (needs systemd-udevd). */
   hotplug?: boolean;
+  /** Source of kernel uevents (default `udevadm monitor --kernel`); injectable for tests. */
+  watchUevents?: typeof watchKernelUevents;
   utmpPaths?: string[];
   /** Appends one JSON line per decision with monotonic timestamps (bench/usb). */
   traceFile?: string;
@@ -30,9 +32,19 @@ export interface UsbCapabilityOptions extends EnforcerOptions {
 interface Known {
   key: string; // identity + decision: a change re-reports
   decision: UsbDecision;
+  identity: DeviceIdentity; // for clone detection when one device is judged on its own
 }
 
+type DeviceIdentity = Pick<UsbDeviceInfo, 'path' | 'vendorId' | 'productId' | 'serial'>;
+const identityOf = (d: UsbDeviceInfo): DeviceIdentity => ({ path: d.path, vendorId: d.vendorId, productId: d.productId, serial: d.serial });
+
 const EXCEPTIONS_FILE = 'usb-exceptions.json';
+
+/**
+ * CLOCK_MONOTONIC milestones of one decision, in ms, for bench/usb: the kernel event as udevadm saw
+ * it, start, descriptors read, decided, reported (durable), first sysfs write issued, done.
+ */
+type TraceMarks = Partial<Record<'ueventSeen' | 'read' | 'decided' | 'reported' | 'firstWrite' | 'done', number>> & { start: number };
 
 /** Event data for one USB decision; every device string goes through safeText. */
 export function usbEventData(d: UsbDeviceInfo, dec: UsbDecision, mode: string): Record<string, unknown> {
@@ -96,14 +108,14 @@ export class UsbCapability implements Capability {
     if (!this.monitor) this.reportEnforce(this.enforcer.closeRootHubs());
     // Devices already present are judged now (USBGuard's PresentDevicePolicy).
     await this.scan();
-    if (this.opts.hotplug !== false) {
-      this.ueventStop = watchKernelUevents(
-        (e) => {
-          if (e.action === 'add' || e.action === 'bind' || e.action === 'change') this.requestScan();
-        },
-        (m) => ctx.log('warn', m),
-      );
-    }
+    this.ueventStop = (this.opts.watchUevents ?? watchKernelUevents)(
+      (e) => {
+        const name = e.devpath.slice(e.devpath.lastIndexOf('/') + 1);
+        if (e.subsystem === 'usb' && e.action === 'add' && DEVICE_RE.test(name)) this.judgeAdded(name, e.seenMs);
+        else if (e.action === 'add' || e.action === 'bind' || e.action === 'change') this.requestScan();
+      },
+      (m) => ctx.log('warn', m),
+    );
     this.startHotplug();
     const rescan = this.opts.rescanMs ?? 1000;
     this.timers.push(setInterval(() => this.requestScan(), rescan));
@@ -176,6 +188,25 @@ export class UsbCapability implements Capability {
     });
   }
 
+  /**
+   * Hot-plug fast path: the device the kernel just added is judged at once, without listing the
+   * whole bus first (the known devices stand in for it in clone detection). The full pass follows
+   * for block devices, read-only disks and anything else that changed.
+   */
+  private judgeAdded(path: string, ueventSeenMs?: number): void {
+    const ctx = this.ctx;
+    if (!ctx || this.stopped) return;
+    const marks: TraceMarks = { ...(ueventSeenMs !== undefined ? { ueventSeen: ueventSeenMs } : {}), start: monoMs() };
+    const d = readUsbDevice(this.enforcer.sysRoot, path);
+    if (d) {
+      marks.read = monoMs();
+      const others = [...this.known.values()].map((k) => k.identity).filter((o) => o.path !== path);
+      others.push(identityOf(d));
+      this.judge(d, ctx.console.consoleNow(), others, marks).catch((e: unknown) => ctx.log('error', `usb: ${path}: ${(e as Error).message}`));
+    }
+    this.requestScan();
+  }
+
   async scan(): Promise<void> {
     const ctx = this.ctx;
     if (!ctx) return;
@@ -187,30 +218,39 @@ export class UsbCapability implements Capability {
     for (const p of [...this.known.keys()]) if (!present.has(p)) this.known.delete(p);
     this.enforcer.pruneMarkers(present);
     const now = ctx.console.consoleNow();
-    const others = devices.map((d) => ({ path: d.path, vendorId: d.vendorId, productId: d.productId, serial: d.serial }));
+    const others = devices.map(identityOf);
     // Parents before children (hubs first), so a hub's downstream devices exist when judged.
     devices.sort((a, b) => a.path.length - b.path.length || a.path.localeCompare(b.path));
-    for (const d of devices) {
-      const t0 = process.hrtime.bigint();
-      const dec = decideUsb(this.policy, d, { agentId: ctx.agentId, now, exceptions: this.exceptions, others });
-      const key = [d.vendorId, d.productId, d.serial?.toString('hex') ?? '', d.descriptorHash, d.devnum, JSON.stringify(dec.interfaces), dec.readonly, dec.eventType].join('|');
-      const prev = this.known.get(d.path);
-      const isNew = !prev || prev.key !== key;
-      if (isNew) {
-        this.known.set(d.path, { key, decision: dec });
-        this.report(d, dec);
-      }
-      if (this.monitor) {
-        if (!ctx.monitorOnly && isNew) this.reportEnforce(this.enforcer.openDevice(d.path));
-      } else {
-        const r = await this.enforcer.apply(d.path, dec, isNew);
-        this.reportEnforce(r);
-        if (isNew && dec.readonly) this.roWatch.set(d.path, Date.now() + 20_000);
-        if (isNew) this.trace(d, dec, t0, r.wrote);
-      }
-    }
+    for (const d of devices) await this.judge(d, now, others);
     if (!this.monitor) await this.keepReadonly(present);
     await this.scanBlockDevices();
+  }
+
+  /**
+   * Decides one device, reports it when new or changed (durably, before sysfs is touched) and makes
+   * sysfs match. Everything up to the sysfs writes is synchronous, so the fast path and a running
+   * scan cannot report the same device twice.
+   */
+  private async judge(d: UsbDeviceInfo, now: Date, others: readonly DeviceIdentity[], marks: TraceMarks = { start: monoMs() }): Promise<void> {
+    const ctx = this.ctx!;
+    const dec = decideUsb(this.policy, d, { agentId: ctx.agentId, now, exceptions: this.exceptions, others });
+    marks.decided = monoMs();
+    const key = [d.vendorId, d.productId, d.serial?.toString('hex') ?? '', d.descriptorHash, d.devnum, JSON.stringify(dec.interfaces), dec.readonly, dec.eventType].join('|');
+    const prev = this.known.get(d.path);
+    const isNew = !prev || prev.key !== key;
+    if (isNew) {
+      this.known.set(d.path, { key, decision: dec, identity: identityOf(d) });
+      this.report(d, dec);
+      marks.reported = monoMs();
+    }
+    if (this.monitor) {
+      if (!ctx.monitorOnly && isNew) this.reportEnforce(this.enforcer.openDevice(d.path));
+      return;
+    }
+    const r = await this.enforcer.apply(d.path, dec, isNew);
+    this.reportEnforce(r);
+    if (isNew && dec.readonly) this.roWatch.set(d.path, Date.now() + 20_000);
+    if (isNew) this.trace(d, dec, marks, r);
   }
 
   /** Read-only media: disks appear a while after the interface binds; set them ro as they come. */
@@ -246,10 +286,12 @@ export class UsbCapability implements Capability {
     this.ctx!.emit({ type, user: loggedInUser(this.opts.utmpPaths), data: usbEventData(d, dec, this.policy.mode) });
   }
 
-  private trace(d: UsbDeviceInfo, dec: UsbDecision, t0: bigint, wrote: string[]): void {
+  private trace(d: UsbDeviceInfo, dec: UsbDecision, marks: TraceMarks, r: EnforceResult): void {
     const file = this.opts.traceFile ?? process.env.SEKIMORI_USB_TRACE;
     if (!file) return;
-    const line = { path: d.path, vendorId: d.vendorId, productId: d.productId, event: dec.eventType, monoStartNs: t0.toString(), monoDoneNs: process.hrtime.bigint().toString(), wrote };
+    if (r.firstWriteMs !== undefined) marks.firstWrite = r.firstWriteMs;
+    marks.done = monoMs();
+    const line = { path: d.path, vendorId: d.vendorId, productId: d.productId, event: dec.eventType, mono: marks, wrote: r.wrote };
     try {
       writeFileSync(file, JSON.stringify(line) + '\n', { flag: 'a' });
     } catch {

@@ -22,7 +22,12 @@ export interface EnforcerOptions {
 export interface EnforceResult {
   wrote: string[]; // sysfs writes done, for logs and tests
   errors: string[];
+  /** CLOCK_MONOTONIC ms when the first sysfs write was issued (bench/usb: the decision reaching the kernel). */
+  firstWriteMs?: number;
 }
+
+/** CLOCK_MONOTONIC in ms (the clock udevadm stamps kernel events with). */
+export const monoMs = (): number => Number(process.hrtime.bigint() / 1000n) / 1000;
 
 export function blockdevSetRo(devNode: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -46,6 +51,7 @@ export class LinuxUsbEnforcer {
   }
 
   private write(path: string, value: string, r: EnforceResult): boolean {
+    r.firstWriteMs ??= monoMs();
     try {
       writeFileSync(path, value);
       r.wrote.push(`${path.slice(this.sysRoot.length)}=${value}`);

@@ -11,13 +11,15 @@ export interface Uevent {
   action: string;
   devpath: string;
   subsystem: string;
+  /** When udevadm received it from the kernel: CLOCK_MONOTONIC, ms. */
+  seenMs?: number;
 }
 
-const LINE = /^KERNEL\[[\d.]+\]\s+(\w+)\s+(\S+)\s+\(([\w-]+)\)/;
+const LINE = /^KERNEL\[(\d+\.\d+)\]\s+(\w+)\s+(\S+)\s+\(([\w-]+)\)/;
 
 export function parseUeventLine(line: string): Uevent | null {
   const m = LINE.exec(line);
-  return m ? { action: m[1]!, devpath: m[2]!, subsystem: m[3]! } : null;
+  return m ? { action: m[2]!, devpath: m[3]!, subsystem: m[4]!, seenMs: Number(m[1]) * 1000 } : null;
 }
 
 export function watchKernelUevents(onEvent: (e: Uevent) => void, log: (m: string) => void): () => void {

@@ -1,0 +1,131 @@
+/**
+ * The USB capability's hot-plug fast path on a fake sysfs: a kernel `add` uevent for a device gets
+ * that device judged, reported and written within the uevent callback (no bus listing first), with
+ * the devices already known standing in for the bus in clone detection. The real kernel is
+ * exercised by the QEMU tier; this pins down the capability's own logic.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AgentContext, NewEvent } from '../../agent/capability.js';
+import { UsbCapability } from '../../agent/usb/index.js';
+import type { Uevent } from '../../agent/usb/linux/uevents.js';
+import { builtinPolicy, type PolicyDocument } from '../../protocol/policy.js';
+import { defaultUsbPolicy } from '../../protocol/policy-usb.js';
+import { FakeSysfs } from './fake-sysfs.js';
+
+const STORAGE: [number, number, number, number] = [0, 0x08, 0x06, 0x50];
+const KEYBOARD: [number, number, number, number] = [0, 0x03, 0x01, 0x01];
+
+function fakeContext(stateDir: string, emitted: NewEvent[]): AgentContext {
+  return {
+    agentId: 'agent-under-test',
+    stateDir,
+    monitorOnly: false,
+    emit: (e) => {
+      emitted.push(e);
+      return {} as ReturnType<AgentContext['emit']>;
+    },
+    log: () => undefined,
+    console: {
+      request: () => Promise.reject(new Error('offline')),
+      consoleNow: () => new Date(),
+      reachable: () => false,
+    },
+    local: { route: () => undefined, socketPath: join(stateDir, 'agent.sock') },
+  };
+}
+
+describe.skipIf(process.platform !== 'linux')('USB hot-plug fast path', () => {
+  let cap: UsbCapability | null = null;
+  const dirs: string[] = [];
+  afterEach(async () => {
+    await cap?.stop();
+    cap = null;
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  async function start(fs: FakeSysfs, policy: PolicyDocument) {
+    const state = mkdtempSync(join(tmpdir(), 'sekimori-usbcap-'));
+    dirs.push(state, join(fs.sys, '..'));
+    const emitted: NewEvent[] = [];
+    let deliver: ((e: Uevent) => void) | null = null;
+    cap = new UsbCapability({
+      sysRoot: fs.sys,
+      hotplug: false,
+      rescanMs: 3_600_000, // only the uevent can judge the new device during the test
+      readonlyMarkerDir: join(state, 'markers'),
+      setReadonly: async () => undefined,
+      watchUevents: (onEvent) => {
+        deliver = onEvent;
+        return () => undefined;
+      },
+    });
+    await cap.start(fakeContext(state, emitted), policy);
+    expect(deliver).not.toBeNull();
+    return { emitted, uevent: (e: Uevent) => deliver!(e) };
+  }
+
+  const authorized = (fs: FakeSysfs, path: string) => readFileSync(join(fs.usbDir(), path, 'authorized'), 'utf8').trim();
+  const add = (path: string): Uevent => ({ action: 'add', subsystem: 'usb', devpath: `/devices/pci0000:00/0000:00:04.0/usb1/${path}` });
+
+  it('a keyboard added is authorized before the uevent callback returns', async () => {
+    const fs = new FakeSysfs();
+    fs.addRootHub(1);
+    const { emitted, uevent } = await start(fs, builtinPolicy());
+    fs.addDevice('1-1', 0x046d, 0xc31c, [KEYBOARD], { configured: false });
+    uevent(add('1-1'));
+    expect(authorized(fs, '1-1')).toBe('1');
+    expect(emitted.map((e) => e.type)).toEqual(['usb.allowed']);
+    expect(emitted[0]!.data).toMatchObject({ port: '1-1', vendorId: '046d', interfaceClasses: ['03'] });
+  });
+
+  it('a storage device added is reported blocked at once and stays unauthorized', async () => {
+    const fs = new FakeSysfs();
+    fs.addRootHub(1);
+    const { emitted, uevent } = await start(fs, builtinPolicy());
+    fs.addDevice('1-2', 0x0781, 0x5567, [STORAGE], { configured: false, serial: Buffer.from('S1') });
+    uevent(add('1-2'));
+    expect(emitted.map((e) => e.type)).toEqual(['usb.blocked']);
+    expect(emitted[0]!.data).toMatchObject({ port: '1-2', rule: 'class:08', serial: 'S1' });
+    expect(authorized(fs, '1-2')).toBe('0');
+  });
+
+  it('interface events and repeated adds do not report the same device twice', async () => {
+    const fs = new FakeSysfs();
+    fs.addRootHub(1);
+    const { emitted, uevent } = await start(fs, builtinPolicy());
+    fs.addDevice('1-2', 0x0781, 0x5567, [STORAGE], { configured: false, serial: Buffer.from('S1') });
+    uevent(add('1-2'));
+    uevent(add('1-2'));
+    uevent({ action: 'add', subsystem: 'usb', devpath: '/devices/pci0000:00/0000:00:04.0/usb1/1-2/1-2:1.0' });
+    await cap!.scan();
+    expect(emitted.map((e) => e.type)).toEqual(['usb.blocked']);
+  });
+
+  it('a registered serial already present elsewhere marks the added one as a clone (known devices stand in for the bus)', async () => {
+    const fs = new FakeSysfs();
+    fs.addRootHub(1);
+    fs.addDevice('1-3', 0x0781, 0x5567, [STORAGE], { configured: false, serial: Buffer.from('REG-1') });
+    const policy: PolicyDocument = {
+      ...builtinPolicy(),
+      usb: { ...defaultUsbPolicy(), registered: [{ id: 'reg-1', vendorId: '0781', productId: '5567', serial: 'REG-1', access: 'allow', label: 'registered' }] },
+    };
+    const { emitted, uevent } = await start(fs, policy);
+    expect(emitted.map((e) => e.type)).toEqual(['usb.allowed']); // the original, judged at start
+    fs.addDevice('1-4', 0x0781, 0x5567, [STORAGE], { configured: false, serial: Buffer.from('REG-1'), devnum: 6 });
+    uevent(add('1-4'));
+    expect(emitted.map((e) => e.type)).toEqual(['usb.allowed', 'usb.blocked']);
+    expect(emitted[1]!.data).toMatchObject({ port: '1-4', note: expect.stringMatching(/^clone-suspected/) });
+    expect(authorized(fs, '1-4')).toBe('0');
+  });
+
+  it('an add for a device that vanished meanwhile is ignored', async () => {
+    const fs = new FakeSysfs();
+    fs.addRootHub(1);
+    const { emitted, uevent } = await start(fs, builtinPolicy());
+    uevent(add('1-9'));
+    expect(emitted).toEqual([]);
+  });
+});
