@@ -36,7 +36,9 @@ export class Uploader {
     private readonly link: ConsoleLink,
     private readonly opts: UploaderOptions,
   ) {
-    outbox.onAppend(() => this.poke());
+    // An append wakes the upload on the next turn of the event loop, never inside the caller's
+    // await: whoever emitted (e.g. the USB enforcer between recording and writing sysfs) finishes first.
+    outbox.onAppend(() => setImmediate(() => this.poke()));
   }
 
   poke(): void {
