@@ -40,6 +40,9 @@ const identityOf = (d: UsbDeviceInfo): DeviceIdentity => ({ path: d.path, vendor
 
 const EXCEPTIONS_FILE = 'usb-exceptions.json';
 
+/** Lets pending I/O (a hot-plug uevent) run between devices: a new device waits for one device's work, not a whole scan. */
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+
 /**
  * CLOCK_MONOTONIC milestones of one decision, in ms, for bench/usb: the kernel event as udevadm saw
  * it, start, descriptors read, decided, reported (durable), first sysfs write issued, done.
@@ -190,8 +193,8 @@ export class UsbCapability implements Capability {
 
   /**
    * Hot-plug fast path: the device the kernel just added is judged at once, without listing the
-   * whole bus first (the known devices stand in for it in clone detection). The full pass follows
-   * for block devices, read-only disks and anything else that changed.
+   * whole bus first (the known devices stand in for it in clone detection). What follows from the
+   * decision (interfaces bound, disks created) arrives as uevents of its own and gets a full pass.
    */
   private judgeAdded(path: string, ueventSeenMs?: number): void {
     const ctx = this.ctx;
@@ -203,25 +206,32 @@ export class UsbCapability implements Capability {
       const others = [...this.known.values()].map((k) => k.identity).filter((o) => o.path !== path);
       others.push(identityOf(d));
       this.judge(d, ctx.console.consoleNow(), others, marks).catch((e: unknown) => ctx.log('error', `usb: ${path}: ${(e as Error).message}`));
-    }
-    this.requestScan();
+    } else this.requestScan(); // not readable yet: the full pass will find it
   }
 
   async scan(): Promise<void> {
     const ctx = this.ctx;
     if (!ctx) return;
     const sysRoot = this.enforcer.sysRoot;
-    const devices = listDevicePaths(sysRoot)
-      .map((p) => readUsbDevice(sysRoot, p))
-      .filter((d): d is UsbDeviceInfo => d !== null);
-    const present = new Set(devices.map((d) => d.path));
+    // Forget unplugged devices before yielding: a device the fast path judges meanwhile is not in
+    // this listing and must not be forgotten (it would be reported twice, its read-only marker lost).
+    const present = new Set(listDevicePaths(sysRoot));
     for (const p of [...this.known.keys()]) if (!present.has(p)) this.known.delete(p);
     this.enforcer.pruneMarkers(present);
+    const devices: UsbDeviceInfo[] = [];
+    for (const p of present) {
+      const d = readUsbDevice(sysRoot, p);
+      if (d) devices.push(d);
+      await nextTurn();
+    }
     const now = ctx.console.consoleNow();
     const others = devices.map(identityOf);
     // Parents before children (hubs first), so a hub's downstream devices exist when judged.
     devices.sort((a, b) => a.path.length - b.path.length || a.path.localeCompare(b.path));
-    for (const d of devices) await this.judge(d, now, others);
+    for (const d of devices) {
+      await this.judge(d, now, others);
+      await nextTurn();
+    }
     if (!this.monitor) await this.keepReadonly(present);
     await this.scanBlockDevices();
   }

@@ -121,6 +121,20 @@ describe.skipIf(process.platform !== 'linux')('USB hot-plug fast path', () => {
     expect(authorized(fs, '1-4')).toBe('0');
   });
 
+  it('a device judged by the fast path while a scan is under way is not forgotten and reported again', async () => {
+    const fs = new FakeSysfs();
+    fs.addRootHub(1);
+    for (const [i, port] of ['1-1', '1-2', '1-3'].entries()) fs.addDevice(port, 0x046d, 0xc310 + i, [KEYBOARD], { configured: true });
+    const { emitted, uevent } = await start(fs, builtinPolicy());
+    expect(emitted).toHaveLength(3);
+    const scanning = cap!.scan(); // yields between devices
+    fs.addDevice('1-9', 0x046d, 0xc31c, [KEYBOARD], { configured: false });
+    uevent(add('1-9'));
+    await scanning;
+    await cap!.scan();
+    expect(emitted.filter((e) => e.data.port === '1-9').map((e) => e.type)).toEqual(['usb.allowed']);
+  });
+
   it('an add for a device that vanished meanwhile is ignored', async () => {
     const fs = new FakeSysfs();
     fs.addRootHub(1);
