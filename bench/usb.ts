@@ -4,7 +4,10 @@
  * a driver or a block device. Reads the artefacts of the last QEMU run (test-output/usb-qemu/);
  * `--run` (or missing artefacts) runs the tier first.
  *
- *   scripts/n24 node dist/bench/usb.js [--run]
+ *   scripts/n24 node dist/bench/usb.js [--run [--plugs N]]
+ *
+ * `--plugs N` makes the tier hot-plug N more blocked sticks and N allowed keyboards (default: the
+ * tier's own 10 or so decisions).
  *
  * Clocks: the uevent time is udevadm monitor's CLOCK_MONOTONIC stamp when it received the kernel
  * event (the guest's logger or the agent's own udevadm, whichever saw it first); the agent stamps
@@ -14,7 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { baseName, kernelEvents, kernelWindows } from './usb-kernel-log.js';
+import { baseName, kernelEvents, kernelWindows, presences, windowsOf, type WatchLine } from './usb-guest-logs.js';
 
 // Runs from bench/ (tsx/vitest) or from dist/bench/ (built).
 const ROOT = resolve(import.meta.dirname, import.meta.dirname.split('/').includes('dist') ? '../..' : '..');
@@ -29,7 +32,6 @@ interface Trace {
   mono: { ueventSeen?: number; start: number; read?: number; decided?: number; reported?: number; firstWrite?: number; done?: number };
   wrote: string[];
 }
-interface Watch { t: number; kind: string; name?: string; value?: string | null; serial?: string | null; id?: string }
 
 function lines<T>(file: string): T[] {
   if (!existsSync(file)) return [];
@@ -50,11 +52,13 @@ const pct = (xs: number[], p: number) => {
 function main(): number {
   if (process.argv.includes('--run') || !existsSync(join(OUT, 'trace.jsonl'))) {
     process.stderr.write('bench/usb: running the QEMU tier (test/e2e/qemu) …\n');
-    const r = spawnSync(join(ROOT, 'scripts/n24'), ['vitest', 'run', 'test/e2e/qemu'], { cwd: ROOT, stdio: 'inherit', timeout: 30 * 60_000 });
+    const plugs = process.argv.indexOf('--plugs');
+    const env = { ...process.env, ...(plugs > 0 ? { SEKIMORI_USB_BENCH_PLUGS: String(Number(process.argv[plugs + 1])) } : {}) };
+    const r = spawnSync(join(ROOT, 'scripts/n24'), ['vitest', 'run', 'test/e2e/qemu'], { cwd: ROOT, env, stdio: 'inherit', timeout: 30 * 60_000 });
     if (r.status !== 0) process.stderr.write(`bench/usb: the tier exited ${r.status}; using what it left\n`);
   }
   const traces = lines<Trace>(join(OUT, 'trace.jsonl')).filter((t) => t.mono && typeof t.mono.start === 'number');
-  const watch = lines<Watch>(join(OUT, 'watch.jsonl'));
+  const watch = lines<WatchLine>(join(OUT, 'watch.jsonl'));
   const evs = kernelEvents(existsSync(join(OUT, 'uevents.log')) ? readFileSync(join(OUT, 'uevents.log'), 'utf8') : '');
   if (!traces.length) {
     process.stderr.write('bench/usb: no agent trace found (is the QEMU tier provisioned? bash test/e2e/qemu/provision.sh)\n');
@@ -72,25 +76,22 @@ function main(): number {
     // (default-deny already holds it), so there the decision is complete once recorded.
     samples.push({ path: tr.path, event: tr.event, uevent, m: tr.mono, decision: (tr.mono.firstWrite ?? done) - uevent, wrote: tr.mono.firstWrite !== undefined });
   }
-  // Windows: a storage device the agent blocked, with a driver or a disk while present.
+  // Windows: a device the agent blocked with a driver or a disk while present. A presence is the
+  // watcher's appearance to disappearance of a device at a port; it was blocked when the agent
+  // decided usb.blocked for that port after the port's previous device left.
   const blocked = traces.filter((t) => t.event === 'usb.blocked');
-  const blockedPaths = new Set(blocked.map((t) => t.path));
-  let watcherWindows = 0;
-  let blockedDevices = 0;
-  const present = new Map<string, { serial: string | null | undefined; since: number }>();
   const agentStart = Math.min(...traces.map((t) => t.mono.start));
-  for (const l of watch) {
-    if (l.kind === 'dev' && l.serial !== undefined) {
-      present.set(l.name!, { serial: l.serial, since: l.t });
-      if (blockedPaths.has(l.name!) && l.id?.startsWith('46f4:') && l.t > agentStart) blockedDevices++;
-    }
-    if (l.kind === 'dev-gone') present.delete(l.name!);
-    const dev = l.kind === 'iface' && l.value ? l.name!.split(':')[0]! : l.kind === 'block' && l.value ? l.value : null;
-    if (!dev) continue;
-    const p = present.get(dev);
-    // only storage plugged after the agent started; allowed media (registered) are not windows
-    if (p && p.since > agentStart && blockedPaths.has(dev) && !/^SEKI-(REG|RO)-/.test(p.serial ?? '')) watcherWindows++;
-  }
+  const ps = presences(watch);
+  let watcherWindows = 0;
+  let blockedPresences = 0;
+  ps.forEach((p, i) => {
+    const prevEnd = ps.slice(0, i).filter((q) => q.path === p.path).reduce((t, q) => Math.max(t, q.to < watch.length ? watch[q.to]!.t : Infinity), -Infinity);
+    const end = p.to < watch.length ? watch[p.to]!.t : Infinity;
+    if (watch[p.from]!.t < agentStart) return; // present before the agent: the start-up cut is tested, not timed
+    if (!blocked.some((t) => t.path === p.path && (t.mono.done ?? t.mono.start) > prevEnd && (t.mono.done ?? t.mono.start) < end)) return;
+    blockedPresences++;
+    watcherWindows += windowsOf(watch, p).length;
+  });
   const kernelWindowCount = blocked.reduce((n, t) => n + kernelWindows(evs, t.path, t.mono.done ?? t.mono.start).length, 0);
   const f = (x: number) => x.toFixed(1);
   const stat = (xs: number[]) => `p50 ${f(pct(xs, 50))} ms   p95 ${f(pct(xs, 95))} ms   max ${f(Math.max(...xs))} ms`;
@@ -112,8 +113,12 @@ function main(): number {
       phase('decided', (s) => (s.m.decided === undefined ? undefined : s.m.decided - s.uevent)),
       phase('event recorded (durable)', (s) => (s.m.reported === undefined ? undefined : s.m.reported - s.uevent)),
       ...(written.length ? [`  kernel work inside the sysfs writes (configure, bind drivers)  ${stat(written.map((s) => (s.m.done ?? s.m.start) - s.m.firstWrite!))}`] : []),
-      `  blocked storage devices watched  ${blockedDevices}   windows with a driver or disk: watcher ${watcherWindows}, kernel uevents ${kernelWindowCount}   (target 0)`,
-      ...samples.map((s) => `    ${s.path.padEnd(8)} ${s.event.padEnd(14)} ${f(s.decision)} ms`),
+      `  blocked devices watched     ${blockedPresences}   windows with a driver or disk: watcher ${watcherWindows}, kernel uevents ${kernelWindowCount}   (target 0)`,
+      '  by decision:',
+      ...[...new Set(samples.map((s) => s.event))].map((ev) => {
+        const xs = samples.filter((s) => s.event === ev).map((s) => s.decision);
+        return `    ${ev.padEnd(14)} n=${String(xs.length).padEnd(4)} ${stat(xs)}`;
+      }),
       '',
     ].join('\n'),
   );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kernelEvents, kernelWindows } from '../../bench/usb-kernel-log.js';
+import { kernelEvents, kernelWindows, presences, windowsOf, type WatchLine } from '../../bench/usb-guest-logs.js';
 
 const HC = '/devices/pci0000:00/0000:00:04.0/usb2';
 const log = [
@@ -30,5 +30,33 @@ describe('driver windows in the kernel uevent log (bench/usb, QEMU tier)', () =>
   });
   it('no add of the path: nothing to judge', () => {
     expect(kernelWindows(evs, '1-1', Infinity)).toEqual([]);
+  });
+});
+
+describe('driver windows in the sysfs watcher timeline (per presence: ports are reused)', () => {
+  const w: WatchLine[] = [
+    { t: 1, kind: 'start' },
+    { t: 10, kind: 'dev', name: '2-3', value: '0', serial: 'SEKI-B1', id: '46f4:0001' },
+    { t: 3000, kind: 'dev-gone', name: '2-3' },
+    { t: 4000, kind: 'dev', name: '2-3', value: '1', serial: '42', id: '0627:0001' },
+    { t: 4100, kind: 'iface', name: '2-3:1.0', value: 'usbhid' },
+    { t: 5000, kind: 'dev', name: '2-4', value: '1', serial: 'SEKI-REG-1', id: '46f4:0001' },
+    { t: 5100, kind: 'iface', name: '2-4:1.0', value: 'usb-storage' },
+    { t: 6200, kind: 'block', name: 'sda', value: '2-4' },
+  ];
+  const ps = presences(w);
+  it('splits the log into presences, the last one open to the end', () => {
+    expect(ps.map((p) => [p.path, p.serial, p.from, p.to])).toEqual([
+      ['2-3', 'SEKI-B1', 1, 2],
+      ['2-3', '42', 3, 8],
+      ['2-4', 'SEKI-REG-1', 5, 8],
+    ]);
+  });
+  it('a keyboard bound later on the same port is not a window of the stick before it', () => {
+    expect(windowsOf(w, ps[0]!)).toEqual([]);
+    expect(windowsOf(w, ps[1]!).map((l) => l.value)).toEqual(['usbhid']);
+  });
+  it('a driver and a disk under an allowed stick are seen', () => {
+    expect(windowsOf(w, ps[2]!).map((l) => l.kind)).toEqual(['iface', 'block']);
   });
 });

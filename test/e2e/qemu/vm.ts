@@ -7,7 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
+import { presences, windowsOf, type WatchLine } from '../../../bench/usb-guest-logs.js';
 import { waitFor } from '../../integration/harness.js';
+
+export type { WatchLine };
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const QEMU_DIR = join(ROOT, '.tools/qemu');
@@ -148,16 +151,6 @@ export class Vm {
   }
 }
 
-export interface WatchLine {
-  t: number;
-  kind: string;
-  name?: string;
-  value?: string | null;
-  serial?: string | null;
-  id?: string;
-  cls?: string | null;
-}
-
 export function readWatch(stateDir: string): WatchLine[] {
   let text = '';
   try {
@@ -176,9 +169,11 @@ export function pathOfSerial(w: WatchLine[], serial: string): string | null {
   return w.find((l) => l.kind === 'dev' && l.serial === serial)?.name ?? null;
 }
 
-/** Every moment the guest saw a driver on one of the device's interfaces, or a block device under it. */
+/**
+ * Every moment the guest saw a driver on one of the device's interfaces, or a block device under
+ * it, while the device last seen at `path` was present (ports are reused by later devices).
+ */
 export function driverWindows(w: WatchLine[], path: string): WatchLine[] {
-  return w.filter(
-    (l) => (l.kind === 'iface' && l.name?.startsWith(path + ':') && l.value) || (l.kind === 'block' && l.value === path),
-  );
+  const p = presences(w).filter((x) => x.path === path).pop();
+  return p ? windowsOf(w, p) : [];
 }
