@@ -12,7 +12,7 @@ import { defaultUsbPolicy, usbExceptionErrors, type UsbException, type UsbPolicy
 import { safeText } from '../../protocol/text.js';
 import { decideBlockDevice, decideUsb, type UsbDecision } from './decide.js';
 import { hex2, type UsbDeviceInfo } from './observe.js';
-import { LinuxUsbEnforcer, monoMs, type EnforceResult, type EnforcerOptions } from './linux/enforcer.js';
+import { LinuxUsbEnforcer, monoMs, type EnforceResult, type EnforcerOptions, type UnboundDevice } from './linux/enforcer.js';
 import { watchKernelUevents } from './linux/uevents.js';
 import { DEVICE_RE, listBlockDevices, listDevicePaths, readUsbDevice, usbPathOfBlock } from './linux/sysfs.js';
 import { loggedInUser } from './linux/user.js';
@@ -39,6 +39,14 @@ type DeviceIdentity = Pick<UsbDeviceInfo, 'path' | 'vendorId' | 'productId' | 's
 const identityOf = (d: UsbDeviceInfo): DeviceIdentity => ({ path: d.path, vendorId: d.vendorId, productId: d.productId, serial: d.serial });
 
 const EXCEPTIONS_FILE = 'usb-exceptions.json';
+/** Built-in drives and card readers whose driver the agent unbound, to bind again when allowed. */
+const UNBOUND_FILE = 'usb-unbound.json';
+
+const NAME = /^[\w:.-]{1,64}$/; // bus, driver and device names as sysfs has them; nothing that climbs out of /sys/bus
+function isUnboundDevice(x: unknown): x is UnboundDevice {
+  const u = x as Partial<UnboundDevice> | null;
+  return !!u && (u.kind === 'optical' || u.kind === 'sdcard') && [u.bus, u.driver, u.id].every((v) => typeof v === 'string' && NAME.test(v) && v !== '..' && v !== '.');
+}
 
 /** Lets pending I/O (a hot-plug uevent) run between devices: a new device waits for one device's work, not a whole scan. */
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
@@ -83,6 +91,7 @@ export class UsbCapability implements Capability {
   private known = new Map<string, Known>();
   private blockSeen = new Map<string, string>();
   private exceptions: UsbException[] = [];
+  private unbound: UnboundDevice[] = [];
   private timers: NodeJS.Timeout[] = [];
   private pollTimer: NodeJS.Timeout | null = null;
   private scanning: Promise<void> = Promise.resolve();
@@ -104,6 +113,7 @@ export class UsbCapability implements Capability {
     this.ctx = ctx;
     this.policy = policy.usb ?? defaultUsbPolicy();
     this.exceptions = this.loadExceptions();
+    this.unbound = this.loadUnbound();
     if (process.platform !== 'linux') {
       ctx.log('warn', 'usb: no enforcer for this platform');
       return;
@@ -275,6 +285,7 @@ export class UsbCapability implements Capability {
   /** Built-in optical drives and SD/MMC readers (USB ones are covered by USB authorization). */
   private async scanBlockDevices(): Promise<void> {
     const ctx = this.ctx!;
+    this.rebindAllowed();
     const seen = new Set<string>();
     for (const b of listBlockDevices(this.enforcer.sysRoot)) {
       const kind = /^sr\d+$/.test(b.name) ? 'optical' : /^mmcblk\d+$/.test(b.name) ? 'sdcard' : null;
@@ -286,9 +297,47 @@ export class UsbCapability implements Capability {
       this.blockSeen.set(b.name, key);
       const type: NewEvent['type'] = v.access === 'allow' ? 'usb.allowed' : v.access === 'readonly' ? 'usb.readonly' : this.monitor ? 'usb.would_block' : 'usb.blocked';
       ctx.emit({ type, user: loggedInUser(this.opts.utmpPaths), data: { kind, mode: this.policy.mode, device: b.name, rule: v.rule, partitions: b.partitions } });
-      if (!this.monitor) this.reportEnforce(await this.enforcer.applyBlockDevice(b, v.access));
+      if (this.monitor || v.access === 'allow') continue;
+      if (v.access === 'readonly') {
+        this.reportEnforce(await this.enforcer.setBlockDeviceReadonly(b));
+        continue;
+      }
+      const r = this.enforcer.unbindBlockDevice(b, kind);
+      this.reportEnforce(r);
+      if (r.unbound) {
+        this.unbound.push(r.unbound);
+        this.saveUnbound();
+      }
     }
     for (const n of [...this.blockSeen.keys()]) if (!seen.has(n)) this.blockSeen.delete(n);
+  }
+
+  /** Drives and card readers taken away earlier come back once the policy allows their kind (or only monitors). */
+  private rebindAllowed(): void {
+    const keep = this.unbound.filter((u) => !this.monitor && decideBlockDevice(this.policy, u.kind).access === 'block');
+    if (keep.length === this.unbound.length) return;
+    for (const u of this.unbound) if (!keep.includes(u)) this.reportEnforce(this.enforcer.rebind(u));
+    this.unbound = keep;
+    this.saveUnbound();
+  }
+
+  private saveUnbound(): void {
+    const file = join(this.ctx!.stateDir, UNBOUND_FILE);
+    try {
+      writeFileSync(file + '.tmp', JSON.stringify(this.unbound), { mode: 0o600 });
+      renameSync(file + '.tmp', file);
+    } catch (e) {
+      this.ctx!.log('warn', `usb: cannot record unbound drives: ${(e as Error).message}`);
+    }
+  }
+
+  private loadUnbound(): UnboundDevice[] {
+    try {
+      const x = JSON.parse(readFileSync(join(this.ctx!.stateDir, UNBOUND_FILE), 'utf8')) as unknown;
+      return Array.isArray(x) ? x.filter(isUnboundDevice) : [];
+    } catch {
+      return [];
+    }
   }
 
   private report(d: UsbDeviceInfo, dec: UsbDecision): void {

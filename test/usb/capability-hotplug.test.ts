@@ -1,10 +1,11 @@
 /**
- * The USB capability's hot-plug fast path on a fake sysfs: a kernel `add` uevent for a device gets
+ * The USB capability on a fake sysfs. Hot-plug fast path: a kernel `add` uevent for a device gets
  * that device judged, reported and written within the uevent callback (no bus listing first), with
- * the devices already known standing in for the bus in clone detection. The real kernel is
+ * the devices already known standing in for the bus in clone detection. Built-in drives and card
+ * readers: unbound under `block`, bound again when a later policy allows them. The real kernel is
  * exercised by the QEMU tier; this pins down the capability's own logic.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -46,8 +47,7 @@ describe.skipIf(process.platform !== 'linux')('USB hot-plug fast path', () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
-  async function start(fs: FakeSysfs, policy: PolicyDocument) {
-    const state = mkdtempSync(join(tmpdir(), 'sekimori-usbcap-'));
+  async function start(fs: FakeSysfs, policy: PolicyDocument, state = mkdtempSync(join(tmpdir(), 'sekimori-usbcap-'))) {
     dirs.push(state, join(fs.sys, '..'));
     const emitted: NewEvent[] = [];
     let deliver: ((e: Uevent) => void) | null = null;
@@ -64,7 +64,7 @@ describe.skipIf(process.platform !== 'linux')('USB hot-plug fast path', () => {
     });
     await cap.start(fakeContext(state, emitted), policy);
     expect(deliver).not.toBeNull();
-    return { emitted, uevent: (e: Uevent) => deliver!(e) };
+    return { emitted, state, uevent: (e: Uevent) => deliver!(e) };
   }
 
   const authorized = (fs: FakeSysfs, path: string) => readFileSync(join(fs.usbDir(), path, 'authorized'), 'utf8').trim();
@@ -141,5 +141,54 @@ describe.skipIf(process.platform !== 'linux')('USB hot-plug fast path', () => {
     const { emitted, uevent } = await start(fs, builtinPolicy());
     uevent(add('1-9'));
     expect(emitted).toEqual([]);
+  });
+
+  const withBlockPolicy = (optical: 'allow' | 'readonly' | 'block', sdCard: 'allow' | 'readonly' | 'block'): PolicyDocument => ({ ...builtinPolicy(), usb: { ...defaultUsbPolicy(), optical, sdCard } });
+
+  it('built-in drives under block are unbound from their driver and recorded; a later policy binds them again', async () => {
+    const fs = new FakeSysfs();
+    fs.addRootHub(1);
+    fs.addBuiltinDisk('scsi', '0:0:0:0', 'sr', 'sr0');
+    fs.addBuiltinDisk('mmc', 'mmc0:4567', 'mmcblk', 'mmcblk0');
+    const { emitted, state } = await start(fs, builtinPolicy()); // strict default: both blocked
+    const byDevice = <T extends Record<string, unknown>>(xs: T[], key: string) => [...xs].sort((a, b) => String(a[key]).localeCompare(String(b[key])));
+    expect(byDevice(emitted.map((e) => ({ type: e.type, device: e.data.device, rule: e.data.rule })), 'device')).toEqual([
+      { type: 'usb.blocked', device: 'mmcblk0', rule: 'sdcard:block' },
+      { type: 'usb.blocked', device: 'sr0', rule: 'optical:block' },
+    ]);
+    expect(readFileSync(join(fs.sys, 'bus/scsi/drivers/sr/unbind'), 'utf8')).toBe('0:0:0:0');
+    expect(readFileSync(join(fs.sys, 'bus/mmc/drivers/mmcblk/unbind'), 'utf8')).toBe('mmc0:4567');
+    expect(byDevice(JSON.parse(readFileSync(join(state, 'usb-unbound.json'), 'utf8')) as Record<string, unknown>[], 'kind')).toEqual([
+      { kind: 'optical', bus: 'scsi', driver: 'sr', id: '0:0:0:0' },
+      { kind: 'sdcard', bus: 'mmc', driver: 'mmcblk', id: 'mmc0:4567' },
+    ]);
+    // the kernel took the disks away; a restarted agent still knows what it unbound
+    fs.removeBuiltinDisk('sr0');
+    fs.removeBuiltinDisk('mmcblk0');
+    await cap!.stop();
+    const again = await start(fs, builtinPolicy(), state);
+    expect(again.emitted).toEqual([]);
+    await cap!.applyPolicy(withBlockPolicy('block', 'readonly'));
+    expect(readFileSync(join(fs.sys, 'bus/mmc/drivers/mmcblk/bind'), 'utf8')).toBe('mmc0:4567');
+    expect(readFileSync(join(fs.sys, 'bus/scsi/drivers/sr/bind'), 'utf8')).toBe('');
+    expect(JSON.parse(readFileSync(join(state, 'usb-unbound.json'), 'utf8'))).toEqual([{ kind: 'optical', bus: 'scsi', driver: 'sr', id: '0:0:0:0' }]);
+  });
+
+  it('a tampered unbound record cannot make the agent write outside /sys/bus/<bus>/drivers', async () => {
+    const fs = new FakeSysfs();
+    fs.addRootHub(1);
+    fs.addBuiltinDisk('mmc', 'mmc0:4567', 'mmcblk', 'mmcblk0');
+    fs.removeBuiltinDisk('mmcblk0'); // unbound earlier
+    const state = mkdtempSync(join(tmpdir(), 'sekimori-usbcap-'));
+    const hostile = [
+      { kind: 'sdcard', bus: '..', driver: '..', id: 'x' },
+      { kind: 'sdcard', bus: 'mmc/../..', driver: 'mmcblk', id: 'y' },
+    ];
+    writeFileSync(join(state, 'usb-unbound.json'), JSON.stringify([...hostile, { kind: 'sdcard', bus: 'mmc', driver: 'mmcblk', id: 'mmc0:4567' }]));
+    await start(fs, withBlockPolicy('allow', 'allow'), state);
+    expect(readFileSync(join(fs.sys, 'bus/mmc/drivers/mmcblk/bind'), 'utf8')).toBe('mmc0:4567'); // the honest record
+    expect(existsSync(join(fs.sys, 'bind'))).toBe(false); // bus/../drivers/../bind
+    expect(existsSync(join(fs.sys, 'drivers/mmcblk/bind'))).toBe(false); // bus/mmc/../../drivers/…
+    expect(JSON.parse(readFileSync(join(state, 'usb-unbound.json'), 'utf8'))).toEqual([]);
   });
 });

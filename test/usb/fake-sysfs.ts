@@ -89,4 +89,26 @@ export class FakeSysfs {
     }
     symlinkSync(dir, join(this.sys, 'block', name));
   }
+
+  /**
+   * A built-in (non-USB) disk the way the kernel shows it: the bus device (`0:0:0:0` on scsi,
+   * `mmc0:4567` on mmc) bound to its driver (sr, mmcblk), with the disk under it.
+   */
+  addBuiltinDisk(bus: 'scsi' | 'mmc', id: string, driver: string, name: string): void {
+    const dev = bus === 'scsi' ? join(this.sys, 'devices/pci0000:00/0000:00:06.0/virtio2/host0/target0:0:0', id) : join(this.sys, 'devices/pci0000:00/0000:00:05.0/mmc_host/mmc0', id);
+    const drv = join(this.sys, 'bus', bus, 'drivers', driver);
+    mkdirSync(join(dev, 'block', name), { recursive: true });
+    mkdirSync(drv, { recursive: true });
+    writeFileSync(join(drv, 'bind'), '');
+    writeFileSync(join(drv, 'unbind'), '');
+    writeFileSync(join(dev, 'block', name, 'ro'), '0\n');
+    symlinkSync(dev, join(dev, 'block', name, 'device'));
+    symlinkSync(drv, join(dev, 'driver'));
+    symlinkSync(join(dev, 'block', name), join(this.sys, 'block', name));
+  }
+
+  /** What the kernel does on an unbind: the disk goes away. */
+  removeBuiltinDisk(name: string): void {
+    rmSync(join(this.sys, 'block', name), { force: true });
+  }
 }

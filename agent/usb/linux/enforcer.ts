@@ -5,9 +5,9 @@
  * is dead, slow or crashed gets no driver at all; the agent only ever opens what policy allows.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import type { UsbDecision } from '../decide.js';
+import { mkdirSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { BlockKind, UsbDecision } from '../decide.js';
 import { listBlockDevices, listRootHubs, readInterfaceDirs, readText, usbDevicesDir, usbPathOfBlock, type BlockDeviceInfo } from './sysfs.js';
 
 export interface EnforcerOptions {
@@ -17,6 +17,14 @@ export interface EnforcerOptions {
   readonlyMarkerDir?: string; // default /run/sekimori/usb-readonly
   /** Runs `blockdev --setro` on a device node; injectable for tests. */
   setReadonly?: (devNode: string) => Promise<void>;
+}
+
+/** A built-in drive or card reader whose driver the agent unbound (kept in the agent's state). */
+export interface UnboundDevice {
+  kind: BlockKind;
+  bus: string; // scsi, mmc
+  driver: string; // sr, mmcblk
+  id: string; // the device's name on that bus: "0:0:0:0", "mmc0:4567"
 }
 
 export interface EnforceResult {
@@ -188,37 +196,47 @@ export class LinuxUsbEnforcer {
     for (const n of names) if (!present.has(n)) this.clearReadonlyMarker(n);
   }
 
-  /** Built-in optical drive or SD card: `block` removes it from the kernel's view, `readonly` sets ro. */
-  async applyBlockDevice(b: BlockDeviceInfo, access: 'allow' | 'readonly' | 'block'): Promise<EnforceResult> {
+  /** Built-in optical drive or SD card under `readonly`: ro on the disk and its partitions. */
+  async setBlockDeviceReadonly(b: BlockDeviceInfo): Promise<EnforceResult> {
     const r: EnforceResult = { wrote: [], errors: [] };
-    if (access === 'allow') return r;
-    if (access === 'readonly') {
-      for (const name of [b.name, ...b.partitions]) {
-        try {
-          await this.setRo(join(this.devRoot, name));
-          r.wrote.push(`setro ${name}`);
-        } catch (e) {
-          r.errors.push(`setro ${name}: ${(e as Error).message}`);
-        }
+    for (const name of [b.name, ...b.partitions]) {
+      try {
+        await this.setRo(join(this.devRoot, name));
+        r.wrote.push(`setro ${name}`);
+      } catch (e) {
+        r.errors.push(`setro ${name}: ${(e as Error).message}`);
       }
-      return r;
-    }
-    const dev = join(this.sysRoot, 'block', b.name, 'device');
-    if (b.name.startsWith('sr')) this.write(join(dev, 'delete'), '1', r); // SCSI device removed: no sr node until a rescan
-    else {
-      // mmcblk: unbind the card from the mmcblk driver.
-      const card = readdirSafe(dev) ? b.devicePath.split('/').slice(-3, -2)[0] : undefined;
-      if (card) this.write(join(dev, 'driver', 'unbind'), card, r);
     }
     return r;
   }
-}
 
-function readdirSafe(p: string): boolean {
-  try {
-    readdirSync(p);
-    return true;
-  } catch {
-    return false;
+  /**
+   * Built-in optical drive or SD card under `block`: its driver (sr, mmcblk) is unbound, so the
+   * disk disappears while the hardware stays known to the kernel and can be bound again when a
+   * policy allows it.
+   */
+  unbindBlockDevice(b: BlockDeviceInfo, kind: BlockKind): EnforceResult & { unbound?: UnboundDevice } {
+    const r: EnforceResult & { unbound?: UnboundDevice } = { wrote: [], errors: [] };
+    let dev: string;
+    let driverDir: string;
+    try {
+      dev = realpathSync(join(this.sysRoot, 'block', b.name, 'device'));
+      driverDir = realpathSync(join(dev, 'driver'));
+    } catch (e) {
+      r.errors.push(`${b.name}: no device or driver to unbind (${(e as Error).message})`);
+      return r;
+    }
+    const id = basename(dev);
+    // driverDir is …/bus/<bus>/drivers/<driver>
+    const unbound: UnboundDevice = { kind, bus: basename(dirname(dirname(driverDir))), driver: basename(driverDir), id };
+    if (this.write(join(driverDir, 'unbind'), id, r)) r.unbound = unbound;
+    return r;
+  }
+
+  /** Binds a device's driver again (the policy allows its kind now); its disk comes back. */
+  rebind(u: UnboundDevice): EnforceResult {
+    const r: EnforceResult = { wrote: [], errors: [] };
+    this.write(join(this.sysRoot, 'bus', u.bus, 'drivers', u.driver, 'bind'), u.id, r);
+    return r;
   }
 }

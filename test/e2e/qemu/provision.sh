@@ -41,7 +41,7 @@ fi
 want=(virtio_pci virtio_blk virtio_net 9p 9pnet_virtio
       xhci_pci usb_storage uas sd_mod sr_mod usbhid hid_generic
       usbnet cdc_ether rndis_host cdc_ncm crc32c_generic ext4
-      sdhci_pci mmc_block)
+      sdhci_pci mmc_block virtio_scsi)
 python3 - "$moddir" "${want[@]}" > "$out/modules.order" <<'PY'
 import sys, os
 moddir, want = sys.argv[1], sys.argv[2:]

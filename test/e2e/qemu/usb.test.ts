@@ -31,6 +31,8 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
   let vm: Vm;
   let agentId = '';
   let blockedPaths: string[] = [];
+  let policyFile = '';
+  let sdReadonlySeq = Infinity;
 
   const usbEvents = (type: string) => con.events(['--type', type, '--agent', agentId]);
   const agentLog = () => vm.file('agent.log') ?? '';
@@ -48,12 +50,21 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
       execFileSync('truncate', ['-s', '16M', images[id]]);
       if (id === 'reg' || id === 'ro' || id === 'pre') execFileSync('mkfs.ext4', ['-q', '-F', '-L', id, images[id]]);
     }
+    // A built-in optical drive (virtio-scsi CD) and an SD card reader (sdhci-pci) with a card in it.
+    const cdImage = join(work, 'cd.img');
+    writeFileSync(cdImage, Buffer.alloc(1024 * 1024, 0x43));
+    const sdImage = join(work, 'sd.img');
+    writeFileSync(sdImage, Buffer.alloc(0));
+    execFileSync('truncate', ['-s', '16M', sdImage]); // an SD card's size is a power of 2
+    execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'sdcard', sdImage]);
     con = await startConsole({
       sans: ['10.0.2.100'],
       policy: {
         agent: { heartbeatSeconds: 5, uploadBatchSize: 500 },
         usb: {
           ...defaultUsbPolicy(),
+          optical: 'block',
+          sdCard: 'readonly',
           exceptionPollSeconds: 5,
           registered: [
             { id: 'reg-1', ...QEMU_STORAGE, serial: 'SEKI-REG-1', access: 'allow', label: '登録USBメモリ' },
@@ -63,6 +74,7 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
         software: { mode: 'monitor', locations: ['/tmp/sekimori-sw'], scanIntervalMs: 60000 },
       },
     });
+    policyFile = join(work, 'policy.json');
     const tok = con.enrollToken();
     const modprobe = readFileSync(join(ROOT, 'installers/linux/modprobe.d/sekimori-usb.conf'), 'utf8');
     // The agent runs at the priority its systemd unit gives it on a terminal.
@@ -77,8 +89,8 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
       stateDir: state,
       // Worst case for "present at start": no installer option, so the kernel bound the stick at boot.
       usbcoreOptions: 'authorized_default=1',
-      drives: Object.entries(images).map(([id, file]) => ({ id, file })),
-      bootDevices: ['usb-storage,bus=xhci.0,drive=pre,serial=SEKI-PRE-1,id=pre'],
+      drives: [...Object.entries(images).map(([id, file]) => ({ id, file })), { id: 'cd', file: cdImage, media: 'cdrom' as const }, { id: 'sd', file: sdImage }],
+      bootDevices: ['usb-storage,bus=xhci.0,drive=pre,serial=SEKI-PRE-1,id=pre', 'virtio-scsi-pci,id=scsi', 'scsi-cd,bus=scsi.0,drive=cd', 'sdhci-pci', 'sd-card,drive=sd'],
       consolePort: con.port,
     });
     await vm.boot();
@@ -213,6 +225,48 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
     expect(r.out).toMatch(/Read-only file system/);
     expect(r.out).toMatch(/code=EROFS/);
     expect(r.out).not.toMatch(/remount rc=0/);
+  }, 600_000);
+
+  it('a built-in optical drive is taken away at start (optical: block)', async () => {
+    expect(vm.file('blocks-before-agent.txt')).toMatch(/^sr0$/m); // the kernel made it at boot
+    const ev = await waitFor('usb.blocked for the optical drive', () => usbEvents('usb.blocked').find((e) => e.data.kind === 'optical'), STEP, 1000);
+    expect(ev.data).toMatchObject({ device: 'sr0', rule: 'optical:block' });
+    const r = await vm.run('ls /sys/block; ls /dev | grep "^sr" || echo NO-SR-NODE; ls /sys/bus/scsi/devices/');
+    expect(r.out).not.toMatch(/^sr0$/m);
+    expect(r.out).toMatch(/NO-SR-NODE/);
+    expect(r.out).toMatch(/^\d+:\d+:\d+:\d+$/m); // the drive is still known to the kernel: a policy can give it back
+  }, 600_000);
+
+  it('an SD card taken away under the strict start-up policy comes back read-only with the console\'s (sdCard: readonly): it mounts, a write fails with EROFS', async () => {
+    expect(vm.file('blocks-before-agent.txt')).toMatch(/^mmcblk0$/m);
+    const ev = await waitFor('usb.readonly for the SD card', () => usbEvents('usb.readonly').find((e) => e.data.kind === 'sdcard'), STEP, 1000);
+    expect(ev.data).toMatchObject({ device: 'mmcblk0', rule: 'sdcard:readonly' });
+    sdReadonlySeq = ev.seq;
+    // Before policy v1 arrived the agent ran the built-in strict policy, which unbound the card.
+    expect(usbEvents('usb.blocked').find((e) => e.data.kind === 'sdcard' && e.seq < ev.seq)?.data).toMatchObject({ device: 'mmcblk0', rule: 'sdcard:block' });
+    const r = await vm.run(
+      `cat /sys/block/mmcblk0/ro; mkdir -p /tmp/msd && mount -o ro /dev/mmcblk0 /tmp/msd && ls /tmp/msd && ` +
+        `$NODE -e 'try{require("fs").writeFileSync("/tmp/msd/n","x")}catch(e){console.log("code="+e.code)}'; ` +
+        `(mount -o remount,rw /tmp/msd 2>&1; echo "remount rc=$?"); umount /tmp/msd; ` +
+        `(dd if=/dev/zero of=/dev/mmcblk0 bs=512 count=1 conv=notrunc 2>&1; echo "dd rc=$?")`,
+    );
+    expect(r.out.split('\n')[0]).toBe('1');
+    expect(r.out).toMatch(/lost\+found/);
+    expect(r.out).toMatch(/code=EROFS/);
+    expect(r.out).not.toMatch(/remount rc=0/);
+    expect(r.out).not.toMatch(/dd rc=0/);
+  }, 600_000);
+
+  it('a new policy that blocks SD cards takes the card away', async () => {
+    const policy = JSON.parse(readFileSync(join(con.dataDir, '..', 'policy.json'), 'utf8')) as { usb: Record<string, unknown> };
+    writeFileSync(policyFile, JSON.stringify({ ...policy, usb: { ...policy.usb, sdCard: 'block' } }));
+    const set = con.cli(['policy', 'set', '--file', policyFile]);
+    expect(set.code, set.stderr).toBe(0);
+    const ev = await waitFor('usb.blocked for the SD card under the new policy', () => usbEvents('usb.blocked').find((e) => e.data.kind === 'sdcard' && e.seq > sdReadonlySeq), STEP, 1000);
+    expect(ev.data).toMatchObject({ device: 'mmcblk0', rule: 'sdcard:block' });
+    const r = await vm.run('ls /sys/block; ls /dev | grep "^mmcblk" || echo NO-MMC-NODE');
+    expect(r.out).not.toMatch(/^mmcblk0$/m);
+    expect(r.out).toMatch(/NO-MMC-NODE/);
   }, 600_000);
 
   it('after kill -9 of the agent, a newly inserted stick is still blocked', async () => {

@@ -69,7 +69,7 @@ class Qmp {
 export interface VmOptions {
   stateDir: string; // host temp dir shared as /run/state
   usbcoreOptions: string; // e.g. "authorized_default=1"
-  drives: { id: string; file: string }[];
+  drives: { id: string; file: string; media?: 'cdrom' }[];
   bootDevices: string[]; // -device specs present at boot
   consolePort: number | null;
   memMb?: number;
@@ -105,7 +105,7 @@ export class Vm {
       '-virtfs', `local,path=${ROOT},mount_tag=checkout,readonly=on,security_model=none`,
       '-virtfs', `local,path=${this.o.stateDir},mount_tag=statehost,security_model=none`,
       '-device', 'qemu-xhci,id=xhci',
-      ...this.o.drives.flatMap((d) => ['-drive', `if=none,id=${d.id},file=${d.file},format=raw`]),
+      ...this.o.drives.flatMap((d) => ['-drive', `if=none,id=${d.id},file=${d.file},format=raw${d.media ? `,media=${d.media}` : ''}`]),
       ...this.o.bootDevices.flatMap((d) => ['-device', d]),
       ...net,
       '-qmp', `unix:${qmpSock},server=on,wait=off`,
