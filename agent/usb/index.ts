@@ -14,7 +14,7 @@ import { decideBlockDevice, decideUsb, type UsbDecision } from './decide.js';
 import { hex2, type UsbDeviceInfo } from './observe.js';
 import { LinuxUsbEnforcer, monoMs, type EnforceResult, type EnforcerOptions, type UnboundDevice } from './linux/enforcer.js';
 import { watchKernelUevents } from './linux/uevents.js';
-import { DEVICE_RE, listBlockDevices, listDevicePaths, readUsbDevice, usbPathOfBlock } from './linux/sysfs.js';
+import { builtinRemovableKind, DEVICE_RE, listBlockDevices, listDevicePaths, readUsbDevice } from './linux/sysfs.js';
 import { loggedInUser } from './linux/user.js';
 
 export interface UsbCapabilityOptions extends EnforcerOptions {
@@ -288,8 +288,8 @@ export class UsbCapability implements Capability {
     this.rebindAllowed();
     const seen = new Set<string>();
     for (const b of listBlockDevices(this.enforcer.sysRoot)) {
-      const kind = /^sr\d+$/.test(b.name) ? 'optical' : /^mmcblk\d+$/.test(b.name) ? 'sdcard' : null;
-      if (!kind || usbPathOfBlock(b.devicePath) !== null) continue;
+      const kind = builtinRemovableKind(this.enforcer.sysRoot, b);
+      if (!kind) continue;
       seen.add(b.name);
       const v = decideBlockDevice(this.policy, kind);
       const key = `${b.devicePath}|${v.access}`;

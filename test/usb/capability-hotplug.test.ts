@@ -174,6 +174,15 @@ describe.skipIf(process.platform !== 'linux')('USB hot-plug fast path', () => {
     expect(JSON.parse(readFileSync(join(state, 'usb-unbound.json'), 'utf8'))).toEqual([{ kind: 'optical', bus: 'scsi', driver: 'sr', id: '0:0:0:0' }]);
   });
 
+  it('an eMMC chip (mmcblk, card type MMC: often the system disk) is never taken for an SD card', async () => {
+    const fs = new FakeSysfs();
+    fs.addRootHub(1);
+    fs.addBuiltinDisk('mmc', 'mmc0:0001', 'mmcblk', 'mmcblk0', 'MMC');
+    const { emitted } = await start(fs, builtinPolicy());
+    expect(emitted).toEqual([]);
+    expect(readFileSync(join(fs.sys, 'bus/mmc/drivers/mmcblk/unbind'), 'utf8')).toBe('');
+  });
+
   it('a tampered unbound record cannot make the agent write outside /sys/bus/<bus>/drivers', async () => {
     const fs = new FakeSysfs();
     fs.addRootHub(1);

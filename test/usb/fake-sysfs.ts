@@ -94,7 +94,7 @@ export class FakeSysfs {
    * A built-in (non-USB) disk the way the kernel shows it: the bus device (`0:0:0:0` on scsi,
    * `mmc0:4567` on mmc) bound to its driver (sr, mmcblk), with the disk under it.
    */
-  addBuiltinDisk(bus: 'scsi' | 'mmc', id: string, driver: string, name: string): void {
+  addBuiltinDisk(bus: 'scsi' | 'mmc', id: string, driver: string, name: string, mmcType = 'SD'): void {
     const dev = bus === 'scsi' ? join(this.sys, 'devices/pci0000:00/0000:00:06.0/virtio2/host0/target0:0:0', id) : join(this.sys, 'devices/pci0000:00/0000:00:05.0/mmc_host/mmc0', id);
     const drv = join(this.sys, 'bus', bus, 'drivers', driver);
     mkdirSync(join(dev, 'block', name), { recursive: true });
@@ -102,6 +102,7 @@ export class FakeSysfs {
     writeFileSync(join(drv, 'bind'), '');
     writeFileSync(join(drv, 'unbind'), '');
     writeFileSync(join(dev, 'block', name, 'ro'), '0\n');
+    if (bus === 'mmc') writeFileSync(join(dev, 'type'), `${mmcType}\n`);
     symlinkSync(dev, join(dev, 'block', name, 'device'));
     symlinkSync(drv, join(dev, 'driver'));
     symlinkSync(join(dev, 'block', name), join(this.sys, 'block', name));

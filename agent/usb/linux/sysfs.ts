@@ -162,3 +162,15 @@ export function usbPathOfBlock(devicePath: string): string | null {
   for (const seg of devicePath.split('/')) if (DEVICE_RE.test(seg)) found = seg; // deepest USB device wins
   return found;
 }
+
+/**
+ * What kind of removable medium a non-USB block device is: an optical drive (sr*), an SD card
+ * (mmcblk* whose card reports type "SD"), or null. An eMMC chip is also mmcblk* (type "MMC") and
+ * is often the terminal's own system disk: never treat it as a card.
+ */
+export function builtinRemovableKind(sysRoot: string, b: BlockDeviceInfo): 'optical' | 'sdcard' | null {
+  if (usbPathOfBlock(b.devicePath) !== null) return null; // USB media are judged as USB devices
+  if (/^sr\d+$/.test(b.name)) return 'optical';
+  if (/^mmcblk\d+$/.test(b.name) && readText(join(sysRoot, 'block', b.name, 'device', 'type')) === 'SD') return 'sdcard';
+  return null;
+}
