@@ -297,9 +297,13 @@ export class UsbCapability implements Capability {
       this.blockSeen.set(b.name, key);
       const type: NewEvent['type'] = v.access === 'allow' ? 'usb.allowed' : v.access === 'readonly' ? 'usb.readonly' : this.monitor ? 'usb.would_block' : 'usb.blocked';
       ctx.emit({ type, user: loggedInUser(this.opts.utmpPaths), data: { kind, mode: this.policy.mode, device: b.name, rule: v.rule, partitions: b.partitions } });
-      if (this.monitor || v.access === 'allow') continue;
-      if (v.access === 'readonly') {
-        this.reportEnforce(await this.enforcer.setBlockDeviceReadonly(b));
+      if (this.monitor) {
+        // Monitor lets everything through, including the read-only start the udev rule gives media.
+        if (!ctx.monitorOnly) this.reportEnforce(await this.enforcer.setBlockDeviceAccess(b, 'allow'));
+        continue;
+      }
+      if (v.access !== 'block') {
+        this.reportEnforce(await this.enforcer.setBlockDeviceAccess(b, v.access));
         continue;
       }
       const r = this.enforcer.unbindBlockDevice(b, kind);

@@ -50,13 +50,16 @@ describe.skipIf(process.platform !== 'linux')('USB hot-plug fast path', () => {
   async function start(fs: FakeSysfs, policy: PolicyDocument, state = mkdtempSync(join(tmpdir(), 'sekimori-usbcap-'))) {
     dirs.push(state, join(fs.sys, '..'));
     const emitted: NewEvent[] = [];
+    const blockdev: string[] = [];
     let deliver: ((e: Uevent) => void) | null = null;
     cap = new UsbCapability({
       sysRoot: fs.sys,
       hotplug: false,
       rescanMs: 3_600_000, // only the uevent can judge the new device during the test
       readonlyMarkerDir: join(state, 'markers'),
-      setReadonly: async () => undefined,
+      setReadonly: async (n) => void blockdev.push(`setro ${n}`),
+      setWritable: async (n) => void blockdev.push(`setrw ${n}`),
+      devRoot: '/dev',
       watchUevents: (onEvent) => {
         deliver = onEvent;
         return () => undefined;
@@ -64,7 +67,7 @@ describe.skipIf(process.platform !== 'linux')('USB hot-plug fast path', () => {
     });
     await cap.start(fakeContext(state, emitted), policy);
     expect(deliver).not.toBeNull();
-    return { emitted, state, uevent: (e: Uevent) => deliver!(e) };
+    return { emitted, state, blockdev, uevent: (e: Uevent) => deliver!(e) };
   }
 
   const authorized = (fs: FakeSysfs, path: string) => readFileSync(join(fs.usbDir(), path, 'authorized'), 'utf8').trim();
@@ -172,6 +175,20 @@ describe.skipIf(process.platform !== 'linux')('USB hot-plug fast path', () => {
     expect(readFileSync(join(fs.sys, 'bus/mmc/drivers/mmcblk/bind'), 'utf8')).toBe('mmc0:4567');
     expect(readFileSync(join(fs.sys, 'bus/scsi/drivers/sr/bind'), 'utf8')).toBe('');
     expect(JSON.parse(readFileSync(join(state, 'usb-unbound.json'), 'utf8'))).toEqual([{ kind: 'optical', bus: 'scsi', driver: 'sr', id: '0:0:0:0' }]);
+  });
+
+  it('an SD card the udev rule started read-only is made writable where policy allows, kept read-only where it says readonly', async () => {
+    for (const [access, expected] of [['allow', ['setrw /dev/mmcblk0']], ['readonly', []]] as const) {
+      const fs = new FakeSysfs();
+      fs.addRootHub(1);
+      fs.addBuiltinDisk('mmc', 'mmc0:4567', 'mmcblk', 'mmcblk0');
+      writeFileSync(join(fs.sys, 'block/mmcblk0/ro'), '1\n'); // as the udev rule leaves it
+      const { emitted, blockdev } = await start(fs, withBlockPolicy('block', access));
+      expect(emitted.map((e) => [e.type, e.data.rule])).toEqual([[access === 'allow' ? 'usb.allowed' : 'usb.readonly', `sdcard:${access}`]]);
+      expect(blockdev).toEqual(expected);
+      await cap!.stop();
+      cap = null;
+    }
   });
 
   it('an eMMC chip (mmcblk, card type MMC: often the system disk) is never taken for an SD card', async () => {

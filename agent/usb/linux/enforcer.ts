@@ -15,8 +15,9 @@ export interface EnforcerOptions {
   devRoot?: string; // default /dev
   /** Marker files read by the udev rule (installers/linux/udev): one per USB device to keep read-only. */
   readonlyMarkerDir?: string; // default /run/sekimori/usb-readonly
-  /** Runs `blockdev --setro` on a device node; injectable for tests. */
+  /** Runs `blockdev --setro` / `--setrw` on a device node; injectable for tests. */
   setReadonly?: (devNode: string) => Promise<void>;
+  setWritable?: (devNode: string) => Promise<void>;
 }
 
 /** A built-in drive or card reader whose driver the agent unbound (kept in the agent's state). */
@@ -37,9 +38,9 @@ export interface EnforceResult {
 /** CLOCK_MONOTONIC in ms (the clock udevadm stamps kernel events with). */
 export const monoMs = (): number => Number(process.hrtime.bigint() / 1000n) / 1000;
 
-export function blockdevSetRo(devNode: string): Promise<void> {
+function blockdev(flag: '--setro' | '--setrw', devNode: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('blockdev', ['--setro', devNode], { timeout: 5000, env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } }, (err) =>
+    execFile('blockdev', [flag, devNode], { timeout: 5000, env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } }, (err) =>
       err ? reject(err) : resolve(),
     );
   });
@@ -50,12 +51,14 @@ export class LinuxUsbEnforcer {
   readonly devRoot: string;
   readonly markerDir: string;
   private readonly setRo: (devNode: string) => Promise<void>;
+  private readonly setRw: (devNode: string) => Promise<void>;
 
   constructor(opts: EnforcerOptions = {}) {
     this.sysRoot = opts.sysRoot ?? '/sys';
     this.devRoot = opts.devRoot ?? '/dev';
     this.markerDir = opts.readonlyMarkerDir ?? '/run/sekimori/usb-readonly';
-    this.setRo = opts.setReadonly ?? blockdevSetRo;
+    this.setRo = opts.setReadonly ?? ((n) => blockdev('--setro', n));
+    this.setRw = opts.setWritable ?? ((n) => blockdev('--setrw', n));
   }
 
   private write(path: string, value: string, r: EnforceResult): boolean {
@@ -196,15 +199,21 @@ export class LinuxUsbEnforcer {
     for (const n of names) if (!present.has(n)) this.clearReadonlyMarker(n);
   }
 
-  /** Built-in optical drive or SD card under `readonly`: ro on the disk and its partitions. */
-  async setBlockDeviceReadonly(b: BlockDeviceInfo): Promise<EnforceResult> {
+  /**
+   * Built-in optical drive or SD card: `readonly` sets ro on the disk and its partitions; `allow`
+   * clears the ro the installer's udev rule puts on every such medium at creation.
+   */
+  async setBlockDeviceAccess(b: BlockDeviceInfo, access: 'readonly' | 'allow'): Promise<EnforceResult> {
     const r: EnforceResult = { wrote: [], errors: [] };
+    const [op, set] = access === 'readonly' ? (['setro', this.setRo] as const) : (['setrw', this.setRw] as const);
     for (const name of [b.name, ...b.partitions]) {
+      const ro = readText(join(this.sysRoot, 'block', b.name, ...(name === b.name ? [] : [name]), 'ro')) === '1';
+      if (ro === (access === 'readonly')) continue;
       try {
-        await this.setRo(join(this.devRoot, name));
-        r.wrote.push(`setro ${name}`);
+        await set(join(this.devRoot, name));
+        r.wrote.push(`${op} ${name}`);
       } catch (e) {
-        r.errors.push(`setro ${name}: ${(e as Error).message}`);
+        r.errors.push(`${op} ${name}: ${(e as Error).message}`);
       }
     }
     return r;

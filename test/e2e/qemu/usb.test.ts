@@ -285,4 +285,14 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
     expect((await vm.run('ls /sys/block')).out).toBe(blocksBefore);
     writeFileSync(join(state, 'blocked-paths.json'), JSON.stringify(blockedPaths));
   }, 600_000);
+
+  it('with the agent dead, an SD card put in comes up read-only through the installer\'s udev rule alone', async () => {
+    // The card the last policy took away, bound again by hand: to the kernel and udev, a card inserted.
+    const r = await vm.run(
+      'for d in /sys/bus/mmc/devices/*; do echo ${d##*/} > /sys/bus/mmc/drivers/mmcblk/bind; done; udevadm settle -t 20; ' +
+        'cat /sys/block/mmcblk0/ro; (dd if=/dev/zero of=/dev/mmcblk0 bs=512 count=1 conv=notrunc 2>&1; echo "dd rc=$?")',
+    );
+    expect(r.out.split('\n')[0]).toBe('1');
+    expect(r.out).not.toMatch(/dd rc=0/);
+  }, 600_000);
 });
