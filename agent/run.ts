@@ -159,9 +159,10 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
 
   let running = true;
   let beatTimer: NodeJS.Timeout | null = null;
+  let beating: Promise<void> = Promise.resolve();
   const scheduleBeat = (ms: number) => {
     beatTimer = setTimeout(() => {
-      beat()
+      beating = beat()
         .catch((e: Error) => log('debug', `heartbeat failed: ${e.message}`))
         .finally(() => {
           if (running) scheduleBeat(store.policy().agent.heartbeatSeconds * 1000);
@@ -176,6 +177,9 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
     if (!running) return stopped;
     running = false;
     if (beatTimer) clearTimeout(beatTimer);
+    // A heartbeat still in flight must reach the console before the goodbye, or it would mark the
+    // terminal online again right after agent.stopped marked it offline.
+    await Promise.race([beating, new Promise((r) => setTimeout(r, 3_000).unref())]);
     emit({ type: 'agent.stopped', data: { pid: process.pid, reason: 'signal' } });
     for (const c of [...capabilities].reverse()) {
       try {
