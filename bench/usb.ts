@@ -17,7 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { baseName, kernelEvents, kernelWindows, presences, windowsOf, type WatchLine } from './usb-guest-logs.js';
+import { baseName, kernelEvents, kernelWindows, presences, windowsOf, type KernelEvent, type WatchLine } from './usb-guest-logs.js';
 
 // Runs from bench/ (tsx/vitest) or from dist/bench/ (built).
 const ROOT = resolve(import.meta.dirname, import.meta.dirname.split('/').includes('dist') ? '../..' : '..');
@@ -66,10 +66,13 @@ function main(): number {
   }
   interface Sample { path: string; event: string; uevent: number; m: Trace['mono']; decision: number; wrote: boolean }
   const samples: Sample[] = [];
+  const judged = new Set<KernelEvent>();
   for (const tr of traces) {
     const done = tr.mono.done ?? tr.mono.start;
     const k = evs.filter((e) => e.subsystem === 'usb' && e.action === 'add' && baseName(e.devpath) === tr.path && e.t <= done).pop();
     if (!k || done - k.t > 60_000) continue; // present at agent start, not a hot-plug
+    if (judged.has(k)) continue; // judged again later (a new policy): not a hot-plug decision
+    judged.add(k);
     // The kernel event as first seen in user space: the guest's logger or the agent's own udevadm.
     const uevent = Math.min(k.t, tr.mono.ueventSeen ?? Infinity);
     // The decision reaches the kernel with the first sysfs write; a blocked device needs none
