@@ -3,13 +3,12 @@
  * idle, measured from /proc: resident memory and CPU share over the sampling period.
  *   npm run build && scripts/n24 node dist/bench/agent-footprint.js [--seconds 60]
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-
-const root = resolve(import.meta.dirname, '../..');
+import { cli, root, startBenchConsole } from './console-process.js';
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '60' }, warmup: { type: 'string', default: '10' } } });
 const TICKS = 100; // USER_HZ on Linux
 
@@ -33,26 +32,10 @@ function rssParts(pid: number): { binaryKb: number; privateKb: number } {
   return { binaryKb, privateKb };
 }
 
-function cli(bin: string, args: string[]): string {
-  const r = spawnSync(process.execPath, [join(root, `bin/sekimori-${bin}.js`), ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return r.stdout;
-}
-
 async function main() {
-  const dir = mkdtempSync(join(tmpdir(), 'sekimori-bench-footprint-'));
-  const data = join(dir, 'console');
-  cli('console', ['init', '--data', data]);
-  const server = spawn(process.execPath, [join(root, 'bin/sekimori-console.js'), 'serve', '--data', data, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const con = await startBenchConsole('footprint');
+  const { dir, data, url } = con;
   try {
-    const url: string = await new Promise((res) => {
-      let out = '';
-      server.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /https:\/\/\S+/.exec(out);
-        if (m) res(m[0]);
-      });
-    });
     const tok = JSON.parse(cli('console', ['enroll-token', '--data', data, '--json'])) as { token: string; caFingerprint: string };
     const state = join(dir, 'agent');
     cli('agent', ['enroll', '--console', url, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', state, '--monitor']);
@@ -79,8 +62,7 @@ async function main() {
     agent.kill('SIGTERM');
     await new Promise((r) => agent.once('exit', r));
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
+    await con.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

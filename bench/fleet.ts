@@ -5,15 +5,14 @@
  *   npm run build && scripts/n24 node dist/bench/fleet.js [--agents 5000] [--interval 30] [--duration 60]
  */
 import { randomUUID } from 'node:crypto';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { cpus, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createKeyAndCsr } from '../protocol/pki.js';
+import { cli, startBenchConsole } from './console-process.js';
 
-const root = resolve(import.meta.dirname, '../..');
 const { values } = parseArgs({ options: { agents: { type: 'string', default: '5000' }, interval: { type: 'string', default: '30' }, duration: { type: 'string', default: '60' } } });
 const N = Number(values.agents);
 const INTERVAL_MS = Number(values.interval) * 1000;
@@ -37,25 +36,10 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function main() {
-  const dir = mkdtempSync(join(tmpdir(), 'sekimori-bench-fleet-'));
-  const data = join(dir, 'console');
-  const server = (() => {
-    const r = spawnSync(process.execPath, [join(root, 'bin/sekimori-console.js'), 'init', '--data', data], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(r.stderr);
-    return spawn(process.execPath, [join(root, 'bin/sekimori-console.js'), 'serve', '--data', data, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  })();
+  const con = await startBenchConsole('fleet');
+  const { dir, data, url } = con;
   try {
-    const url: string = await new Promise((res) => {
-      let out = '';
-      server.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /https:\/\/\S+/.exec(out);
-        if (m) res(m[0]);
-      });
-    });
-    const tok = JSON.parse(
-      spawnSync(process.execPath, [join(root, 'bin/sekimori-console.js'), 'enroll-token', '--data', data, '--uses', String(N), '--ttl', '2h', '--json'], { encoding: 'utf8' }).stdout,
-    ) as { token: string };
+    const tok = JSON.parse(cli('console', ['enroll-token', '--data', data, '--uses', String(N), '--ttl', '2h', '--json'])) as { token: string };
     const ca = readFileSync(join(data, 'ca.pem'), 'utf8');
     const fleet: Agent[] = [];
     const t0 = Date.now();
@@ -94,8 +78,7 @@ async function main() {
     console.log(`heartbeat latency p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms (target p99 < 100 ms)`);
     for (const a of fleet) a.destroy();
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
+    await con.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

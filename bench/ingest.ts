@@ -5,19 +5,18 @@
  * The console runs as its own process (`sekimori-console serve`); this process is the fleet.
  */
 import { randomUUID } from 'node:crypto';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { cpus, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { migrate, openDatabase } from '../console/core/db.js';
 import { insertEventStatement } from '../console/core/events.js';
 import { coreMigrations } from '../console/core/schema.js';
 import { chainEvent, genesisHash, type SekimoriEvent } from '../protocol/events.js';
+import { cli, startBenchConsole } from './console-process.js';
 
-const root = resolve(import.meta.dirname, '../..');
 const { values } = parseArgs({ options: { events: { type: 'string', default: '200000' }, agents: { type: 'string', default: '4' }, batch: { type: 'string', default: '500' } } });
 const TOTAL = Number(values.events);
 const AGENTS = Number(values.agents);
@@ -44,36 +43,18 @@ function makeEvents(agentId: string, n: number): SekimoriEvent[] {
   return out;
 }
 
-function cli(args: string[]): string {
-  const r = spawnSync(process.execPath, [join(root, 'bin/sekimori-console.js'), ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return r.stdout;
-}
-
 async function main() {
-  const dir = mkdtempSync(join(tmpdir(), 'sekimori-bench-ingest-'));
-  const data = join(dir, 'console');
+  const con = await startBenchConsole('ingest');
+  const { dir, data, url } = con;
   try {
-    cli(['init', '--data', data]);
-    const server = spawn(process.execPath, [join(root, 'bin/sekimori-console.js'), 'serve', '--data', data, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const url: string = await new Promise((res, rej) => {
-      let out = '';
-      server.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /https:\/\/[^\s]+/.exec(out);
-        if (m) res(m[0]);
-      });
-      server.once('exit', () => rej(new Error('console exited')));
-    });
     // Enroll AGENTS agents through the real CLI.
     const per = Math.ceil(TOTAL / AGENTS);
     const fleet: { agentId: string; key: string; cert: string; bodies: string[] }[] = [];
     for (let a = 0; a < AGENTS; a++) {
-      const tok = JSON.parse(cli(['enroll-token', '--data', data, '--json'])) as { token: string; caFingerprint: string };
+      const tok = JSON.parse(cli('console', ['enroll-token', '--data', data, '--json'])) as { token: string; caFingerprint: string };
       const state = join(dir, `agent${a}`);
-      const r = spawnSync(process.execPath, [join(root, 'bin/sekimori-agent.js'), 'enroll', '--console', url, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', state, '--json'], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(r.stderr);
-      const { agentId } = JSON.parse(r.stdout) as { agentId: string };
+      const enrolled = cli('agent', ['enroll', '--console', url, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', state, '--json']);
+      const { agentId } = JSON.parse(enrolled) as { agentId: string };
       const events = makeEvents(agentId, per);
       const bodies: string[] = [];
       for (let i = 0; i < events.length; i += BATCH) bodies.push(JSON.stringify({ batchId: randomUUID(), events: events.slice(i, i + BATCH) }));
@@ -99,8 +80,7 @@ async function main() {
     );
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const sent = per * AGENTS;
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
+    await con.stop();
     const check = new Database(join(data, 'console.db'), { readonly: true });
     const stored = (check.prepare("SELECT count(*) AS n FROM events WHERE agent_id != 'console'").get() as { n: number }).n;
     check.close();
@@ -128,6 +108,7 @@ async function main() {
     console.log(`raw better-sqlite3 batch insert (same schema, synchronous=FULL): ${Math.round(rawRate)} events/s (${rawSeconds.toFixed(2)} s)`);
     console.log(`ratio: ${((viaConsole / rawRate) * 100).toFixed(1)} % (targets: ≥ 20000 events/s, ≥ 50 %)`);
   } finally {
+    await con.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
