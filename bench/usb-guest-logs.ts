@@ -21,7 +21,8 @@ export function kernelWindows(evs: KernelEvent[], path: string, at: number): Ker
   const added = evs.filter((e) => isThis(e) && e.action === 'add' && e.t <= at).pop();
   if (!added) return [];
   const removed = evs.find((e) => isThis(e) && e.action === 'remove' && e.t > added.t);
-  const under = new RegExp(`/${path.replace(/\./g, '\\.')}/${path.replace(/\./g, '\\.')}:`);
+  const p = path.replace(/\./g, '\\.');
+  const under = new RegExp(`/${p}/${p}:`); // interfaces and everything below them
   return evs.filter(
     (e) => e.t >= added.t && (!removed || e.t <= removed.t) && under.test(e.devpath) && ((e.subsystem === 'usb' && e.action === 'bind') || (e.subsystem === 'block' && e.action === 'add')),
   );
