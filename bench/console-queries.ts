@@ -179,6 +179,7 @@ const ctx = {
   dataDir: '',
   db,
   recordEvent: (e: Parameters<ConsoleContext['recordEvent']>[0]) => recordConsoleEvent(db, e),
+  recordRepeated: (e: Parameters<ConsoleContext['recordEvent']>[0]) => recordConsoleEvent(db, e),
   currentPolicy: () => {
     throw new Error('not used by these pages');
   },

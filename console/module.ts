@@ -36,6 +36,8 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly details?: string[],
+    /** Extra response headers, e.g. Retry-After on 429/503. */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
@@ -65,6 +67,14 @@ export interface ConsoleContext {
   db: Database.Database;
   /** Appends to the console's own hash chain (agentId 'console') and returns the stored event. */
   recordEvent(e: ConsoleEventInput): SekimoriEvent;
+  /**
+   * For events anyone can cause (unauthenticated requests, refusals, floods): the first event per
+   * `key` in each minute is recorded at once, later ones are counted and written as ONE summary
+   * event of the same type (data.repeated = N, data.firstSeen, data.lastSeen) when the minute
+   * ends, so a flood cannot bury real admin.* events. Key it by cause and source, e.g.
+   * `login_failed:${remoteAddress}`. See console/core/folding.ts.
+   */
+  recordRepeated(e: ConsoleEventInput, key: string): void;
   /** The signed policy in force. */
   currentPolicy(): SignedPolicy;
   /** Signs and stores a new policy version (validated; version = current + 1). */

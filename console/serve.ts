@@ -27,6 +27,11 @@ export async function serve(dataDir: string, listen: string): Promise<void> {
 
   const timer = setInterval(() => {
     const now = new Date();
+    try {
+      ctx.flushRepeated(now.getTime());
+    } catch (e) {
+      log(`folded events: ${(e as Error).message}`);
+    }
     for (const m of modules) {
       try {
         m.tick?.(ctx, now);

@@ -9,6 +9,7 @@ import type { ConsoleContext } from '../module.js';
 import { modules } from '../modules.js';
 import { migrate, openDatabase } from './db.js';
 import { recordConsoleEvent } from './events.js';
+import { EventFolder } from './folding.js';
 import { generatePassword, hashPassword } from './passwords.js';
 import { consolePaths, type ConsoleConfig, type ConsolePaths } from './paths.js';
 import { createCa, fingerprintOfPem, issueServerCert, type KeyAndCert } from './pki.js';
@@ -22,6 +23,8 @@ export interface OpenConsole extends ConsoleContext {
   caFingerprint: string;
   server: KeyAndCert;
   policyPublicKeyPem: string;
+  /** Writes the summaries of folded events whose minute has ended (serve's tick), or all of them. */
+  flushRepeated(now?: number, force?: boolean): void;
   close(): void;
 }
 
@@ -105,6 +108,7 @@ export function openConsole(dataDir: string): OpenConsole {
   migrate(db, 'core', coreMigrations);
   for (const m of modules) migrate(db, m.name, m.migrations);
 
+  const folder = new EventFolder((e) => recordConsoleEvent(db, e));
   const ctx: OpenConsole = {
     dataDir,
     paths,
@@ -115,6 +119,8 @@ export function openConsole(dataDir: string): OpenConsole {
     policyPublicKeyPem: readFileSync(paths.policyPublicKey, 'utf8'),
     db,
     recordEvent: (e) => recordConsoleEvent(db, e),
+    recordRepeated: (e, key) => folder.record(e, key),
+    flushRepeated: (now, force) => folder.flush(now, force),
     currentPolicy(): SignedPolicy {
       const row = db.prepare('SELECT document, signature FROM policies ORDER BY version DESC LIMIT 1').get() as
         | { document: string; signature: string }
@@ -147,7 +153,10 @@ export function openConsole(dataDir: string): OpenConsole {
     seal: (p) => seal(secretKey, p),
     open: (s) => open(secretKey, s),
     organisation: () => config.organisation,
-    close: () => db.close(),
+    close() {
+      if (db.open) folder.flush(Date.now(), true); // counts of the last minute are not lost on shutdown
+      db.close();
+    },
   };
   return ctx;
 }

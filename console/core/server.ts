@@ -135,7 +135,11 @@ export function createConsoleServer(ctx: OpenConsole, routes: Route[], log: (m: 
       send(res, await route.handle(apiReq));
     } catch (e) {
       if (e instanceof HttpError) {
-        send(res, { status: e.status, json: { error: e.code, message: e.message, ...(e.details ? { details: e.details.slice(0, 50) } : {}) } });
+        send(res, {
+          status: e.status,
+          json: { error: e.code, message: e.message, ...(e.details ? { details: e.details.slice(0, 50) } : {}) },
+          ...(e.headers ? { headers: e.headers } : {}),
+        });
       } else {
         log(`internal error on ${method} ${url.pathname}: ${(e as Error).stack ?? String(e)}`);
         send(res, { status: 500, json: { error: 'internal', message: 'internal error' } });

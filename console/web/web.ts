@@ -158,7 +158,10 @@ export function toRoute(ctx: ConsoleContext, spec: WebRouteSpec): Route {
         }
         return withHeaders(spec.handle(r), r.setCookies);
       } catch (e) {
-        if (e instanceof HttpError) return withHeaders(errorPage(r, e.status, e.message), r.setCookies);
+        if (e instanceof HttpError) {
+          const page = errorPage(r, e.status, e.message);
+          return withHeaders({ ...page, headers: { ...page.headers, ...e.headers } }, r.setCookies);
+        }
         throw e;
       }
     },
