@@ -5,12 +5,64 @@
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { X509Certificate, createHash } from 'node:crypto';
 import { HttpError, type ApiRequest, type ApiResponse, type Route } from '../module.js';
 import type { OpenConsole } from './context.js';
+import { RateLimiter, type RateLimit } from './limits.js';
 
 const DEFAULT_MAX_BODY = 64 * 1024;
+
+/** Connection and request limits of the one HTTPS port (README, "Security limits"). */
+export const SERVER_LIMITS = {
+  /** Open connections from one address; an agent keeps at most 4, a browser about 6. */
+  connectionsPerAddress: 128,
+  /** Open connections in all: a fleet of 20,000 terminals keeps one each. */
+  maxConnections: 25_000,
+  /** TLS handshake must finish within this. */
+  handshakeMs: 10_000,
+  /** A new connection must have sent a whole request head within this (slowloris, silent sockets). */
+  firstRequestMs: 10_000,
+  /** Headers of any request must be complete within this; the whole request within requestMs. */
+  headersMs: 10_000,
+  requestMs: 30_000,
+  /** A connection with no traffic at all for this long is closed (keep-alive included). */
+  idleMs: 75_000,
+  /** Requests per enrolled agent over all agent routes (a terminal sends a few a minute). */
+  agentRequests: { burst: 120, perSecond: 20 } satisfies RateLimit,
+  /** Unauthenticated requests per address (web pages with their assets, enrolment, /validate/check). */
+  anonymousRequests: { burst: 300, perSecond: 50 } satisfies RateLimit,
+} as const;
+
+/** Host names and addresses the server certificate is valid for, canonical (lowercase, IPv6 compressed). */
+export function certificateHosts(certPem: string): Set<string> {
+  const san = new X509Certificate(certPem).subjectAltName ?? '';
+  const hosts = new Set<string>();
+  for (const part of san.split(/,\s*/)) {
+    const m = /^(DNS|IP Address):(.+)$/.exec(part.trim());
+    const h = m ? canonicalHost(m[2]!) : null;
+    if (h) hosts.add(h);
+  }
+  return hosts;
+}
+
+/** "Example.LOCAL" → "example.local", "0:0:0:0:0:0:0:1" / "[::1]" → "[::1]"; null when not a host. */
+export function canonicalHost(host: string): string | null {
+  const bare = host.trim().replace(/^\[|\]$/g, '');
+  try {
+    return new URL(`https://${bare.includes(':') ? `[${bare}]` : bare}/`).hostname.toLowerCase();
+  } catch {
+    return null;
+  }
+}
+
+/** The host part of a Host header ("console.example:8443", "[::1]:8443"), canonical; null when absent or malformed. */
+export function hostOfHeader(header: string | undefined): string | null {
+  if (!header) return null;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/.exec(header.trim());
+  return m ? canonicalHost(m[1]!) : null;
+}
 
 export interface AgentAuthRow {
   status: string;
@@ -86,6 +138,7 @@ function matchRoute(routes: Route[], method: string, path: string): { route: Rou
 }
 
 export function createConsoleServer(ctx: OpenConsole, routes: Route[], log: (m: string) => void): Server {
+  const L = SERVER_LIMITS;
   const server = createServer(
     {
       key: ctx.server.keyPem,
@@ -94,24 +147,66 @@ export function createConsoleServer(ctx: OpenConsole, routes: Route[], log: (m: 
       requestCert: true,
       rejectUnauthorized: false, // browsers have no client certificate; agent routes check per request
       minVersion: 'TLSv1.3',
+      handshakeTimeout: L.handshakeMs,
+      connectionsCheckingInterval: 1_000, // how often headers/request timeouts are enforced
     },
     (req, res) => {
+      firstRequestSeen.add(req.socket);
       void handle(req, res);
     },
   );
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
+  server.requestTimeout = L.requestMs;
+  server.headersTimeout = L.headersMs;
   server.keepAliveTimeout = 65_000;
+  server.maxConnections = L.maxConnections;
+  server.timeout = L.idleMs; // a socket with no traffic at all is destroyed
+
+  // Per-address connection cap, counted at TCP level before any TLS work is spent on it.
+  const perAddress = new Map<string, number>();
+  const firstRequestSeen = new WeakSet<object>();
+  server.on('connection', (socket: Socket) => {
+    const addr = socket.remoteAddress ?? '';
+    const n = (perAddress.get(addr) ?? 0) + 1;
+    if (n > L.connectionsPerAddress) {
+      socket.destroy();
+      return;
+    }
+    perAddress.set(addr, n);
+    socket.once('close', () => {
+      const left = (perAddress.get(addr) ?? 1) - 1;
+      if (left <= 0) perAddress.delete(addr);
+      else perAddress.set(addr, left);
+    });
+  });
+  // A connection that completes TLS but never sends a request (or only part of its head) is closed.
+  server.on('secureConnection', (tls: TLSSocket) => {
+    const timer = setTimeout(() => {
+      if (!firstRequestSeen.has(tls)) tls.destroy();
+    }, L.firstRequestMs);
+    timer.unref();
+    tls.once('close', () => clearTimeout(timer));
+  });
+
+  const allowedHosts = certificateHosts(ctx.server.certPem);
+  const agentLimiter = new RateLimiter(L.agentRequests, 50_000);
+  const anonymousLimiter = new RateLimiter(L.anonymousRequests);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://console.invalid');
     const method = req.method ?? 'GET';
     try {
+      // The Host must be a name the certificate is for: refuses DNS-rebinding and misrouted requests.
+      const host = hostOfHeader(req.headers.host);
+      if (host === null || !allowedHosts.has(host)) {
+        throw new HttpError(421, 'misdirected_request', `Host ${JSON.stringify(String(req.headers.host ?? '')).slice(0, 100)} is not a name of this console's certificate`);
+      }
       const found = matchRoute(routes, method, url.pathname);
       if (found === null) throw new HttpError(404, 'not_found', 'no such endpoint');
       if (found === 'method') throw new HttpError(405, 'method_not_allowed', `${method} is not allowed here`);
       const { route, params } = found;
       const agentId = route.auth === 'agent' ? authenticateAgent(ctx, req.socket as TLSSocket) : null;
+      if (agentId !== null) agentLimiter.check(agentId, 'requests from this terminal');
+      else anonymousLimiter.check(req.socket.remoteAddress ?? '', 'requests from this address');
       const body = method === 'GET' || method === 'HEAD' ? Buffer.alloc(0) : await readBody(req, route.maxBody ?? DEFAULT_MAX_BODY);
       const apiReq: ApiRequest = {
         method,
