@@ -18,10 +18,18 @@ const N = Number(values.agents);
 const INTERVAL_MS = Number(values.interval) * 1000;
 const DURATION_MS = Number(values.duration) * 1000;
 
-function post(agent: Agent | undefined, url: string, ca: string, path: string, body: unknown): Promise<{ status: number; body: string }> {
+/**
+ * Each simulated terminal has its own source address in 127.0.0.0/8, as real terminals have their
+ * own: the console caps connections and enrolments per address.
+ */
+function addressOf(i: number): string {
+  return `127.10.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+}
+
+function post(agent: Agent | undefined, url: string, ca: string, path: string, body: unknown, localAddress?: string): Promise<{ status: number; body: string }> {
   const payload = JSON.stringify(body);
   return new Promise((res, rej) => {
-    const req = request(`${url}${path}`, { method: 'POST', agent, ca, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } }, (r) => {
+    const req = request(`${url}${path}`, { method: 'POST', agent, ca, ...(agent ? {} : { localAddress }), headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } }, (r) => {
       let text = '';
       r.on('data', (c: Buffer) => (text += c.toString()));
       r.on('end', () => res({ status: r.statusCode ?? 0, body: text }));
@@ -46,10 +54,10 @@ async function main() {
     for (let i = 0; i < N; i++) {
       const agentId = randomUUID();
       const { keyPem, csrPem } = await createKeyAndCsr(agentId);
-      const r = await post(undefined, url, ca, '/api/agent/enroll', { token: tok.token, agentId, csrPem, hostname: `pc-${String(i).padStart(5, '0')}`, os: 'bench', agentVersion: 'bench' });
+      const r = await post(undefined, url, ca, '/api/agent/enroll', { token: tok.token, agentId, csrPem, hostname: `pc-${String(i).padStart(5, '0')}`, os: 'bench', agentVersion: 'bench' }, addressOf(i));
       if (r.status !== 200) throw new Error(`enroll ${i}: ${r.status} ${r.body}`);
       const { certPem } = JSON.parse(r.body) as { certPem: string };
-      fleet.push(new Agent({ keepAlive: true, maxSockets: 1, ca, key: keyPem, cert: certPem, minVersion: 'TLSv1.3' }));
+      fleet.push(new Agent({ keepAlive: true, maxSockets: 1, ca, key: keyPem, cert: certPem, minVersion: 'TLSv1.3', localAddress: addressOf(i) }));
     }
     console.log(`enrolled ${N} agents in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -62,7 +70,7 @@ async function main() {
         while (Date.now() < end) {
           const started = performance.now();
           try {
-            const r = await post(agent, url, ca, '/api/agent/heartbeat', { ts: new Date().toISOString(), hostname: `pc-${i}`, os: 'bench', agentVersion: 'bench', policyVersion: 1, outboxDepth: 0, monitorOnly: false });
+            const r = await post(agent, url, ca, '/api/agent/heartbeat', { ts: new Date().toISOString(), hostname: `pc-${String(i).padStart(5, '0')}`, os: 'bench', agentVersion: 'bench', policyVersion: 1, outboxDepth: 0, monitorOnly: false });
             if (r.status === 200) latencies.push(performance.now() - started);
             else errors++;
           } catch {
