@@ -48,6 +48,9 @@ export const CONSOLE_EVENT_TYPES = {
   'mfa.locked': 'critical',
   'mfa.replay': 'critical',
   'mfa.recovery_used': 'notice',
+  // Offline use a terminal reported that the console did not believe, and MFA endpoints over their rate limit (issue 10).
+  'mfa.reconcile_refused': 'warning',
+  'mfa.rate_limited': 'warning',
 } as const satisfies Record<string, Severity>;
 
 export type AgentEventType = keyof typeof AGENT_EVENT_TYPES;

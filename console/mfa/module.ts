@@ -6,10 +6,21 @@
 import { isObject } from '../../protocol/validate.js';
 import { isValidMfaUser } from '../../protocol/policy-mfa.js';
 import type { MfaCacheResponse, MfaReconcileEntry, MfaReconcileResponse, MfaVerifyResponse } from '../../agent/mfa/wire.js';
+import { RateLimiter, tooManyRequests } from '../core/limits.js';
 import { HttpError, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
 import { mfaCommand } from './cli.js';
+import { MFA_LIMITS } from './limits.js';
+import type { ReconcileRefusal } from './reconcile.js';
 import { cacheFor, mfaMigrations, reconcile, verifyAttempt } from './store.js';
 import { validateCheckRoute } from './validate-check.js';
+
+/**
+ * The reconcile answer: `refused` entries will never be accepted, so the agent drops them with the
+ * rest of the batch (it deletes a batch on any 200) instead of sending them again.
+ */
+export interface ReconcileReply extends MfaReconcileResponse {
+  refused: { index: number; reason: ReconcileRefusal }[];
+}
 
 function agentOf(agentId: string | null): string {
   if (!agentId) throw new HttpError(401, 'client_certificate_required', 'agent certificate required');
@@ -34,6 +45,17 @@ export function parseReconcile(x: unknown): MfaReconcileEntry[] {
 }
 
 function routes(ctx: ConsoleContext): Route[] {
+  const verifyLimit = new RateLimiter(MFA_LIMITS.agentVerify);
+  const rejectLimit = new RateLimiter(MFA_LIMITS.agentRejects);
+  const reconcileLimit = new RateLimiter(MFA_LIMITS.agentReconcile);
+  /** Refuses with 429 (the agent then fails closed for this attempt) and tells the administrator, folded per terminal. */
+  const limited = (terminal: string, limiter: RateLimiter, what: string, route: string): never => {
+    ctx.recordRepeated(
+      { type: 'mfa.rate_limited', terminalId: terminal, data: { terminal, route, limit: what } },
+      `mfa_rate_limited:${route}:${terminal}`,
+    );
+    throw tooManyRequests(limiter.retryAfterSeconds(terminal), what);
+  };
   return [
     {
       method: 'POST',
@@ -42,10 +64,14 @@ function routes(ctx: ConsoleContext): Route[] {
       maxBody: 4 * 1024,
       handle(req) {
         const terminal = agentOf(req.agentId);
+        if (!verifyLimit.take(terminal)) limited(terminal, verifyLimit, 'MFA verifications from this terminal', 'verify');
+        // Checked before the code is looked at: once over, no more guesses are judged at all.
+        if (rejectLimit.retryAfterSeconds(terminal) > 0) limited(terminal, rejectLimit, 'failed MFA verifications from this terminal', 'verify');
         const b = req.json();
         if (!isObject(b)) throw new HttpError(400, 'invalid_request', 'body must be a JSON object');
         // Hostile values are judged (and rejected) by decide(); they never reach SQL unvalidated.
         const { verdict, state } = verifyAttempt(ctx, b.user, b.code, terminal);
+        if (verdict.result === 'reject') rejectLimit.take(terminal);
         const reply: MfaVerifyResponse = {
           result: verdict.result,
           reason: verdict.reason,
@@ -76,9 +102,23 @@ function routes(ctx: ConsoleContext): Route[] {
       maxBody: 1024 * 1024,
       handle(req) {
         const terminal = agentOf(req.agentId);
+        if (!reconcileLimit.take(terminal)) limited(terminal, reconcileLimit, 'MFA reconciliations from this terminal', 'reconcile');
         const entries = parseReconcile(req.json());
-        const applied = reconcile(ctx, terminal, entries);
-        const reply: MfaReconcileResponse = { applied };
+        const { applied, refused } = reconcile(ctx, terminal, entries);
+        if (refused.length > 0) {
+          const reasons: Record<string, number> = {};
+          for (const r of refused) reasons[r.reason] = (reasons[r.reason] ?? 0) + 1;
+          ctx.recordRepeated(
+            {
+              type: 'mfa.reconcile_refused',
+              terminalId: terminal,
+              data: { terminal, refused: refused.length, applied, reasons, users: [...new Set(refused.map((r) => r.user))].slice(0, 20) },
+            },
+            `reconcile_refused:${terminal}`,
+          );
+        }
+        // 200 even when everything was refused: the agent deletes the batch (a 4xx would be retried forever).
+        const reply: ReconcileReply = { applied, refused: refused.map((r) => ({ index: r.index, reason: r.reason })) };
         return { status: 200, json: reply };
       },
     },

@@ -10,6 +10,10 @@ import { decide, generateRecoveryCodes, hashRecoveryCode, type MfaStatus, type M
 import { base32Decode, base32Encode, OTP_ALGORITHMS, type OtpAlgorithm, type TotpParams } from '../../agent/mfa/otp.js';
 import type { MfaCacheUser, MfaReconcileEntry } from '../../agent/mfa/wire.js';
 import type { ConsoleContext } from '../module.js';
+import { planReconcile, type ReconcilePlan, type ReconcileUserFacts } from './reconcile.js';
+
+export const REPAIR_FUTURE_LAST_STEP = `UPDATE mfa_users SET last_step = CAST(strftime('%s','now') AS INTEGER) / period
+   WHERE last_step > CAST(strftime('%s','now') AS INTEGER) / period + 10`;
 
 export const mfaMigrations: string[] = [
   `CREATE TABLE mfa_users (
@@ -67,6 +71,10 @@ export const mfaMigrations: string[] = [
      created_at TEXT NOT NULL,
      disabled INTEGER NOT NULL DEFAULT 0
    );`,
+  // Issue 10: a reconcile entry with a far-future step (e.g. 2^53-1) made every later code a
+  // replay. Replay state beyond now + the largest policy window (10 steps) cannot come from a real
+  // code: bring it back to the current step (at most this step's code is then refused once).
+  REPAIR_FUTURE_LAST_STEP,
 ];
 
 interface UserRow {
@@ -169,20 +177,27 @@ export function enrollUser(ctx: ConsoleContext, userIn: unknown, actor: string, 
     const existing = row(ctx, user);
     if (existing && !opts.reset) throw new MfaError(`${user}: 登録済みです。再登録は mfa reset / already enrolled: use mfa reset`);
     if (!existing && opts.reset) throw new MfaError(`${user}: 未登録です / not enrolled`);
-    // last_step survives a reset so that no step already used can come back.
+    // A reset clears the replay state too: steps used with the old secret say nothing about the
+    // new one's codes, and a poisoned last_step (issue 10) must not survive the repair.
     ctx.db
       .prepare(
         `INSERT INTO mfa_users (user, status, kind, serial, secret, algorithm, digits, period, last_step, failures, locked_until, created_at, updated_at)
          VALUES (@user, 'pending', 'app', NULL, @secret, @algorithm, @digits, @period, -1, 0, 0, @now, @now)
          ON CONFLICT(user) DO UPDATE SET status='pending', kind='app', serial=NULL, secret=@secret, algorithm=@algorithm,
-           digits=@digits, period=@period, failures=0, locked_until=0, updated_at=@now`,
+           digits=@digits, period=@period, last_step=-1, failures=0, locked_until=0, updated_at=@now`,
       )
       .run({ user, secret: ctx.seal(secret), ...params, now });
+    forgetUsedSteps(ctx, user);
     const c = replaceRecovery(ctx, user, opts.recoveryCount ?? 10);
     ctx.recordEvent({ type: opts.reset ? 'admin.mfa_reset' : 'admin.mfa_enrolled', user: actor, data: { staffUser: user } });
     return c;
   })();
   return { user, secret, uri: otpauthUri(ctx.organisation(), user, secret, params), recoveryCodes: codes };
+}
+
+/** Steps recorded for a secret that is being replaced (they would otherwise hide the new secret's: INSERT OR IGNORE). */
+function forgetUsedSteps(ctx: ConsoleContext, user: string): void {
+  ctx.db.prepare('DELETE FROM mfa_used_steps WHERE user = ?').run(user);
 }
 
 export function confirmUser(ctx: ConsoleContext, userIn: unknown, code: unknown, actor: string, nowMs = Date.now()): boolean {
@@ -301,9 +316,10 @@ export function importTokens(ctx: ConsoleContext, rows: ImportRow[], actor: stri
           `INSERT INTO mfa_users (user, status, kind, serial, secret, algorithm, digits, period, last_step, failures, locked_until, created_at, updated_at)
            VALUES (@user, 'active', 'hardware', @serial, @secret, @algorithm, @digits, @period, -1, 0, 0, @now, @now)
            ON CONFLICT(user) DO UPDATE SET status='active', kind='hardware', serial=@serial, secret=@secret, algorithm=@algorithm,
-             digits=@digits, period=@period, failures=0, locked_until=0, updated_at=@now`,
+             digits=@digits, period=@period, last_step=-1, failures=0, locked_until=0, updated_at=@now`,
         )
         .run({ user: r.user, serial: r.serial, secret: ctx.seal(base32Encode(r.secret)), algorithm: r.algorithm, digits: r.digits, period: r.period, now });
+      forgetUsedSteps(ctx, r.user); // a new seed: as for a reset
     }
     ctx.recordEvent({ type: 'admin.mfa_tokens_imported', user: actor, data: { count: rows.length, users: rows.slice(0, 200).map((r) => r.user) } });
     return rows.length;
@@ -390,13 +406,17 @@ export function verifyAttempt(ctx: ConsoleContext, userIn: unknown, code: unknow
   return run.immediate();
 }
 
+/**
+ * The users whose seeds a terminal's offline cache gets: assigned to it and not pending. The same
+ * statement decides whose offline use a terminal may reconcile, so the two cannot drift apart.
+ */
+const CACHED_FOR_TERMINAL = `SELECT u.* FROM mfa_users u JOIN mfa_assignments a ON a.user = u.user WHERE a.terminal = ? AND u.status != 'pending'`;
+
 /** The offline cache for one terminal: only its assigned, non-pending users, only when policy allows offline. */
 export function cacheFor(ctx: ConsoleContext, terminal: string): { offlineAllowed: boolean; users: MfaCacheUser[] } {
   const policy = mfaPolicy(ctx);
   if (!policy.offlineAllowed) return { offlineAllowed: false, users: [] };
-  const rows = ctx.db
-    .prepare(`SELECT u.* FROM mfa_users u JOIN mfa_assignments a ON a.user = u.user WHERE a.terminal = ? AND u.status != 'pending' ORDER BY u.user`)
-    .all(terminal) as UserRow[];
+  const rows = ctx.db.prepare(`${CACHED_FOR_TERMINAL} ORDER BY u.user`).all(terminal) as UserRow[];
   return {
     offlineAllowed: true,
     users: rows.map((r) => ({
@@ -414,36 +434,52 @@ export function cacheFor(ctx: ConsoleContext, terminal: string): { offlineAllowe
   };
 }
 
+export interface ReconcileOutcome {
+  applied: number;
+  refused: ReconcilePlan['refused'];
+  lockedNow: string[];
+}
+
 /**
  * Learns what a terminal did offline: steps it accepted (replay state moves forward, never back),
- * recovery codes it consumed, and failures (which count toward the console-side lockout).
+ * recovery codes it consumed, and failures (which count toward the console-side lockout) — only
+ * what reconcile.ts `planReconcile` believes; the rest comes back as `refused`.
  */
-export function reconcile(ctx: ConsoleContext, terminal: string, entries: MfaReconcileEntry[], nowMs = Date.now()): number {
+export function reconcile(ctx: ConsoleContext, terminal: string, entries: MfaReconcileEntry[], nowMs = Date.now()): ReconcileOutcome {
   const policy = mfaPolicy(ctx);
-  return ctx.db.transaction(() => {
-    let applied = 0;
-    for (const e of entries) {
-      if (!isValidMfaUser(e.user)) continue;
-      const r = row(ctx, e.user);
-      if (!r) continue;
-      if (e.kind === 'step') {
-        if (!Number.isSafeInteger(e.step) || e.step < 0) continue;
-        ctx.db.prepare('UPDATE mfa_users SET last_step = max(last_step, ?), failures = 0, updated_at = ? WHERE user = ?').run(e.step, new Date(nowMs).toISOString(), e.user);
-        ctx.db.prepare('INSERT OR IGNORE INTO mfa_used_steps (user, step, terminal, at, offline) VALUES (?, ?, ?, ?, 1)').run(e.user, e.step, terminal, e.at);
-      } else if (e.kind === 'recovery') {
-        ctx.db.prepare('UPDATE mfa_recovery_codes SET used_at=?, used_on=? WHERE user=? AND id=? AND used_at IS NULL').run(e.at, terminal, e.user, e.recoveryId);
-      } else {
-        const f = r.failures + 1;
-        const lock = f >= policy.maxFailures;
-        ctx.db
-          .prepare('UPDATE mfa_users SET failures=?, locked_until=max(locked_until, ?) WHERE user=?')
-          .run(lock ? 0 : f, lock ? nowMs + policy.lockoutSeconds * 1000 : 0, e.user);
-        ctx.db.prepare('INSERT INTO mfa_failures (user, terminal, at, reason, offline) VALUES (?, ?, ?, ?, 1)').run(e.user, terminal, e.at, 'offline');
+  return ctx.db
+    .transaction((): ReconcileOutcome => {
+      const facts = new Map<string, ReconcileUserFacts>();
+      if (policy.offlineAllowed) {
+        const cached = ctx.db.prepare(`${CACHED_FOR_TERMINAL} AND u.user = ?`);
+        const codes = ctx.db.prepare('SELECT id, used_on, used_at FROM mfa_recovery_codes WHERE user = ?');
+        for (const user of new Set(entries.map((e) => e.user))) {
+          if (!isValidMfaUser(user)) continue;
+          const r = cached.get(terminal, user) as UserRow | undefined;
+          if (!r) continue;
+          const rec = codes.all(user) as { id: number; used_on: string | null; used_at: string | null }[];
+          facts.set(user, {
+            period: r.period,
+            lastStep: r.last_step,
+            failures: r.failures,
+            lockedUntil: r.locked_until,
+            recovery: new Map(rec.map((c) => [c.id, c.used_at === null ? null : { usedOn: c.used_on }])),
+          });
+        }
       }
-      applied++;
-    }
-    return applied;
-  }).immediate();
+      const plan = planReconcile(entries, facts, terminal, policy, nowMs);
+      const now = new Date(nowMs).toISOString();
+      const setState = ctx.db.prepare('UPDATE mfa_users SET last_step = max(last_step, ?), failures = ?, locked_until = ?, updated_at = ? WHERE user = ?');
+      for (const [user, st] of plan.users) setState.run(st.lastStep, st.failures, st.lockedUntil, now, user);
+      const step = ctx.db.prepare('INSERT OR IGNORE INTO mfa_used_steps (user, step, terminal, at, offline) VALUES (?, ?, ?, ?, 1)');
+      for (const u of plan.usedSteps) step.run(u.user, u.step, terminal, u.at);
+      const rec = ctx.db.prepare('UPDATE mfa_recovery_codes SET used_at=?, used_on=? WHERE user=? AND id=? AND used_at IS NULL');
+      for (const r of plan.recoveryUsed) rec.run(r.at, terminal, r.user, r.id);
+      const fail = ctx.db.prepare("INSERT INTO mfa_failures (user, terminal, at, reason, offline) VALUES (?, ?, ?, 'offline', 1)");
+      for (const f of plan.failures) fail.run(f.user, terminal, f.at);
+      return { applied: plan.applied, refused: plan.refused, lockedNow: plan.lockedNow };
+    })
+    .immediate();
 }
 
 // ---- clients of POST /validate/check (Windows terminals with the privacyIDEA Credential Provider) ----

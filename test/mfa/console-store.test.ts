@@ -19,8 +19,10 @@ import {
   listUsers,
   parseTokenCsv,
   reconcile,
+  REPAIR_FUTURE_LAST_STEP,
   verifyAttempt,
 } from '../../console/mfa/store.js';
+import type { MfaReconcileEntry } from '../../agent/mfa/wire.js';
 import { defaultPolicyBody } from '../../protocol/policy.js';
 
 let dir: string;
@@ -106,16 +108,24 @@ describe('offline cache and reconciliation', () => {
   });
   it('learns steps used offline (a step used offline on A is refused online anywhere) and offline failures', () => {
     const key = enrolActive('kobayashi');
-    const n = reconcile(ctx, 'A', [
-      { user: 'kobayashi', kind: 'step', step: step + 1, at: new Date(NOW).toISOString() },
-      { user: 'kobayashi', kind: 'failure', at: new Date(NOW).toISOString() },
-      { user: 'nobody', kind: 'failure', at: new Date(NOW).toISOString() },
-    ]);
-    expect(n).toBe(2);
+    setMfa({ offlineAllowed: true });
+    assign(ctx, 'kobayashi', 'A', 'test');
+    const r = reconcile(
+      ctx,
+      'A',
+      [
+        { user: 'kobayashi', kind: 'step', step: step + 1, at: new Date(NOW).toISOString() },
+        { user: 'kobayashi', kind: 'failure', at: new Date(NOW).toISOString() },
+        { user: 'nobody', kind: 'failure', at: new Date(NOW).toISOString() },
+      ],
+      NOW,
+    );
+    expect(r).toMatchObject({ applied: 2, refused: [{ index: 2, user: 'nobody', reason: 'not_assigned' }] });
     expect(verifyAttempt(ctx, 'kobayashi', hotp(key, step + 1), 'B', NOW + 30_000).verdict.reason).toBe('replay');
     // Replay state only moves forward.
-    reconcile(ctx, 'A', [{ user: 'kobayashi', kind: 'step', step: 5, at: new Date(NOW).toISOString() }]);
+    reconcile(ctx, 'A', [{ user: 'kobayashi', kind: 'step', step: step - 2, at: new Date(NOW).toISOString() }], NOW);
     expect(verifyAttempt(ctx, 'kobayashi', hotp(key, step + 1), 'B', NOW + 30_000).verdict.reason).toBe('replay');
+    setMfa({ offlineAllowed: false });
   });
   it('validates reconcile bodies', () => {
     expect(() => parseReconcile({ entries: [{ user: 'a b', kind: 'step', step: 1, at: '2026-01-01T00:00:00Z' }] })).toThrow();
@@ -123,6 +133,132 @@ describe('offline cache and reconciliation', () => {
     expect(() => parseReconcile({ entries: [{ user: 'ab', kind: 'weird', at: '2026-01-01T00:00:00Z' }] })).toThrow();
     expect(() => parseReconcile({})).toThrow();
     expect(parseReconcile({ entries: [{ user: 'ab', kind: 'recovery', recoveryId: 2, at: '2026-01-01T00:00:00Z' }] })).toHaveLength(1);
+  });
+});
+
+describe('hostile reconciliation (issue 10, items 2 and 3)', () => {
+  const at = new Date(NOW).toISOString();
+  // What one terminal sent in the review: a step at 2^53-1, 21 recovery codes, 5 failures.
+  const attack = (user: string): MfaReconcileEntry[] => [
+    { user, kind: 'step', step: Number.MAX_SAFE_INTEGER, at },
+    ...Array.from({ length: 21 }, (_, i): MfaReconcileEntry => ({ user, kind: 'recovery', recoveryId: i, at })),
+    ...Array.from({ length: 5 }, (): MfaReconcileEntry => ({ user, kind: 'failure', at })),
+  ];
+  const state = (user: string) => listUsers(ctx, NOW).find((u) => u.user === user)!;
+
+  it('while policy forbids offline use, nothing a terminal reports is believed, even for its own users', () => {
+    const key = enrolActive('h1');
+    assign(ctx, 'h1', 'EVIL', 'test');
+    const r = reconcile(ctx, 'EVIL', attack('h1'), NOW);
+    expect(r.applied).toBe(0);
+    expect(r.refused).toHaveLength(27);
+    expect(new Set(r.refused.map((x) => x.reason))).toEqual(new Set(['offline_not_allowed']));
+    expect(state('h1')).toMatchObject({ locked: false, failures: 0, recoveryLeft: 10 });
+    expect(verifyAttempt(ctx, 'h1', hotp(key, step), 'T', NOW).verdict.result).toBe('accept');
+  });
+
+  it('with offline allowed, a terminal the user is not assigned to (or a pending user) is not believed', () => {
+    setMfa({ offlineAllowed: true });
+    try {
+      const key = enrolActive('h2');
+      assign(ctx, 'h2', 'OTHER', 'test');
+      enrollUser(ctx, 'h2pending', 'test');
+      assign(ctx, 'h2pending', 'EVIL', 'test');
+      const r = reconcile(ctx, 'EVIL', [...attack('h2'), ...attack('h2pending'), ...attack('nobody')], NOW);
+      expect(r.applied).toBe(0);
+      expect(new Set(r.refused.map((x) => x.reason))).toEqual(new Set(['not_assigned']));
+      expect(state('h2')).toMatchObject({ locked: false, failures: 0, recoveryLeft: 10 });
+      expect(verifyAttempt(ctx, 'h2', hotp(key, step), 'T', NOW).verdict.result).toBe('accept');
+    } finally {
+      setMfa({ offlineAllowed: false });
+    }
+  });
+
+  it('for an assigned user: far-future steps and recovery codes that do not exist are refused, the rest is learnt', () => {
+    setMfa({ offlineAllowed: true });
+    try {
+      const key = enrolActive('h3');
+      assign(ctx, 'h3', 'T3', 'test');
+      const r = reconcile(
+        ctx,
+        'T3',
+        [
+          { user: 'h3', kind: 'step', step: Number.MAX_SAFE_INTEGER, at },
+          { user: 'h3', kind: 'step', step: step + 2, at }, // beyond now + window (1)
+          { user: 'h3', kind: 'step', step: 3, at }, // absurdly old
+          { user: 'h3', kind: 'recovery', recoveryId: 0, at },
+          { user: 'h3', kind: 'recovery', recoveryId: 11, at },
+          { user: 'h3', kind: 'recovery', recoveryId: 4, at },
+          { user: 'h3', kind: 'step', step, at },
+        ],
+        NOW,
+      );
+      expect(r.refused.map((x) => x.reason)).toEqual(['step_in_future', 'step_in_future', 'step_too_old', 'unknown_recovery_code', 'unknown_recovery_code']);
+      expect(r.applied).toBe(2);
+      expect(state('h3').recoveryLeft).toBe(9);
+      expect(verifyAttempt(ctx, 'h3', hotp(key, step), 'T', NOW).verdict.reason).toBe('replay'); // learnt
+      expect(verifyAttempt(ctx, 'h3', hotp(key, step + 1), 'T', NOW + 30_000).verdict.result).toBe('accept'); // not poisoned
+      // The same report again (lost reply) is not a refusal; another terminal reporting that code is.
+      expect(reconcile(ctx, 'T3', [{ user: 'h3', kind: 'recovery', recoveryId: 4, at }], NOW)).toMatchObject({ applied: 1, refused: [] });
+      assign(ctx, 'h3', 'T4', 'test');
+      expect(reconcile(ctx, 'T4', [{ user: 'h3', kind: 'recovery', recoveryId: 4, at }], NOW).refused[0]?.reason).toBe('recovery_code_used');
+    } finally {
+      setMfa({ offlineAllowed: false });
+    }
+  });
+
+  it('a reconciled success never clears failures the console saw: interleaving cannot give unlimited guesses', () => {
+    setMfa({ offlineAllowed: true });
+    try {
+      enrolActive('h4');
+      assign(ctx, 'h4', 'T5', 'test');
+      let lockedAt = -1;
+      for (let i = 0; i < 12 && lockedAt < 0; i++) {
+        const v = verifyAttempt(ctx, 'h4', '999999', 'T5', NOW).verdict;
+        if (v.lockedNow) lockedAt = i;
+        reconcile(ctx, 'T5', [{ user: 'h4', kind: 'step', step: step - 5 + i, at }], NOW);
+      }
+      expect(lockedAt).toBe(4); // the 5th wrong code locks, as without reconciliation
+      // Offline failures reported in the same batch before an offline success are cleared by it, no more.
+      enrolActive('h5');
+      assign(ctx, 'h5', 'T5', 'test');
+      verifyAttempt(ctx, 'h5', '999999', 'T5', NOW);
+      verifyAttempt(ctx, 'h5', '999999', 'T5', NOW);
+      const r = reconcile(
+        ctx,
+        'T5',
+        [
+          { user: 'h5', kind: 'failure', at },
+          { user: 'h5', kind: 'failure', at },
+          { user: 'h5', kind: 'step', step: step + 1, at },
+        ],
+        NOW,
+      );
+      expect(r.applied).toBe(3);
+      expect(state('h5').failures).toBe(2);
+    } finally {
+      setMfa({ offlineAllowed: false });
+    }
+  });
+
+  it('mfa reset clears a poisoned replay state, so reset + confirm repairs the user', () => {
+    enrolActive('h6');
+    ctx.db.prepare('UPDATE mfa_users SET last_step = ? WHERE user = ?').run(Number.MAX_SAFE_INTEGER, 'h6'); // what the attack left
+    const e = enrollUser(ctx, 'h6', 'test', { reset: true });
+    const key = base32Decode(e.secret)!;
+    expect(confirmUser(ctx, 'h6', hotp(key, step), 'test', NOW)).toBe(true);
+    expect(verifyAttempt(ctx, 'h6', hotp(key, step + 1), 'T', NOW + 30_000).verdict.result).toBe('accept');
+  });
+
+  it('the upgrade migration brings a far-future replay state back to now and leaves real ones alone', () => {
+    enrolActive('h7');
+    ctx.db.prepare('UPDATE mfa_users SET last_step = ? WHERE user = ?').run(Number.MAX_SAFE_INTEGER, 'h7');
+    const before = (ctx.db.prepare("SELECT last_step FROM mfa_users WHERE user = 'h6'").get() as { last_step: number }).last_step;
+    ctx.db.exec(REPAIR_FUTURE_LAST_STEP);
+    const nowStep = Math.floor(Date.now() / 30_000);
+    const after = (ctx.db.prepare("SELECT last_step FROM mfa_users WHERE user = 'h7'").get() as { last_step: number }).last_step;
+    expect(Math.abs(after - nowStep)).toBeLessThanOrEqual(1);
+    expect((ctx.db.prepare("SELECT last_step FROM mfa_users WHERE user = 'h6'").get() as { last_step: number }).last_step).toBe(before);
   });
 });
 
