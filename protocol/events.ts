@@ -42,6 +42,12 @@ export const CONSOLE_EVENT_TYPES = {
   'agent.chain_broken': 'critical',
   'agent.gap': 'critical',
   'agent.upload_rejected': 'warning',
+  // An agent's claimed event time was implausible; the console sorted the event by its receipt time.
+  'agent.clock_skew': 'warning',
+  // An agent exceeded its upload rate or volume limit (its events wait in its outbox).
+  'agent.flood': 'critical',
+  // A heartbeat changed a terminal's host name (one terminal may be claiming another's name).
+  'agent.hostname_changed': 'notice',
   // Verifications the console answers itself (Windows terminals via POST /validate/check).
   'mfa.success': 'info',
   'mfa.failure': 'warning',
@@ -125,6 +131,28 @@ const TS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const HASH_RE = /^[0-9a-f]{64}$/;
 const SEVERITIES: readonly Severity[] = ['info', 'notice', 'warning', 'critical'];
 export const MAX_EVENT_DATA_BYTES = 32 * 1024;
+/** Deepest nesting of objects/arrays accepted in event data (real events use 3 or 4 levels). */
+export const MAX_EVENT_DATA_DEPTH = 32;
+
+/**
+ * Where `x` nests objects/arrays deeper than `maxDepth` (x itself is level 1), as a path such as
+ * `.a.b[0]`; null when it does not. Iterative: attacker-built structures can be thousands of levels
+ * deep, and recursion (ours, or JSON.stringify's) would overflow the stack.
+ */
+export function tooDeepPath(x: unknown, maxDepth = MAX_EVENT_DATA_DEPTH): string | null {
+  if (typeof x !== 'object' || x === null) return null;
+  const stack: { v: object; depth: number; path: string }[] = [{ v: x, depth: 1, path: '' }];
+  while (stack.length > 0) {
+    const { v, depth, path } = stack.pop()!;
+    const entries: [string, unknown][] = Array.isArray(v) ? v.map((c, i) => [`[${i}]`, c]) : Object.entries(v).map(([k, c]) => [`.${k.slice(0, 40)}`, c]);
+    for (const [step, child] of entries) {
+      if (typeof child !== 'object' || child === null) continue;
+      if (depth + 1 > maxDepth) return (path + step).slice(0, 400);
+      stack.push({ v: child, depth: depth + 1, path: path + step });
+    }
+  }
+  return null;
+}
 
 /** Checks the shape of an event received from outside; returns what is wrong (empty = fine). */
 export function eventShapeErrors(x: unknown, where = 'event'): string[] {
@@ -139,7 +167,12 @@ export function eventShapeErrors(x: unknown, where = 'event'): string[] {
   if (typeof e.severity !== 'string' || !SEVERITIES.includes(e.severity as Severity)) errors.push(`${where}.severity: must be one of ${SEVERITIES.join(', ')}`);
   if (!(e.user === null || e.user === undefined || (typeof e.user === 'string' && e.user.length <= 256))) errors.push(`${where}.user: must be a string or null`);
   if (typeof e.data !== 'object' || e.data === null || Array.isArray(e.data)) errors.push(`${where}.data: must be an object`);
-  else if (Buffer.byteLength(JSON.stringify(e.data)) > MAX_EVENT_DATA_BYTES) errors.push(`${where}.data: larger than ${MAX_EVENT_DATA_BYTES} bytes`);
+  else {
+    // Depth first: measuring the size with JSON.stringify recurses and would overflow on deep data.
+    const deep = tooDeepPath(e.data);
+    if (deep !== null) errors.push(`${where}.data${deep}: nested deeper than ${MAX_EVENT_DATA_DEPTH} levels`);
+    else if (Buffer.byteLength(JSON.stringify(e.data)) > MAX_EVENT_DATA_BYTES) errors.push(`${where}.data: larger than ${MAX_EVENT_DATA_BYTES} bytes`);
+  }
   if (typeof e.prevHash !== 'string' || !HASH_RE.test(e.prevHash)) errors.push(`${where}.prevHash: must be a sha256 hex digest`);
   if (typeof e.hash !== 'string' || !HASH_RE.test(e.hash)) errors.push(`${where}.hash: must be a sha256 hex digest`);
   return errors;
