@@ -13,11 +13,20 @@
  * must also come from it. Only the key's hash is stored. Everything else is refused with a
  * privacyIDEA-style error (HTTP 401) — still JSON, because the Credential Provider parses
  * every answer as JSON.
+ *
+ * What a caller can learn is kept to accept / reject (issue 10, item 9): an unknown user, a user
+ * without (confirmed, enabled) MFA, a wrong or replayed code and a locked user all get the same
+ * REJECT answer; the reason is only in the console's event. Limits (./limits.ts): per source
+ * address on every request, per address on failed client authentications, per registered client;
+ * over a limit the answer is HTTP 429 with Retry-After and a privacyIDEA error body. Refusals
+ * anyone can cause are recorded folded (ctx.recordRepeated), one event per cause, address and minute.
  */
 import { isValidMfaUser } from '../../protocol/policy-mfa.js';
 import { safeText } from '../../protocol/text.js';
 import { REASON_TEXT } from '../../agent/mfa/decide.js';
+import { RateLimiter } from '../core/limits.js';
 import type { ApiRequest, ApiResponse, ConsoleContext, Route } from '../module.js';
+import { MFA_LIMITS } from './limits.js';
 import { authenticateValidateClient, verifyAttempt } from './store.js';
 
 const VERSION = 'privacyIDEA 3.10 (Sekimori compatible)';
@@ -34,8 +43,16 @@ function envelope(ctx: { id: number }, result: Record<string, unknown>, detail?:
   };
 }
 
-function errorResponse(status: number, code: number, message: string): ApiResponse {
-  return { status, json: envelope({ id: 1 }, { status: false, error: { code, message } }) };
+function errorResponse(status: number, code: number, message: string, headers?: Record<string, string>): ApiResponse {
+  return { status, json: envelope({ id: 1 }, { status: false, error: { code, message } }), ...(headers ? { headers } : {}) };
+}
+
+/** What the Credential Provider shows for every reject, whatever the reason (the reason is in the event only). */
+export const GENERIC_REJECT_MESSAGE = REASON_TEXT.wrong_code;
+
+function tooMany(seconds: number): ApiResponse {
+  const s = Math.max(1, Math.ceil(seconds));
+  return errorResponse(429, 4290, `試行が多すぎます。${s} 秒後に再度お試しください / too many attempts; retry after ${s} s`, { 'retry-after': String(s) });
 }
 
 /** Percent-decoding of an x-www-form-urlencoded body; returns null on malformed encoding. */
@@ -70,6 +87,11 @@ export function parseForm(body: Buffer, contentType: string): Map<string, string
 }
 
 export function validateCheckRoute(ctx: ConsoleContext): Route {
+  const limits: Limits = {
+    address: new RateLimiter(MFA_LIMITS.validateAddress),
+    unauthenticated: new RateLimiter(MFA_LIMITS.validateUnauthenticated),
+    client: new RateLimiter(MFA_LIMITS.validateClient),
+  };
   return {
     method: 'POST',
     path: '/validate/check',
@@ -77,7 +99,7 @@ export function validateCheckRoute(ctx: ConsoleContext): Route {
     maxBody: 4 * 1024,
     handle(req: ApiRequest): ApiResponse {
       try {
-        return handle(ctx, req);
+        return handle(ctx, limits, req);
       } catch {
         return errorResponse(500, 500, 'internal error');
       }
@@ -85,19 +107,49 @@ export function validateCheckRoute(ctx: ConsoleContext): Route {
   };
 }
 
-function handle(ctx: ConsoleContext, req: ApiRequest): ApiResponse {
+interface Limits {
+  address: RateLimiter;
+  unauthenticated: RateLimiter;
+  client: RateLimiter;
+}
+
+function handle(ctx: ConsoleContext, limits: Limits, req: ApiRequest): ApiResponse {
+  const from = req.remoteAddress;
+  const refused = (cause: string, extra: Record<string, unknown> = {}) =>
+    ctx.recordRepeated(
+      {
+        type: 'admin.mfa_validate_refused',
+        data: { cause, from: safeText(from, 64), userAgent: safeText(String(req.headers['user-agent'] ?? ''), 100), ...extra },
+      },
+      `validate_refused:${cause}:${from}`,
+    );
+  if (!limits.address.take(from)) {
+    refused('too_many_from_address');
+    return tooMany(limits.address.retryAfterSeconds(from));
+  }
+  // An address that keeps failing client authentication is not even checked until it has waited.
+  const wait = limits.unauthenticated.retryAfterSeconds(from);
+  if (wait > 0) {
+    refused('too_many_unauthenticated');
+    return tooMany(wait);
+  }
   const form = parseForm(req.body, String(req.headers['content-type'] ?? ''));
   if (!form) return errorResponse(400, 905, 'malformed request body');
   const auth = String(req.headers.authorization ?? '');
   const credential = auth.startsWith('Bearer ') ? auth.slice(7).trim() : (form.get('realm') ?? '');
-  const terminal = authenticateValidateClient(ctx, credential, req.remoteAddress);
+  const terminal = authenticateValidateClient(ctx, credential, from);
   if (!terminal) {
     // No user attempt is counted for an unknown client: it cannot lock staff out by guessing.
-    ctx.recordEvent({
-      type: 'admin.mfa_validate_refused',
-      data: { from: safeText(req.remoteAddress, 64), userAgent: safeText(String(req.headers['user-agent'] ?? ''), 100) },
-    });
+    limits.unauthenticated.take(from);
+    refused('unregistered_client');
     return errorResponse(401, 4033, 'Authentication failure. This client is not registered with the Sekimori console.');
+  }
+  if (!limits.client.take(terminal)) {
+    ctx.recordRepeated(
+      { type: 'mfa.rate_limited', terminalId: terminal, data: { terminal, route: 'validate/check', from: safeText(from, 64) } },
+      `mfa_rate_limited:validate:${terminal}`,
+    );
+    return tooMany(limits.client.retryAfterSeconds(terminal));
   }
   const userRaw = form.get('user') ?? '';
   const pass = form.get('pass') ?? '';
@@ -129,7 +181,7 @@ function handle(ctx: ConsoleContext, req: ApiRequest): ApiResponse {
       { status: true, value: accept, authentication: accept ? 'ACCEPT' : 'REJECT' },
       accept
         ? { message: 'matching 1 tokens', type: verdict.reason === 'recovery' ? 'registration' : 'totp', threadid: 0 }
-        : { message: REASON_TEXT[verdict.reason], threadid: 0 },
+        : { message: GENERIC_REJECT_MESSAGE, threadid: 0 },
     ),
   };
 }

@@ -85,13 +85,52 @@ describe('/validate/check (privacyIDEA Credential Provider)', () => {
       expect(j.result.value).toBeUndefined();
       expect(j.result.error.code).toBe(4033);
     }
-    expect(c.events(['--type', 'admin.mfa_validate_refused']).length).toBeGreaterThanOrEqual(5);
+    // Recorded once per cause and address a minute, the rest folded (issue 10 item 6; see validate-check-limits.test.ts).
+    const refused = c.events(['--type', 'admin.mfa_validate_refused']);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.data).toMatchObject({ cause: 'unregistered_client', from: '127.0.0.1', userAgent: 'privacyidea-cp' });
   });
 
   it('refuses a registered client from another address', async () => {
     const other = c.json<{ credential: string }>(['mfa', 'client', 'add', '--name', 'WIN-09', '--address', '10.9.9.9']).credential;
     const r = await check([['user', 'win.user'], ['pass', '000000'], ['realm', other]]);
     expect(r.status).toBe(401);
+  });
+
+  it('one REJECT answer for unknown, invalid, pending, disabled, locked users and wrong or replayed codes (no user enumeration)', async () => {
+    // A second client, so these attempts do not spend WIN-01's per-client budget.
+    const cred2 = c.json<{ credential: string }>(['mfa', 'client', 'add', '--name', 'WIN-02', '--address', '127.0.0.1']).credential;
+    const ask = (user: string, pass: string) => check([['user', user], ['pass', pass], ['realm', cred2]]);
+    const keyOf = (user: string) => base32Decode(c.json<{ secret: string }>(['mfa', 'enroll', '--user', user]).secret)!;
+    const confirm = (user: string, key: Buffer) => expect(c.cli(['mfa', 'confirm', '--user', user, '--code', hotp(key, timeStep(Date.now()) - 1)]).code).toBe(0);
+    keyOf('gen.pending');
+    const kd = keyOf('gen.disabled');
+    confirm('gen.disabled', kd);
+    expect(c.cli(['mfa', 'disable', '--user', 'gen.disabled']).code).toBe(0);
+    const kl = keyOf('gen.locked');
+    confirm('gen.locked', kl);
+    for (let i = 0; i < 5; i++) await ask('gen.locked', '000000');
+    const kw = keyOf('gen.wrong');
+    confirm('gen.wrong', kw);
+    const answers = [
+      await ask('nobody.here', '123456'),
+      await ask('bad user', '123456'),
+      await ask('gen.pending', '123456'),
+      await ask('gen.disabled', hotp(kd, timeStep(Date.now()))),
+      await ask('gen.locked', hotp(kl, timeStep(Date.now()))),
+      await ask('gen.wrong', hotp(kw, timeStep(Date.now()) - 1)), // the confirming code: a replay
+      await ask('gen.wrong', '12ab56'),
+      await ask('gen.wrong', hotp(kw, timeStep(Date.now())) === '000000' ? '111111' : '000000'),
+    ];
+    const shapes = answers.map((r) => {
+      const j = r.json() as { result: unknown; detail: unknown };
+      return JSON.stringify({ status: r.status, result: j.result, detail: j.detail });
+    });
+    expect(new Set(shapes).size, shapes.join('\n')).toBe(1);
+    expect(answers[0]!.json()).toMatchObject({ result: { status: true, value: false, authentication: 'REJECT' }, detail: { message: '認証コードが正しくありません / wrong code' } });
+    // The administrator still sees each real reason.
+    const reasons = c.events(['--type', 'mfa.failure']).concat(c.events(['--type', 'mfa.replay'])).filter((e) => e.terminalId === 'win:WIN-02').map((e) => e.data.reason);
+    expect(reasons).toEqual(expect.arrayContaining(['not_enrolled', 'invalid_user', 'not_confirmed', 'disabled', 'locked', 'replay', 'malformed', 'wrong_code']));
   });
 
   it('hostile bodies: always JSON, never an accept', async () => {
