@@ -30,9 +30,20 @@ export interface ConsoleLink {
 
 export class ConsoleUnreachableError extends Error {}
 
+/**
+ * Who sent a local request. On the root-only socket: nulls (only root can connect there). On the
+ * unlock socket: the kernel's SO_PEERCRED of the calling process and the account name getpwuid
+ * gives for that uid (null when it has none).
+ */
+export interface LocalPeer {
+  pid: number | null;
+  uid: number | null;
+  user?: string | null;
+}
+
 export interface LocalRequest {
   body: unknown; // parsed JSON (null when there was no body)
-  peer: { pid: number | null; uid: number | null };
+  peer: LocalPeer;
 }
 export type LocalHandler = (req: LocalRequest) => Promise<ConsoleReply> | ConsoleReply;
 
@@ -40,6 +51,13 @@ export type LocalHandler = (req: LocalRequest) => Promise<ConsoleReply> | Consol
 export interface LocalApi {
   route(method: 'GET' | 'POST', path: string, handler: LocalHandler): void;
   readonly socketPath: string;
+  /**
+   * A route on the unlock socket, which every local user can reach (screen lockers run as the
+   * user): the handler always gets the caller's kernel credentials in req.peer and must act for
+   * that account only. Optional so that test doubles without it still fit.
+   */
+  userRoute?(method: 'GET' | 'POST', path: string, handler: LocalHandler): void;
+  readonly unlockSocketPath?: string;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

@@ -19,6 +19,7 @@ export const AGENT_EVENT_TYPES = {
   'mfa.replay': 'critical',
   'mfa.recovery_used': 'notice',
   'mfa.offline_used': 'notice',
+  'mfa.unlock_refused': 'warning', // unlock socket: a request for another account, or too many
   'software.unauthorized_process': 'warning',
   'software.unauthorized_file': 'warning',
   'software.installed': 'notice',

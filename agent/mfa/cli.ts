@@ -1,12 +1,13 @@
 /**
  * `sekimori-agent mfa-verify --user NAME [--state DIR | --socket PATH]` — for scripts: reads the
  * code from the first line of stdin, asks the agent, exits 0 on accept and 1 on anything else
- * (including an unreachable agent: fail closed).
+ * (including an unreachable agent: fail closed). Run by root it asks on the root-only socket; run
+ * by anyone else, on the unlock socket, where only the caller's own account can be verified.
  */
 import { parseArgs } from 'node:util';
 import { isValidMfaUser } from '../../protocol/policy-mfa.js';
 import { isObject } from '../../protocol/validate.js';
-import { localRequest } from '../local-api.js';
+import { localRequest, unlockSocketPath } from '../local-api.js';
 import { agentPaths, DEFAULT_STATE_DIR } from '../state.js';
 
 async function readFirstLine(maxBytes = 256): Promise<string> {
@@ -36,7 +37,9 @@ export async function mfaVerifyCommand(args: string[]): Promise<number> {
     process.stderr.write('ユーザー名が不正です / invalid or missing --user\n');
     return 1;
   }
-  const socket = values.socket ?? agentPaths(values.state ?? DEFAULT_STATE_DIR).socket;
+  const rootSocket = agentPaths(values.state ?? DEFAULT_STATE_DIR).socket;
+  const asRoot = typeof process.geteuid !== 'function' || process.geteuid() === 0;
+  const socket = values.socket ?? (asRoot ? rootSocket : unlockSocketPath(rootSocket));
   const code = (await readFirstLine()).trim();
   try {
     const r = await localRequest(socket, 'POST', '/mfa/verify', { user: values.user, code, service: 'sekimori-agent mfa-verify' }, 5_000);

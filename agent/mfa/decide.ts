@@ -43,6 +43,8 @@ export type MfaReason =
   | 'replay'
   | 'console_unreachable'
   | 'offline_unavailable'
+  | 'not_own_account'
+  | 'rate_limited'
   | 'error';
 
 export type MfaEventType = 'mfa.success' | 'mfa.failure' | 'mfa.locked' | 'mfa.replay' | 'mfa.recovery_used';
@@ -207,5 +209,7 @@ export const REASON_TEXT: Record<MfaReason, string> = {
   replay: 'この認証コードは使用済みです / code already used',
   console_unreachable: '管理コンソールに接続できません / console unreachable',
   offline_unavailable: 'オフライン認証は利用できません / offline verification unavailable',
+  not_own_account: 'ここでは本人のアカウントのみ認証できます / only your own account can be verified here',
+  rate_limited: '試行が多すぎます。しばらく待ってから再度お試しください / too many attempts, wait a little and try again',
   error: '内部エラー / internal error',
 };

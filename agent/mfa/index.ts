@@ -4,16 +4,21 @@
  * terminals); when the console is unreachable and policy allows it, the encrypted offline cache
  * of this terminal's assigned users decides, and what happened is reconciled when the console
  * returns. Every attempt is an mfa.* event, written to the outbox before the answer is given.
+ * Screen lockers run as the locked user and ask on the unlock socket instead: there the agent
+ * verifies only for the caller's own account (kernel credentials), at a per-uid rate.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { effectiveMfaPolicy, isValidMfaUser, type MfaPolicy } from '../../protocol/policy-mfa.js';
 import type { PolicyDocument } from '../../protocol/policy.js';
 import { safeText } from '../../protocol/text.js';
 import { isObject } from '../../protocol/validate.js';
 import { ConsoleUnreachableError, type AgentContext, type Capability, type ConsoleReply, type LocalRequest } from '../capability.js';
+import { prepareUnlockDir } from '../local-api.js';
 import { EncryptedCache, MAX_PENDING, mfaPaths, type CacheData } from './cache.js';
 import { decide, REASON_TEXT, type MfaReason, type MfaVerdict } from './decide.js';
 import { base32Decode, type TotpParams } from './otp.js';
+import { EventFold, RateLimiter, unlockGate } from './unlock.js';
 import type { LocalVerifyResponse, MfaCacheResponse, MfaCacheUser, MfaReconcileResponse, MfaVerifyResponse } from './wire.js';
 
 const ONLINE_TIMEOUT_MS = 3_500; // the PAM module waits 5 s for the whole exchange
@@ -57,6 +62,8 @@ export class MfaCapability implements Capability {
   private running = false;
   // One verification or sync at a time: the offline cache is read-modify-write.
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly unlockRate = new RateLimiter<number>();
+  private readonly unlockFold = new EventFold();
 
   private serial<T>(f: () => Promise<T>): Promise<T> {
     const next = this.queue.then(f, f);
@@ -76,6 +83,8 @@ export class MfaCapability implements Capability {
     }
     this.applyMfa(policy);
     ctx.local.route('POST', '/mfa/verify', (req) => this.serial(() => this.verify(req)));
+    // The PAM module sends the same request on the unlock socket when it runs as a user.
+    ctx.local.userRoute?.('POST', '/mfa/verify', (req) => this.unlock(req));
     ctx.local.route('GET', '/mfa/status', () => ({
       status: 200,
       body: {
@@ -110,9 +119,20 @@ export class MfaCapability implements Capability {
 
   private applyMfa(policy: PolicyDocument): void {
     this.policy = effectiveMfaPolicy(policy.mfa);
-    const marker = mfaPaths(this.ctx.stateDir).breakGlass;
-    if (this.policy.breakGlass) writeFileSync(marker, 'break-glass allowed by signed policy v' + policy.version + '\n', { mode: 0o644 });
-    else rmSync(marker, { force: true });
+    // The PAM module looks for the marker next to the socket it uses: the root one and the unlock one.
+    const markers = [mfaPaths(this.ctx.stateDir).breakGlass];
+    const unlock = this.ctx.local.unlockSocketPath;
+    if (unlock && dirname(unlock) !== this.ctx.stateDir) {
+      const problem = prepareUnlockDir(dirname(unlock));
+      if (problem) this.ctx.log('error', `mfa: no break-glass marker for unlock: ${problem}`);
+      else markers.push(join(dirname(unlock), basename(markers[0]!)));
+    }
+    for (const marker of markers) {
+      if (this.policy.breakGlass) {
+        writeFileSync(marker, 'break-glass allowed by signed policy v' + policy.version + '\n', { mode: 0o644 });
+        chmodSync(marker, 0o644); // whatever the umask: lockers running as users look at it too
+      } else rmSync(marker, { force: true });
+    }
     if (!this.policy.offlineAllowed && Object.keys(this.data.users).length) {
       // Seeds leave the terminal as soon as policy no longer allows offline use.
       this.data = { ...this.data, users: {}, syncedAt: null };
@@ -178,7 +198,47 @@ export class MfaCapability implements Capability {
     return this.data.pending.length === 0 || this.pushPending();
   }
 
-  private async verify(req: LocalRequest): Promise<ConsoleReply> {
+  /**
+   * The unlock socket: anyone on the machine can ask, so the caller's own account (kernel
+   * credentials) is the only one verified, each uid has its own attempt budget, and refusals are
+   * recorded at most once a minute per uid and reason. Past those checks the attempt is judged
+   * exactly like a login (console lockout, replay across terminals, offline cache).
+   */
+  private unlock(req: LocalRequest): ConsoleReply | Promise<ConsoleReply> {
+    const b = isObject(req.body) ? req.body : {};
+    const requested = b.user;
+    const gate = unlockGate(req.peer, requested);
+    const nowMs = Date.now();
+    const refuse = (reason: string, answer: MfaReason): ConsoleReply => {
+      const fold = this.unlockFold.record(`${gate.uid ?? 'none'}:${reason}`, nowMs);
+      if (fold) {
+        this.ctx.emit({
+          type: 'mfa.unlock_refused',
+          user: isValidMfaUser(requested) ? requested : null,
+          data: {
+            terminal: this.ctx.agentId,
+            reason,
+            peerUid: req.peer.uid,
+            peerPid: req.peer.pid,
+            peerUser: req.peer.user ?? null,
+            requested: safeText(typeof requested === 'string' ? requested : String(requested), 64),
+            service: safeText(typeof b.service === 'string' ? b.service : '', 64),
+            ...(fold.folded ? { foldedBefore: fold.folded } : {}),
+          },
+        });
+      }
+      const body: LocalVerifyResponse = { result: 'reject', reason: answer, message: REASON_TEXT[answer], offline: false };
+      return { status: 200, body };
+    };
+    if (gate.uid === null) return refuse(gate.ok ? 'no_peer' : gate.reason, 'error');
+    // Every request costs an attempt, refused ones too: asking for others is not free either.
+    if (!this.unlockRate.take(gate.uid, nowMs)) return refuse('rate_limited', 'rate_limited');
+    if (!gate.ok) return refuse(gate.reason, gate.reason === 'invalid_user' ? 'invalid_user' : 'not_own_account');
+    const peer = { via: 'unlock', peerUid: String(gate.uid) };
+    return this.serial(() => this.verify({ body: { ...b, user: gate.user }, peer: req.peer }, peer));
+  }
+
+  private async verify(req: LocalRequest, extra: Record<string, string> = {}): Promise<ConsoleReply> {
     const b = isObject(req.body) ? req.body : {};
     const user = b.user;
     const code = typeof b.code === 'string' ? b.code : '';
@@ -186,6 +246,7 @@ export class MfaCapability implements Capability {
       service: safeText(typeof b.service === 'string' ? b.service : '', 64),
       tty: safeText(typeof b.tty === 'string' ? b.tty : '', 64),
       rhost: safeText(typeof b.rhost === 'string' ? b.rhost : '', 64),
+      ...extra,
     };
     if (!isValidMfaUser(user)) {
       return this.answer(null, { result: 'reject', reason: 'invalid_user', event: 'mfa.failure', lockedNow: false }, false, {
