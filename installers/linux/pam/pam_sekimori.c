@@ -2,16 +2,23 @@
  * pam_sekimori.so — the TOTP step of login, display managers and screen lockers.
  *
  * Prompts 「認証コード: 」 through the PAM conversation (echo off) and asks the Sekimori agent
- * over its root-only Unix socket: HTTP/1.1 "POST /mfa/verify" with a small JSON body, answer
- * accepted only when the status is 200 and the body starts with {"result":"accept".
- * Everything else — refusal, timeout, unreachable agent, garbled answer — is PAM_AUTH_ERR
- * (fail closed), except when the agent is unreachable AND the agent has left its root-owned
- * break-glass marker (policy mfa.breakGlass), which lets the password alone decide.
+ * over a Unix socket: HTTP/1.1 "POST /mfa/verify" with a small JSON body, answer accepted only
+ * when the status is 200 and the body starts with {"result":"accept".
+ * Running as root (login, display managers) it uses the agent's root-only socket. Running as a
+ * user (screen lockers such as xscreensaver, mate-/cinnamon-screensaver check the password as the
+ * locked user) it uses the agent's unlock socket, where the agent reads the caller's uid from the
+ * kernel (SO_PEERCRED) and verifies codes for that uid's own account only.
+ * Everything else — refusal, timeout, garbled answer, a socket we may not use — is PAM_AUTH_ERR
+ * (fail closed). The one exception: the agent is really not running (no socket: ENOENT; nobody
+ * listening: ECONNREFUSED) AND it has left its root-owned break-glass marker next to that socket
+ * (policy mfa.breakGlass); then the password alone decides. A permission failure (EACCES, EPERM)
+ * is a refusal, never "unreachable", so loosened directories cannot turn break-glass on.
  * It never sets PAM_AUTHTOK: the code is not a password and must not reach later modules.
  *
- * Arguments:  socket=PATH      agent socket (default /var/lib/sekimori-agent/agent.sock)
- *             timeout=SECONDS  whole exchange, 1–30 (default 5)
- *             prompt=TEXT      override the prompt (single word, no spaces)
+ * Arguments:  socket=PATH         agent socket, used as root (default /var/lib/sekimori-agent/agent.sock)
+ *             unlock_socket=PATH  unlock socket, used as any other user (default /run/sekimori-agent/unlock.sock)
+ *             timeout=SECONDS     whole exchange, 1–30 (default 5)
+ *             prompt=TEXT         override the prompt (single word, no spaces)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,6 +43,7 @@
 #define SEKIMORI_EXPORT __attribute__((visibility("default")))
 
 #define DEFAULT_SOCKET "/var/lib/sekimori-agent/agent.sock"
+#define DEFAULT_UNLOCK_SOCKET "/run/sekimori-agent/unlock.sock"
 #define BREAK_GLASS_NAME "mfa-break-glass"
 #define MAX_FIELD 64      /* user names and codes longer than this are not sent as typed */
 #define MAX_REPLY 4096    /* the agent's answer is small; anything longer is cut and judged as is */
@@ -43,23 +51,32 @@
 
 struct options {
   char socket_path[108]; /* sizeof(sun_path) */
+  char unlock_path[108];
   int timeout_ms;
   const char *prompt;
 };
 
+/* An unusable path leaves the option empty: no socket, fail closed. */
+static void path_arg(pam_handle_t *pamh, const char *name, const char *v, char *out, size_t cap) {
+  if (strlen(v) == 0 || strlen(v) >= cap || v[0] != '/') {
+    pam_syslog(pamh, LOG_ERR, "%s must be an absolute path shorter than %zu bytes", name, cap);
+    out[0] = '\0';
+  } else {
+    snprintf(out, cap, "%s", v);
+  }
+}
+
 static void parse_args(pam_handle_t *pamh, int argc, const char **argv, struct options *o) {
   snprintf(o->socket_path, sizeof o->socket_path, "%s", DEFAULT_SOCKET);
+  snprintf(o->unlock_path, sizeof o->unlock_path, "%s", DEFAULT_UNLOCK_SOCKET);
   o->timeout_ms = 5000;
   o->prompt = DEFAULT_PROMPT;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     if (strncmp(a, "socket=", 7) == 0) {
-      if (strlen(a + 7) == 0 || strlen(a + 7) >= sizeof o->socket_path || a[7] != '/') {
-        pam_syslog(pamh, LOG_ERR, "socket= must be an absolute path shorter than %zu bytes", sizeof o->socket_path);
-        o->socket_path[0] = '\0'; /* fail closed: no usable socket */
-      } else {
-        snprintf(o->socket_path, sizeof o->socket_path, "%s", a + 7);
-      }
+      path_arg(pamh, "socket=", a + 7, o->socket_path, sizeof o->socket_path);
+    } else if (strncmp(a, "unlock_socket=", 14) == 0) {
+      path_arg(pamh, "unlock_socket=", a + 14, o->unlock_path, sizeof o->unlock_path);
     } else if (strncmp(a, "timeout=", 8) == 0) {
       long t = strtol(a + 8, NULL, 10);
       if (t >= 1 && t <= 30) o->timeout_ms = (int)t * 1000;
@@ -122,38 +139,63 @@ static int wait_fd(int fd, short events, long deadline) {
   }
 }
 
-enum outcome { ACCEPT, REJECT, UNREACHABLE };
+enum outcome { ACCEPT, REJECT, DENIED, UNREACHABLE };
 
-/* One request over the socket. UNREACHABLE only when the agent could not be connected to at all;
- * anything that goes wrong after connecting is a REJECT. */
-static enum outcome ask_agent(pam_handle_t *pamh, const struct options *o, const char *body, int *locked) {
+/* Only these mean "the agent is not running". Everything else — EACCES and EPERM above all, but
+ * also EMFILE from a caller who lowered our limits — must never open the break-glass path. */
+static int agent_gone(int err) { return err == ENOENT || err == ECONNREFUSED; }
+
+/* One request over the socket at path. UNREACHABLE only when the agent is really not running
+ * (agent_gone); DENIED when we may not use the socket; anything that goes wrong after connecting
+ * is a REJECT. */
+static enum outcome ask_agent(pam_handle_t *pamh, const char *path, int timeout_ms, const char *body, int *locked) {
   *locked = 0;
-  if (o->socket_path[0] == '\0') return REJECT;
+  if (path[0] == '\0') return REJECT;
   struct stat st;
-  if (lstat(o->socket_path, &st) != 0) return UNREACHABLE;
+  if (lstat(path, &st) != 0) {
+    if (agent_gone(errno)) return UNREACHABLE;
+    pam_syslog(pamh, LOG_ERR, "cannot reach %s: %m: refusing", path);
+    return DENIED;
+  }
   /* The socket must be the agent's: a socket owned by root (or by the user running the stack). */
   if (!S_ISSOCK(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid())) {
-    pam_syslog(pamh, LOG_ERR, "refusing %s: not a socket owned by root", o->socket_path);
+    pam_syslog(pamh, LOG_ERR, "refusing %s: not a socket owned by root", path);
     return REJECT;
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return UNREACHABLE;
+  if (fd < 0) {
+    pam_syslog(pamh, LOG_ERR, "socket: %m: refusing");
+    return REJECT;
+  }
   struct sockaddr_un addr;
   memset(&addr, 0, sizeof addr);
   addr.sun_family = AF_UNIX;
-  memcpy(addr.sun_path, o->socket_path, strlen(o->socket_path));
-  long deadline = now_ms() + o->timeout_ms;
+  memcpy(addr.sun_path, path, strlen(path));
+  long deadline = now_ms() + timeout_ms;
   if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-    if (errno != EINPROGRESS && errno != EAGAIN) {
+    int err = errno;
+    if (err != EINPROGRESS && err != EAGAIN) {
       close(fd);
-      return UNREACHABLE;
+      if (agent_gone(err)) return UNREACHABLE;
+      errno = err;
+      pam_syslog(pamh, LOG_ERR, "connect %s: %m: refusing", path);
+      return DENIED;
     }
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     if (wait_fd(fd, POLLOUT, deadline) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
       close(fd);
-      return UNREACHABLE;
+      return agent_gone(soerr) ? UNREACHABLE : REJECT;
     }
+  }
+  /* The kernel says who is listening (recorded at listen()): only root's agent, or the user
+   * running the stack, may answer. Closes the gap between lstat and connect. */
+  struct ucred srv;
+  socklen_t cl = sizeof srv;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &srv, &cl) != 0 || cl != sizeof srv || (srv.uid != 0 && srv.uid != geteuid())) {
+    pam_syslog(pamh, LOG_ERR, "refusing %s: not served by root", path);
+    close(fd);
+    return REJECT;
   }
 
   char req[1024];
@@ -179,7 +221,7 @@ static enum outcome ask_agent(pam_handle_t *pamh, const struct options *o, const
   while (got < MAX_REPLY) {
     int r = wait_fd(fd, POLLIN, deadline);
     if (r != 1) {
-      if (r == 0) pam_syslog(pamh, LOG_ERR, "agent did not answer within %d ms", o->timeout_ms);
+      if (r == 0) pam_syslog(pamh, LOG_ERR, "agent did not answer within %d ms", timeout_ms);
       close(fd);
       return REJECT;
     }
@@ -207,15 +249,18 @@ static enum outcome ask_agent(pam_handle_t *pamh, const struct options *o, const
   return strncmp(b, "{\"result\":\"accept\"", 18) == 0 ? ACCEPT : REJECT;
 }
 
-/* The agent leaves this marker (root-owned, not writable by others) only while policy
- * mfa.breakGlass is on. */
+/* The agent leaves this marker (root-owned, not writable by others) next to each of its sockets
+ * only while policy mfa.breakGlass is on. The folder must be root's and closed to others' writes,
+ * so nobody else can have put (or linked) a marker there. */
 static int break_glass_allowed(const char *socket_path) {
   char path[256];
   const char *slash = strrchr(socket_path, '/');
   if (slash == NULL) return 0;
   int dl = (int)(slash - socket_path);
-  if (snprintf(path, sizeof path, "%.*s/%s", dl, socket_path, BREAK_GLASS_NAME) >= (int)sizeof path) return 0;
   struct stat st;
+  if (snprintf(path, sizeof path, "%.*s", dl > 0 ? dl : 1, socket_path) >= (int)sizeof path) return 0;
+  if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0) return 0;
+  if (snprintf(path, sizeof path, "%.*s/%s", dl, socket_path, BREAK_GLASS_NAME) >= (int)sizeof path) return 0;
   if (lstat(path, &st) != 0) return 0;
   return S_ISREG(st.st_mode) && st.st_uid == 0 && (st.st_mode & 022) == 0;
 }
@@ -279,19 +324,26 @@ SEKIMORI_EXPORT PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags
     return PAM_AUTH_ERR;
   }
 
+  /* Root reaches the root-only socket; a user process (a screen locker) may use only the unlock
+   * socket, where the agent verifies for that user's own account alone. Effective uid: a
+   * set-uid-root program such as su has root's reach and keeps using the root socket. */
+  const char *path = geteuid() == 0 ? o.socket_path : o.unlock_path;
   int locked = 0;
-  enum outcome r = ask_agent(pamh, &o, body, &locked);
+  enum outcome r = ask_agent(pamh, path, o.timeout_ms, body, &locked);
   explicit_bzero(body, sizeof body);
   switch (r) {
     case ACCEPT:
       return PAM_SUCCESS;
     case UNREACHABLE:
-      if (break_glass_allowed(o.socket_path)) {
+      if (break_glass_allowed(path)) {
         pam_syslog(pamh, LOG_WARNING, "agent unreachable: break-glass marker present, TOTP step skipped for %s", user);
         return PAM_SUCCESS;
       }
-      pam_syslog(pamh, LOG_ERR, "agent unreachable at %s: refusing (fail closed)", o.socket_path);
+      pam_syslog(pamh, LOG_ERR, "agent unreachable at %s: refusing (fail closed)", path);
       if (!(flags & PAM_SILENT)) say(pamh, PAM_ERROR_MSG, "認証サービスに接続できません / verification service unavailable");
+      return PAM_AUTH_ERR;
+    case DENIED:
+      if (!(flags & PAM_SILENT)) say(pamh, PAM_ERROR_MSG, "認証サービスを利用する権限がありません / not permitted to use the verification service");
       return PAM_AUTH_ERR;
     default:
       if (locked && !(flags & PAM_SILENT)) say(pamh, PAM_ERROR_MSG, "一時的にロックされています / temporarily locked");
