@@ -72,7 +72,7 @@ export async function initConsole(dataDir: string, opts: { sans: string[]; organ
     const totpSecret = generateSecret();
     ctx.db
       .prepare('INSERT INTO console_users (username, role, password_hash, totp_secret, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run('admin', 'admin', hashPassword(password), ctx.seal(totpSecret), new Date().toISOString());
+      .run('admin', 'admin', await hashPassword(password), ctx.seal(totpSecret), new Date().toISOString());
     const uri = generateURI({ issuer: `Sekimori ${opts.organisation}`, label: 'admin', secret: totpSecret });
     writeSecretFile(
       paths.initialAdmin,

@@ -6,18 +6,74 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { base32Decode, matchStep, timeStep } from '../../agent/mfa/otp.js';
-import { hashPassword, verifyPassword } from '../core/passwords.js';
+import { ConcurrencyLimit, RateLimiter, type RateLimit } from '../core/limits.js';
+import { hashPassword, unmatchableHash, verifyPassword } from '../core/passwords.js';
 import type { ConsoleContext } from '../module.js';
 
 export type Role = 'admin' | 'auditor';
 
+/**
+ * Account lock. One address is throttled by LOGIN_LIMITS.perAddress long before it could lock an
+ * account, and it can never lock one on its own: with `admin` known to everyone, a lock any single
+ * address could set was a lock-out of the real administrators on demand. The account locks only
+ * when its current failure streak (failures since the last success or lock) reaches
+ * `lockFailures` AND came from at least `lockSources` different addresses, i.e. a guess spread
+ * over several machines. Guessing from one machine stays bounded by the per-address throttle.
+ */
 export const LOGIN_POLICY = {
-  maxFailures: 5, // consecutive failures before the account locks
+  lockFailures: 10,
+  lockSources: 3,
   lockMs: 15 * 60_000,
   idleMs: 15 * 60_000, // session idle timeout
   absoluteMs: 10 * 3_600_000, // one working day, then log in again
   totpWindow: 1,
 };
+
+/**
+ * What unauthenticated POST /login may cost (in memory, per console process). Every attempt takes
+ * a token from its address's bucket and from the global bucket BEFORE the password is checked, so
+ * parallel requests cannot all slip past a check that only counted finished failures.
+ * - perAddress: 10 at once, then one every 30 s: a person who mistypes is not held up, a script is.
+ * - global: 20 at once, then 2 per second for all addresses together: scrypt costs ~50-100 ms of a
+ *   core, so an attack from many addresses uses at most ~20 % of one of the two cores.
+ * - verifications: scrypt checks in flight at once (login and password change): 2 of libuv's 4 pool
+ *   threads, so file and DNS work on the pool is never starved; more are refused (503), not queued.
+ * - passwordChangeFailures: wrong current passwords per session before the session is ended.
+ */
+export const LOGIN_LIMITS: { perAddress: RateLimit; global: RateLimit; verifications: number; passwordChangeFailures: number } = {
+  perAddress: { burst: 10, perSecond: 1 / 30 },
+  global: { burst: 20, perSecond: 2 },
+  verifications: 2,
+  passwordChangeFailures: 3,
+};
+
+/** The limiters of one running console (a WeakMap, so each context, e.g. in tests, has its own). */
+export interface LoginLimiters {
+  perAddress: RateLimiter;
+  global: RateLimiter;
+  verifications: ConcurrencyLimit;
+  /** Addresses that failed in each account's current failure streak (known accounts only). */
+  streakSources: Map<string, Set<string>>;
+  /** Wrong current passwords per session (by session id hash). */
+  passwordChangeFailures: Map<string, number>;
+}
+
+const limiters = new WeakMap<ConsoleContext, LoginLimiters>();
+
+export function loginLimiters(ctx: ConsoleContext): LoginLimiters {
+  let l = limiters.get(ctx);
+  if (!l) {
+    l = {
+      perAddress: new RateLimiter(LOGIN_LIMITS.perAddress),
+      global: new RateLimiter(LOGIN_LIMITS.global, 1),
+      verifications: new ConcurrencyLimit(LOGIN_LIMITS.verifications),
+      streakSources: new Map(),
+      passwordChangeFailures: new Map(),
+    };
+    limiters.set(ctx, l);
+  }
+  return l;
+}
 
 export interface LoginState {
   failures: number;
@@ -35,18 +91,20 @@ export interface LoginVerdict {
 }
 
 /**
- * Pure decision. `passwordOk`/`codeMatch` are computed by the caller (scrypt, TOTP). The reply to
- * the person never says which factor was wrong; the event log does.
+ * Pure decision. `passwordOk`/`codeMatch` are computed by the caller (scrypt, TOTP);
+ * `streakSources` is the number of different addresses in the account's failure streak if this
+ * attempt fails (this address included). The reply to the person never says which factor was
+ * wrong, nor that the account is locked; the event log does.
  */
 export function decideLogin(
   state: LoginState,
-  input: { exists: boolean; disabled: boolean; passwordOk: boolean; codeMatch: { step: number; replay: boolean } | null; wellFormed: boolean; nowMs: number },
+  input: { exists: boolean; disabled: boolean; passwordOk: boolean; codeMatch: { step: number; replay: boolean } | null; wellFormed: boolean; nowMs: number; streakSources: number },
   policy = LOGIN_POLICY,
 ): LoginVerdict {
   if (state.lockedUntil > input.nowMs) return { ok: false, reason: 'locked', next: state, lockedNow: false };
   const fail = (reason: LoginReason): LoginVerdict => {
     const failures = state.failures + 1;
-    const lockedNow = failures >= policy.maxFailures;
+    const lockedNow = failures >= policy.lockFailures && input.streakSources >= policy.lockSources;
     return { ok: false, reason, next: { ...state, failures: lockedNow ? 0 : failures, lockedUntil: lockedNow ? input.nowMs + policy.lockMs : state.lockedUntil }, lockedNow };
   };
   if (!input.wellFormed) return fail('malformed');
@@ -164,27 +222,75 @@ function loginState(db: Database.Database, username: string): LoginState {
   return r ? { failures: r.failures, lockedUntil: r.locked_until, lastStep: r.last_step } : { failures: 0, lockedUntil: 0, lastStep: -1 };
 }
 
-// Compared against when the account does not exist, so the reply takes as long as for a real one.
-const DUMMY_HASH = hashPassword(randomBytes(12).toString('hex'));
+// Checked when the account does not exist, so the reply takes as long as for a real one.
+const DUMMY_HASH = unmatchableHash();
 
 export interface LoginOutcome {
   verdict: LoginVerdict;
   account: Account | null;
 }
 
-/** Checks a login attempt, persists the new state and records the attempt as an event. */
-export function attemptLogin(ctx: ConsoleContext, usernameIn: string, password: string, code: string, from: string, nowMs = Date.now()): LoginOutcome {
+/** A login refused before any password was checked: too many attempts, or too many checks at once. */
+export interface LoginRefusal {
+  refused: 'address' | 'global' | 'busy';
+  retryAfterSeconds: number;
+}
+
+/** Limits first (cheap, in memory), so a refused attempt costs no scrypt and no database write. */
+function admitLogin(ctx: ConsoleContext, from: string, nowMs: number): LoginRefusal | null {
+  const l = loginLimiters(ctx);
+  let refusal: LoginRefusal | null = null;
+  if (!l.perAddress.take(from, nowMs)) refusal = { refused: 'address', retryAfterSeconds: l.perAddress.retryAfterSeconds(from, nowMs) };
+  else if (!l.global.take('*', nowMs)) refusal = { refused: 'global', retryAfterSeconds: l.global.retryAfterSeconds('*', nowMs) };
+  else if (!l.verifications.tryEnter()) refusal = { refused: 'busy', retryAfterSeconds: 1 };
+  if (refusal) {
+    // Anyone can cause these: one event per address and minute, the rest counted (folding.ts).
+    ctx.recordRepeated({ type: 'admin.login_throttled', severity: 'warning', user: null, data: { from, limit: refusal.refused } }, `login_throttled:${from}`);
+  }
+  return refusal;
+}
+
+/**
+ * Checks a login attempt, persists the new state and records the attempt as an event. The
+ * password is checked off the event loop (scrypt on the thread pool) inside the limits above;
+ * the account's state is read and written only afterwards, in one synchronous transaction, so
+ * concurrent attempts cannot overwrite each other's counts.
+ */
+export async function attemptLogin(ctx: ConsoleContext, usernameIn: string, password: string, code: string, from: string, nowMs = Date.now()): Promise<LoginOutcome | LoginRefusal> {
+  const refusal = admitLogin(ctx, from, nowMs);
+  if (refusal) return refusal;
   const wellFormed = USERNAME_RE.test(usernameIn) && CODE_RE.test(code) && password.length > 0 && password.length <= 1024;
   const username = USERNAME_RE.test(usernameIn) ? usernameIn : '';
+  const hashBefore = (username ? getAccount(ctx.db, username) : null)?.row.password_hash ?? null;
+  let passwordMatches: boolean;
+  try {
+    passwordMatches = await verifyPassword(password.slice(0, 1024), hashBefore ?? DUMMY_HASH);
+  } finally {
+    loginLimiters(ctx).verifications.leave();
+  }
   const acct = username ? getAccount(ctx.db, username) : null;
-  const passwordOk = verifyPassword(password.slice(0, 1024), acct?.row.password_hash ?? DUMMY_HASH) && acct !== null;
+  // A password changed while this one was being checked no longer counts.
+  const passwordOk = passwordMatches && acct !== null && acct.row.password_hash === hashBefore;
   const state = acct ? loginState(ctx.db, username) : { failures: 0, lockedUntil: 0, lastStep: -1 };
   let codeMatch: { step: number; replay: boolean } | null = null;
   if (acct && CODE_RE.test(code)) {
     const key = base32Decode(ctx.open(acct.row.totp_secret).toString('utf8'));
     if (key) codeMatch = matchStep(key, code, timeStep(nowMs), LOGIN_POLICY.totpWindow, { algorithm: 'SHA1', digits: 6, period: 30 }, state.lastStep);
   }
-  const verdict = decideLogin(state, { exists: acct !== null, disabled: acct?.disabled ?? false, passwordOk, codeMatch, wellFormed, nowMs });
+  const sources = loginLimiters(ctx).streakSources;
+  // The streak's addresses live in memory; the failure count in the database. A fresh streak
+  // (count 0, also after a restart or an unlock) starts with no remembered addresses.
+  const streak = acct && state.failures > 0 ? (sources.get(username) ?? new Set<string>()) : new Set<string>();
+  const verdict = decideLogin(state, { exists: acct !== null, disabled: acct?.disabled ?? false, passwordOk, codeMatch, wellFormed, nowMs, streakSources: streak.size + (streak.has(from) ? 0 : 1) });
+  if (acct) {
+    if (verdict.ok || verdict.lockedNow) sources.delete(username);
+    else if (verdict.reason !== 'locked') {
+      if (streak.size < 64) streak.add(from); // only "at least lockSources" matters
+      sources.delete(username); // re-insert: oldest first, for the bound below
+      sources.set(username, streak);
+      if (sources.size > 10_000) sources.delete(sources.keys().next().value!);
+    }
+  }
   const shownUser = username || usernameIn.slice(0, 64);
   ctx.db.transaction(() => {
     if (acct) {
@@ -196,8 +302,9 @@ export function attemptLogin(ctx: ConsoleContext, usernameIn: string, password: 
         .run({ u: username, f: verdict.next.failures, l: verdict.next.lockedUntil, s: verdict.next.lastStep });
     }
     if (verdict.ok) ctx.recordEvent({ type: 'admin.login', user: username, data: { from, role: acct!.role } });
-    else ctx.recordEvent({ type: 'admin.login_failed', severity: 'warning', user: shownUser, data: { from, reason: verdict.reason, known: acct !== null } });
-    if (verdict.lockedNow) ctx.recordEvent({ type: 'admin.account_locked', severity: 'critical', user: shownUser, data: { from, until: new Date(verdict.next.lockedUntil).toISOString() } });
+    // Failures are folded per address: a flood from one address is one event plus a count a minute.
+    else ctx.recordRepeated({ type: 'admin.login_failed', severity: 'warning', user: shownUser, data: { from, reason: verdict.reason, known: acct !== null } }, `login_failed:${from}`);
+    if (verdict.lockedNow) ctx.recordEvent({ type: 'admin.account_locked', severity: 'critical', user: shownUser, data: { from, sources: [...streak, from].filter((v, i, a) => a.indexOf(v) === i).slice(0, 20), until: new Date(verdict.next.lockedUntil).toISOString() } });
   })();
   return { verdict, account: acct ? { username: acct.username, role: acct.role, disabled: acct.disabled, createdAt: acct.createdAt } : null };
 }
@@ -252,13 +359,15 @@ export function parseCookies(header: string | undefined): Map<string, string> {
 }
 
 /** A new console account: random password and TOTP secret, shown once. */
-export function addAccount(ctx: ConsoleContext, username: string, role: Role, actor: string, generate: { password: string; secret: string }): void {
+export async function addAccount(ctx: ConsoleContext, username: string, role: Role, actor: string, generate: { password: string; secret: string }): Promise<void> {
   if (!USERNAME_RE.test(username)) throw new Error('ユーザー名が不正です(英数字と . _ @ - の1〜64文字) / invalid user name');
+  if (getAccount(ctx.db, username)) throw new Error(`${username}: 既に存在します / already exists`);
+  const passwordHash = await hashPassword(generate.password);
   ctx.db.transaction(() => {
     if (getAccount(ctx.db, username)) throw new Error(`${username}: 既に存在します / already exists`);
     ctx.db
       .prepare('INSERT INTO console_users (username, role, password_hash, totp_secret, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(username, role, hashPassword(generate.password), ctx.seal(generate.secret), new Date().toISOString());
+      .run(username, role, passwordHash, ctx.seal(generate.secret), new Date().toISOString());
     ctx.recordEvent({ type: 'admin.account_created', user: actor, data: { account: username, role, before: null, after: { role, disabled: false } } });
   })();
 }
@@ -279,15 +388,66 @@ export function setAccountDisabled(ctx: ConsoleContext, username: string, disabl
 
 export function unlockAccount(ctx: ConsoleContext, username: string, actor: string): void {
   ctx.db.prepare('UPDATE web_login_state SET failures = 0, locked_until = 0 WHERE username = ?').run(username);
+  loginLimiters(ctx).streakSources.delete(username);
   ctx.recordEvent({ type: 'admin.account_unlocked', user: actor, data: { account: username } });
 }
 
-export function changePassword(ctx: ConsoleContext, username: string, current: string, next: string): boolean {
-  const a = getAccount(ctx.db, username);
-  if (!a || !verifyPassword(current, a.row.password_hash)) return false;
-  ctx.db.prepare('UPDATE console_users SET password_hash = ? WHERE username = ?').run(hashPassword(next), username);
-  ctx.recordEvent({ type: 'admin.password_changed', user: username, data: { account: username } });
-  return true;
+/**
+ * 'ok'; 'wrong' (current password wrong, `left` more tries in this session); 'ended' (too many
+ * wrong current passwords: this session has been deleted); 'busy' (too many checks at once).
+ */
+export type PasswordChangeResult = { result: 'ok'; sessionsEnded: number } | { result: 'wrong'; left: number } | { result: 'ended' } | { result: 'busy' };
+
+/**
+ * Own password change, from the session whose token is `sessionToken`. Wrong current passwords
+ * are counted per session (in memory): a stolen session cookie gets LOGIN_LIMITS.passwordChangeFailures
+ * guesses, then the session is ended and a new one needs the password and a TOTP code again.
+ * The count is taken before the check, so parallel requests cannot all guess. On success every
+ * other session of the account ends (the one someone else may hold is exactly why people change it).
+ */
+export async function changePassword(ctx: ConsoleContext, username: string, sessionToken: string, current: string, next: string): Promise<PasswordChangeResult> {
+  const l = loginLimiters(ctx);
+  const sid = sha256(sessionToken);
+  const max = LOGIN_LIMITS.passwordChangeFailures;
+  const tries = (l.passwordChangeFailures.get(sid) ?? 0) + 1;
+  if (tries > max) {
+    endSessionForGuessing(ctx, username, sid, tries - 1);
+    return { result: 'ended' };
+  }
+  if (!l.verifications.tryEnter()) return { result: 'busy' };
+  l.passwordChangeFailures.set(sid, tries);
+  if (l.passwordChangeFailures.size > 10_000) l.passwordChangeFailures.delete(l.passwordChangeFailures.keys().next().value!);
+  let ok: boolean;
+  let nextHash = '';
+  try {
+    const a = getAccount(ctx.db, username);
+    ok = a !== null && (await verifyPassword(current, a.row.password_hash));
+    if (ok) nextHash = await hashPassword(next);
+  } finally {
+    l.verifications.leave();
+  }
+  if (!ok) {
+    ctx.recordEvent({ type: 'admin.password_change_failed', severity: 'warning', user: username, data: { account: username, failures: tries, max } });
+    if (tries >= max) {
+      endSessionForGuessing(ctx, username, sid, tries);
+      return { result: 'ended' };
+    }
+    return { result: 'wrong', left: max - tries };
+  }
+  l.passwordChangeFailures.delete(sid);
+  const sessionsEnded = ctx.db.transaction(() => {
+    ctx.db.prepare('UPDATE console_users SET password_hash = ? WHERE username = ?').run(nextHash, username);
+    const n = ctx.db.prepare('DELETE FROM web_sessions WHERE username = ? AND id_hash != ?').run(username, sid).changes;
+    ctx.recordEvent({ type: 'admin.password_changed', user: username, data: { account: username, otherSessionsEnded: n } });
+    return n;
+  })();
+  return { result: 'ok', sessionsEnded };
+}
+
+function endSessionForGuessing(ctx: ConsoleContext, username: string, sid: string, failures: number): void {
+  const n = ctx.db.prepare('DELETE FROM web_sessions WHERE id_hash = ?').run(sid).changes;
+  loginLimiters(ctx).passwordChangeFailures.delete(sid);
+  if (n > 0) ctx.recordEvent({ type: 'admin.session_ended', severity: 'critical', user: username, data: { account: username, reason: 'password_change_failures', failures } });
 }
 
 export function accountLocked(db: Database.Database, username: string, nowMs = Date.now()): boolean {

@@ -12,7 +12,7 @@ const USAGE = `使い方 / usage: sekimori-console user <add|list|disable|enable
 
 export const userCommand: CliCommand = {
   summary: 'user add --name NAME --role admin|auditor | list | disable | enable | unlock   コンソールアカウント / console accounts',
-  run(args, open) {
+  async run(args, open) {
     const [sub, ...rest] = args;
     const { values } = parseArgs({
       args: rest,
@@ -34,7 +34,7 @@ export const userCommand: CliCommand = {
         if (values.role !== 'admin' && values.role !== 'auditor') throw new Error('--role admin|auditor');
         const password = generatePassword();
         const secret = generateSecret();
-        addAccount(ctx, name, values.role as Role, 'cli', { password, secret });
+        await addAccount(ctx, name, values.role as Role, 'cli', { password, secret });
         const uri = generateURI({ issuer: `Sekimori ${ctx.organisation()}`, label: name, secret });
         if (values.json) process.stdout.write(JSON.stringify({ username: name, role: values.role, password, totpSecret: secret, totpUri: uri }) + '\n');
         else process.stdout.write(`username: ${name}\nrole: ${values.role}\npassword: ${password}\ntotp-secret: ${secret}\ntotp-uri: ${uri}\n`);

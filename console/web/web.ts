@@ -39,7 +39,8 @@ export interface WebReq {
   setCookies: string[];
 }
 
-export type Handler = (r: WebReq) => ApiResponse;
+/** Synchronous for pages; a Promise where work runs off the event loop (password checks). */
+export type Handler = (r: WebReq) => ApiResponse | Promise<ApiResponse>;
 
 export interface WebRouteSpec {
   method: 'GET' | 'POST';
@@ -132,12 +133,23 @@ export function toRoute(ctx: ConsoleContext, spec: WebRouteSpec): Route {
     handle(api) {
       const cookies = parseCookies(api.headers.cookie);
       const r: WebReq = { api, ctx, lang: parseLang(cookies.get(LANG_COOKIE)), cookies, session: null, form: new URLSearchParams(), setCookies: [] };
+      const failed = (e: unknown): ApiResponse => {
+        if (e instanceof HttpError) {
+          const page = errorPage(r, e.status, e.message);
+          return withHeaders({ ...page, headers: { ...page.headers, ...e.headers } }, r.setCookies);
+        }
+        throw e;
+      };
       try {
         r.session = loadSession(ctx.db, cookies.get(SESSION_COOKIE));
         if (api.method === 'POST') {
           // Same-origin first: a forged cross-site POST is refused before anything else is read.
           if (!sameOrigin({ origin: api.headers.origin, referer: api.headers.referer, host: api.headers.host })) {
-            ctx.recordEvent({ type: 'admin.csrf_refused', severity: 'warning', user: r.session?.username ?? null, data: { path: api.path, origin: String(api.headers.origin ?? '').slice(0, 200), from: api.remoteAddress } });
+            // Anyone can send these: one event per address and minute, the rest counted (folding.ts).
+            ctx.recordRepeated(
+              { type: 'admin.csrf_refused', severity: 'warning', user: r.session?.username ?? null, data: { path: api.path, origin: String(api.headers.origin ?? '').slice(0, 200), from: api.remoteAddress } },
+              `csrf_refused:${api.remoteAddress}`,
+            );
             return withHeaders(errorPage(r, 403, tr(r.lang, 'csrfFailed')), r.setCookies);
           }
           r.form = parseForm(api);
@@ -145,7 +157,7 @@ export function toRoute(ctx: ConsoleContext, spec: WebRouteSpec): Route {
           const expected = spec.access === 'public' ? (cookies.get(PRELOGIN_COOKIE) ?? '') : (r.session?.csrf ?? '');
           if (r.session === null && spec.access !== 'public') return withHeaders(redirect('/login?expired=1'), r.setCookies);
           if (!expected || !sameSecret(token, expected)) {
-            ctx.recordEvent({ type: 'admin.csrf_refused', severity: 'warning', user: r.session?.username ?? null, data: { path: api.path, reason: 'token', from: api.remoteAddress } });
+            ctx.recordRepeated({ type: 'admin.csrf_refused', severity: 'warning', user: r.session?.username ?? null, data: { path: api.path, reason: 'token', from: api.remoteAddress } }, `csrf_refused:${api.remoteAddress}`);
             return withHeaders(errorPage(r, 403, tr(r.lang, 'csrfFailed')), r.setCookies);
           }
         }
@@ -156,13 +168,11 @@ export function toRoute(ctx: ConsoleContext, spec: WebRouteSpec): Route {
           ctx.recordEvent({ type: 'admin.forbidden', severity: 'warning', user: r.session?.username ?? null, data: { path: api.path, method: api.method, role: r.session?.role } });
           return withHeaders(errorPage(r, 403, tr(r.lang, 'readOnly')), r.setCookies);
         }
-        return withHeaders(spec.handle(r), r.setCookies);
+        const out = spec.handle(r);
+        // Pages stay synchronous (callers such as bench/ rely on that); only async handlers return a Promise.
+        return out instanceof Promise ? out.then((res) => withHeaders(res, r.setCookies), failed) : withHeaders(out, r.setCookies);
       } catch (e) {
-        if (e instanceof HttpError) {
-          const page = errorPage(r, e.status, e.message);
-          return withHeaders({ ...page, headers: { ...page.headers, ...e.headers } }, r.setCookies);
-        }
-        throw e;
+        return failed(e);
       }
     },
   };
@@ -183,6 +193,16 @@ export function field(r: WebReq, name: string, max = 200): string {
 export function refusedAsBadRequest(f: () => void): void {
   try {
     f();
+  } catch (e) {
+    if (e instanceof HttpError) throw e;
+    throw new HttpError(400, 'invalid_request', (e as Error).message);
+  }
+}
+
+/** The same for an asynchronous action (e.g. one that hashes a password). */
+export async function refusedAsBadRequestAsync(f: () => Promise<void>): Promise<void> {
+  try {
+    await f();
   } catch (e) {
     if (e instanceof HttpError) throw e;
     throw new HttpError(400, 'invalid_request', (e as Error).message);

@@ -92,7 +92,7 @@ describe('policy diff', () => {
 
 describe('login decision', () => {
   const fresh: LoginState = { failures: 0, lockedUntil: 0, lastStep: -1 };
-  const ok = { exists: true, disabled: false, passwordOk: true, codeMatch: { step: 100, replay: false }, wellFormed: true, nowMs: 1_000_000 };
+  const ok = { exists: true, disabled: false, passwordOk: true, codeMatch: { step: 100, replay: false }, wellFormed: true, nowMs: 1_000_000, streakSources: 1 };
   it.each([
     ['all good', fresh, ok, true, 'ok'],
     ['wrong password', fresh, { ...ok, passwordOk: false }, false, 'bad_credentials'],
@@ -110,17 +110,35 @@ describe('login decision', () => {
     expect(v.ok).toBe(wantOk);
     expect(v.reason).toBe(reason);
   });
-  it('locks after maxFailures consecutive failures and success resets the count', () => {
+  it('locks after lockFailures failures from lockSources addresses; success resets the count', () => {
     let s = fresh;
-    for (let i = 1; i < LOGIN_POLICY.maxFailures; i++) {
-      const v = decideLogin(s, { ...ok, passwordOk: false });
+    for (let i = 1; i < LOGIN_POLICY.lockFailures; i++) {
+      const v = decideLogin(s, { ...ok, passwordOk: false, streakSources: LOGIN_POLICY.lockSources });
       expect(v.lockedNow).toBe(false);
       s = v.next;
     }
-    const v = decideLogin(s, { ...ok, passwordOk: false });
+    const v = decideLogin(s, { ...ok, passwordOk: false, streakSources: LOGIN_POLICY.lockSources });
     expect(v.lockedNow).toBe(true);
     expect(v.next.lockedUntil).toBe(ok.nowMs + LOGIN_POLICY.lockMs);
     expect(decideLogin({ ...fresh, failures: 3 }, ok).next).toEqual({ failures: 0, lockedUntil: 0, lastStep: 100 });
+  });
+  // Issue 10 item 8: five requests from anywhere locked `admin` for everyone.
+  it.each([
+    ['one address, any number of failures', 1, 10_000, false],
+    ['fewer addresses than lockSources', LOGIN_POLICY.lockSources - 1, 10_000, false],
+    ['enough addresses, too few failures', LOGIN_POLICY.lockSources, LOGIN_POLICY.lockFailures - 1, false],
+    ['enough addresses and failures', LOGIN_POLICY.lockSources, LOGIN_POLICY.lockFailures, true],
+    ['many addresses', 50, LOGIN_POLICY.lockFailures, true],
+  ] as const)('account lock: %s', (_n, sources, failures, locks) => {
+    let s = fresh;
+    let locked = false;
+    for (let i = 0; i < failures && !locked; i++) {
+      const v = decideLogin(s, { ...ok, passwordOk: false, streakSources: sources });
+      locked = v.lockedNow;
+      s = v.next;
+    }
+    expect(locked).toBe(locks);
+    expect(LOGIN_POLICY.lockSources).toBeGreaterThan(1);
   });
 });
 

@@ -6,7 +6,7 @@ import { accountLocked, addAccount, changePassword, listAccounts, setAccountDisa
 import { html } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
 import { qrDataUri } from '../qr.js';
-import { csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, type WebRouteSpec } from '../web.js';
+import { cookie, csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, refusedAsBadRequestAsync, SESSION_COOKIE, type WebRouteSpec } from '../web.js';
 
 export const accountRoutes: WebRouteSpec[] = [
   {
@@ -18,9 +18,19 @@ export const accountRoutes: WebRouteSpec[] = [
       const admin = isAdmin(r);
       const list = listAccounts(r.ctx.db);
       const q = r.api.query;
-      const body = html`${q.get('done') ? html`<p class="ok" role="status">${tr(L, 'done')}</p>` : ''}${q.get('pw') === 'ok' ? html`<p class="ok" role="status">${tr(L, 'passwordChanged')}</p>` : ''}${
-        q.get('pw') === 'bad' ? html`<p class="error" role="alert">${tr(L, 'wrongPassword')}</p>` : ''
-      }${q.get('pw') === 'short' ? html`<p class="error" role="alert">${tr(L, 'passwordTooShort')}</p>` : ''}
+      const ended = Number(q.get('ended') ?? '0');
+      const left = Number(q.get('left') ?? '0');
+      const body = html`${q.get('done') ? html`<p class="ok" role="status">${tr(L, 'done')}</p>` : ''}${
+        q.get('pw') === 'ok'
+          ? html`<p class="ok" role="status" id="pw-result">${tr(L, 'passwordChanged')}${Number.isSafeInteger(ended) && ended > 0 ? html` ${tr(L, 'otherSessionsEnded').replace('{n}', String(ended))}` : ''}</p>`
+          : ''
+      }${
+        q.get('pw') === 'bad'
+          ? html`<p class="error" role="alert" id="pw-result">${tr(L, 'wrongPassword')}${Number.isSafeInteger(left) && left > 0 ? html` ${tr(L, 'triesLeft').replace('{n}', String(left))}` : ''}</p>`
+          : ''
+      }${q.get('pw') === 'busy' ? html`<p class="error" role="alert" id="pw-result">${tr(L, 'passwordChangeBusy')}</p>` : ''}${
+        q.get('pw') === 'short' ? html`<p class="error" role="alert" id="pw-result">${tr(L, 'passwordTooShort')}</p>` : ''
+      }
 <table id="accounts"><thead><tr><th>${tr(L, 'account')}</th><th>${tr(L, 'role')}</th><th>${tr(L, 'status')}</th><th>${tr(L, 'createdAt')}</th>${admin ? html`<th>${tr(L, 'action')}</th>` : ''}</tr></thead><tbody>
 ${list.map((a) => {
   const locked = accountLocked(r.ctx.db, a.username);
@@ -44,16 +54,14 @@ ${admin ? html`<h2>${tr(L, 'addAccount')}</h2><form method="post" action="/accou
     method: 'POST',
     path: '/accounts/add',
     access: 'admin',
-    handle(r) {
+    async handle(r) {
       const L = r.lang;
       const name = field(r, 'name', 64);
       const role = field(r, 'role', 10);
       if (!USERNAME_RE.test(name) || (role !== 'admin' && role !== 'auditor')) throw new HttpError(400, 'invalid_request', tr(L, 'username'));
       const password = generatePassword();
       const secret = generateSecret();
-      refusedAsBadRequest(() => {
-        addAccount(r.ctx, name, role, r.session!.username, { password, secret });
-      });
+      await refusedAsBadRequestAsync(() => addAccount(r.ctx, name, role, r.session!.username, { password, secret }));
       const uri = generateURI({ issuer: `Sekimori ${r.ctx.organisation()}`, label: name, secret });
       return page(
         r,
@@ -85,10 +93,23 @@ ${admin ? html`<h2>${tr(L, 'addAccount')}</h2><form method="post" action="/accou
     method: 'POST',
     path: '/accounts/password',
     access: 'session',
-    handle(r) {
+    async handle(r) {
       const next = field(r, 'next', 1024);
+      const current = field(r, 'current', 1024);
       if (Array.from(next).length < 12) return redirect('/accounts?pw=short');
-      return redirect(changePassword(r.ctx, r.session!.username, field(r, 'current', 1024), next) ? '/accounts?pw=ok' : '/accounts?pw=bad');
+      const out = await changePassword(r.ctx, r.session!.username, r.cookies.get(SESSION_COOKIE) ?? '', current, next);
+      switch (out.result) {
+        case 'ok':
+          return redirect(`/accounts?pw=ok&ended=${out.sessionsEnded}`);
+        case 'wrong':
+          return redirect(`/accounts?pw=bad&left=${out.left}`);
+        case 'busy':
+          return redirect('/accounts?pw=busy');
+        case 'ended':
+          // The session is gone: clear its cookie and say why on the login page.
+          r.setCookies.push(cookie(SESSION_COOKIE, '', 0));
+          return redirect('/login?ended=1');
+      }
     },
   },
 ];

@@ -26,7 +26,8 @@ export const loginRoutes: WebRouteSpec[] = [
     access: 'public',
     handle(r) {
       if (r.session) return redirect(safeNext(r.api.query.get('next')));
-      return loginForm(r, r.api.query.get('expired') ? tr(r.lang, 'sessionExpired') : null);
+      const q = r.api.query;
+      return loginForm(r, q.get('ended') ? tr(r.lang, 'passwordGuessEnded') : q.get('expired') ? tr(r.lang, 'sessionExpired') : null);
     },
   },
   {
@@ -34,12 +35,18 @@ export const loginRoutes: WebRouteSpec[] = [
     path: '/login',
     access: 'public',
     maxBody: 8 * 1024,
-    handle(r) {
-      const out = attemptLogin(r.ctx, field(r, 'username', 200), field(r, 'password', 2000), field(r, 'code', 20).trim(), r.api.remoteAddress);
-      if (!out.verdict.ok) {
-        const msg = out.verdict.reason === 'locked' || out.verdict.lockedNow ? tr(r.lang, 'loginLocked') : tr(r.lang, 'loginFailed');
-        return loginForm(r, msg, 401);
+    async handle(r) {
+      const out = await attemptLogin(r.ctx, field(r, 'username', 200), field(r, 'password', 2000), field(r, 'code', 20).trim(), r.api.remoteAddress);
+      if ('refused' in out) {
+        // Limits, not credentials: the same for every account, so it tells nothing about any of them.
+        const s = Math.max(1, Math.ceil(out.retryAfterSeconds));
+        const msg = out.refused === 'busy' ? tr(r.lang, 'loginBusy') : tr(r.lang, 'loginThrottled').replace('{s}', String(s));
+        const res = loginForm(r, msg, out.refused === 'busy' ? 503 : 429);
+        return { ...res, headers: { ...res.headers, 'retry-after': String(s) } };
       }
+      // One message for every failure (unknown account, wrong password or code, disabled, locked):
+      // a different one for "locked" told which accounts exist.
+      if (!out.verdict.ok) return loginForm(r, tr(r.lang, 'loginFailed'), 401);
       const s = createSession(r.ctx.db, out.account!.username);
       r.setCookies.push(cookie(SESSION_COOKIE, s.token, Math.floor(LOGIN_POLICY.absoluteMs / 1000)), cookie(PRELOGIN_COOKIE, '', 0));
       return redirect(safeNext(r.form.get('next')));
