@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -69,6 +70,7 @@ describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
   let page: Page;
   let adminPassword = '';
   let adminSecret = '';
+  const auditor = { password: '', secret: '' };
   const requests: string[] = [];
   const dialogs: string[] = [];
   let evil: Server | null = null;
@@ -262,6 +264,7 @@ describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
     await page.click('form[action="/accounts/add"] button');
     const password = (await page.locator('#new-password').textContent())!.trim();
     const secret = (await page.locator('#new-secret').textContent())!.trim();
+    Object.assign(auditor, { password, secret });
 
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP' });
     const p = await ctx.newPage();
@@ -325,21 +328,56 @@ describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
     }
   }, 60_000);
 
-  it('locks an account after repeated failures', async () => {
+  /** A failed login for `user` sent from another loopback address (Chromium always connects from 127.0.0.1). */
+  async function failFrom(from: string, user: string): Promise<number> {
+    const ca = readFileSync(join(c.dataDir, 'ca.pem'));
+    const get = (method: string, headers: Record<string, string>, body?: string) =>
+      new Promise<{ status: number; cookies: string[] }>((resolve, reject) => {
+        const req = httpsRequest(`${c.url}/login`, { method, ca, localAddress: from, headers, timeout: 30_000 }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, cookies: res.headers['set-cookie'] ?? [] }));
+        });
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.on('error', reject);
+        req.end(body);
+      });
+    const token = /__Host-sekimori_login=([^;]+)/.exec((await get('GET', {})).cookies.join('\n'))![1]!;
+    const form = new URLSearchParams({ _csrf: token, username: user, password: 'wrong-password', code: '123456' }).toString();
+    return (await get('POST', { origin: c.url, cookie: `__Host-sekimori_login=${token}`, 'content-type': 'application/x-www-form-urlencoded' }, form)).status;
+  }
+
+  it('locks an account after repeated failures from several addresses, and says no more than "failed"', async () => {
+    // The rule (console/web/auth.ts LOGIN_POLICY): lockFailures failures in a streak from at least
+    // lockSources addresses. One address alone is throttled, never locks the account for everyone.
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP' });
     const p = await ctx.newPage();
-    for (let i = 0; i < 5; i++) {
+    const tryLogin = async (password: string, code: string) => {
       await p.goto(`${c.url}/login`);
       await p.fill('input[name=username]', 'kansa');
-      await p.fill('input[name=password]', 'wrong-password');
-      await p.fill('input[name=code]', '123456');
+      await p.fill('input[name=password]', password);
+      await p.fill('input[name=code]', code);
       await p.click('form.login button[type=submit]');
-    }
-    await expect(p.locator('p.error').textContent()).resolves.toContain('ロック');
-    await ctx.close();
+      return (await p.locator('p.error').textContent()) ?? '';
+    };
+    for (let i = 0; i < 4; i++) expect(await tryLogin('wrong-password', '123456')).toContain('ログインできませんでした');
+    await page.goto(`${c.url}/accounts`);
+    await expect(page.locator('#accounts').textContent()).resolves.not.toContain('ロック中');
+    // Six more from two other addresses: ten failures from three addresses.
+    for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.2', '127.0.0.3', '127.0.0.2', '127.0.0.3']) expect(await failFrom(from, 'kansa')).toBe(401);
+    // The right password and code now: refused with the very message of any failure (no "locked").
+    const shown = await tryLogin(auditor.password, await freshCode(auditor.secret));
+    expect(shown).toContain('ログインできませんでした');
+    expect(shown).not.toContain('ロック');
+    await shot(p, '15-login-refused');
     await page.goto(`${c.url}/accounts`);
     await expect(page.locator('#accounts').textContent()).resolves.toContain('ロック中');
-  }, 60_000);
+    // An administrator unlocks it; then the auditor logs in.
+    await Promise.all([page.waitForURL(/done=1/), page.locator('#accounts tr', { hasText: 'kansa' }).locator('form[action="/accounts/unlock"] button').click()]);
+    await expect(page.locator('#accounts').textContent()).resolves.not.toContain('ロック中');
+    await login(p, c.url, 'kansa', auditor.password, auditor.secret);
+    await expect(p.locator('h1').textContent()).resolves.toBe('ダッシュボード');
+    await ctx.close();
+  }, 120_000);
 
   it('an administrator revokes a terminal through the UI (confirmation dialog)', async () => {
     page.removeAllListeners('dialog');
