@@ -10,9 +10,11 @@
 import type { RateLimit } from '../core/limits.js';
 
 export const MFA_LIMITS = {
-  /** POST /api/agent/mfa/verify per agent, every attempt. */
-  agentVerify: { burst: 30, perSecond: 1 } satisfies RateLimit,
-  /** Rejected verifications per agent (wrong, replayed, malformed codes, unknown users): 720 an hour at most. */
+  /**
+   * Rejected verifications per agent (wrong, replayed, malformed codes, unknown users): 720 an hour
+   * at most. Accepted ones are not limited here (they need a valid code; the server's per-agent
+   * request limit bounds the load), so a terminal where many staff log in is never slowed.
+   */
   agentRejects: { burst: 20, perSecond: 0.2 } satisfies RateLimit,
   /** POST /api/agent/mfa/reconcile per agent: the agent sends at most 1000 entries a batch, 10 batches for a full queue. */
   agentReconcile: { burst: 12, perSecond: 0.2 } satisfies RateLimit,

@@ -45,7 +45,6 @@ export function parseReconcile(x: unknown): MfaReconcileEntry[] {
 }
 
 function routes(ctx: ConsoleContext): Route[] {
-  const verifyLimit = new RateLimiter(MFA_LIMITS.agentVerify);
   const rejectLimit = new RateLimiter(MFA_LIMITS.agentRejects);
   const reconcileLimit = new RateLimiter(MFA_LIMITS.agentReconcile);
   /** Refuses with 429 (the agent then fails closed for this attempt) and tells the administrator, folded per terminal. */
@@ -64,7 +63,6 @@ function routes(ctx: ConsoleContext): Route[] {
       maxBody: 4 * 1024,
       handle(req) {
         const terminal = agentOf(req.agentId);
-        if (!verifyLimit.take(terminal)) limited(terminal, verifyLimit, 'MFA verifications from this terminal', 'verify');
         // Checked before the code is looked at: once over, no more guesses are judged at all.
         if (rejectLimit.retryAfterSeconds(terminal) > 0) limited(terminal, rejectLimit, 'failed MFA verifications from this terminal', 'verify');
         const b = req.json();
