@@ -9,7 +9,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -216,6 +216,30 @@ describe.skipIf(!check.ok)('PAM unlock as the user: pamtester (unprivileged) →
       expect(pamAs(me, closed, me.name, '000000').ok).toBe(false);
     } finally {
       dirs.forEach((d, i) => chmodSync(d, before[i]!));
+    }
+  });
+
+  it('a root-owned socket file served by a user process is refused: the kernel names who listens', async () => {
+    // lstat sees root's socket; only SO_PEERCRED on the connection shows the listener is not root.
+    const d = mkdtempSync(join(tmpdir(), 'sekimori-fake-agent-'));
+    chownSync(d, me.uid, me.gid);
+    const sock = join(d, 'agent.sock');
+    const answer = 'HTTP/1.1 200 OK\\r\\nContent-Length: 19\\r\\n\\r\\n{"result":"accept"}';
+    const script = (path: string) => `require('node:net').createServer((s) => s.on('data', () => s.end('${answer}'))).listen(${JSON.stringify(path)})`;
+    const fake = spawn('setpriv', [`--reuid=${me.uid}`, `--regid=${me.gid}`, '--clear-groups', process.execPath, '-e', script(sock)], { stdio: 'ignore' });
+    // Positive control: the same fake run by root is believed.
+    const rootSock = join(unlockDir, 'root-fake.sock');
+    const rootFake = spawn(process.execPath, ['-e', script(rootSock)], { stdio: 'ignore' });
+    try {
+      await waitFor('fake agents', () => existsSync(sock) && existsSync(rootSock));
+      chownSync(sock, 0, 0);
+      expect(pamAs(null, service('fake', `socket=${sock}`), me.name, '000000').ok).toBe(false);
+      expect(pamAs(null, service('rootfake', `socket=${rootSock}`), me.name, '000000').ok).toBe(true);
+    } finally {
+      fake.kill('SIGKILL');
+      rootFake.kill('SIGKILL');
+      rmSync(d, { recursive: true, force: true });
+      rmSync(rootSock, { force: true });
     }
   });
 
