@@ -3,12 +3,14 @@
  * survive long and hostile answers, time out on a silent agent, escape what the user typed, refuse
  * a socket that is not root's, and honour break-glass only with a root-owned, non-writable marker.
  * Real Linux-PAM through pamtester; the fake agent is a Unix socket in a temp folder.
+ * Everything runs twice: with the built module, and with the same source built under ASan and
+ * UBSan (pamtester gets the ASan runtime preloaded; any finding aborts it, which fails the case).
  */
-import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../integration/harness.js';
@@ -21,7 +23,67 @@ const check = requireTools('PAM module vs hostile agent (pamtester + built pam_s
 
 type Behaviour = (sock: Socket, request: string) => void;
 
-describe.skipIf(!check.ok)('pam_sekimori.so against a hostile or broken agent', () => {
+/** The ASan runtime gcc links against (its versioned name differs between gcc releases). */
+function asanRuntime(): string {
+  try {
+    const p = execFileSync('gcc', ['-print-file-name=libasan.so'], { encoding: 'utf8', timeout: 10_000 }).trim();
+    return p.startsWith('/') && existsSync(p) ? p : '';
+  } catch {
+    return '';
+  }
+}
+const LIBASAN = check.ok ? asanRuntime() : '';
+const sanCheck = check.ok
+  ? requireTools('PAM module under ASan/UBSan (gcc + libasan + libubsan)', ['gcc', ...(LIBASAN ? [] : ['libasan.so (gcc -print-file-name)'])], 'apt-get install gcc libasan8 libubsan1')
+  : { ok: false };
+
+/** The module's source built with -fsanitize=address,undefined into a temp folder. */
+function buildSanitized(source = join(ROOT, 'installers/linux/pam/pam_sekimori.c')): string {
+  const out = mkdtempSync(join(tmpdir(), 'sekimori-pam-asan-'));
+  const so = join(out, 'pam_sekimori.so');
+  execFileSync(
+    'gcc',
+    ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=all', '-Wall', '-Wextra', '-Werror', '-fPIC', '-fvisibility=hidden', '-shared', '-o', so, source, '-lpam'],
+    { stdio: 'pipe', timeout: 120_000 },
+  );
+  chmodSync(out, 0o755);
+  return so;
+}
+
+/** A module with a deliberate heap overflow: the positive control that the sanitizer run is live. */
+const PROBE_SOURCE = `#include <security/pam_modules.h>
+#include <stdlib.h>
+#include <string.h>
+__attribute__((visibility("default"))) int pam_sm_authenticate(pam_handle_t *h, int f, int c, const char **v) {
+  (void)h; (void)f; (void)c; (void)v;
+  volatile size_t n = 8;
+  char *p = malloc(n);
+  memset(p, 'x', n + 1);
+  int r = p[0] == 'x' ? PAM_SUCCESS : PAM_AUTH_ERR;
+  free(p);
+  return r;
+}
+__attribute__((visibility("default"))) int pam_sm_setcred(pam_handle_t *h, int f, int c, const char **v) { (void)h; (void)f; (void)c; (void)v; return PAM_SUCCESS; }
+`;
+
+const isSanitized = (env: NodeJS.ProcessEnv) => Boolean(env.LD_PRELOAD && env.ASAN_OPTIONS);
+
+const variants: { name: string; ok: boolean; module: () => string; env: NodeJS.ProcessEnv }[] = [
+  { name: 'built module', ok: check.ok, module: () => MODULE, env: process.env },
+  {
+    name: 'ASan+UBSan build',
+    ok: sanCheck.ok,
+    module: buildSanitized,
+    env: { ...process.env, LD_PRELOAD: LIBASAN, ASAN_OPTIONS: 'abort_on_error=1:detect_leaks=1', UBSAN_OPTIONS: 'halt_on_error=1:abort_on_error=1:print_stacktrace=1' },
+  },
+];
+
+describe.each(variants)('pam_sekimori.so against a hostile or broken agent ($name)', ({ ok, module, env }) => {
+  if (!ok) {
+    it.skip('tools missing (see above)', () => {});
+    return;
+  }
+  let MODULE_UNDER_TEST = '';
   let dir: string;
   let server: Server;
   let behaviour: Behaviour = () => {};
@@ -33,7 +95,7 @@ describe.skipIf(!check.ok)('pam_sekimori.so against a hostile or broken agent', 
   // Asynchronous: the fake agent lives in this process, so its event loop must keep running.
   function pam(code: string, user = 'tanaka'): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      const p = spawn('pamtester', [service, user, 'authenticate'], { stdio: ['pipe', 'ignore', 'ignore'] });
+      const p = spawn('pamtester', [service, user, 'authenticate'], { stdio: ['pipe', 'ignore', 'ignore'], env });
       const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
       p.on('error', reject);
       p.on('exit', (status, signal) => {
@@ -53,6 +115,7 @@ describe.skipIf(!check.ok)('pam_sekimori.so against a hostile or broken agent', 
   };
 
   beforeAll(async () => {
+    MODULE_UNDER_TEST = module();
     dir = mkdtempSync(join(tmpdir(), 'sekimori-pam-fake-'));
     server = createServer((s) => {
       let buf = '';
@@ -69,12 +132,38 @@ describe.skipIf(!check.ok)('pam_sekimori.so against a hostile or broken agent', 
     });
     await new Promise<void>((r) => server.listen(sockPath(), r));
     chmodSync(sockPath(), 0o600);
-    writeFileSync(serviceFile, `auth required pam_permit.so\nauth required ${MODULE} socket=${sockPath()} timeout=1\naccount required pam_permit.so\n`);
+    writeFileSync(serviceFile, `auth required pam_permit.so\nauth required ${MODULE_UNDER_TEST} socket=${sockPath()} timeout=1\naccount required pam_permit.so\n`);
   });
   afterAll(async () => {
     rmSync(serviceFile, { force: true });
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
     rmSync(dir, { recursive: true, force: true });
+    if (MODULE_UNDER_TEST && MODULE_UNDER_TEST !== MODULE) rmSync(dirname(MODULE_UNDER_TEST), { recursive: true, force: true });
+  });
+
+  it.runIf(isSanitized(env))('the sanitizer run is live: a probe module that overflows the heap kills pamtester', async () => {
+    const src = join(dir, 'probe.c');
+    writeFileSync(src, PROBE_SOURCE);
+    const probe = buildSanitized(src);
+    const probeService = `${service}-probe`;
+    writeFileSync(`/etc/pam.d/${probeService}`, `auth required ${probe}\n`);
+    try {
+      const died = await new Promise<string | null>((resolve, reject) => {
+        const p = spawn('pamtester', [probeService, 'tanaka', 'authenticate'], { stdio: ['pipe', 'ignore', 'ignore'], env });
+        const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+        p.on('error', reject);
+        p.on('exit', (_status, signal) => {
+          clearTimeout(timer);
+          resolve(signal);
+        });
+        p.stdin.on('error', () => {});
+        p.stdin.end('x\n');
+      });
+      expect(died).toBe('SIGABRT');
+    } finally {
+      rmSync(`/etc/pam.d/${probeService}`, { force: true });
+      rmSync(dirname(probe), { recursive: true, force: true });
+    }
   });
 
   it('accepts only 200 + {"result":"accept" (positive control), also chunked', async () => {
