@@ -244,8 +244,11 @@ function admitLogin(ctx: ConsoleContext, from: string, nowMs: number): LoginRefu
   else if (!l.global.take('*', nowMs)) refusal = { refused: 'global', retryAfterSeconds: l.global.retryAfterSeconds('*', nowMs) };
   else if (!l.verifications.tryEnter()) refusal = { refused: 'busy', retryAfterSeconds: 1 };
   if (refusal) {
-    // Anyone can cause these: one event per address and minute, the rest counted (folding.ts).
-    ctx.recordRepeated({ type: 'admin.login_throttled', severity: 'warning', user: null, data: { from, limit: refusal.refused } }, `login_throttled:${from}`);
+    // Anyone can cause these: one event per key and minute, the rest counted (folding.ts). The
+    // global and busy refusals come from floods spread over many addresses, so they are keyed by
+    // the limit alone: per address, each new address would still cost a synchronous (fsync'd) write.
+    const key = refusal.refused === 'address' ? `login_throttled:${from}` : `login_throttled:${refusal.refused}`;
+    ctx.recordRepeated({ type: 'admin.login_throttled', severity: 'warning', user: null, data: { from, limit: refusal.refused } }, key);
   }
   return refusal;
 }
