@@ -93,9 +93,11 @@ describe.skipIf(!check.ok)('PAM unlock as the user: pamtester (unprivileged) →
       });
       const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
       p.on('error', reject);
-      p.on('exit', (status) => {
+      p.on('exit', (status, signal) => {
         clearTimeout(timer);
-        resolve(status === 0);
+        // A crash of the module kills pamtester with a signal: never count that as a refusal.
+        if (signal !== null) reject(new Error(`pamtester died of ${signal}`));
+        else resolve(status === 0);
       });
       p.stdin.on('error', () => {});
       p.stdin.end(code + '\n');
