@@ -16,14 +16,15 @@
  *
  * What a caller can learn is kept to accept / reject (issue 10, item 9): an unknown user, a user
  * without (confirmed, enabled) MFA, a wrong or replayed code and a locked user all get the same
- * REJECT answer; the reason is only in the console's event. Limits (./limits.ts): per source
+ * REJECT answer; the reason is only in the console's event, and the work a recovery-shaped code
+ * costs is padded so timing does not tell either. Limits (./limits.ts): per source
  * address on every request, per address on failed client authentications, per registered client;
  * over a limit the answer is HTTP 429 with Retry-After and a privacyIDEA error body. Refusals
  * anyone can cause are recorded folded (ctx.recordRepeated), one event per cause, address and minute.
  */
 import { isValidMfaUser } from '../../protocol/policy-mfa.js';
 import { safeText } from '../../protocol/text.js';
-import { REASON_TEXT } from '../../agent/mfa/decide.js';
+import { hashRecoveryCode, parseCode, REASON_TEXT, recoveryMatches, type MfaReason, type RecoveryHash } from '../../agent/mfa/decide.js';
 import { RateLimiter } from '../core/limits.js';
 import type { ApiRequest, ApiResponse, ConsoleContext, Route } from '../module.js';
 import { MFA_LIMITS } from './limits.js';
@@ -49,6 +50,28 @@ function errorResponse(status: number, code: number, message: string, headers?: 
 
 /** What the Credential Provider shows for every reject, whatever the reason (the reason is in the event only). */
 export const GENERIC_REJECT_MESSAGE = REASON_TEXT.wrong_code;
+
+/**
+ * A recovery-shaped code costs one scrypt per unused recovery code of an active user (~16 ms
+ * each) and nothing for anyone else: the answer's timing would tell who is enrolled. So the work
+ * is padded to at least RECOVERY_WORK comparisons whatever the reason.
+ */
+const RECOVERY_WORK = 10;
+let dummyHash: RecoveryHash | null = null;
+
+/** Dummy comparisons still to do after decide() judged a recovery-shaped code. */
+export function recoveryPadding(reason: MfaReason, unusedCodes: number): number {
+  // decide() compares with every unused code only when none matched (wrong_code); otherwise with none.
+  const compared = reason === 'wrong_code' ? unusedCodes : 0;
+  return reason === 'recovery' ? 0 : Math.max(RECOVERY_WORK, unusedCodes) - compared;
+}
+
+function padRecoveryWork(ctx: ConsoleContext, user: string | null, pass: string, reason: MfaReason): void {
+  if (parseCode(pass, 6).kind !== 'recovery') return;
+  const unused = user ? (ctx.db.prepare('SELECT count(*) AS n FROM mfa_recovery_codes WHERE user = ? AND used_at IS NULL').get(user) as { n: number }).n : 0;
+  dummyHash ??= hashRecoveryCode('0000-0000-0000', 0);
+  for (let i = recoveryPadding(reason, unused); i > 0; i--) recoveryMatches('ZZZZZZZZZZZZ', dummyHash);
+}
 
 function tooMany(seconds: number): ApiResponse {
   const s = Math.max(1, Math.ceil(seconds));
@@ -159,6 +182,7 @@ function handle(ctx: ConsoleContext, limits: Limits, req: ApiRequest): ApiRespon
   }
   const { verdict } = verifyAttempt(ctx, userRaw, pass, terminal);
   const user = isValidMfaUser(userRaw) ? userRaw : null;
+  padRecoveryWork(ctx, user, pass, verdict.reason);
   ctx.recordEvent({
     type: verdict.event,
     user,
