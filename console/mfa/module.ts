@@ -19,7 +19,7 @@ import { validateCheckRoute } from './validate-check.js';
  * rest of the batch (it deletes a batch on any 200) instead of sending them again.
  */
 export interface ReconcileReply extends MfaReconcileResponse {
-  refused: { index: number; reason: ReconcileRefusal }[];
+  refused: { index: number; reason: ReconcileRefusal | 'malformed' }[];
 }
 
 function agentOf(agentId: string | null): string {
@@ -27,19 +27,31 @@ function agentOf(agentId: string | null): string {
   return agentId;
 }
 
-export function parseReconcile(x: unknown): MfaReconcileEntry[] {
+export interface ParsedReconcile {
+  /** The well-formed entries, and where each stood in the request. */
+  entries: MfaReconcileEntry[];
+  positions: number[];
+  /**
+   * Indexes of malformed entries. They are refused one by one in a 200 answer rather than failing
+   * the batch with a 400, which the agent would send again every few seconds for ever.
+   */
+  malformed: number[];
+}
+
+export function parseReconcile(x: unknown): ParsedReconcile {
   if (!isObject(x) || !Array.isArray(x.entries)) throw new HttpError(400, 'invalid_request', 'expected {entries: [...]}');
   if (x.entries.length > 10_000) throw new HttpError(400, 'invalid_request', 'at most 10000 entries');
-  const out: MfaReconcileEntry[] = [];
+  const out: ParsedReconcile = { entries: [], positions: [], malformed: [] };
   x.entries.forEach((e: unknown, i: number) => {
-    const where = `entries[${i}]`;
-    if (!isObject(e) || !isValidMfaUser(e.user) || typeof e.at !== 'string' || e.at.length > 40 || Number.isNaN(Date.parse(e.at))) {
-      throw new HttpError(400, 'invalid_request', `${where}: needs a valid user and at`);
-    }
-    if (e.kind === 'step' && typeof e.step === 'number' && Number.isSafeInteger(e.step) && e.step >= 0) out.push({ user: e.user, kind: 'step', step: e.step, at: e.at });
-    else if (e.kind === 'recovery' && typeof e.recoveryId === 'number' && Number.isSafeInteger(e.recoveryId)) out.push({ user: e.user, kind: 'recovery', recoveryId: e.recoveryId, at: e.at });
-    else if (e.kind === 'failure') out.push({ user: e.user, kind: 'failure', at: e.at });
-    else throw new HttpError(400, 'invalid_request', `${where}: unknown kind or bad fields`);
+    const push = (entry: MfaReconcileEntry) => {
+      out.entries.push(entry);
+      out.positions.push(i);
+    };
+    if (!isObject(e) || !isValidMfaUser(e.user) || typeof e.at !== 'string' || e.at.length > 40 || Number.isNaN(Date.parse(e.at))) out.malformed.push(i);
+    else if (e.kind === 'step' && typeof e.step === 'number' && Number.isSafeInteger(e.step) && e.step >= 0) push({ user: e.user, kind: 'step', step: e.step, at: e.at });
+    else if (e.kind === 'recovery' && typeof e.recoveryId === 'number' && Number.isSafeInteger(e.recoveryId)) push({ user: e.user, kind: 'recovery', recoveryId: e.recoveryId, at: e.at });
+    else if (e.kind === 'failure') push({ user: e.user, kind: 'failure', at: e.at });
+    else out.malformed.push(i);
   });
   return out;
 }
@@ -101,8 +113,12 @@ function routes(ctx: ConsoleContext): Route[] {
       handle(req) {
         const terminal = agentOf(req.agentId);
         if (!reconcileLimit.take(terminal)) limited(terminal, reconcileLimit, 'MFA reconciliations from this terminal', 'reconcile');
-        const entries = parseReconcile(req.json());
-        const { applied, refused } = reconcile(ctx, terminal, entries);
+        const parsed = parseReconcile(req.json());
+        const { applied, refused: judged } = reconcile(ctx, terminal, parsed.entries);
+        const refused: ReconcileReply['refused'] = [
+          ...judged.map((r) => ({ index: parsed.positions[r.index]!, reason: r.reason })),
+          ...parsed.malformed.map((index) => ({ index, reason: 'malformed' as const })),
+        ].sort((a, b) => a.index - b.index);
         if (refused.length > 0) {
           const reasons: Record<string, number> = {};
           for (const r of refused) reasons[r.reason] = (reasons[r.reason] ?? 0) + 1;
@@ -110,13 +126,13 @@ function routes(ctx: ConsoleContext): Route[] {
             {
               type: 'mfa.reconcile_refused',
               terminalId: terminal,
-              data: { terminal, refused: refused.length, applied, reasons, users: [...new Set(refused.map((r) => r.user))].slice(0, 20) },
+              data: { terminal, refused: refused.length, applied, reasons, users: [...new Set(judged.map((r) => r.user))].slice(0, 20) },
             },
             `reconcile_refused:${terminal}`,
           );
         }
         // 200 even when everything was refused: the agent deletes the batch (a 4xx would be retried forever).
-        const reply: ReconcileReply = { applied, refused: refused.map((r) => ({ index: r.index, reason: r.reason })) };
+        const reply: ReconcileReply = { applied, refused };
         return { status: 200, json: reply };
       },
     },

@@ -128,11 +128,31 @@ describe('offline cache and reconciliation', () => {
     setMfa({ offlineAllowed: false });
   });
   it('validates reconcile bodies', () => {
-    expect(() => parseReconcile({ entries: [{ user: 'a b', kind: 'step', step: 1, at: '2026-01-01T00:00:00Z' }] })).toThrow();
-    expect(() => parseReconcile({ entries: [{ user: 'ab', kind: 'step', step: -1, at: '2026-01-01T00:00:00Z' }] })).toThrow();
-    expect(() => parseReconcile({ entries: [{ user: 'ab', kind: 'weird', at: '2026-01-01T00:00:00Z' }] })).toThrow();
+    const at = '2026-01-01T00:00:00Z';
+    // Malformed entries are refused one by one (the agent can drop them), the well-formed rest is judged.
+    const p = parseReconcile({
+      entries: [
+        { user: 'a b', kind: 'step', step: 1, at },
+        { user: 'ab', kind: 'recovery', recoveryId: 2, at },
+        { user: 'ab', kind: 'step', step: -1, at },
+        { user: 'ab', kind: 'weird', at },
+        { user: 'ab', kind: 'step', step: 2 ** 53, at },
+        { user: 'ab', kind: 'failure', at: 'yesterday' },
+        'x',
+        { user: 'ab', kind: 'failure', at },
+      ],
+    });
+    expect(p).toEqual({
+      entries: [
+        { user: 'ab', kind: 'recovery', recoveryId: 2, at },
+        { user: 'ab', kind: 'failure', at },
+      ],
+      positions: [1, 7],
+      malformed: [0, 2, 3, 4, 5, 6],
+    });
     expect(() => parseReconcile({})).toThrow();
-    expect(parseReconcile({ entries: [{ user: 'ab', kind: 'recovery', recoveryId: 2, at: '2026-01-01T00:00:00Z' }] })).toHaveLength(1);
+    expect(() => parseReconcile({ entries: 'x' })).toThrow();
+    expect(() => parseReconcile({ entries: new Array(10_001).fill(null) })).toThrow();
   });
 });
 

@@ -143,6 +143,25 @@ describe('hostile reconciliation from an enrolled terminal', () => {
   });
 });
 
+describe('malformed reconcile entries', () => {
+  it('are refused one by one in a 200 answer (an agent drops them), the rest of the batch is judged', async () => {
+    const at = new Date().toISOString();
+    const r = await post(evil, '/api/agent/mfa/reconcile', {
+      entries: [{ user: 'victim4', kind: 'failure', at }, { user: 'x y', kind: 'failure', at }, { kind: 'step', step: -1 }, { user: 'nobody', kind: 'failure', at }],
+    });
+    expect(r.status).toBe(200);
+    expect(r.json).toEqual({
+      applied: 1,
+      refused: [
+        { index: 1, reason: 'malformed' },
+        { index: 2, reason: 'malformed' },
+        { index: 3, reason: 'not_assigned' },
+      ],
+    });
+    expect((await post(evil, '/api/agent/mfa/reconcile', { entries: 'x' })).status).toBe(400);
+  });
+});
+
 describe('per-terminal rate limits on the MFA routes', () => {
   it('spraying wrong codes from one terminal is cut off with 429 + Retry-After, and then no code is judged', async () => {
     const sprayer = await enrollAgent(c, { start: false });
