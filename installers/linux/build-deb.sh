@@ -10,7 +10,8 @@ here=$root/installers/linux
 version=$(node -p "require('$root/package.json').version")
 agent_bin=$root/dist/sea/sekimori-agent
 pam_so=$root/dist/pam/pam_sekimori.so
-for f in "$agent_bin" "$pam_so"; do
+peercred=$root/dist/pam/sekimori-peercred
+for f in "$agent_bin" "$pam_so" "$peercred"; do
   [[ -f $f ]] || { echo "build-deb: missing $f (run npm run build && npm run package)" >&2; exit 1; }
 done
 command -v dpkg-deb >/dev/null || { echo "build-deb: dpkg-deb missing (apt-get install dpkg-dev)" >&2; exit 1; }
@@ -25,6 +26,8 @@ install -D -m 0644 "$here/pam/sekimori-auth" "$stage/etc/pam.d/sekimori-auth"
 install -D -m 0644 "$here/modprobe.d/sekimori-usb.conf" "$stage/etc/modprobe.d/sekimori-usb.conf"
 install -D -m 0644 "$here/udev/70-sekimori-usb-readonly.rules" "$stage/lib/udev/rules.d/70-sekimori-usb-readonly.rules"
 install -D -m 0755 "$here/udev/usb-readonly" "$stage/usr/lib/sekimori/usb-readonly"
+# Run by the agent (root) to learn who is on its unlock socket: root's, not writable by others.
+install -D -m 0755 "$peercred" "$stage/usr/lib/sekimori/sekimori-peercred"
 install -D -m 0644 "$here/systemd/sekimori-agent.service" "$stage/lib/systemd/system/sekimori-agent.service"
 install -d -m 0700 "$stage/var/lib/sekimori-agent"
 install -d -m 0755 "$stage/DEBIAN"
