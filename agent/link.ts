@@ -1,6 +1,12 @@
 /** The agent's HTTPS link to the console: TLS 1.3, console CA pinned, agent client certificate. */
+import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request } from 'node:https';
 import { ConsoleUnreachableError, type ConsoleLink, type ConsoleReply } from './capability.js';
+
+/** A reply with its headers (the uploader honours Retry-After on 429/503). */
+export interface LinkReply extends ConsoleReply {
+  headers: IncomingHttpHeaders;
+}
 
 export interface LinkOptions {
   consoleUrl: string;
@@ -17,7 +23,7 @@ export function httpsJson(
   path: string,
   body: unknown,
   timeoutMs: number,
-): Promise<ConsoleReply> {
+): Promise<LinkReply> {
   const url = new URL(path, opts.consoleUrl);
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
@@ -44,7 +50,7 @@ export function httpsJson(
           } catch {
             // non-JSON body is passed on as text
           }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
+          resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers });
         });
         res.on('error', (e) => reject(new ConsoleUnreachableError(e.message)));
       },
@@ -64,7 +70,7 @@ export class MutualTlsLink implements ConsoleLink {
     this.agent = new Agent({ keepAlive: true, maxSockets: 4, ca: opts.caPem, key: opts.keyPem, cert: opts.certPem, minVersion: 'TLSv1.3' });
   }
 
-  async request(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 15_000): Promise<ConsoleReply> {
+  async request(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 15_000): Promise<LinkReply> {
     try {
       const r = await httpsJson(this.agent, this.opts, method, path, body, timeoutMs);
       this.ok = true;

@@ -22,6 +22,8 @@ export class Outbox {
   private readonly insert: Database.Statement;
   private readonly appendTx: Database.Transaction<(e: NewEvent, now: Date) => SekimoriEvent>;
   private listeners: (() => void)[] = [];
+  /** Stamps `ts`. The service sets the console-corrected clock (see useClock); other writers use the local one. */
+  private clock: () => Date = () => new Date();
 
   constructor(
     path: string,
@@ -57,8 +59,18 @@ export class Outbox {
     });
   }
 
+  /**
+   * Events are stamped with this clock from now on. The service passes the console's clock as
+   * measured by heartbeats (local clock + offset; the local clock until the first heartbeat), so
+   * a terminal whose clock is wrong still reports when things happened in the console's time, the
+   * time exceptions and the console's lists use. The console re-stamps what is still implausible.
+   */
+  useClock(clock: () => Date): void {
+    this.clock = clock;
+  }
+
   /** Durable when it returns. `immediate` so concurrent writers queue instead of failing. */
-  append(e: NewEvent, now = new Date()): SekimoriEvent {
+  append(e: NewEvent, now = this.clock()): SekimoriEvent {
     const event = this.appendTx.immediate(e, now);
     for (const l of this.listeners) l();
     return event;

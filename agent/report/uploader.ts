@@ -1,12 +1,14 @@
 /**
  * Moves events from the outbox to the console: batches, deletes only what the console acked,
  * retries with exponential backoff and full jitter (so a fleet does not stampede a console
- * that comes back), and isolates an event the console refuses for good instead of blocking.
+ * that comes back), waits as long as the console asks when it is over a limit (429/503 with
+ * Retry-After: the events stay in the outbox), and isolates an event the console refuses for
+ * good instead of blocking.
  */
 import { randomUUID } from 'node:crypto';
 import type { UploadResponse } from '../../protocol/api.js';
 import { isObject } from '../../protocol/validate.js';
-import type { ConsoleLink, LogLevel, NewEvent } from '../capability.js';
+import type { ConsoleLink, ConsoleReply, LogLevel, NewEvent } from '../capability.js';
 import type { Outbox } from './outbox.js';
 
 export interface UploaderOptions {
@@ -22,10 +24,29 @@ export function backoffMs(attempt: number, maxMs: number, random = Math.random):
   return Math.max(100, Math.floor(random() * ceiling));
 }
 
+/** Longest wait a Retry-After can impose (a wrong console must not silence a terminal for days). */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/**
+ * The wait a 429/503 reply asks for (Retry-After in seconds, as the console sends it), clamped to
+ * 1 s .. MAX_RETRY_AFTER_MS so it can neither hot-loop nor stall; null when there is none.
+ */
+export function retryAfterMs(reply: ConsoleReply): number | null {
+  if (reply.status !== 429 && reply.status !== 503) return null;
+  const headers = (reply as ConsoleReply & { headers?: Record<string, string | string[] | undefined> }).headers;
+  const raw = headers?.['retry-after'];
+  const v = Array.isArray(raw) ? raw[0] : raw;
+  if (v === undefined || !/^\s*\d{1,9}\s*$/.test(v)) return null;
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(1_000, Number(v) * 1000));
+}
+
 export class Uploader {
   private running = false;
   private wake: (() => void) | null = null;
   private failures = 0;
+  /** No upload before this time (ms): the console asked us to wait. */
+  private notBefore = 0;
+  private limited = 0;
   lastSuccess: string | null = null;
   lastError: string | null = null;
   /** Smaller batch size while isolating an event the console refuses. */
@@ -39,6 +60,9 @@ export class Uploader {
     // An append wakes the upload on the next turn of the event loop, never inside the caller's
     // await: whoever emitted (e.g. the USB enforcer between recording and writing sysfs) finishes first.
     outbox.onAppend(() => setImmediate(() => this.poke()));
+    // The uploader is what pairs the outbox with the console link: from here on events carry the
+    // console-corrected time (the console trusts an agent's ts only up to 5 minutes ahead of its own).
+    outbox.useClock(() => link.consoleNow());
   }
 
   poke(): void {
@@ -78,6 +102,12 @@ export class Uploader {
 
   private async loop(): Promise<void> {
     while (this.running) {
+      // An append or a heartbeat wakes the sleep early; the console's wait still holds.
+      const wait = this.notBefore - Date.now();
+      if (wait > 0) {
+        await this.sleep(wait);
+        continue;
+      }
       let progressed = false;
       try {
         progressed = await this.uploadOnce();
@@ -85,7 +115,7 @@ export class Uploader {
         this.opts.log('error', `upload loop: ${(e as Error).message}`);
       }
       if (!this.running) break;
-      if (progressed) continue;
+      if (progressed || this.notBefore > Date.now()) continue;
       if (this.failures > 0) await this.sleep(backoffMs(this.failures, this.opts.maxBackoffMs()));
       else await this.sleep(5_000); // idle: woken by the next append
     }
@@ -93,6 +123,7 @@ export class Uploader {
 
   /** One batch. Returns true when events left the outbox (more may be waiting). */
   private async uploadOnce(): Promise<boolean> {
+    if (Date.now() < this.notBefore) return false;
     const batch = this.outbox.pending(this.isolating ?? this.opts.batchSize());
     if (batch.length === 0) {
       this.failures = 0;
@@ -112,11 +143,21 @@ export class Uploader {
       const acked = (reply.body as unknown as UploadResponse).acked.filter((s) => Number.isSafeInteger(s));
       this.outbox.acknowledge(acked);
       this.failures = 0;
+      this.limited = 0;
       this.lastSuccess = new Date().toISOString();
       return acked.length > 0;
     }
     const message = isObject(reply.body) && typeof reply.body.message === 'string' ? reply.body.message : `HTTP ${reply.status}`;
     this.lastError = message;
+    // Without a usable Retry-After, a 429 still waits (the backoff), and a poke does not cut it short.
+    const wait = retryAfterMs(reply) ?? (reply.status === 429 ? backoffMs(++this.failures, this.opts.maxBackoffMs()) : null);
+    if (wait !== null) {
+      // Over the console's limit: nothing is dropped or set aside, the batch is sent again after the wait.
+      this.notBefore = Date.now() + wait;
+      this.limited++;
+      if (this.limited === 1 || this.limited % 20 === 0) this.opts.log('warn', `console asks to wait ${Math.round(wait / 1000)} s (${reply.status}), ${this.outbox.depth()} event(s) kept: ${message}`);
+      return false;
+    }
     if ((reply.status === 400 || reply.status === 409 || reply.status === 413) && batch.length === 1) {
       // The console refuses this one event for good: keep it on disk, note why, move on.
       const seq = batch[0]!.seq;

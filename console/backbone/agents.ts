@@ -1,5 +1,6 @@
 /** Terminals and enrollment tokens: the data the CLI, the API and the web console share. */
 import { createHash, randomBytes } from 'node:crypto';
+import { safeText } from '../../protocol/text.js';
 import type { ConsoleContext } from '../module.js';
 
 export function hashToken(token: string): string {
@@ -44,4 +45,22 @@ export function listAgents(ctx: ConsoleContext): AgentSummary[] {
     monitorOnly: r.monitor_only === 1,
     outboxDepth: r.outbox_depth,
   }));
+}
+
+/**
+ * What staff would read as the same host name. Names are each terminal's own claim (enrolment,
+ * heartbeats): one terminal can take another's, so a name must never stand for a terminal alone.
+ */
+export function hostnameKey(hostname: string): string {
+  return safeText(hostname, 64)
+    .normalize('NFKC')
+    .replace(/[\s\u00ad\u200b-\u200f\u2060\ufeff]/gu, '')
+    .toLowerCase();
+}
+
+/** Other terminals (not revoked) whose name reads the same as `hostname`: at most 5 ids. */
+export function sameNameAs(ctx: ConsoleContext, hostname: string, except: string): string[] {
+  const key = hostnameKey(hostname);
+  const rows = ctx.db.prepare("SELECT id, hostname FROM agents WHERE id != ? AND status != 'revoked' ORDER BY id").all(except) as { id: string; hostname: string }[];
+  return rows.filter((r) => hostnameKey(r.hostname) === key).slice(0, 5).map((r) => r.id);
 }

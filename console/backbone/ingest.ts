@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import { eventHash, eventShapeErrors, genesisHash, isAgentEventType, type SekimoriEvent } from '../../protocol/events.js';
 import type { UploadResponse } from '../../protocol/api.js';
 import { HttpError } from '../module.js';
-import { insertEventStatement, recordConsoleEvent, type ChainStatus } from '../core/events.js';
+import { insertEventStatement, recordConsoleEvent, sortableTs, type ChainStatus } from '../core/events.js';
 import { isObject } from '../../protocol/validate.js';
 
 export const MAX_BATCH_EVENTS = 5000;
@@ -34,6 +34,19 @@ export function parseBatch(body: unknown, agentId: string): SekimoriEvent[] {
   return events as SekimoriEvent[];
 }
 
+/** An event stored under the console's receipt time because its claimed time was implausible. */
+export interface SkewedEvent {
+  seq: number;
+  claimed: string;
+  received: string;
+}
+
+/** What one batch did: the agent's answer, and the clock findings the route reports. */
+export interface IngestResult {
+  response: UploadResponse;
+  skewed: SkewedEvent[];
+}
+
 interface Head {
   last_seq: number;
   last_hash: string | null;
@@ -48,7 +61,9 @@ export function createIngester(db: Database.Database) {
   const addGap = db.prepare('INSERT OR IGNORE INTO chain_gaps (agent_id, from_seq, to_seq, detected_at) VALUES (?, ?, ?, ?)');
   const setStatus = db.prepare("UPDATE agents SET status = ? WHERE id = ? AND status != 'revoked'");
 
-  const ingest = db.transaction((agentId: string, events: SekimoriEvent[], now: string): UploadResponse => {
+  const ingest = db.transaction((agentId: string, events: SekimoriEvent[], received: Date): IngestResult => {
+    const now = received.toISOString();
+    const skewed: SkewedEvent[] = [];
     const h = head.get(agentId) as Head;
     let lastSeq = h.last_seq;
     let lastHash = h.last_hash;
@@ -71,7 +86,9 @@ export function createIngester(db: Database.Database) {
         chain = 'broken';
         finding = { kind: 'broken', seq: e.seq, detail: 'prevHash does not match the previous event' };
       }
-      const r = insert.run({ ...e, user: e.user ?? null, data: JSON.stringify(e.data), terminalId: agentId, chain, receivedAt: now });
+      // The claimed ts is what the hash covers (checked above, kept in agent_ts); the stored ts may be ours.
+      const when = sortableTs(e.ts, received);
+      const r = insert.run({ ...e, ts: when.ts, agentTs: when.agentTs, user: e.user ?? null, data: JSON.stringify(e.data), terminalId: agentId, chain, receivedAt: now });
       if (r.changes === 0) {
         // (agent, seq) already held: a retry is fine, different content is not.
         const dup = existing.get(agentId, e.seq) as { id: string; hash: string };
@@ -82,6 +99,7 @@ export function createIngester(db: Database.Database) {
         throw new HttpError(409, 'seq_conflict', `seq ${e.seq} is already held with different content; batch refused, nothing stored`);
       }
       stored++;
+      if (when.agentTs !== null) skewed.push({ seq: e.seq, claimed: when.agentTs, received: now });
       if (finding) {
         findings.push(finding);
         if (finding.kind === 'gap') addGap.run(agentId, lastSeq + 1, e.seq - 1, now);
@@ -101,16 +119,16 @@ export function createIngester(db: Database.Database) {
         data: { agentId, seq: f.seq, finding: f.kind, detail: f.detail },
       });
     }
-    return { acked: events.map((e) => e.seq), stored, duplicates };
+    return { response: { acked: events.map((e) => e.seq), stored, duplicates }, skewed };
   });
 
-  return (agentId: string, events: SekimoriEvent[]): UploadResponse => ingest(agentId, events, new Date().toISOString());
+  return (agentId: string, events: SekimoriEvent[], received = new Date()): IngestResult => ingest(agentId, events, received);
 }
 
 interface Pending {
   agentId: string;
   events: SekimoriEvent[];
-  resolve: (r: UploadResponse) => void;
+  resolve: (r: IngestResult) => void;
   reject: (e: unknown) => void;
 }
 
@@ -126,10 +144,10 @@ export class GroupCommit {
 
   constructor(
     private readonly db: Database.Database,
-    private readonly ingestOne: (agentId: string, events: SekimoriEvent[]) => UploadResponse,
+    private readonly ingestOne: (agentId: string, events: SekimoriEvent[]) => IngestResult,
   ) {}
 
-  submit(agentId: string, events: SekimoriEvent[]): Promise<UploadResponse> {
+  submit(agentId: string, events: SekimoriEvent[]): Promise<IngestResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ agentId, events, resolve, reject });
       if (!this.scheduled) {
@@ -143,7 +161,7 @@ export class GroupCommit {
     this.scheduled = false;
     const group = this.queue;
     this.queue = [];
-    const outcomes: ({ ok: UploadResponse } | { error: unknown })[] = [];
+    const outcomes: ({ ok: IngestResult } | { error: unknown })[] = [];
     try {
       this.db.transaction(() => {
         for (const p of group) {

@@ -3,9 +3,11 @@ import type { EnrollRequest, EnrollResponse, HeartbeatResponse } from '../../pro
 import { isObject } from '../../protocol/validate.js';
 import { HttpError, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
 import type { OpenConsole } from '../core/context.js';
+import { RateLimiter, tooManyRequests } from '../core/limits.js';
+import { consoleLimits } from '../core/paths.js';
 import { signAgentCsr } from '../core/pki.js';
 import { GroupCommit, createIngester, parseBatch } from './ingest.js';
-import { hashToken } from './agents.js';
+import { hashToken, sameNameAs } from './agents.js';
 import { backboneCommands } from './cli.js';
 import { HeartbeatBuffer, type Beat } from './heartbeat.js';
 
@@ -17,12 +19,22 @@ function str(x: unknown, name: string, max: number): string {
 }
 
 function enrollRoute(ctx: OpenConsole): Route {
+  const attempts = new RateLimiter(consoleLimits(ctx.config).enrollPerAddress);
+  // Anyone can call this: each refusal is folded per address (one event, then a counted summary a
+  // minute later), so guessing tokens cannot bury real admin.* events on the console's chain.
+  const refused = (from: string, reason: string, hostname: string) =>
+    ctx.recordRepeated({ type: 'admin.enroll_refused', data: { reason, hostname, from } }, 'enroll_refused:' + from);
   return {
     method: 'POST',
     path: '/api/agent/enroll',
     auth: 'none',
     maxBody: 16 * 1024,
     async handle(req) {
+      const now = Date.now();
+      if (!attempts.take(req.remoteAddress, now)) {
+        refused(req.remoteAddress, 'rate limited', '');
+        throw tooManyRequests(attempts.retryAfterSeconds(req.remoteAddress, now), 'enrollment attempts from this address');
+      }
       const b = req.json();
       if (!isObject(b)) throw new HttpError(400, 'invalid_request', 'body must be a JSON object');
       const r: EnrollRequest = {
@@ -39,7 +51,7 @@ function enrollRoute(ctx: OpenConsole): Route {
         | { expires_at: string; uses_left: number }
         | undefined;
       const refuse = (why: string) => {
-        ctx.recordEvent({ type: 'admin.enroll_refused', data: { reason: why, hostname: r.hostname, from: req.remoteAddress } });
+        refused(req.remoteAddress, why, r.hostname.slice(0, 64));
         return new HttpError(403, 'enrollment_refused', `enrollment refused: ${why}`);
       };
       if (!tok) throw refuse('unknown token');
@@ -53,15 +65,19 @@ function enrollRoute(ctx: OpenConsole): Route {
       }
       // Token consumption and registration are one transaction: a token cannot be spent twice
       // even by concurrent requests.
-      ctx.db.transaction(() => {
+      // The refusal is recorded after the transaction: an event written inside it would be rolled back.
+      const spent = ctx.db.transaction((): boolean => {
         const used = ctx.db.prepare('UPDATE enroll_tokens SET uses_left = uses_left - 1 WHERE token_hash = ? AND uses_left > 0 AND expires_at > ?').run(tokenHash, new Date().toISOString());
-        if (used.changes !== 1) throw refuse('token already used');
+        if (used.changes !== 1) return false;
         if (ctx.db.prepare('SELECT 1 FROM agents WHERE id = ?').get(r.agentId)) throw new HttpError(409, 'agent_exists', 'an agent with this id is already enrolled');
+        const others = sameNameAs(ctx, r.hostname, r.agentId);
         ctx.db
           .prepare('INSERT INTO agents (id, hostname, os, agent_version, cert_fingerprint, enrolled_at, last_seen, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
           .run(r.agentId, r.hostname, r.os, r.agentVersion, signed.fingerprint, new Date().toISOString(), new Date().toISOString(), 'online');
-        ctx.recordEvent({ type: 'agent.enrolled', terminalId: r.agentId, data: { agentId: r.agentId, hostname: r.hostname, os: r.os } });
+        ctx.recordEvent({ type: 'agent.enrolled', terminalId: r.agentId, data: { agentId: r.agentId, hostname: r.hostname, os: r.os, ...(others.length ? { sameNameAs: others } : {}) } });
+        return true;
       })();
+      if (!spent) throw refuse('token already used');
       const res: EnrollResponse = { agentId: r.agentId, certPem: signed.certPem, caPem: ctx.ca.certPem, policyPublicKeyPem: ctx.policyPublicKeyPem };
       return { status: 200, json: res };
     },
@@ -86,7 +102,21 @@ function routes(c: ConsoleContext): Route[] {
   const ingest = new GroupCommit(ctx.db, createIngester(ctx.db));
   const beats = heartbeatBuffer(ctx);
   const policyVersion = ctx.db.prepare('SELECT max(version) AS v FROM policies');
-  const statusOf = ctx.db.prepare('SELECT status FROM agents WHERE id = ?');
+  const statusOf = ctx.db.prepare('SELECT status, hostname FROM agents WHERE id = ?');
+  const limits = consoleLimits(ctx.config);
+  const eventRate = new RateLimiter(limits.agentEvents);
+  const volume = new RateLimiter(limits.agentBytes);
+  // Host name per agent as last reported (heartbeats reach the database up to a second later).
+  const hostnames = new Map<string, string>();
+
+  /** 429 for an agent over its upload limits: its events stay in its outbox; the alert is folded per agent. */
+  const flood = (agentId: string, limit: 'events' | 'bytes', retryAfter: number, events: number | null, bytes: number) => {
+    ctx.recordRepeated(
+      { type: 'agent.flood', terminalId: agentId, data: { agentId, limit, batchEvents: events, batchBytes: bytes, retryAfterSeconds: retryAfter } },
+      'flood:' + agentId,
+    );
+    return tooManyRequests(retryAfter, limit === 'events' ? 'events from this terminal' : 'upload bytes from this terminal');
+  };
   return [
     { method: 'GET', path: '/api/agent/ca', auth: 'none', handle: () => ({ status: 200, json: { caPem: ctx.ca.certPem } }) },
     enrollRoute(ctx),
@@ -96,8 +126,32 @@ function routes(c: ConsoleContext): Route[] {
       auth: 'agent',
       maxBody: 8 * 1024 * 1024,
       async handle(req) {
-        const events = parseBatch(req.json(), req.agentId!);
-        return { status: 200, json: await ingest.submit(req.agentId!, events) };
+        const agentId = req.agentId!;
+        const now = Date.now();
+        // A batch larger than a whole burst (a config set below the body limit) costs one burst, never waits forever.
+        const bytes = Math.min(req.body.length, limits.agentBytes.burst);
+        // Volume before parsing, so a flood costs no JSON work; tokens are taken only when both limits allow the batch.
+        const waitBytes = volume.retryAfterSeconds(agentId, now, bytes);
+        if (waitBytes > 0) throw flood(agentId, 'bytes', waitBytes, null, bytes);
+        const events = parseBatch(req.json(), agentId);
+        const cost = Math.min(events.length, limits.agentEvents.burst);
+        const waitEvents = eventRate.retryAfterSeconds(agentId, now, cost);
+        if (waitEvents > 0) throw flood(agentId, 'events', waitEvents, events.length, bytes);
+        volume.take(agentId, now, bytes);
+        eventRate.take(agentId, now, cost);
+        const result = await ingest.submit(agentId, events);
+        const first = result.skewed[0];
+        if (first) {
+          ctx.recordRepeated(
+            {
+              type: 'agent.clock_skew',
+              terminalId: agentId,
+              data: { agentId, seq: first.seq, claimed: first.claimed, received: first.received, events: result.skewed.length },
+            },
+            'clock_skew:' + agentId,
+          );
+        }
+        return { status: 200, json: result.response };
       },
     },
     {
@@ -107,17 +161,31 @@ function routes(c: ConsoleContext): Route[] {
       handle(req) {
         const b = req.json();
         if (!isObject(b)) throw new HttpError(400, 'invalid_request', 'body must be a JSON object');
+        const row = statusOf.get(req.agentId) as { status: string; hostname: string };
+        const before = hostnames.get(req.agentId!) ?? row.hostname;
+        // A beat without a name keeps the old one (it used to blank it).
+        const hostname = typeof b.hostname === 'string' && b.hostname.length > 0 ? b.hostname.slice(0, 255) : before;
+        if (hostname !== before) {
+          // Names are the terminal's own claim: a change is shown, and so is another terminal's name being taken.
+          beats.flush(); // names other terminals reported in the last second are compared too (rare: a change)
+          const others = sameNameAs(ctx, hostname, req.agentId!);
+          ctx.recordRepeated(
+            { type: 'agent.hostname_changed', terminalId: req.agentId, data: { agentId: req.agentId, old: before, new: hostname, ...(others.length ? { sameNameAs: others } : {}) } },
+            'hostname_changed:' + req.agentId,
+          );
+        }
+        hostnames.set(req.agentId!, hostname);
         const beat: Beat = {
           id: req.agentId!,
           now: new Date().toISOString(),
-          hostname: typeof b.hostname === 'string' ? b.hostname.slice(0, 255) : '',
+          hostname,
           os: typeof b.os === 'string' ? b.os.slice(0, 200) : '',
           agentVersion: typeof b.agentVersion === 'string' ? b.agentVersion.slice(0, 50) : '',
           policyVersion: Number.isSafeInteger(b.policyVersion) ? (b.policyVersion as number) : 0,
           outboxDepth: Number.isSafeInteger(b.outboxDepth) ? (b.outboxDepth as number) : 0,
           monitorOnly: b.monitorOnly === true ? 1 : 0,
         };
-        const status = (statusOf.get(req.agentId) as { status: string }).status;
+        const status = row.status;
         if (status === 'online') beats.record(beat);
         else
           ctx.db.transaction(() => {

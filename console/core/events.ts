@@ -10,6 +10,34 @@ export interface StoredEvent extends SekimoriEvent {
   terminalId: string;
   chain: ChainStatus;
   receivedAt: string;
+  /**
+   * The time the agent claimed, when the console did not trust it (before 2020, or more than
+   * EVENT_FUTURE_TOLERANCE_MS after receipt): `ts` is then the receipt time. Null when `ts` is the
+   * agent's own. The event's hash covers the claimed time: verify with signedEvent().
+   */
+  agentTs: string | null;
+}
+
+/** Earliest event time the console trusts from an agent. */
+export const EVENT_EARLIEST_TS = '2020-01-01T00:00:00.000Z';
+/** How far ahead of the console's clock an agent's event time may be (clock drift, not skew). */
+export const EVENT_FUTURE_TOLERANCE_MS = 5 * 60_000;
+
+/**
+ * The time an event is stored and sorted under: the agent's claim when plausible, else the
+ * console's receipt time. `claimed` has passed eventShapeErrors (fixed ISO format). An agent
+ * behind the console's clock is trusted back to 2020: its events are late, not misplaced ahead.
+ */
+export function sortableTs(claimed: string, receivedAt: Date): { ts: string; agentTs: string | null } {
+  const t = Date.parse(claimed);
+  // Also canonical: Date.parse accepts "…T24:00" and "02-30", which would sort apart from their instant.
+  if (claimed >= EVENT_EARLIEST_TS && t <= receivedAt.getTime() + EVENT_FUTURE_TOLERANCE_MS && new Date(t).toISOString() === claimed) return { ts: claimed, agentTs: null };
+  return { ts: receivedAt.toISOString(), agentTs: claimed };
+}
+
+/** The event exactly as its agent signed it (claimed time restored): what hash checks recompute. */
+export function signedEvent(e: StoredEvent): SekimoriEvent {
+  return { id: e.id, agentId: e.agentId, seq: e.seq, ts: e.agentTs ?? e.ts, type: e.type, severity: e.severity, user: e.user, data: e.data, prevHash: e.prevHash, hash: e.hash };
 }
 
 interface EventRow {
@@ -26,6 +54,7 @@ interface EventRow {
   terminal_id: string;
   chain: ChainStatus;
   received_at: string;
+  agent_ts?: string | null;
 }
 
 export function rowToEvent(r: EventRow): StoredEvent {
@@ -43,13 +72,14 @@ export function rowToEvent(r: EventRow): StoredEvent {
     terminalId: r.terminal_id,
     chain: r.chain,
     receivedAt: r.received_at,
+    agentTs: r.agent_ts ?? null,
   };
 }
 
 export function insertEventStatement(db: Database.Database) {
   return db.prepare(
-    `INSERT OR IGNORE INTO events (id, agent_id, seq, ts, type, severity, user, data, prev_hash, hash, terminal_id, chain, received_at)
-     VALUES (@id, @agentId, @seq, @ts, @type, @severity, @user, @data, @prevHash, @hash, @terminalId, @chain, @receivedAt)`,
+    `INSERT OR IGNORE INTO events (id, agent_id, seq, ts, type, severity, user, data, prev_hash, hash, terminal_id, chain, received_at, agent_ts)
+     VALUES (@id, @agentId, @seq, @ts, @type, @severity, @user, @data, @prevHash, @hash, @terminalId, @chain, @receivedAt, @agentTs)`,
   );
 }
 
@@ -75,6 +105,7 @@ export function recordConsoleEvent(db: Database.Database, input: ConsoleEventInp
       terminalId: input.terminalId ?? CONSOLE_CHAIN_ID,
       chain: 'ok',
       receivedAt: e.ts,
+      agentTs: null,
     });
     return e;
   });

@@ -66,4 +66,13 @@ export const coreMigrations: string[] = [
      created_at TEXT NOT NULL,
      disabled INTEGER NOT NULL DEFAULT 0
    );`,
+  // v2: the console never lets an agent's clock decide where an event sorts. An event claiming a
+  // time before 2020 or more than 5 minutes after its receipt is stored with the receipt time as
+  // ts and the claimed time in agent_ts (NULL when trusted); the hash chain covers the claimed one.
+  // Rows stored by earlier versions are corrected once here: a far-future ts made the daily rollup
+  // fail on every page (issue 10). Only rows outside the range now, so the ts index serves it.
+  `ALTER TABLE events ADD COLUMN agent_ts TEXT;
+   UPDATE events SET agent_ts = ts, ts = received_at
+    WHERE (ts < '2020-01-01T00:00:00.000Z' OR ts > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+5 minutes'))
+      AND received_at >= '2020-01-01T00:00:00.000Z' AND received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+5 minutes');`,
 ];

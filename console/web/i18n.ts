@@ -190,6 +190,19 @@ const DICT = {
   requestedBy: ['申請者', 'Requested by'],
   ownRequest: ['本人の申請は別の管理者が承認します', 'Another administrator decides your own request'],
   noRequests: ['承認待ちの申請はありません', 'No requests awaiting a decision'],
+  // issue 10 (names and clocks reported by terminals are their claims)
+  duplicateName: ['名前重複', 'Duplicate name'],
+  duplicateNameNote: [
+    '他の端末と同じホスト名です。端末IDの先頭8桁で区別してください。',
+    'Another terminal reports the same host name: tell them apart by the first 8 characters of the terminal ID.',
+  ],
+  sameNameTerminals: ['同じ名前の端末', 'Terminals with the same name'],
+  agentClaimedTime: ['端末が申告した時刻', 'Time claimed by the terminal'],
+  agentClaimedTimeNote: [
+    '端末の時計が妥当な範囲外のため、管理コンソールの受信時刻で記録・並べ替えています(ハッシュは申告時刻で検証)。',
+    "The terminal's clock was out of the plausible range: the event is recorded and sorted by the console's receipt time (its hash covers the claimed time).",
+  ],
+  rollupSkipped: ['時刻を日付に換算できず日別集計から除外したイベント', 'Events left out of the daily counts (time not usable)'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type MsgKey = keyof typeof DICT;

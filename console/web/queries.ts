@@ -5,7 +5,11 @@
  */
 import type Database from 'better-sqlite3';
 import { AGENT_EVENT_TYPES, CONSOLE_EVENT_TYPES } from '../../protocol/events.js';
+import { safeText } from '../../protocol/text.js';
+import { hostnameKey } from '../backbone/agents.js';
 import { eventWhere, rowToEvent, type StoredEvent } from '../core/events.js';
+
+export { hostnameKey };
 
 const KNOWN_TYPES = [...new Set([...Object.keys(AGENT_EVENT_TYPES), ...Object.keys(CONSOLE_EVENT_TYPES)])];
 
@@ -85,7 +89,7 @@ export function eventPage(db: Database.Database, q: EventQuery, pageSize = 50, s
   // See bench/console-queries for the plans: the partial user index needs naming, and a type
   // prefix with free text walks the time index (a range on the type index would sort millions).
   const hint = q.user && !q.terminal ? indexHint(q) : prefix ? 'INDEXED BY events_ts' : '';
-  const base = `SELECT rid, id, agent_id, seq, ts, type, severity, user, data, prev_hash, hash, terminal_id, chain, received_at FROM events ${hint} ${sql} ORDER BY ts DESC, rid DESC`;
+  const base = `SELECT rid, id, agent_id, seq, ts, type, severity, user, data, prev_hash, hash, terminal_id, chain, received_at, agent_ts FROM events ${hint} ${sql} ORDER BY ts DESC, rid DESC`;
   const text = q.text?.trim().toLowerCase();
   if (!text) {
     const rows = db.prepare(`${base} LIMIT @limit`).all({ ...args, limit: pageSize + 1 }) as Row[];
@@ -158,11 +162,37 @@ export function eventByRid(db: Database.Database, rid: number): EventRowOut | nu
   return r ? { ...rowToEvent(r), rid: r.rid } : null;
 }
 
-/** Counts events newer than the rollup head into web_rollup; at most `maxRows` per call. Returns rows counted. */
-export function rollupCatchUp(db: Database.Database, maxRows = 100_000): number {
+/**
+ * Rows the rollup could not put on a day (a timestamp SQLite cannot read, e.g. year 9999 + 9 h)
+ * are counted under this pseudo-type in web_rollup (no event has it; per-day queries never ask
+ * for it), so the count survives restarts without a schema change.
+ */
+export const ROLLUP_SKIPPED_TYPE = 'rollup.skipped';
+
+export interface SkippedRow {
+  rid: number;
+  ts: string;
+  type: string;
+}
+
+function logSkipped(n: number, sample: SkippedRow[]): void {
+  process.stderr.write(
+    `[console] ${new Date().toISOString()} rollup: ${n} event(s) without a usable time left out of the daily counts (still listed in the log), e.g. ${sample
+      .map((r) => `rid ${r.rid} ts ${JSON.stringify(r.ts.slice(0, 40))}`)
+      .join(', ')}\n`,
+  );
+}
+
+/**
+ * Counts events newer than the rollup head into web_rollup; at most `maxRows` per call. Returns
+ * rows counted. A row it cannot put on a day is skipped, reported and counted (rollupSkipped)
+ * instead of failing the batch: one such row used to stop the rollup, and every page using it, for good.
+ */
+export function rollupCatchUp(db: Database.Database, maxRows = 100_000, onSkipped: (n: number, sample: SkippedRow[]) => void = logSkipped): number {
   const head = (db.prepare('SELECT rid FROM web_rollup_head WHERE one = 1').get() as { rid: number }).rid;
   const types = ROLLUP_TYPES.map((t) => `'${t}'`).join(',');
-  return db.transaction((): number => {
+  let skipped: { n: number; sample: SkippedRow[] } | null = null;
+  const counted = db.transaction((): number => {
     const top = db.prepare('SELECT max(rid) AS r FROM (SELECT rid FROM events WHERE rid > ? ORDER BY rid LIMIT ?)').get(head, maxRows) as { r: number | null };
     if (top.r === null) return 0;
     const range = { head, top: top.r };
@@ -172,14 +202,31 @@ export function rollupCatchUp(db: Database.Database, maxRows = 100_000): number 
       `INSERT INTO temp.web_batch SELECT substr(datetime(ts, '+9 hours'), 1, 10), type, terminal_id, coalesce(user, ''), count(*) FROM events
        WHERE rid > @head AND rid <= @top AND type IN (${types}) GROUP BY 1, 2, 3, 4`,
     ).run(range);
+    const bad = (db.prepare('SELECT coalesce(sum(n), 0) AS n FROM temp.web_batch WHERE day IS NULL').get() as { n: number }).n;
+    if (bad > 0) {
+      const sample = db
+        .prepare(`SELECT rid, ts, type FROM events WHERE rid > @head AND rid <= @top AND type IN (${types}) AND datetime(ts, '+9 hours') IS NULL ORDER BY rid LIMIT 5`)
+        .all(range) as SkippedRow[];
+      db.prepare(`INSERT INTO web_rollup (dim, type, day, key, n) VALUES ('', ?, '', '', ?) ON CONFLICT (dim, type, day, key) DO UPDATE SET n = n + excluded.n`).run(ROLLUP_SKIPPED_TYPE, bad);
+      skipped = { n: bad, sample };
+    }
     const upsert = `ON CONFLICT (dim, type, day, key) DO UPDATE SET n = n + excluded.n`;
-    db.exec(`INSERT INTO web_rollup (dim, type, day, key, n) SELECT '', type, day, '', sum(n) FROM temp.web_batch WHERE true GROUP BY type, day ${upsert}`);
-    db.exec(`INSERT INTO web_rollup (dim, type, day, key, n) SELECT 't', type, day, terminal_id, sum(n) FROM temp.web_batch WHERE true GROUP BY type, day, terminal_id ${upsert}`);
-    db.exec(`INSERT INTO web_rollup (dim, type, day, key, n) SELECT 'u', type, day, user, sum(n) FROM temp.web_batch WHERE user != '' GROUP BY type, day, user ${upsert}`);
+    db.exec(`INSERT INTO web_rollup (dim, type, day, key, n) SELECT '', type, day, '', sum(n) FROM temp.web_batch WHERE day IS NOT NULL GROUP BY type, day ${upsert}`);
+    db.exec(`INSERT INTO web_rollup (dim, type, day, key, n) SELECT 't', type, day, terminal_id, sum(n) FROM temp.web_batch WHERE day IS NOT NULL GROUP BY type, day, terminal_id ${upsert}`);
+    db.exec(`INSERT INTO web_rollup (dim, type, day, key, n) SELECT 'u', type, day, user, sum(n) FROM temp.web_batch WHERE day IS NOT NULL AND user != '' GROUP BY type, day, user ${upsert}`);
     db.prepare('INSERT OR IGNORE INTO web_types (type) SELECT DISTINCT type FROM events WHERE rid > @head AND rid <= @top').run(range);
     db.prepare('UPDATE web_rollup_head SET rid = ? WHERE one = 1').run(top.r);
     return top.r - head;
   })();
+  const s = skipped as { n: number; sample: SkippedRow[] } | null;
+  if (s) onSkipped(s.n, s.sample); // after the commit: the head has moved past them
+  return counted;
+}
+
+/** Events the rollup left out because their time could not be put on a day (ever, this database). */
+export function rollupSkipped(db: Database.Database): number {
+  const r = db.prepare(`SELECT n FROM web_rollup WHERE dim = '' AND type = ? AND day = '' AND key = ''`).get(ROLLUP_SKIPPED_TYPE) as { n: number } | undefined;
+  return r?.n ?? 0;
 }
 
 /** Rows not yet counted (an estimate by rid; cheap). */
@@ -216,6 +263,7 @@ export interface Dashboard {
   policyVersions: { version: number; n: number }[];
   currentPolicy: number;
   rollupLag: number;
+  rollupSkipped: number;
 }
 
 export function perDay(db: Database.Database, types: readonly string[], fromDay: string, toDay: string): { day: string; n: number }[] {
@@ -228,15 +276,37 @@ export function perDay(db: Database.Database, types: readonly string[], fromDay:
   return daysBetween(fromDay, toDay).map((day) => ({ day, n: m.get(day) ?? 0 }));
 }
 
+/** `hostname` is the display label (terminalNames): safe text, with an id prefix where names collide. */
 export function topTerminals(db: Database.Database, types: readonly string[], fromDay: string, toDay: string, limit = 10): { terminalId: string; hostname: string; n: number }[] {
   const marks = types.map(() => '?').join(',');
-  return db
-    .prepare(
-      `SELECT t.key AS terminalId, coalesce(a.hostname, t.key) AS hostname, t.n AS n FROM
-         (SELECT key, sum(n) AS n FROM web_rollup WHERE dim = 't' AND type IN (${marks}) AND day >= ? AND day <= ? GROUP BY key ORDER BY n DESC, key LIMIT ?) t
-       LEFT JOIN agents a ON a.id = t.key ORDER BY t.n DESC, t.key`,
-    )
-    .all(...types, fromDay, toDay, limit) as { terminalId: string; hostname: string; n: number }[];
+  const rows = db
+    .prepare(`SELECT key AS terminalId, sum(n) AS n FROM web_rollup WHERE dim = 't' AND type IN (${marks}) AND day >= ? AND day <= ? GROUP BY key ORDER BY n DESC, key LIMIT ?`)
+    .all(...types, fromDay, toDay, limit) as { terminalId: string; n: number }[];
+  const names = rows.length ? terminalNames(db) : new Map<string, string>();
+  return rows.map((r) => ({ terminalId: r.terminalId, hostname: names.get(r.terminalId) ?? safeText(r.terminalId, 64), n: r.n }));
+}
+
+/** Ids of terminals whose host name collides with another terminal's (revoked ones included: their events remain). */
+export function collidingIds(agents: readonly { id: string; hostname: string }[]): Set<string> {
+  const byKey = new Map<string, string[]>();
+  for (const a of agents) {
+    const k = hostnameKey(a.hostname);
+    byKey.set(k, [...(byKey.get(k) ?? []), a.id]);
+  }
+  return new Set([...byKey.values()].filter((ids) => ids.length > 1).flat());
+}
+
+/** How a terminal is named in lists: its host name (safe text), plus the first 8 hex of its id when the name collides. */
+export function terminalName(hostname: string, id: string, collides: boolean): string {
+  // ≤ 64 characters either way, so a caller's safeText(…, 64) never cuts the id prefix off.
+  return collides ? `${safeText(hostname, 52)} (${id.slice(0, 8)})` : safeText(hostname, 64);
+}
+
+/** id → display name of every terminal (see terminalName). */
+export function terminalNames(db: Database.Database): Map<string, string> {
+  const agents = db.prepare('SELECT id, hostname FROM agents').all() as { id: string; hostname: string }[];
+  const dup = collidingIds(agents);
+  return new Map(agents.map((a) => [a.id, terminalName(a.hostname, a.id, dup.has(a.id))]));
 }
 
 export function topUsers(db: Database.Database, types: readonly string[], fromDay: string, toDay: string, limit = 10): { user: string; n: number }[] {
@@ -271,5 +341,6 @@ export function dashboard(db: Database.Database, now = new Date()): Dashboard {
     }[],
     currentPolicy: (db.prepare('SELECT coalesce(max(version), 0) AS v FROM policies').get() as { v: number }).v,
     rollupLag: rollupLag(db),
+    rollupSkipped: rollupSkipped(db),
   };
 }

@@ -28,7 +28,9 @@ export const dashboardRoutes: WebRouteSpec[] = [
 <section><h2>${tr(L, 'blocked30')}</h2>${barChart(
         d.blockedByDay.map((x) => ({ label: x.day.slice(5), n: x.n })),
         { title: tr(L, 'blocked30'), labelEvery: 3 },
-      )}<p class="note">${BLOCKED_TYPES.join(', ')}${d.rollupLag > 0 ? html` — ${tr(L, 'rollupLag')}: ${d.rollupLag}` : ''}</p></section>
+      )}<p class="note">${BLOCKED_TYPES.join(', ')}${d.rollupLag > 0 ? html` — ${tr(L, 'rollupLag')}: ${d.rollupLag}` : ''}${
+        d.rollupSkipped > 0 ? html` — <span id="rollup-skipped">${tr(L, 'rollupSkipped')}: ${d.rollupSkipped}</span>` : ''
+      }</p></section>
 <div class="cols">
 <section><h2>${tr(L, 'topTerminals')}</h2>${
         d.topTerminals.length

@@ -5,7 +5,7 @@ import { HttpError } from '../../module.js';
 import { BOM, csvLine } from '../csv.js';
 import { html, qs } from '../html.js';
 import { fmtTime, tr, type Lang } from '../i18n.js';
-import { eventByRid, eventPage, eventsForExport, SEVERITIES, type EventQuery } from '../queries.js';
+import { eventByRid, eventPage, eventsForExport, SEVERITIES, terminalNames, type EventQuery } from '../queries.js';
 import { page, type WebReq, type WebRouteSpec } from '../web.js';
 import { chainBadge, hostnames, sevBadge, summary, terminalLabel } from './common.js';
 
@@ -87,6 +87,7 @@ export const eventRoutes: WebRouteSpec[] = [
       const { query, form } = parseEventQuery(r.api.query);
       const p = eventPage(r.ctx.db, query);
       const names = hostnames(r.ctx.db);
+      const labels = terminalNames(r.ctx.db); // an id prefix where two terminals report the same name
       const keep = { terminal: form.terminal, user: form.user, type: form.type, severity: form.severity, since: form.since, until: form.until, text: form.text };
       const body = html`${filterForm(r, form, names)}
 <p class="actions"><a class="button" id="csv-link" href="/events.csv${qs(keep)}" download>${tr(L, 'exportCsv')}</a></p>
@@ -96,7 +97,7 @@ ${
     ? html`<p>${tr(L, 'noEvents')}</p>`
     : html`<table class="events"><thead><tr><th>${tr(L, 'time')}</th><th>${tr(L, 'terminal')}</th><th>${tr(L, 'type')}</th><th>${tr(L, 'severity')}</th><th>${tr(L, 'user')}</th><th>${tr(L, 'details')}</th><th>${tr(L, 'chain')}</th></tr></thead><tbody>
 ${p.events.map(
-  (e) => html`<tr data-rid="${e.rid}"><td class="nowrap"><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td>${terminalLabel(names, e.terminalId)}</td><td>${e.type}</td><td>${sevBadge(e.severity)}</td><td>${safeText(e.user ?? '', 64)}</td><td class="data">${summary(e)}</td><td>${chainBadge(L, e.chain)}</td></tr>`,
+  (e) => html`<tr data-rid="${e.rid}"><td class="nowrap"><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td>${terminalLabel(labels, e.terminalId)}</td><td>${e.type}</td><td>${sevBadge(e.severity)}</td><td>${safeText(e.user ?? '', 64)}</td><td class="data">${summary(e)}</td><td>${chainBadge(L, e.chain)}</td></tr>`,
 )}</tbody></table>`
 }
 <nav class="pager">${query.before ? html`<a href="/events${qs(keep)}">${tr(L, 'newest')}</a>` : ''} ${
@@ -113,7 +114,7 @@ ${p.events.map(
       const L = r.lang;
       const e = eventByRid(r.ctx.db, Number(r.api.params[0]));
       if (!e) throw new HttpError(404, 'not_found', tr(L, 'notFound'));
-      const names = hostnames(r.ctx.db);
+      const names = terminalNames(r.ctx.db);
       const gaps = r.ctx.db.prepare('SELECT from_seq, to_seq, detected_at FROM chain_gaps WHERE agent_id = ? ORDER BY from_seq DESC LIMIT 20').all(e.agentId) as {
         from_seq: number;
         to_seq: number;
@@ -121,6 +122,7 @@ ${p.events.map(
       }[];
       const body = html`<dl class="detail">
 <dt>${tr(L, 'time')}</dt><dd>${fmtTime(e.ts, L)} <code>${e.ts}</code></dd>
+${e.agentTs !== null ? html`<dt>${tr(L, 'agentClaimedTime')}</dt><dd id="agent-ts"><code>${e.agentTs}</code> <span class="badge sev-warning">${tr(L, 'agentClaimedTimeNote')}</span></dd>` : ''}
 <dt>${tr(L, 'type')}</dt><dd>${e.type}</dd>
 <dt>${tr(L, 'severity')}</dt><dd>${sevBadge(e.severity)}</dd>
 <dt>${tr(L, 'terminal')}</dt><dd>${e.terminalId === 'console' ? 'console' : html`<a href="/terminals/${encodeURIComponent(e.terminalId)}">${terminalLabel(names, e.terminalId)}</a>`} <code>${e.terminalId}</code></dd>
@@ -145,10 +147,11 @@ ${gaps.length ? html`<h2>${tr(L, 'chainGap')}</h2><ul>${gaps.map((g) => html`<li
     handle(r) {
       const { query } = parseEventQuery(r.api.query);
       const names = hostnames(r.ctx.db);
-      const chunks: string[] = [BOM, csvLine(['ts', 'terminal_id', 'hostname', 'type', 'severity', 'user', 'data', 'chain', 'agent_id', 'seq', 'id', 'hash'])];
+      // agent_ts: the time the agent signed, when the console stored its receipt time instead (hash checks use it).
+      const chunks: string[] = [BOM, csvLine(['ts', 'terminal_id', 'hostname', 'type', 'severity', 'user', 'data', 'chain', 'agent_id', 'seq', 'id', 'hash', 'agent_ts'])];
       let n = 0;
       for (const e of eventsForExport(r.ctx.db, query, CSV_MAX_ROWS)) {
-        chunks.push(csvLine([e.ts, e.terminalId, names.get(e.terminalId) ?? '', e.type, e.severity, e.user ?? '', e.data, e.chain, e.agentId, e.seq, e.id, e.hash]));
+        chunks.push(csvLine([e.ts, e.terminalId, names.get(e.terminalId) ?? '', e.type, e.severity, e.user ?? '', e.data, e.chain, e.agentId, e.seq, e.id, e.hash, e.agentTs ?? '']));
         n++;
       }
       r.ctx.recordEvent({ type: 'admin.events_exported', user: r.session!.username, data: { rows: n, filter: Object.fromEntries(r.api.query) } });

@@ -5,10 +5,10 @@ import { HttpError } from '../../module.js';
 import { barChart } from '../charts.js';
 import { html, type Html } from '../html.js';
 import { fmtTime, tr, type Lang } from '../i18n.js';
-import { countTypes, dayString, eventPage, perDay, rollupCatchUp, rollupLag, topTerminals, topUsers } from '../queries.js';
+import { collidingIds, countTypes, dayString, eventPage, perDay, rollupCatchUp, rollupLag, terminalName, terminalNames, topTerminals, topUsers } from '../queries.js';
 import { page, type WebReq, type WebRouteSpec } from '../web.js';
 import { dayEndIso, dayStartIso } from './events.js';
-import { summary, terminalLabel, hostnames } from './common.js';
+import { summary, terminalLabel } from './common.js';
 
 const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -36,7 +36,7 @@ function section(r: WebReq, id: string, title: string, types: readonly string[],
   return html`<section class="report-section" id="${id}"><h2>${title}</h2>
 <p class="total">${tr(L, 'total')}: <strong>${total}</strong> (${byType.map((x, i) => html`${i ? ', ' : ''}${x.t}: ${x.n}`)})</p>
 ${barChart(days.map((d) => ({ label: d.day.slice(5), n: d.n })), { title: `${title} — ${tr(L, 'perDay')}`, height: 160 })}
-<div class="cols">${table(L, [tr(L, 'terminal'), tr(L, 'count')], terms.map((t) => html`<tr><td>${safeText(t.hostname, 64)}</td><td class="num">${t.n}</td></tr>`))}
+<div class="cols">${table(L, [tr(L, 'terminal'), tr(L, 'count')], terms.map((t) => html`<tr><td>${t.hostname}</td><td class="num">${t.n}</td></tr>`))}
 ${table(L, [tr(L, 'user'), tr(L, 'count')], users.map((u) => html`<tr><td>${safeText(u.user, 64)}</td><td class="num">${u.n}</td></tr>`))}</div>${extra}</section>`;
 }
 
@@ -52,8 +52,10 @@ export const reportRoutes: WebRouteSpec[] = [
       if (rollupLag(db) <= 200_000) rollupCatchUp(db, 200_000);
       const since = dayStartIso(from);
       const until = dayEndIso(to);
-      const names = hostnames(db);
-      const silentNow = listAgents(r.ctx).filter((a) => a.status === 'silent' || a.status === 'offline');
+      const names = terminalNames(db);
+      const agents = listAgents(r.ctx);
+      const dup = collidingIds(agents);
+      const silentNow = agents.filter((a) => a.status === 'silent' || a.status === 'offline');
       const silentAlerts = eventPage(db, { type: 'agent.silent', since, until }, 100).events;
       const policies = db.prepare('SELECT version, created_at, created_by FROM policies WHERE created_at >= ? AND created_at < ? ORDER BY version').all(since, until) as {
         version: number;
@@ -69,7 +71,7 @@ ${section(r, 'r-usb', tr(L, 'blockedExports'), ['usb.blocked'], from, to)}
 ${section(r, 'r-mfa', tr(L, 'mfaFailures'), ['mfa.failure', 'mfa.locked', 'mfa.replay'], from, to)}
 ${section(r, 'r-software', tr(L, 'unauthorizedSoftware'), ['software.unauthorized_process', 'software.unauthorized_file', 'software.killed', 'software.quarantined'], from, to)}
 <section class="report-section" id="r-silent"><h2>${tr(L, 'silentTerminals')}</h2>
-<h3>${tr(L, 'currentlySilent')}</h3>${table(L, [tr(L, 'hostname'), tr(L, 'status'), tr(L, 'lastSeen')], silentNow.map((a) => html`<tr><td>${safeText(a.hostname, 64)}</td><td>${tr(L, a.status === 'silent' ? 'silent' : 'offline')}</td><td>${fmtTime(a.lastSeen, L)}</td></tr>`))}
+<h3>${tr(L, 'currentlySilent')}</h3>${table(L, [tr(L, 'hostname'), tr(L, 'status'), tr(L, 'lastSeen')], silentNow.map((a) => html`<tr><td>${terminalName(a.hostname, a.id, dup.has(a.id))}</td><td>${tr(L, a.status === 'silent' ? 'silent' : 'offline')}</td><td>${fmtTime(a.lastSeen, L)}</td></tr>`))}
 <h3>${tr(L, 'silentAlerts')}</h3>${table(L, [tr(L, 'time'), tr(L, 'terminal'), tr(L, 'details')], silentAlerts.map((e) => html`<tr><td>${fmtTime(e.ts, L)}</td><td>${terminalLabel(names, e.terminalId)}</td><td>${summary(e)}</td></tr>`))}</section>
 <section class="report-section" id="r-policy"><h2>${tr(L, 'policyChanges')}</h2>${table(L, [tr(L, 'version'), tr(L, 'createdAt'), tr(L, 'createdBy')], policies.map((p) => html`<tr><td>v${p.version}</td><td>${fmtTime(p.created_at, L)}</td><td>${p.created_by}</td></tr>`))}</section>
 <section class="signoff"><p>${tr(L, 'signature')}: ____________________　　${tr(L, 'time')}: ____________</p></section>`;

@@ -6,9 +6,14 @@ import type { OpenConsole } from '../../core/context.js';
 import { HttpError } from '../../module.js';
 import { html, qs } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
-import { eventPage } from '../queries.js';
+import { collidingIds, eventPage, hostnameKey } from '../queries.js';
 import { csrfField, field, isAdmin, page, redirect, type WebReq, type WebRouteSpec } from '../web.js';
 import { chainBadge, sevBadge, statusBadge, summary } from './common.js';
+
+/** Shown next to a name another terminal also reports: the name alone does not say which terminal it is. */
+function duplicateBadge(L: WebReq['lang'], id: string) {
+  return html` <code class="id-prefix">${id.slice(0, 8)}</code> <span class="badge sev-warning dup-name" title="${tr(L, 'duplicateNameNote')}">${tr(L, 'duplicateName')}</span>`;
+}
 
 const AGENT_ID = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})';
 
@@ -40,6 +45,7 @@ export const terminalRoutes: WebRouteSpec[] = [
       const L = r.lang;
       const status = r.api.query.get('status') ?? '';
       const all = listAgents(r.ctx);
+      const dup = collidingIds(all); // over all terminals, whatever the filter shows
       const list = /^(online|offline|silent|revoked)$/.test(status) ? all.filter((a) => a.status === status) : all;
       const current = r.ctx.currentPolicy().policy.version;
       const body = html`<p class="filters">${['', 'online', 'offline', 'silent', 'revoked'].map(
@@ -47,7 +53,7 @@ export const terminalRoutes: WebRouteSpec[] = [
       )}</p>
 <table id="terminals"><thead><tr><th>${tr(L, 'hostname')}</th><th>${tr(L, 'status')}</th><th>${tr(L, 'lastSeen')}</th><th>${tr(L, 'os')}</th><th>${tr(L, 'agentVersion')}</th><th>${tr(L, 'policyVersion')}</th><th class="num">${tr(L, 'outboxDepth')}</th></tr></thead><tbody>
 ${list.map(
-  (a) => html`<tr><td><a href="/terminals/${a.id}">${safeText(a.hostname, 64)}</a>${a.monitorOnly ? html` <span class="badge">${tr(L, 'monitorOnly')}</span>` : ''}</td><td>${statusBadge(L, a.status)}</td><td>${fmtTime(a.lastSeen, L)}</td><td>${safeText(a.os, 60)}</td><td>${safeText(a.agentVersion, 20)}</td><td class="${a.policyVersion === current ? '' : 'stale'}">v${a.policyVersion}</td><td class="num">${a.outboxDepth}</td></tr>`,
+  (a) => html`<tr${dup.has(a.id) ? html` class="dup-name"` : ''}><td><a href="/terminals/${a.id}">${safeText(a.hostname, 64)}</a>${dup.has(a.id) ? duplicateBadge(L, a.id) : ''}${a.monitorOnly ? html` <span class="badge">${tr(L, 'monitorOnly')}</span>` : ''}</td><td>${statusBadge(L, a.status)}</td><td>${fmtTime(a.lastSeen, L)}</td><td>${safeText(a.os, 60)}</td><td>${safeText(a.agentVersion, 20)}</td><td class="${a.policyVersion === current ? '' : 'stale'}">v${a.policyVersion}</td><td class="num">${a.outboxDepth}</td></tr>`,
 )}</tbody></table>
 ${tokensSection(r)}`;
       return page(r, 'terminals', '/terminals', body);
@@ -60,12 +66,15 @@ ${tokensSection(r)}`;
     handle(r) {
       const L = r.lang;
       const id = r.api.params[0]!;
-      const a = listAgents(r.ctx).find((x) => x.id === id);
+      const all = listAgents(r.ctx);
+      const a = all.find((x) => x.id === id);
       if (!a) throw new HttpError(404, 'not_found', tr(L, 'notFound'));
+      const sameName = all.filter((x) => x.id !== id && hostnameKey(x.hostname) === hostnameKey(a.hostname));
       const extra = r.ctx.db.prepare('SELECT enrolled_at, revoked_at, last_seq FROM agents WHERE id = ?').get(id) as { enrolled_at: string; revoked_at: string | null; last_seq: number };
       const recent = eventPage(r.ctx.db, { terminal: id }, 20).events;
       const body = html`<dl class="detail">
-<dt>${tr(L, 'hostname')}</dt><dd>${safeText(a.hostname, 255)}</dd>
+<dt>${tr(L, 'hostname')}</dt><dd>${safeText(a.hostname, 255)}${sameName.length ? duplicateBadge(L, a.id) : ''}</dd>
+${sameName.length ? html`<dt>${tr(L, 'sameNameTerminals')}</dt><dd id="same-name">${sameName.map((x) => html`<a href="/terminals/${x.id}">${safeText(x.hostname, 64)} (${x.id.slice(0, 8)})</a> ${statusBadge(L, x.status)} `)}</dd>` : ''}
 <dt>${tr(L, 'terminalId')}</dt><dd><code>${a.id}</code></dd>
 <dt>${tr(L, 'status')}</dt><dd>${statusBadge(L, a.status)}${a.monitorOnly ? html` <span class="badge">${tr(L, 'monitorOnly')}</span>` : ''}</dd>
 <dt>${tr(L, 'lastSeen')}</dt><dd>${fmtTime(a.lastSeen, L)}</dd>
