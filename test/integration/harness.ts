@@ -4,7 +4,7 @@
  * bin/ entry points (npm test builds first). Every wait is bounded.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -96,9 +96,12 @@ export interface ConsoleEventJson {
   hash: string;
   chain: string;
   terminalId: string;
+  /** The agent's claimed time when the console stored its receipt time as ts instead (issue 10). */
+  agentTs?: string | null;
 }
 
-export async function startConsole(opts: { sans?: string[]; policy?: object } = {}): Promise<TestConsole> {
+/** `config` is merged into DATA/config.json before the console starts (e.g. `{ limits: … }`). */
+export async function startConsole(opts: { sans?: string[]; policy?: object; config?: Record<string, unknown> } = {}): Promise<TestConsole> {
   const dataDir = join(tempDir('console'), 'data');
   const init = runCli('console', ['init', '--data', dataDir, '--organisation', 'テスト市', ...(opts.sans ?? []).flatMap((s) => ['--san', s])]);
   if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
@@ -143,6 +146,10 @@ export async function startConsole(opts: { sans?: string[]; policy?: object } = 
     (await import('node:fs')).writeFileSync(f, JSON.stringify(opts.policy));
     const r = runCli('console', ['policy', 'set', '--data', dataDir, '--file', f]);
     if (r.code !== 0) throw new Error(`policy set failed: ${r.stderr}`);
+  }
+  if (opts.config) {
+    const f = join(dataDir, 'config.json');
+    writeFileSync(f, JSON.stringify({ ...(JSON.parse(readFileSync(f, 'utf8')) as object), ...opts.config }, null, 2));
   }
   await c.start();
   return c;
@@ -229,7 +236,7 @@ export function rawRequest(
   method: string,
   path: string,
   opts: { agentState?: string; body?: string | Buffer; contentType?: string; headers?: Record<string, string> } = {},
-): Promise<{ status: number; body: string; json: () => unknown }> {
+): Promise<{ status: number; body: string; json: () => unknown; headers: Record<string, string | string[] | undefined> }> {
   const p = opts.agentState ? agentPaths(opts.agentState) : null;
   return new Promise((resolveReq, reject) => {
     const req = request(
@@ -247,7 +254,7 @@ export function rawRequest(
         res.on('data', (d: Buffer) => chunks.push(d));
         res.on('end', () => {
           const body = Buffer.concat(chunks).toString('utf8');
-          resolveReq({ status: res.statusCode ?? 0, body, json: () => JSON.parse(body) });
+          resolveReq({ status: res.statusCode ?? 0, body, json: () => JSON.parse(body), headers: res.headers });
         });
       },
     );
