@@ -236,9 +236,27 @@ export interface LoginRefusal {
   retryAfterSeconds: number;
 }
 
+/**
+ * The "address" that limits and lock sources count: IPv4 as it is; IPv6 by its /64, because one
+ * host is routinely given a whole /64 and could otherwise be a new address per request.
+ */
+export function sourceKey(address: string): string {
+  const a = address.trim().toLowerCase().replace(/%.*$/, '');
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(a);
+  if (mapped) return mapped[1]!;
+  if (!a.includes(':')) return a;
+  const [head = '', tail] = a.split('::', 2) as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  if (groups.length !== 8 || !groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return a; // not IPv6 after all: as it is
+  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':') + '::/64';
+}
+
 /** Limits first (cheap, in memory), so a refused attempt costs no scrypt and no database write. */
-function admitLogin(ctx: ConsoleContext, from: string, nowMs: number): LoginRefusal | null {
+function admitLogin(ctx: ConsoleContext, address: string, nowMs: number): LoginRefusal | null {
   const l = loginLimiters(ctx);
+  const from = sourceKey(address);
   let refusal: LoginRefusal | null = null;
   if (!l.perAddress.take(from, nowMs)) refusal = { refused: 'address', retryAfterSeconds: l.perAddress.retryAfterSeconds(from, nowMs) };
   else if (!l.global.take('*', nowMs)) refusal = { refused: 'global', retryAfterSeconds: l.global.retryAfterSeconds('*', nowMs) };
@@ -248,7 +266,7 @@ function admitLogin(ctx: ConsoleContext, from: string, nowMs: number): LoginRefu
     // global and busy refusals come from floods spread over many addresses, so they are keyed by
     // the limit alone: per address, each new address would still cost a synchronous (fsync'd) write.
     const key = refusal.refused === 'address' ? `login_throttled:${from}` : `login_throttled:${refusal.refused}`;
-    ctx.recordRepeated({ type: 'admin.login_throttled', severity: 'warning', user: null, data: { from, limit: refusal.refused } }, key);
+    ctx.recordRepeated({ type: 'admin.login_throttled', severity: 'warning', user: null, data: { from: address, limit: refusal.refused } }, key);
   }
   return refusal;
 }
@@ -284,11 +302,12 @@ export async function attemptLogin(ctx: ConsoleContext, usernameIn: string, pass
   // The streak's addresses live in memory; the failure count in the database. A fresh streak
   // (count 0, also after a restart or an unlock) starts with no remembered addresses.
   const streak = acct && state.failures > 0 ? (sources.get(username) ?? new Set<string>()) : new Set<string>();
-  const verdict = decideLogin(state, { exists: acct !== null, disabled: acct?.disabled ?? false, passwordOk, codeMatch, wellFormed, nowMs, streakSources: streak.size + (streak.has(from) ? 0 : 1) });
+  const source = sourceKey(from);
+  const verdict = decideLogin(state, { exists: acct !== null, disabled: acct?.disabled ?? false, passwordOk, codeMatch, wellFormed, nowMs, streakSources: streak.size + (streak.has(source) ? 0 : 1) });
   if (acct) {
     if (verdict.ok || verdict.lockedNow) sources.delete(username);
     else if (verdict.reason !== 'locked') {
-      if (streak.size < 64) streak.add(from); // only "at least lockSources" matters
+      if (streak.size < 64) streak.add(source); // only "at least lockSources" matters
       sources.delete(username); // re-insert: oldest first, for the bound below
       sources.set(username, streak);
       if (sources.size > 10_000) sources.delete(sources.keys().next().value!);
@@ -306,8 +325,8 @@ export async function attemptLogin(ctx: ConsoleContext, usernameIn: string, pass
     }
     if (verdict.ok) ctx.recordEvent({ type: 'admin.login', user: username, data: { from, role: acct!.role } });
     // Failures are folded per address: a flood from one address is one event plus a count a minute.
-    else ctx.recordRepeated({ type: 'admin.login_failed', severity: 'warning', user: shownUser, data: { from, reason: verdict.reason, known: acct !== null } }, `login_failed:${from}`);
-    if (verdict.lockedNow) ctx.recordEvent({ type: 'admin.account_locked', severity: 'critical', user: shownUser, data: { from, sources: [...streak, from].filter((v, i, a) => a.indexOf(v) === i).slice(0, 20), until: new Date(verdict.next.lockedUntil).toISOString() } });
+    else ctx.recordRepeated({ type: 'admin.login_failed', severity: 'warning', user: shownUser, data: { from, reason: verdict.reason, known: acct !== null } }, `login_failed:${source}`);
+    if (verdict.lockedNow) ctx.recordEvent({ type: 'admin.account_locked', severity: 'critical', user: shownUser, data: { from, sources: [...new Set([...streak, source])].slice(0, 20), until: new Date(verdict.next.lockedUntil).toISOString() } });
   })();
   return { verdict, account: acct ? { username: acct.username, role: acct.role, disabled: acct.disabled, createdAt: acct.createdAt } : null };
 }

@@ -327,6 +327,7 @@ describe('own password change (items 10, 11)', () => {
     expect(await alive(thief)).toBe(false);
     expect(failedEvents()).toBe(LOGIN_LIMITS.passwordChangeFailures);
     expect([...parallel, ...later].filter((a) => a.headers.location === '/login?ended=1').length).toBeGreaterThan(0);
+    expect(shownError(await send(c, '/login?ended=1', { from: thief.from }))).toBe('現在のパスワードの誤りが続いたため、ログアウトしました。再度ログインしてください。');
     expect(readDb(c, (db) => db.prepare("SELECT data FROM events WHERE type = 'admin.session_ended'").all()).length).toBe(1);
   }, 120_000);
 

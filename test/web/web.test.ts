@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { migrate } from '../../console/core/db.js';
 import { coreMigrations } from '../../console/core/schema.js';
-import { decideLogin, LOGIN_POLICY, parseCookies, sameOrigin, webMigrations, type LoginState } from '../../console/web/auth.js';
+import { decideLogin, LOGIN_POLICY, parseCookies, sameOrigin, sourceKey, webMigrations, type LoginState } from '../../console/web/auth.js';
 import { barChart } from '../../console/web/charts.js';
 import { BOM, csvCell, csvLine } from '../../console/web/csv.js';
 import { diffLines } from '../../console/web/diff.js';
@@ -140,6 +140,25 @@ describe('login decision', () => {
     expect(locked).toBe(locks);
     expect(LOGIN_POLICY.lockSources).toBeGreaterThan(1);
   });
+});
+
+describe('source addresses that limits and the account lock count', () => {
+  it.each([
+    ['127.0.0.1', '127.0.0.1'],
+    ['::ffff:10.1.2.3', '10.1.2.3'],
+    ['::FFFF:10.1.2.3', '10.1.2.3'],
+    ['2001:db8:1:2:aaaa:bbbb:cccc:dddd', '2001:db8:1:2::/64'],
+    ['2001:db8:1:2::1', '2001:db8:1:2::/64'],
+    ['2001:0db8:0001:0002:0:0:0:ffff', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    ['::', '0:0:0:0::/64'],
+    ['', ''],
+    ['not-an-address', 'not-an-address'],
+    ['1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7:8:9'],
+    ['g::1', 'g::1'],
+  ])('%j → %j', (addr, want) => expect(sourceKey(addr)).toBe(want));
 });
 
 describe('same-origin and redirects', () => {
