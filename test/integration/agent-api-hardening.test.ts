@@ -96,6 +96,8 @@ describe('agent clocks never decide where an event sorts (item 1)', () => {
       const e = c.events(['--agent', a.agentId, '--type', 'usb.blocked']);
       return e.length === 1 ? e : null;
     });
+    // Before: 500 on all of these, for good.
+    expect(await pagesAnswer()).toEqual(allOk);
     // Nothing is stuck in the agent: its outbox drains and nothing was set aside.
     await waitFor('the agent outbox to drain', () => a.status().outboxDepth === 0);
     expect(a.status().deadLetters).toBe(0);
@@ -107,7 +109,6 @@ describe('agent clocks never decide where an event sorts (item 1)', () => {
     expect(eventHash(asSigned.prevHash, asSigned)).toBe(sent.hash);
     const skew = await waitFor('agent.clock_skew', () => c.events(['--type', 'agent.clock_skew']).find((e) => e.terminalId === a.agentId));
     expect(skew.data).toMatchObject({ agentId: a.agentId, claimed: FAR, seq: sent.seq });
-    expect(await pagesAnswer()).toEqual(allOk);
     const detail = await page(c, `/events?type=usb.blocked&terminal=${a.agentId}`, cookie);
     expect(detail.status).toBe(200);
   });
