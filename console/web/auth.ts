@@ -431,8 +431,10 @@ export async function changePassword(ctx: ConsoleContext, username: string, sess
   const l = loginLimiters(ctx);
   const sid = sha256(sessionToken);
   const max = LOGIN_LIMITS.passwordChangeFailures;
+  // Requests already in flight when the session was ended must not guess on (nor start a new count).
+  const sessionAlive = () => ctx.db.prepare('SELECT 1 FROM web_sessions WHERE id_hash = ? AND username = ?').get(sid, username) !== undefined;
   const tries = (l.passwordChangeFailures.get(sid) ?? 0) + 1;
-  if (tries > max) {
+  if (tries > max || !sessionAlive()) {
     endSessionForGuessing(ctx, username, sid, tries - 1);
     return { result: 'ended' };
   }
@@ -448,6 +450,7 @@ export async function changePassword(ctx: ConsoleContext, username: string, sess
   } finally {
     l.verifications.leave();
   }
+  if (!sessionAlive()) return { result: 'ended' }; // ended by a parallel guess meanwhile: this result does not count
   if (!ok) {
     ctx.recordEvent({ type: 'admin.password_change_failed', severity: 'warning', user: username, data: { account: username, failures: tries, max } });
     if (tries >= max) {
@@ -468,7 +471,8 @@ export async function changePassword(ctx: ConsoleContext, username: string, sess
 
 function endSessionForGuessing(ctx: ConsoleContext, username: string, sid: string, failures: number): void {
   const n = ctx.db.prepare('DELETE FROM web_sessions WHERE id_hash = ?').run(sid).changes;
-  loginLimiters(ctx).passwordChangeFailures.delete(sid);
+  // The count stays (at the maximum) for requests of this session still in flight; the map is bounded.
+  loginLimiters(ctx).passwordChangeFailures.set(sid, LOGIN_LIMITS.passwordChangeFailures);
   if (n > 0) ctx.recordEvent({ type: 'admin.session_ended', severity: 'critical', user: username, data: { account: username, reason: 'password_change_failures', failures } });
 }
 
