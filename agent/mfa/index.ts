@@ -90,6 +90,7 @@ export class MfaCapability implements Capability {
       body: {
         offlineAllowed: this.policy.offlineAllowed,
         breakGlass: this.policy.breakGlass,
+        unlockSocket: ctx.local.unlockSocketPath ?? null, // where screen lockers must point unlock_socket=
         syncedAt: this.data.syncedAt,
         cachedUsers: Object.keys(this.data.users).sort(),
         pending: this.data.pending.length,

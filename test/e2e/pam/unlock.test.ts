@@ -13,6 +13,7 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localRequest } from '../../../agent/local-api.js';
 import { agentPaths } from '../../../agent/state.js';
 import { enrollAgent, ROOT, startConsole, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
 import { isRoot, requireTools } from '../tools.js';
@@ -147,6 +148,11 @@ describe.skipIf(!check.ok)('PAM unlock as the user: pamtester (unprivileged) →
     expect(statSync(unlockDir).mode & 0o022).toBe(0);
     expect(statSync(state).mode & 0o077).toBe(0);
     expect(statSync(agentPaths(state).socket).mode & 0o777).toBe(0o600);
+  });
+
+  it('GET /mfa/status on the root socket says where the unlock socket is', async () => {
+    const st = (await localRequest(agentPaths(state).socket, 'GET', '/mfa/status')).body as { unlockSocket: string };
+    expect(st.unlockSocket).toBe(unlockSock);
   });
 
   it('own account, right code → accepted, recorded as an unlock with the kernel-given uid', async () => {
