@@ -192,8 +192,11 @@ export class MfaCapability implements Capability {
       this.ctx.log('warn', `mfa reconcile refused: HTTP ${reply.status}`);
       return false;
     }
-    const applied = isObject(reply.body) ? (reply.body as unknown as MfaReconcileResponse).applied : 0;
-    this.ctx.log('info', `mfa reconciled ${batch.length} offline entries (${applied} applied)`);
+    const body = isObject(reply.body) ? (reply.body as unknown as MfaReconcileResponse) : null;
+    // Refused entries (offline use no longer allowed, not this terminal's user, …) will never be
+    // accepted: they are dropped with the batch; the console recorded them as mfa.reconcile_refused.
+    const refused = Array.isArray(body?.refused) ? body.refused.length : 0;
+    this.ctx.log(refused ? 'warn' : 'info', `mfa reconciled ${batch.length} offline entries (${body?.applied ?? 0} applied, ${refused} refused by the console)`);
     this.data = { ...this.data, pending: this.data.pending.slice(batch.length) };
     this.persist();
     return this.data.pending.length === 0 || this.pushPending();
@@ -257,12 +260,16 @@ export class MfaCapability implements Capability {
     }
     let online: MfaVerifyResponse | null = null;
     let unreachable = false;
+    let limited = false;
     try {
       // What this terminal did offline reaches the console before it judges anything new.
       await this.pushPending();
       const reply = await this.ctx.console.request('POST', '/api/agent/mfa/verify', { user, code }, ONLINE_TIMEOUT_MS);
       if (reply.status === 200 && isVerifyResponse(reply.body)) online = reply.body;
-      else this.ctx.log('warn', `mfa verify: console answered HTTP ${reply.status}`);
+      else {
+        limited = reply.status === 429; // the console limits failed attempts per terminal
+        this.ctx.log('warn', `mfa verify: console answered HTTP ${reply.status}`);
+      }
     } catch (e) {
       if (e instanceof ConsoleUnreachableError) unreachable = true;
       else this.ctx.log('warn', `mfa verify: ${(e as Error).message}`);
@@ -279,8 +286,9 @@ export class MfaCapability implements Capability {
       return this.answer(user, v, false, ctxData);
     }
     if (!unreachable) {
-      // The console answered but not sensibly: fail closed, do not fall back to offline.
-      return this.answer(user, { result: 'reject', reason: 'error', event: 'mfa.failure', lockedNow: false }, false, ctxData);
+      // The console answered but not sensibly (or refused for too many attempts): fail closed,
+      // never fall back to offline — that would turn the console's limit into a bypass.
+      return this.answer(user, { result: 'reject', reason: limited ? 'rate_limited' : 'error', event: 'mfa.failure', lockedNow: false }, false, ctxData);
     }
     return this.verifyOffline(user, code, ctxData);
   }

@@ -53,6 +53,8 @@ export interface MfaReconcileRequest {
 }
 export interface MfaReconcileResponse {
   applied: number;
+  /** Entries the console will never accept (index into the request's entries, and why). */
+  refused?: { index: number; reason: string }[];
 }
 
 /** The agent's local socket route POST /mfa/verify (PAM module, `sekimori-agent mfa-verify`). */
