@@ -108,6 +108,7 @@ function routes(c: ConsoleContext): Route[] {
   const volume = new RateLimiter(limits.agentBytes);
   // Host name per agent as last reported (heartbeats reach the database up to a second later).
   const hostnames = new Map<string, string>();
+  const nameChecked = new Map<string, number>();
 
   /** 429 for an agent over its upload limits: its events stay in its outbox; the alert is folded per agent. */
   const flood = (agentId: string, limit: 'events' | 'bytes', retryAfter: number, events: number | null, bytes: number) => {
@@ -167,8 +168,14 @@ function routes(c: ConsoleContext): Route[] {
         const hostname = typeof b.hostname === 'string' && b.hostname.length > 0 ? b.hostname.slice(0, 255) : before;
         if (hostname !== before) {
           // Names are the terminal's own claim: a change is shown, and so is another terminal's name being taken.
-          beats.flush(); // names other terminals reported in the last second are compared too (rare: a change)
-          const others = sameNameAs(ctx, hostname, req.agentId!);
+          // The comparison scans every terminal: at most once a minute per agent (a rogue agent may rename on every beat).
+          const nowMs = Date.now();
+          let others: string[] = [];
+          if (nowMs - (nameChecked.get(req.agentId!) ?? 0) >= 60_000) {
+            nameChecked.set(req.agentId!, nowMs);
+            beats.flush(); // names other terminals reported in the last second are compared too
+            others = sameNameAs(ctx, hostname, req.agentId!);
+          }
           ctx.recordRepeated(
             { type: 'agent.hostname_changed', terminalId: req.agentId, data: { agentId: req.agentId, old: before, new: hostname, ...(others.length ? { sameNameAs: others } : {}) } },
             'hostname_changed:' + req.agentId,
