@@ -107,7 +107,7 @@ export const backboneCommands: Record<string, CliCommand> = {
         if (values.json) out(events);
         else
           for (const e of events)
-            process.stdout.write(`${e.ts} ${e.terminalId.slice(0, 8)} #${e.seq} ${e.type.padEnd(28)} ${e.severity.padEnd(8)} ${safeText(e.user ?? '-', 32)} ${e.chain === 'ok' ? '' : '[' + e.chain + '] '}${safeText(JSON.stringify(e.data), 200)}\n`);
+            process.stdout.write(`${e.ts}${e.agentTs !== null ? ` (${t('端末の申告', 'agent said')} ${e.agentTs})` : ''} ${e.terminalId.slice(0, 8)} #${e.seq} ${e.type.padEnd(28)} ${e.severity.padEnd(8)} ${safeText(e.user ?? '-', 32)} ${e.chain === 'ok' ? '' : '[' + e.chain + '] '}${safeText(JSON.stringify(e.data), 200)}\n`);
         return 0;
       });
     },
