@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { t } from '../../protocol/i18n.js';
 import type { RateLimit } from './limits.js';
 
 /** Files of a console data folder. Keys are 0600; the database never holds the secret key. */
@@ -49,16 +50,17 @@ export function consoleLimits(config: Pick<ConsoleConfig, 'limits'>): ConsoleLim
   const out: ConsoleLimits = { ...DEFAULT_LIMITS };
   const given: unknown = config.limits;
   if (given === undefined) return out;
-  if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new Error('config.json limits: must be an object');
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new Error(`config.json limits: ${t('オブジェクトで指定してください', 'must be an object')}`);
   for (const [name, v] of Object.entries(given)) {
-    if (!Object.hasOwn(DEFAULT_LIMITS, name)) throw new Error(`config.json limits.${name}: unknown limit (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`config.json limits.${name}: must be an object {burst, perSecond}`);
+    const known = Object.keys(DEFAULT_LIMITS).join(', ');
+    if (!Object.hasOwn(DEFAULT_LIMITS, name)) throw new Error(`config.json limits.${name}: ${t(`不明な制限です(指定できるもの: ${known})`, `unknown limit (known: ${known})`)}`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`config.json limits.${name}: ${t('{burst, perSecond} の形で指定してください', 'must be an object {burst, perSecond}')}`);
     const key = name as keyof ConsoleLimits;
     const merged: Record<string, unknown> = { ...out[key], ...(v as object) };
     for (const k of Object.keys(merged)) {
       const n = merged[k];
-      if (k !== 'burst' && k !== 'perSecond') throw new Error(`config.json limits.${name}.${k}: unknown setting`);
-      if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new Error(`config.json limits.${name}.${k}: must be a positive number`);
+      if (k !== 'burst' && k !== 'perSecond') throw new Error(`config.json limits.${name}.${k}: ${t('不明な設定です', 'unknown setting')}`);
+      if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new Error(`config.json limits.${name}.${k}: ${t('正の数を指定してください', 'must be a positive number')}`);
     }
     out[key] = { burst: merged.burst as number, perSecond: merged.perSecond as number };
   }

@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { AGENT_EVENT_TYPES, CONSOLE_EVENT_TYPES } from '../../protocol/events.js';
+import { t } from '../../protocol/i18n.js';
 import { safeText } from '../../protocol/text.js';
 import { hostnameKey } from '../backbone/agents.js';
 import { eventWhere, rowToEvent, type StoredEvent } from '../core/events.js';
@@ -176,10 +177,12 @@ export interface SkippedRow {
 }
 
 function logSkipped(n: number, sample: SkippedRow[]): void {
+  const rows = sample.map((r) => `rid ${r.rid} ts ${JSON.stringify(r.ts.slice(0, 40))}`).join(', ');
   process.stderr.write(
-    `[console] ${new Date().toISOString()} rollup: ${n} event(s) without a usable time left out of the daily counts (still listed in the log), e.g. ${sample
-      .map((r) => `rid ${r.rid} ts ${JSON.stringify(r.ts.slice(0, 40))}`)
-      .join(', ')}\n`,
+    `[console] ${new Date().toISOString()} rollup: ${t(
+      `時刻を日付に換算できないイベント ${n} 件を日別集計から除外しました(操作ログには残ります)。例: ${rows}`,
+      `${n} event(s) without a usable time left out of the daily counts (still listed in the log), e.g. ${rows}`,
+    )}\n`,
   );
 }
 

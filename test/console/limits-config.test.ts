@@ -25,14 +25,14 @@ describe('console limits', () => {
   });
 
   it.each([
-    [{ limits: 5 }, /limits: must be an object/],
-    [{ limits: { agentEvnts: { burst: 1 } } }, /limits\.agentEvnts: unknown limit/],
-    [{ limits: { agentEvents: [] } }, /limits\.agentEvents: must be an object/],
-    [{ limits: { agentEvents: { burst: -1 } } }, /limits\.agentEvents\.burst: must be a positive number/],
-    [{ limits: { agentEvents: { perSecond: '5' } } }, /limits\.agentEvents\.perSecond: must be a positive number/],
-    [{ limits: { agentBytes: { burst: Infinity } } }, /limits\.agentBytes\.burst: must be a positive number/],
-    [{ limits: { agentBytes: { refill: 5 } } }, /limits\.agentBytes\.refill: unknown setting/],
-  ])('refuses %j naming the path', (config, message) => {
+    [{ limits: 5 }, /^config\.json limits: /],
+    [{ limits: { agentEvnts: { burst: 1 } } }, /limits\.agentEvnts: .*agentEvents, agentBytes, enrollPerAddress/],
+    [{ limits: { agentEvents: [] } }, /limits\.agentEvents: .*\{burst, perSecond\}/],
+    [{ limits: { agentEvents: { burst: -1 } } }, /limits\.agentEvents\.burst: /],
+    [{ limits: { agentEvents: { perSecond: '5' } } }, /limits\.agentEvents\.perSecond: /],
+    [{ limits: { agentBytes: { burst: Infinity } } }, /limits\.agentBytes\.burst: /],
+    [{ limits: { agentBytes: { refill: 5 } } }, /limits\.agentBytes\.refill: /],
+  ])('refuses %j naming the path (in Japanese or English)', (config, message) => {
     expect(() => consoleLimits(config as never)).toThrow(message);
   });
 });
