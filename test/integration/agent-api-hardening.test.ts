@@ -109,8 +109,13 @@ describe('agent clocks never decide where an event sorts (item 1)', () => {
     expect(eventHash(asSigned.prevHash, asSigned)).toBe(sent.hash);
     const skew = await waitFor('agent.clock_skew', () => c.events(['--type', 'agent.clock_skew']).find((e) => e.terminalId === a.agentId));
     expect(skew.data).toMatchObject({ agentId: a.agentId, claimed: FAR, seq: sent.seq });
-    const detail = await page(c, `/events?type=usb.blocked&terminal=${a.agentId}`, cookie);
-    expect(detail.status).toBe(200);
+    const listed = await page(c, `/events?type=usb.blocked&terminal=${a.agentId}`, cookie);
+    expect(listed.status).toBe(200);
+    const db = openDb(c);
+    const { rid } = db.prepare('SELECT rid FROM events WHERE id = ?').get(sent.id) as { rid: number };
+    db.close();
+    const detail = await page(c, `/events/${rid}`, cookie);
+    expect(detail.body).toContain(`<dd id="agent-ts"><code>${FAR}</code>`);
   });
 
   it('a database poisoned by an earlier version recovers when the console is upgraded', async () => {
@@ -237,10 +242,12 @@ describe('upload limits per agent (item 4), enrolment refusals (item 6), deep da
     const [pp, qq] = [p.agentId.slice(0, 8), q.agentId.slice(0, 8)];
     const list = await waitFor('the terminal list to show the taken name', async () => {
       const r = await page(c, '/terminals', cookie);
-      return r.body.includes('>madoguchi-01<') ? r : null;
+      return r.body.split('>madoguchi-01</a>').length === 3 ? r : null; // both rows (beats are written once a second)
     });
     expect(list.status).toBe(200);
     for (const id of [pp, qq]) expect(list.body).toMatch(new RegExp(`madoguchi-01</a> <code class="id-prefix">${id}</code> <span class="badge sev-warning dup-name"`));
+    const detail = await page(c, `/terminals/${q.agentId}`, cookie);
+    expect(detail.body).toMatch(new RegExp(`<dd id="same-name"><a href="/terminals/${p.agentId}">madoguchi-01 \\(${pp}\\)</a>`));
     const log = await page(c, '/events?type=agent.hostname_changed', cookie);
     expect(log.body).toContain(`madoguchi-01 (${pp})`);
     expect(log.body).toContain(`madoguchi-01 (${qq})`);
