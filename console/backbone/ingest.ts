@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import { eventHash, eventShapeErrors, genesisHash, isAgentEventType, type SekimoriEvent } from '../../protocol/events.js';
 import type { UploadResponse } from '../../protocol/api.js';
 import { HttpError } from '../module.js';
-import { insertEventStatement, recordConsoleEvent, sortableTs, type ChainStatus } from '../core/events.js';
+import { insertEventStatement, recordConsoleEvent, tsJudge, type ChainStatus } from '../core/events.js';
 import { isObject } from '../../protocol/validate.js';
 
 export const MAX_BATCH_EVENTS = 5000;
@@ -63,6 +63,7 @@ export function createIngester(db: Database.Database) {
 
   const ingest = db.transaction((agentId: string, events: SekimoriEvent[], received: Date): IngestResult => {
     const now = received.toISOString();
+    const sortable = tsJudge(received);
     const skewed: SkewedEvent[] = [];
     const h = head.get(agentId) as Head;
     let lastSeq = h.last_seq;
@@ -87,7 +88,7 @@ export function createIngester(db: Database.Database) {
         finding = { kind: 'broken', seq: e.seq, detail: 'prevHash does not match the previous event' };
       }
       // The claimed ts is what the hash covers (checked above, kept in agent_ts); the stored ts may be ours.
-      const when = sortableTs(e.ts, received);
+      const when = sortable(e.ts);
       const r = insert.run({ ...e, ts: when.ts, agentTs: when.agentTs, user: e.user ?? null, data: JSON.stringify(e.data), terminalId: agentId, chain, receivedAt: now });
       if (r.changes === 0) {
         // (agent, seq) already held: a retry is fine, different content is not.

@@ -128,6 +128,12 @@ describe('ingest', () => {
     ['2026-11-29T12:05:00.000Z', 'trusted'],
     ['2026-11-29T12:05:00.001Z', 'restamped'],
     ['2026-02-30T00:00:00.000Z', 'restamped'],
+    ['2024-02-29T10:00:00.000Z', 'trusted'], // a real leap day takes the slow path and passes
+    ['2026-04-31T10:00:00.000Z', 'restamped'],
+    ['2026-11-28T24:00:00.000Z', 'restamped'],
+    ['2026-13-01T00:00:00.000Z', 'restamped'], // refused by the shape check first; never taken as is
+    ['2026-11-28T23:60:00.000Z', 'restamped'],
+    ['2026-00-10T00:00:00.000Z', 'restamped'],
   ])('sortableTs(%s) at 12:00 is %s', (claimed, want) => {
     const got = sortableTs(claimed, new Date('2026-11-29T12:00:00.000Z'));
     expect(got.agentTs === null ? 'trusted' : 'restamped').toBe(want);
