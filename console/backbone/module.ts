@@ -6,6 +6,7 @@ import type { OpenConsole } from '../core/context.js';
 import { RateLimiter, tooManyRequests } from '../core/limits.js';
 import { consoleLimits } from '../core/paths.js';
 import { signAgentCsr } from '../core/pki.js';
+import { sourceKey } from '../web/auth.js';
 import { GroupCommit, createIngester, parseBatch } from './ingest.js';
 import { hashToken, sameNameAs } from './agents.js';
 import { backboneCommands } from './cli.js';
@@ -22,8 +23,9 @@ function enrollRoute(ctx: OpenConsole): Route {
   const attempts = new RateLimiter(consoleLimits(ctx.config).enrollPerAddress);
   // Anyone can call this: each refusal is folded per address (one event, then a counted summary a
   // minute later), so guessing tokens cannot bury real admin.* events on the console's chain.
+  // Keyed like the login limits (web/auth.ts sourceKey): IPv6 by its /64, one host's usual share.
   const refused = (from: string, reason: string, hostname: string) =>
-    ctx.recordRepeated({ type: 'admin.enroll_refused', data: { reason, hostname, from } }, 'enroll_refused:' + from);
+    ctx.recordRepeated({ type: 'admin.enroll_refused', data: { reason, hostname, from } }, 'enroll_refused:' + sourceKey(from));
   return {
     method: 'POST',
     path: '/api/agent/enroll',
@@ -31,9 +33,10 @@ function enrollRoute(ctx: OpenConsole): Route {
     maxBody: 16 * 1024,
     async handle(req) {
       const now = Date.now();
-      if (!attempts.take(req.remoteAddress, now)) {
+      const source = sourceKey(req.remoteAddress);
+      if (!attempts.take(source, now)) {
         refused(req.remoteAddress, 'rate limited', '');
-        throw tooManyRequests(attempts.retryAfterSeconds(req.remoteAddress, now), 'enrollment attempts from this address');
+        throw tooManyRequests(attempts.retryAfterSeconds(source, now), 'enrollment attempts from this address');
       }
       const b = req.json();
       if (!isObject(b)) throw new HttpError(400, 'invalid_request', 'body must be a JSON object');
