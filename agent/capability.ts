@@ -16,6 +16,8 @@ export interface NewEvent {
 export interface ConsoleReply {
   status: number;
   body: unknown;
+  /** Response headers where the link has them (Retry-After on 429/503). */
+  headers?: Record<string, string | string[] | undefined>;
 }
 
 /** The agent's mutual-TLS link to the console. */

@@ -146,7 +146,11 @@ async function main(): Promise<void> {
     const online = Array.from({ length: N }, (_, i) => `bench${i}`);
     const offline = Array.from({ length: N }, (_, i) => `bench${N + i}`);
     lines.push(stats('console: accept (socket→agent→console)', await measure(online, false)));
-    lines.push(stats('console: reject wrong code', await measure(online, true)));
+    // The console limits rejected attempts per terminal (console/mfa/limits.ts: a burst of 20, then
+    // 1 per 5 s) and all requests per terminal (server: 120, then 20/s): measure the rejects within
+    // those limits, after the request bucket has refilled, so no sample is a 429.
+    await new Promise((r) => setTimeout(r, 7_000));
+    lines.push(stats('console: reject wrong code', await measure(online.slice(0, 20), true)));
 
     // pam: the whole stack, if we can (root + pamtester).
     const module = join(root, 'dist/pam/pam_sekimori.so');

@@ -33,7 +33,7 @@ export const MAX_RETRY_AFTER_MS = 3_600_000;
  */
 export function retryAfterMs(reply: ConsoleReply): number | null {
   if (reply.status !== 429 && reply.status !== 503) return null;
-  const headers = (reply as ConsoleReply & { headers?: Record<string, string | string[] | undefined> }).headers;
+  const headers = reply.headers;
   const raw = headers?.['retry-after'];
   const v = Array.isArray(raw) ? raw[0] : raw;
   if (v === undefined || !/^\s*\d{1,9}\s*$/.test(v)) return null;

@@ -6,7 +6,7 @@ import type { OpenConsole } from '../core/context.js';
 import { RateLimiter, tooManyRequests } from '../core/limits.js';
 import { consoleLimits } from '../core/paths.js';
 import { signAgentCsr } from '../core/pki.js';
-import { sourceKey } from '../web/auth.js';
+import { sourceKey } from '../core/limits.js';
 import { GroupCommit, createIngester, parseBatch } from './ingest.js';
 import { hashToken, sameNameAs } from './agents.js';
 import { backboneCommands } from './cli.js';
@@ -23,7 +23,7 @@ function enrollRoute(ctx: OpenConsole): Route {
   const attempts = new RateLimiter(consoleLimits(ctx.config).enrollPerAddress);
   // Anyone can call this: each refusal is folded per address (one event, then a counted summary a
   // minute later), so guessing tokens cannot bury real admin.* events on the console's chain.
-  // Keyed like the login limits (web/auth.ts sourceKey): IPv6 by its /64, one host's usual share.
+  // Keyed like the login limits (core/limits.ts sourceKey): IPv6 by its /64, one host's usual share.
   const refused = (from: string, reason: string, hostname: string) =>
     ctx.recordRepeated({ type: 'admin.enroll_refused', data: { reason, hostname, from } }, 'enroll_refused:' + sourceKey(from));
   return {

@@ -116,3 +116,20 @@ export function tooManyRequests(retryAfterSeconds: number, what: string): HttpEr
   const s = Math.max(1, Math.ceil(retryAfterSeconds));
   return new HttpError(429, 'rate_limited', `too many ${what}; retry after ${s} s`, undefined, { 'retry-after': String(s) });
 }
+
+/**
+ * The "address" that limits and lock sources count: IPv4 as it is; IPv6 by its /64, because one
+ * host is routinely given a whole /64 and could otherwise be a new address per request.
+ */
+export function sourceKey(address: string): string {
+  const a = address.trim().toLowerCase().replace(/%.*$/, '');
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(a);
+  if (mapped) return mapped[1]!;
+  if (!a.includes(':')) return a;
+  const [head = '', tail] = a.split('::', 2) as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  if (groups.length !== 8 || !groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return a; // not IPv6 after all: as it is
+  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':') + '::/64';
+}

@@ -10,13 +10,13 @@ import type { TLSSocket } from 'node:tls';
 import { X509Certificate, createHash } from 'node:crypto';
 import { HttpError, type ApiRequest, type ApiResponse, type Route } from '../module.js';
 import type { OpenConsole } from './context.js';
-import { RateLimiter, type RateLimit } from './limits.js';
+import { RateLimiter, sourceKey, type RateLimit } from './limits.js';
 
 const DEFAULT_MAX_BODY = 64 * 1024;
 
 /** Connection and request limits of the one HTTPS port (README, "Security limits"). */
 export const SERVER_LIMITS = {
-  /** Open connections from one address; an agent keeps at most 4, a browser about 6. */
+  /** Open connections from one address (IPv6: one /64); an agent keeps at most 4, a browser about 6. */
   connectionsPerAddress: 128,
   /** Open connections in all: a fleet of 20,000 terminals keeps one each. */
   maxConnections: 25_000,
@@ -165,7 +165,7 @@ export function createConsoleServer(ctx: OpenConsole, routes: Route[], log: (m: 
   const perAddress = new Map<string, number>();
   const firstRequestSeen = new WeakSet<object>();
   server.on('connection', (socket: Socket) => {
-    const addr = socket.remoteAddress ?? '';
+    const addr = sourceKey(socket.remoteAddress ?? '');
     const n = (perAddress.get(addr) ?? 0) + 1;
     if (n > L.connectionsPerAddress) {
       socket.destroy();
@@ -206,7 +206,7 @@ export function createConsoleServer(ctx: OpenConsole, routes: Route[], log: (m: 
       const { route, params } = found;
       const agentId = route.auth === 'agent' ? authenticateAgent(ctx, req.socket as TLSSocket) : null;
       if (agentId !== null) agentLimiter.check(agentId, 'requests from this terminal');
-      else anonymousLimiter.check(req.socket.remoteAddress ?? '', 'requests from this address');
+      else anonymousLimiter.check(sourceKey(req.socket.remoteAddress ?? ''), 'requests from this address');
       const body = method === 'GET' || method === 'HEAD' ? Buffer.alloc(0) : await readBody(req, route.maxBody ?? DEFAULT_MAX_BODY);
       const apiReq: ApiRequest = {
         method,

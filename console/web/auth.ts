@@ -6,7 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { base32Decode, matchStep, timeStep } from '../../agent/mfa/otp.js';
-import { ConcurrencyLimit, RateLimiter, type RateLimit } from '../core/limits.js';
+import { ConcurrencyLimit, RateLimiter, sourceKey, type RateLimit } from '../core/limits.js';
 import { hashPassword, unmatchableHash, verifyPassword } from '../core/passwords.js';
 import type { ConsoleContext } from '../module.js';
 
@@ -234,23 +234,6 @@ export interface LoginOutcome {
 export interface LoginRefusal {
   refused: 'address' | 'global' | 'busy';
   retryAfterSeconds: number;
-}
-
-/**
- * The "address" that limits and lock sources count: IPv4 as it is; IPv6 by its /64, because one
- * host is routinely given a whole /64 and could otherwise be a new address per request.
- */
-export function sourceKey(address: string): string {
-  const a = address.trim().toLowerCase().replace(/%.*$/, '');
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(a);
-  if (mapped) return mapped[1]!;
-  if (!a.includes(':')) return a;
-  const [head = '', tail] = a.split('::', 2) as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
-  if (groups.length !== 8 || !groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return a; // not IPv6 after all: as it is
-  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':') + '::/64';
 }
 
 /** Limits first (cheap, in memory), so a refused attempt costs no scrypt and no database write. */

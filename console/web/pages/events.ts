@@ -86,10 +86,9 @@ export const eventRoutes: WebRouteSpec[] = [
       const L = r.lang;
       const { query, form } = parseEventQuery(r.api.query);
       const p = eventPage(r.ctx.db, query);
-      const names = hostnames(r.ctx.db);
       const labels = terminalNames(r.ctx.db); // an id prefix where two terminals report the same name
       const keep = { terminal: form.terminal, user: form.user, type: form.type, severity: form.severity, since: form.since, until: form.until, text: form.text };
-      const body = html`${filterForm(r, form, names)}
+      const body = html`${filterForm(r, form, labels)}
 <p class="actions"><a class="button" id="csv-link" href="/events.csv${qs(keep)}" download>${tr(L, 'exportCsv')}</a></p>
 ${p.scanLimited ? html`<p class="note">${tr(L, 'scanLimited')}</p>` : ''}
 ${

@@ -10,9 +10,9 @@ import { decideRequest, listRequests, requestException } from '../../usb/request
 import { HttpError } from '../../module.js';
 import { html, qs } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
-import { eventPage } from '../queries.js';
+import { eventPage, terminalNames } from '../queries.js';
 import { csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, type WebRouteSpec } from '../web.js';
-import { hostnames, terminalLabel } from './common.js';
+import { terminalLabel } from './common.js';
 
 const DURATIONS = ['30m', '1h', '2h', '4h', '8h', '1d', '3d', '7d'];
 
@@ -30,7 +30,7 @@ export const exceptionRoutes: WebRouteSpec[] = [
       const q = r.api.query;
       const all = q.get('all') === '1';
       const list = listExceptions(r.ctx, { all });
-      const names = hostnames(r.ctx.db);
+      const names = terminalNames(r.ctx.db); // an id prefix where two terminals report the same name
       const agents = listAgents(r.ctx).filter((a) => a.status !== 'revoked');
       const admin = isAdmin(r);
       const preAgent = q.get('agent') ?? '';

@@ -7,7 +7,8 @@ import { approveBaseline, importBaseline, listBaselines, listQuarantined, reject
 import { html } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
 import { csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, type WebRouteSpec } from '../web.js';
-import { hostnames, terminalLabel } from './common.js';
+import { terminalLabel } from './common.js';
+import { terminalNames } from '../queries.js';
 
 export const softwareRoutes: WebRouteSpec[] = [
   {
@@ -17,7 +18,7 @@ export const softwareRoutes: WebRouteSpec[] = [
     handle(r) {
       const L = r.lang;
       const admin = isAdmin(r);
-      const names = hostnames(r.ctx.db);
+      const names = terminalNames(r.ctx.db); // an id prefix where two terminals report the same name
       const baselines = listBaselines(r.ctx).reverse();
       const quarantined = listQuarantined(r.ctx).reverse().slice(0, 500);
       const body = html`${r.api.query.get('done') ? html`<p class="ok" role="status">${tr(L, 'done')}</p>` : ''}

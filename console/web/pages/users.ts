@@ -6,6 +6,7 @@ import { HttpError, type ConsoleContext } from '../../module.js';
 import { html, type Html } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
 import { qrDataUri } from '../qr.js';
+import { terminalNames } from '../queries.js';
 import { csrfField, field, isAdmin, page, redirect, type WebReq, type WebRouteSpec } from '../web.js';
 
 export function mfaInstalled(ctx: ConsoleContext): boolean {
@@ -46,6 +47,7 @@ export const userRoutes: WebRouteSpec[] = [
       if (!mfaInstalled(r.ctx)) return page(r, 'users', '/users', html`<p class="note">${tr(L, 'mfaNotInstalled')}</p>`);
       const users = listUsers(r.ctx);
       const agents = listAgents(r.ctx).filter((a) => a.status !== 'revoked');
+      const names = terminalNames(r.ctx.db); // an id prefix where two terminals report the same name
       const admin = isAdmin(r);
       const msg = r.api.query.get('done') ? html`<p class="ok" role="status">${tr(L, 'done')}</p>` : '';
       const body = html`${msg}
@@ -54,8 +56,8 @@ ${admin ? html`<form method="post" action="/users/enroll" class="row">${csrfFiel
 ${users.map(
   (u) => html`<tr><td>${u.user}</td><td>${tr(L, u.status === 'active' ? 'active' : u.status === 'pending' ? 'pending' : 'disabled')}${u.locked ? html` <span class="badge sev-critical">${tr(L, 'locked')} ${fmtTime(u.lockedUntil, L)}</span>` : ''}</td>
 <td>${u.kind}${u.serial ? html` (${safeText(u.serial, 64)})` : ''}</td><td class="num">${u.failures}</td><td class="num">${u.recoveryLeft}</td>
-<td>${u.terminals.map((t) => html`<span class="tag">${agents.find((a) => a.id === t)?.hostname ?? t}${admin ? html` <form method="post" action="/users/unassign" class="inline">${csrfField(r)}<input type="hidden" name="user" value="${u.user}"><input type="hidden" name="terminal" value="${t}"><button type="submit" class="link" title="${tr(L, 'unassign')}">×</button></form>` : ''}</span> `)}
-${admin ? html`<form method="post" action="/users/assign" class="inline">${csrfField(r)}<input type="hidden" name="user" value="${u.user}"><select name="terminal">${agents.map((a) => html`<option value="${a.id}">${safeText(a.hostname, 40)}</option>`)}</select><button type="submit">${tr(L, 'assignTerminal')}</button></form>` : ''}</td>
+<td>${u.terminals.map((t) => html`<span class="tag">${names.get(t) ?? t}${admin ? html` <form method="post" action="/users/unassign" class="inline">${csrfField(r)}<input type="hidden" name="user" value="${u.user}"><input type="hidden" name="terminal" value="${t}"><button type="submit" class="link" title="${tr(L, 'unassign')}">×</button></form>` : ''}</span> `)}
+${admin ? html`<form method="post" action="/users/assign" class="inline">${csrfField(r)}<input type="hidden" name="user" value="${u.user}"><select name="terminal">${agents.map((a) => html`<option value="${a.id}">${names.get(a.id) ?? a.id.slice(0, 8)}</option>`)}</select><button type="submit">${tr(L, 'assignTerminal')}</button></form>` : ''}</td>
 ${admin ? html`<td class="actions">${actionButton(r, 'reset', u.user, tr(L, 'reset'))}${u.status === 'disabled' ? actionButton(r, 'enable', u.user, tr(L, 'enable')) : actionButton(r, 'disable', u.user, tr(L, 'disable'), 'danger')}${u.locked || u.failures > 0 ? actionButton(r, 'unlock', u.user, tr(L, 'unlock')) : ''}${actionButton(r, 'recovery', u.user, tr(L, 'newRecoveryCodes'))}</td>` : ''}</tr>`,
 )}</tbody></table>`;
       return page(r, 'users', '/users', body);
