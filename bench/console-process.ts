@@ -3,7 +3,7 @@
  * serving on a loopback port of its own, in a fresh folder.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -25,11 +25,16 @@ export interface BenchConsole {
   stop(): Promise<void>;
 }
 
-/** A new console (`init` + `serve` on 127.0.0.1:0) in a new temp folder named after the bench. */
-export async function startBenchConsole(name: string): Promise<BenchConsole> {
+/**
+ * A new console (`init` + `serve` on 127.0.0.1:0) in a new temp folder named after the bench;
+ * `config` is merged into DATA/config.json before it serves (e.g. raised limits).
+ */
+export async function startBenchConsole(name: string, config: object = {}): Promise<BenchConsole> {
   const dir = mkdtempSync(join(tmpdir(), `sekimori-bench-${name}-`));
   const data = join(dir, 'console');
   cli('console', ['init', '--data', data]);
+  const configPath = join(data, 'config.json');
+  writeFileSync(configPath, JSON.stringify({ ...(JSON.parse(readFileSync(configPath, 'utf8')) as object), ...config }, null, 2));
   const server = spawn(process.execPath, [join(root, 'bin/sekimori-console.js'), 'serve', '--data', data, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url: string = await new Promise((res, rej) => {
     let out = '';

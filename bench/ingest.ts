@@ -4,9 +4,8 @@
  *   npm run build && scripts/n24 node dist/bench/ingest.js [--events 200000] [--agents 4] [--batch 500]
  * The console runs as its own process (`sekimori-console serve`); this process is the fleet.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,7 @@ import { migrate, openDatabase } from '../console/core/db.js';
 import { insertEventStatement } from '../console/core/events.js';
 import { coreMigrations } from '../console/core/schema.js';
 import { chainEvent, genesisHash, type SekimoriEvent } from '../protocol/events.js';
-import { cli, root, startBenchConsole, type BenchConsole } from './console-process.js';
+import { cli, startBenchConsole } from './console-process.js';
 
 const { values } = parseArgs({ options: { events: { type: 'string', default: '200000' }, agents: { type: 'string', default: '4' }, batch: { type: 'string', default: '500' } } });
 const TOTAL = Number(values.events);
@@ -47,43 +46,17 @@ function makeEvents(agentId: string, n: number): SekimoriEvent[] {
 /**
  * Each simulated agent sends a backlog of 50,000+ events within seconds: more than a real
  * terminal may send at once (the per-agent limits, console/core/paths.ts DEFAULT_LIMITS). The bench
- * measures ingest, not the limiter's 429s, so it raises those limits in DATA/config.json (read
- * when the console starts) and serves again with them.
+ * measures ingest, not the limiter's 429s, so it raises those limits in DATA/config.json before
+ * the console serves.
  */
 const BENCH_LIMITS = {
+  agentRequests: { burst: 1_000_000, perSecond: 100_000 },
   agentEvents: { burst: 100_000_000, perSecond: 10_000_000 },
   agentBytes: { burst: 64 * 1024 ** 3, perSecond: 16 * 1024 ** 3 },
 };
 
-async function startIngestConsole(): Promise<BenchConsole> {
-  const first = await startBenchConsole('ingest');
-  await first.stop();
-  const configPath = join(first.data, 'config.json');
-  writeFileSync(configPath, JSON.stringify({ ...(JSON.parse(readFileSync(configPath, 'utf8')) as object), limits: BENCH_LIMITS }, null, 2));
-  const server = spawn(process.execPath, [join(root, 'bin/sekimori-console.js'), 'serve', '--data', first.data, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url: string = await new Promise((res, rej) => {
-    let out = '';
-    server.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /https:\/\/\S+/.exec(out);
-      if (m) res(m[0]);
-    });
-    server.once('exit', () => rej(new Error('console exited')));
-  });
-  return {
-    ...first,
-    url,
-    server,
-    stop: async () => {
-      if (server.exitCode !== null || server.signalCode !== null) return;
-      server.kill('SIGTERM');
-      await new Promise((r) => server.once('exit', r));
-    },
-  };
-}
-
 async function main() {
-  const con = await startIngestConsole();
+  const con = await startBenchConsole('ingest', { limits: BENCH_LIMITS });
   const { dir, data, url } = con;
   try {
     // Enroll AGENTS agents through the real CLI.

@@ -28,6 +28,10 @@ export interface ConsoleLimits {
   agentBytes: RateLimit;
   /** Enrolment attempts per remote address (a batch enrolment of many terminals comes from many addresses). */
   enrollPerAddress: RateLimit;
+  /** Requests per enrolled agent over all agent routes (a terminal sends a few a minute). */
+  agentRequests: RateLimit;
+  /** Unauthenticated requests per address (web pages with their assets, enrolment, /validate/check). */
+  anonymousRequests: RateLimit;
 }
 
 export const DEFAULT_LIMITS: ConsoleLimits = {
@@ -36,6 +40,8 @@ export const DEFAULT_LIMITS: ConsoleLimits = {
   // 64 MiB at once (that backlog is ~25 MB), then 32 KiB/s: a rogue agent adds ≤ 115 MB/h, not 109 GB/h.
   agentBytes: { burst: 64 * 1024 * 1024, perSecond: 32 * 1024 },
   enrollPerAddress: { burst: 20, perSecond: 1 },
+  agentRequests: { burst: 120, perSecond: 20 },
+  anonymousRequests: { burst: 300, perSecond: 50 },
 };
 
 export interface ConsoleConfig {

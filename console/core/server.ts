@@ -10,11 +10,12 @@ import type { TLSSocket } from 'node:tls';
 import { X509Certificate, createHash } from 'node:crypto';
 import { HttpError, type ApiRequest, type ApiResponse, type Route } from '../module.js';
 import type { OpenConsole } from './context.js';
-import { RateLimiter, sourceKey, type RateLimit } from './limits.js';
+import { RateLimiter, sourceKey } from './limits.js';
+import { consoleLimits } from './paths.js';
 
 const DEFAULT_MAX_BODY = 64 * 1024;
 
-/** Connection and request limits of the one HTTPS port (README, "Security limits"). */
+/** Connection limits of the one HTTPS port (README, "Security limits"); request rates are in paths.ts consoleLimits. */
 export const SERVER_LIMITS = {
   /** Open connections from one address (IPv6: one /64); an agent keeps at most 4, a browser about 6. */
   connectionsPerAddress: 128,
@@ -29,10 +30,6 @@ export const SERVER_LIMITS = {
   requestMs: 30_000,
   /** A connection with no traffic at all for this long is closed (keep-alive included). */
   idleMs: 75_000,
-  /** Requests per enrolled agent over all agent routes (a terminal sends a few a minute). */
-  agentRequests: { burst: 120, perSecond: 20 } satisfies RateLimit,
-  /** Unauthenticated requests per address (web pages with their assets, enrolment, /validate/check). */
-  anonymousRequests: { burst: 300, perSecond: 50 } satisfies RateLimit,
 } as const;
 
 /** Host names and addresses the server certificate is valid for, canonical (lowercase, IPv6 compressed). */
@@ -188,8 +185,9 @@ export function createConsoleServer(ctx: OpenConsole, routes: Route[], log: (m: 
   });
 
   const allowedHosts = certificateHosts(ctx.server.certPem);
-  const agentLimiter = new RateLimiter(L.agentRequests, 50_000);
-  const anonymousLimiter = new RateLimiter(L.anonymousRequests);
+  const limits = consoleLimits(ctx.config);
+  const agentLimiter = new RateLimiter(limits.agentRequests, 50_000);
+  const anonymousLimiter = new RateLimiter(limits.anonymousRequests);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://console.invalid');

@@ -10,6 +10,7 @@ import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../agent/state.js';
+import { DEFAULT_LIMITS } from '../../console/core/paths.js';
 import { SERVER_LIMITS } from '../../console/core/server.js';
 import { enrollAgent, startConsole, waitFor, type TestAgent, type TestConsole } from './harness.js';
 
@@ -135,7 +136,7 @@ describe('request limits per client', () => {
       }
       const limited = answers.filter((a) => a.status === 429);
       expect(limited.length).toBeGreaterThan(0);
-      expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(SERVER_LIMITS.agentRequests.burst);
+      expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(DEFAULT_LIMITS.agentRequests.burst);
       expect(Number(limited[0]!.headers['retry-after'])).toBeGreaterThanOrEqual(1);
       expect(JSON.parse(limited[0]!.body)).toMatchObject({ error: 'rate_limited' });
       await waitFor('the agent to be served again', async () => (await send('/api/agent/heartbeat', { method: 'POST', agent: keepAlive, body })).status === 200, 10_000, 500);
