@@ -5,7 +5,7 @@
  */
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { isValidMfaUser, type MfaPolicy } from '../../protocol/policy-mfa.js';
-import { matchStep, timeStep, type TotpParams } from './otp.js';
+import { allMatches, hotp, matchRange, matchStep, timeStep, type TotpParams } from './otp.js';
 
 export type MfaStatus = 'pending' | 'active' | 'disabled';
 
@@ -27,6 +27,29 @@ export interface MfaUserState {
   /** ms since epoch; 0 = not locked. */
   lockedUntil: number;
   recovery: RecoveryHash[];
+  /**
+   * 'hotp': event-based hardware token; `lastStep` is then the last accepted counter and the next
+   * codes are looked for in lastStep+1 … lastStep+HOTP_LOOKAHEAD. Absent = 'totp'.
+   */
+  type?: 'totp' | 'hotp';
+  /**
+   * TOTP only, hardware tokens: how many steps the token's clock is ahead (+) or behind (−).
+   * Present = learned from every accepted code (privacyIDEA's timeShift); absent = never drifted
+   * (authenticator apps, whose phones keep network time).
+   */
+  drift?: number;
+}
+
+/** HOTP look-ahead: a token pressed up to 9 times without logging in still works (privacyIDEA DefaultCountWindow = 10). */
+export const HOTP_LOOKAHEAD = 10;
+/** HOTP resync: two consecutive codes searched this far ahead (privacyIDEA DefaultSyncWindow = 1000). */
+export const HOTP_RESYNC_WINDOW = 1000;
+/** TOTP resync: ± this many steps around now (±1 h at 30 s); also the largest drift ever kept. */
+export const TOTP_RESYNC_STEPS = 120;
+
+export function clampDrift(d: number): number {
+  if (!Number.isSafeInteger(d)) return 0;
+  return Math.max(-TOTP_RESYNC_STEPS, Math.min(TOTP_RESYNC_STEPS, d));
 }
 
 export type MfaReason =
@@ -60,7 +83,7 @@ export interface MfaVerdict {
   /** This attempt caused the lock. */
   lockedNow: boolean;
   /** State to persist (absent when nothing changes, e.g. unknown user). */
-  next?: { lastStep: number; failures: number; lockedUntil: number; recoveryUsed?: number };
+  next?: { lastStep: number; failures: number; lockedUntil: number; recoveryUsed?: number; drift?: number };
 }
 
 export type ParsedCode = { kind: 'totp'; code: string } | { kind: 'recovery'; code: string } | { kind: 'malformed' };
@@ -172,8 +195,19 @@ export function decide(state: MfaUserState | null, input: DecideInput): MfaVerdi
     }
     return fail('wrong_code', 'mfa.failure');
   }
-  const nowStep = timeStep(nowMs, state.params.period);
-  const m = matchStep(state.key, parsed.code, nowStep, policy.windowSteps, state.params, state.lastStep);
+  let m: { step: number; replay: boolean } | null;
+  let drift: number | undefined;
+  if (state.type === 'hotp') {
+    // The last used counter is looked at too, only so that reusing it is reported as a replay.
+    const last = Number.isSafeInteger(state.lastStep) ? state.lastStep : Number.MAX_SAFE_INTEGER;
+    m = matchRange(state.key, parsed.code, last, last + HOTP_LOOKAHEAD, state.params, last);
+  } else {
+    const realStep = timeStep(nowMs, state.params.period);
+    const d = state.drift === undefined ? 0 : clampDrift(state.drift);
+    m = matchStep(state.key, parsed.code, realStep + d, policy.windowSteps, state.params, state.lastStep);
+    // A hardware clock keeps drifting the same way: centre the next window where this code was.
+    if (m && !m.replay && state.drift !== undefined) drift = clampDrift(m.step - realStep);
+  }
   if (!m) return fail('wrong_code', 'mfa.failure');
   if (m.replay) return fail('replay', 'mfa.replay', m.step);
   return {
@@ -182,8 +216,41 @@ export function decide(state: MfaUserState | null, input: DecideInput): MfaVerdi
     event: 'mfa.success',
     step: m.step,
     lockedNow: false,
-    next: { lastStep: m.step, failures: 0, lockedUntil: 0 },
+    next: { lastStep: m.step, failures: 0, lockedUntil: 0, ...(drift !== undefined ? { drift } : {}) },
   };
+}
+
+export type ResyncResult = { ok: true; lastStep: number; drift?: number } | { ok: false; reason: 'malformed' | 'no_match' | 'ambiguous' };
+
+/**
+ * Resynchronisation with two consecutive codes (privacyIDEA's resync): the first code is looked
+ * for in a wide range, the second must be the very next counter/step. HOTP: after the last used
+ * counter, HOTP_RESYNC_WINDOW ahead. TOTP: ±TOTP_RESYNC_STEPS around the real now, never at or
+ * before the last used step; the drift becomes where the second code was. Both codes are used up.
+ * Two different positions matching (≈ 10^-9 for 6 digits) are refused, not guessed between.
+ */
+export function resync(state: Pick<MfaUserState, 'key' | 'params' | 'lastStep' | 'type'>, code1: unknown, code2: unknown, nowMs: number): ResyncResult {
+  const p1 = parseCode(code1, state.params.digits);
+  const p2 = parseCode(code2, state.params.digits);
+  if (p1.kind !== 'totp' || p2.kind !== 'totp') return { ok: false, reason: 'malformed' };
+  const last = Number.isSafeInteger(state.lastStep) ? Math.max(-1, state.lastStep) : Number.MAX_SAFE_INTEGER;
+  let from: number;
+  let to: number;
+  let realStep = 0;
+  if (state.type === 'hotp') {
+    from = last + 1;
+    to = last + HOTP_RESYNC_WINDOW;
+  } else {
+    realStep = timeStep(nowMs, state.params.period);
+    from = Math.max(last + 1, realStep - TOTP_RESYNC_STEPS);
+    to = realStep + TOTP_RESYNC_STEPS - 1; // the second code at most TOTP_RESYNC_STEPS ahead
+  }
+  if (to > Number.MAX_SAFE_INTEGER - 1) to = Number.MAX_SAFE_INTEGER - 1;
+  const hits = allMatches(state.key, p1.code, from, to, state.params).filter((n) => hotp(state.key, n + 1, state.params.digits, state.params.algorithm) === p2.code);
+  if (hits.length === 0) return { ok: false, reason: 'no_match' };
+  if (hits.length > 1) return { ok: false, reason: 'ambiguous' };
+  const second = hits[0]! + 1;
+  return state.type === 'hotp' ? { ok: true, lastStep: second } : { ok: true, lastStep: second, drift: clampDrift(second - realStep) };
 }
 
 /** Enrolment confirmation: the first code proves the user's device holds the secret. */

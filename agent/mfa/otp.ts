@@ -58,6 +58,9 @@ export function base32Encode(buf: Uint8Array): string {
 /** RFC 4226 §5.3: HMAC, dynamic truncation, modulo 10^digits, left-padded. */
 export function hotp(key: Uint8Array, counter: number, digits: number = 6, algorithm: OtpAlgorithm = 'SHA1'): string {
   if (!Number.isSafeInteger(counter) || counter < 0) throw new RangeError('hotp: counter must be a non-negative integer');
+  // 6–8 digits only (RFC 4226 §5.3; 9+ would exceed the 31-bit truncation's precision of meaning).
+  if (digits !== 6 && digits !== 7 && digits !== 8) throw new RangeError('hotp: digits must be 6, 7 or 8');
+  if (!OTP_ALGORITHMS.includes(algorithm)) throw new RangeError('hotp: unknown algorithm');
   const msg = Buffer.alloc(8);
   msg.writeBigUInt64BE(BigInt(counter));
   const mac = createHmac(algorithm.toLowerCase(), key).update(msg).digest();
@@ -94,13 +97,44 @@ export function matchStep(
   p: TotpParams,
   afterStep: number,
 ): { step: number; replay: boolean } | null {
+  return matchRange(key, code, nowStep - window, nowStep + window, p, afterStep);
+}
+
+/** The largest range matchRange walks: bounds the work a hostile window or counter can cause. */
+export const MAX_MATCH_RANGE = 2001;
+
+/**
+ * Every counter/step in [from, to] (clipped to 0 … MAX_SAFE_INTEGER) is checked, no early exit.
+ * Used for TOTP (a window around the drifted now), HOTP (look-ahead after the last used counter)
+ * and resynchronisation (a wider range). A range wider than MAX_MATCH_RANGE is refused.
+ */
+export function matchRange(
+  key: Uint8Array,
+  code: string,
+  from: number,
+  to: number,
+  p: Pick<TotpParams, 'algorithm' | 'digits'>,
+  afterStep: number,
+): { step: number; replay: boolean } | null {
+  if (!Number.isFinite(from) || !Number.isFinite(to)) return null;
+  const lo = Math.max(0, Math.ceil(from));
+  const hi = Math.min(Number.MAX_SAFE_INTEGER, Math.floor(to));
+  if (hi < lo || hi - lo + 1 > MAX_MATCH_RANGE) return null;
   let found: { step: number; replay: boolean } | null = null;
-  for (let d = -window; d <= window; d++) {
-    const s = nowStep + d;
-    if (s < 0) continue;
+  for (let s = lo; s <= hi; s++) {
     const hit = sameCode(hotp(key, s, p.digits, p.algorithm), code);
     // Prefer a fresh match over a replayed one (two steps can share a code by chance).
     if (hit && (found === null || (found.replay && s > afterStep))) found = { step: s, replay: s <= afterStep };
   }
   return found;
+}
+
+/** Every counter/step in [from, to] at which `code` matches (resync needs all of them, not one). */
+export function allMatches(key: Uint8Array, code: string, from: number, to: number, p: Pick<TotpParams, 'algorithm' | 'digits'>): number[] {
+  const lo = Math.max(0, Math.ceil(from));
+  const hi = Math.min(Number.MAX_SAFE_INTEGER, Math.floor(to));
+  if (!Number.isFinite(lo) || !Number.isFinite(hi) || hi < lo || hi - lo + 1 > MAX_MATCH_RANGE) return [];
+  const out: number[] = [];
+  for (let s = lo; s <= hi; s++) if (sameCode(hotp(key, s, p.digits, p.algorithm), code)) out.push(s);
+  return out;
 }
