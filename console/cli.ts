@@ -34,10 +34,18 @@ const core: Record<string, CliCommand> = {
     },
   },
   serve: {
-    summary: 'serve --data DIR [--listen 127.0.0.1:8443]   管理コンソールを起動 / run the console',
+    summary:
+      'serve --data DIR [--listen 127.0.0.1:8443] [--validate-listen HOST:PORT|off]   管理コンソールを起動 (privacyIDEA 互換ポートの既定は --listen のポート+1) / run the console (privacyIDEA-compatible port defaults to the --listen port + 1)',
     async run(args) {
-      const { values } = parseArgs({ args, options: { data: { type: 'string', default: defaultData }, listen: { type: 'string', default: '127.0.0.1:8443' } } });
-      await serve(values.data, values.listen);
+      const { values } = parseArgs({
+        args,
+        options: {
+          data: { type: 'string', default: defaultData },
+          listen: { type: 'string', default: '127.0.0.1:8443' },
+          'validate-listen': { type: 'string' },
+        },
+      });
+      await serve(values.data, values.listen, values['validate-listen']);
       return 0;
     },
   },

@@ -2,7 +2,8 @@
  * `npm start`: the main job on one machine. Creates (once) a console data folder and a local
  * agent under .data/, starts the console on https://127.0.0.1:8443 and the agent enrolled in
  * monitor mode (it reports what it would block and changes nothing on this machine), and prints
- * where to go. Ctrl-C stops both.
+ * where to go, including the privacyIDEA-compatible /validate/check URL for Windows terminals
+ * (the main port + 1, e.g. 8444). Ctrl-C stops both.
  *   SEKIMORI_DEMO_DIR (default .data)   SEKIMORI_LISTEN (default 127.0.0.1:8443)
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -22,13 +23,23 @@ function run(name: string, args: string[]): string {
   return r.stdout;
 }
 
+/** Everything a process printed so far (each later wait also sees what came before it). */
+const seen = new Map<ChildProcess, string>();
+function echo(proc: ChildProcess): void {
+  proc.stdout?.on('data', (c: Buffer) => {
+    seen.set(proc, (seen.get(proc) ?? '') + c.toString());
+    process.stdout.write(c);
+  });
+}
+
 function waitForLine(proc: ChildProcess, re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
   return new Promise((res, rej) => {
-    let out = '';
+    let out = seen.get(proc) ?? '';
+    const early = re.exec(out);
+    if (early) return res(early);
     const timer = setTimeout(() => rej(new Error(`timed out waiting for ${re}: ${out}`)), timeoutMs);
     proc.stdout?.on('data', (c: Buffer) => {
       out += c.toString();
-      process.stdout.write(c);
       const m = re.exec(out);
       if (m) {
         clearTimeout(timer);
@@ -47,7 +58,13 @@ async function main() {
     process.stdout.write(run('console', ['init', '--data', consoleData, '--organisation', process.env.SEKIMORI_ORGANISATION ?? 'デモ市']));
   }
   const consoleProc = spawn(process.execPath, [bin('console'), 'serve', '--data', consoleData, '--listen', listen], { stdio: ['ignore', 'pipe', 'inherit'] });
+  echo(consoleProc);
   const [, url] = await waitForLine(consoleProc, /(https:\/\/\S+)/, 30_000);
+  // The validate port is printed right after the main one; when it could not be opened the console says why on stderr.
+  const validateUrl = await waitForLine(consoleProc, /(https:\/\/\S+\/validate\/check)/, 3_000).then(
+    (m) => m[1]!,
+    () => '(開けませんでした・ログ参照 / not opened, see the log)',
+  );
   if (!existsSync(join(agentState, 'identity.json'))) {
     const tok = JSON.parse(run('console', ['enroll-token', '--data', consoleData, '--json'])) as { token: string; caFingerprint: string };
     process.stdout.write(run('agent', ['enroll', '--console', url!, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', agentState, '--monitor']));
@@ -57,6 +74,7 @@ async function main() {
   process.stdout.write(`
 ================================================================
  関守 Sekimori 管理コンソール / console:  ${url}/
+ Windows ログオン (privacyIDEA Credential Provider) / Windows logon:  ${validateUrl}
  初期管理者 / first admin credentials:   ${join(consoleData, 'initial-admin.txt')}
    (ユーザー名・パスワード・TOTPシークレット。認証アプリに登録してください /
     user, password and TOTP secret: add the secret to an authenticator app)

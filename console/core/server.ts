@@ -1,7 +1,13 @@
 /**
- * The console's HTTPS server (TLS 1.3 only). One port serves agents (mutual TLS: the client
+ * The console's HTTPS servers. The main port (TLS 1.3 only) serves agents (mutual TLS: the client
  * certificate is requested, and routes with auth 'agent' refuse requests without a valid,
  * non-revoked agent certificate) and the web console (which authenticates people itself).
+ *
+ * The validate port serves only the privacyIDEA-compatible /validate/* routes, for the Windows
+ * Credential Provider: WinHTTP fails whenever a server requests a client certificate (even an
+ * optional one) and Windows 10 offers no TLS 1.3, so that port requests none and also accepts
+ * TLS 1.2, with forward-secret AEAD suites only. Both share the same hardening (connection caps,
+ * timeouts, Host check, per-address request limits).
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -15,7 +21,7 @@ import { consoleLimits } from './paths.js';
 
 const DEFAULT_MAX_BODY = 64 * 1024;
 
-/** Connection limits of the one HTTPS port (README, "Security limits"); request rates are in paths.ts consoleLimits. */
+/** Connection limits of each HTTPS port (README, "Security limits"); request rates are in paths.ts consoleLimits. */
 export const SERVER_LIMITS = {
   /** Open connections from one address (IPv6: one /64); an agent keeps at most 4, a browser about 6. */
   connectionsPerAddress: 128,
@@ -134,16 +140,66 @@ function matchRoute(routes: Route[], method: string, path: string): { route: Rou
   return pathMatched ? 'method' : null;
 }
 
-export function createConsoleServer(ctx: OpenConsole, routes: Route[], log: (m: string) => void): Server {
+/**
+ * TLS 1.2 suites of the validate port: ECDHE (forward secrecy) with AES-GCM or ChaCha20-Poly1305
+ * only — what Windows 10's Schannel offers for an ECDSA certificate; no CBC, no RSA key exchange.
+ * The TLS 1.3 suites are all AEAD.
+ */
+export const VALIDATE_TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+] as const;
+const TLS13_CIPHERS = ['TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256'] as const;
+
+/** Only these paths are served on the validate port (everything else: 404 there). */
+export function isValidatePath(path: string | RegExp): boolean {
+  return typeof path === 'string' && path.startsWith('/validate/');
+}
+
+/** Request limiters shared by the console's listeners, so an address has one budget whichever port it uses. */
+export interface SharedLimiters {
+  agent: RateLimiter;
+  anonymous: RateLimiter;
+}
+
+export function createSharedLimiters(ctx: OpenConsole): SharedLimiters {
+  const limits = consoleLimits(ctx.config);
+  return { agent: new RateLimiter(limits.agentRequests, 50_000), anonymous: new RateLimiter(limits.anonymousRequests) };
+}
+
+export interface ServerOptions {
+  /** 'main' (default): agents + web, TLS 1.3, client certificate requested. 'validate': /validate/* only, TLS 1.2/1.3, no client certificate. */
+  kind?: 'main' | 'validate';
+  limiters?: SharedLimiters;
+}
+
+export function createConsoleServer(ctx: OpenConsole, allRoutes: Route[], log: (m: string) => void, opts: ServerOptions = {}): Server {
   const L = SERVER_LIMITS;
+  const validate = opts.kind === 'validate';
+  // The validate port never sees an agent route: it has no client certificates to check them with.
+  const routes = validate ? allRoutes.filter((r) => r.auth === 'none' && isValidatePath(r.path)) : allRoutes;
+  const tls = validate
+    ? {
+        requestCert: false,
+        minVersion: 'TLSv1.2' as const,
+        ciphers: [...TLS13_CIPHERS, ...VALIDATE_TLS12_CIPHERS].join(':'),
+        honorCipherOrder: true,
+      }
+    : {
+        ca: [ctx.ca.certPem],
+        requestCert: true,
+        rejectUnauthorized: false, // browsers have no client certificate; agent routes check per request
+        minVersion: 'TLSv1.3' as const,
+      };
   const server = createServer(
     {
       key: ctx.server.keyPem,
       cert: ctx.server.certPem,
-      ca: [ctx.ca.certPem],
-      requestCert: true,
-      rejectUnauthorized: false, // browsers have no client certificate; agent routes check per request
-      minVersion: 'TLSv1.3',
+      ...tls,
       handshakeTimeout: L.handshakeMs,
       connectionsCheckingInterval: 1_000, // how often headers/request timeouts are enforced
     },
@@ -185,9 +241,7 @@ export function createConsoleServer(ctx: OpenConsole, routes: Route[], log: (m: 
   });
 
   const allowedHosts = certificateHosts(ctx.server.certPem);
-  const limits = consoleLimits(ctx.config);
-  const agentLimiter = new RateLimiter(limits.agentRequests, 50_000);
-  const anonymousLimiter = new RateLimiter(limits.anonymousRequests);
+  const { agent: agentLimiter, anonymous: anonymousLimiter } = opts.limiters ?? createSharedLimiters(ctx);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://console.invalid');
