@@ -1,7 +1,8 @@
 /**
  * Console side of TOTP multi-factor login: the authority for every staff user's state (replay and
  * lockout hold across all terminals because they are decided here), the agent API, the
- * privacyIDEA-compatible /validate/check for Windows terminals, and the `mfa` CLI.
+ * privacyIDEA-compatible /validate/* for Windows terminals (served on the main port and on the
+ * validate port, see console/core/server.ts), and the `mfa` CLI.
  */
 import { isObject } from '../../protocol/validate.js';
 import { isValidMfaUser } from '../../protocol/policy-mfa.js';
@@ -12,7 +13,8 @@ import { mfaCommand } from './cli.js';
 import { MFA_LIMITS } from './limits.js';
 import type { ReconcileRefusal } from './reconcile.js';
 import { cacheFor, mfaMigrations, reconcile, verifyAttempt } from './store.js';
-import { validateCheckRoute } from './validate-check.js';
+import { syncUserKeys } from './identity.js';
+import { validateCheckRoute, validateOtherRoutes } from './validate-check.js';
 
 /**
  * The reconcile answer: `refused` entries will never be accepted, so the agent drops them with the
@@ -57,6 +59,13 @@ export function parseReconcile(x: unknown): ParsedReconcile {
 }
 
 function routes(ctx: ConsoleContext): Route[] {
+  // Names enrolled before Windows identities existed get theirs now (a collision leaves the newer one Linux-only).
+  const collided = syncUserKeys(ctx);
+  if (collided.length > 0) {
+    process.stderr.write(
+      `[console] 多要素認証: 次の利用者は別の利用者と Windows 上で同じ名前になるため Windows から使えません / MFA: these users share a Windows identity with an older enrolment and cannot be used from Windows: ${collided.join(', ')}\n`,
+    );
+  }
   const rejectLimit = new RateLimiter(MFA_LIMITS.agentRejects);
   const reconcileLimit = new RateLimiter(MFA_LIMITS.agentReconcile);
   /** Refuses with 429 (the agent then fails closed for this attempt) and tells the administrator, folded per terminal. */
@@ -137,6 +146,7 @@ function routes(ctx: ConsoleContext): Route[] {
       },
     },
     validateCheckRoute(ctx),
+    ...validateOtherRoutes(),
   ];
 }
 

@@ -5,14 +5,28 @@
  * reads `result.value` (true = success) and `detail.multi_challenge` from the JSON answer.
  *
  * Authorising the Windows terminal: the Credential Provider has no client certificate and no
- * custom headers, but it sends a configured realm. Each Windows terminal is registered with
+ * custom headers, but it can send a configured realm. Each Windows terminal is registered with
  * `sekimori-console mfa client add --name WIN-01 [--address IP]`, which prints a credential
  * "WIN-01.<key>" once; IT staff put it in the Credential Provider's realm setting at install
  * (default realm, or the realm mapped for the domain). Other clients may send it as
  * `Authorization: Bearer WIN-01.<key>` instead. When an address was registered, the request
- * must also come from it. Only the key's hash is stored. Everything else is refused with a
- * privacyIDEA-style error (HTTP 401) — still JSON, because the Credential Provider parses
- * every answer as JSON.
+ * must also come from it. Only the key's hash is stored. With `send_upn=1` the Credential
+ * Provider sends no realm at all (PrivacyIDEA.cpp, ValidateCheck): a request with neither realm
+ * nor Authorization is then identified by its source address alone, which must be registered
+ * for exactly one client. Everything else is refused with a privacyIDEA-style error (HTTP 401) —
+ * still JSON, because the Credential Provider parses every answer as JSON.
+ *
+ * User names are matched as Windows means them (./identity.ts userKey): case-insensitive, with or
+ * without "DOMAIN\" or the UPN suffix, width-folded.
+ *
+ * Two-step (`two_step_send_empty_password`, `two_step_send_password`, and the PAM module's
+ * sendEmptyPass): the first request carries no transaction_id and an empty pass or the Windows
+ * password. A pass without transaction_id that cannot be a code (not 6 or 8 digits, not a
+ * recovery code) is answered as privacyIDEA answers a challenge-response TOTP token being
+ * triggered — authentication CHALLENGE, detail.multi_challenge with the prompt, a transaction_id
+ * — for every user alike (existing or not), counting nothing. The Credential Provider shows the
+ * challenge's message as the code prompt (CCredential.cpp, SetMode PRIVACYIDEA:
+ * PIResponse::GetNonFIDOMessage), in Japanese, or English when its Accept-Language is English.
  *
  * What a caller can learn is kept to accept / reject (issue 10, item 9): an unknown user, a user
  * without (confirmed, enabled) MFA, a wrong or replayed code and a locked user all get the same
@@ -22,13 +36,14 @@
  * over a limit the answer is HTTP 429 with Retry-After and a privacyIDEA error body. Refusals
  * anyone can cause are recorded folded (ctx.recordRepeated), one event per cause, address and minute.
  */
-import { isValidMfaUser } from '../../protocol/policy-mfa.js';
+import { randomInt } from 'node:crypto';
 import { safeText } from '../../protocol/text.js';
-import { hashRecoveryCode, parseCode, REASON_TEXT, recoveryMatches, type MfaReason, type RecoveryHash } from '../../agent/mfa/decide.js';
+import { decide, hashRecoveryCode, parseCode, REASON_TEXT, recoveryMatches, type MfaReason, type RecoveryHash } from '../../agent/mfa/decide.js';
 import { RateLimiter } from '../core/limits.js';
 import type { ApiRequest, ApiResponse, ConsoleContext, Route } from '../module.js';
 import { MFA_LIMITS } from './limits.js';
-import { authenticateValidateClient, verifyAttempt } from './store.js';
+import { clientByAddress, storedUserForWindows, userKey } from './identity.js';
+import { authenticateValidateClient, mfaPolicy, verifyAttempt } from './store.js';
 
 const VERSION = 'privacyIDEA 3.10 (Sekimori compatible)';
 
@@ -45,11 +60,72 @@ function envelope(ctx: { id: number }, result: Record<string, unknown>, detail?:
 }
 
 function errorResponse(status: number, code: number, message: string, headers?: Record<string, string>): ApiResponse {
-  return { status, json: envelope({ id: 1 }, { status: false, error: { code, message } }), ...(headers ? { headers } : {}) };
+  // privacyIDEA's send_error: detail null, error.code an integer (the Credential Provider's parser calls get<int>() on it).
+  return { status, json: { ...envelope({ id: 1 }, { status: false, error: { code, message } }), detail: null }, ...(headers ? { headers } : {}) };
+}
+
+export type Lang = 'ja' | 'en' | 'both';
+
+/** The Credential Provider sends its Windows display language as Accept-Language ("ja-jp", "en-us"). */
+export function langOf(acceptLanguage: unknown): Lang {
+  const first = String(acceptLanguage ?? '').split(',')[0]!.trim().toLowerCase();
+  if (first.startsWith('ja')) return 'ja';
+  if (first.startsWith('en')) return 'en';
+  return 'both';
+}
+
+/** "日本語 / English" → the part for `lang` (both when not asked for one). */
+export function pick(text: string, lang: Lang): string {
+  const i = text.indexOf(' / ');
+  if (lang === 'both' || i < 0) return text;
+  return lang === 'ja' ? text.slice(0, i) : text.slice(i + 3);
 }
 
 /** What the Credential Provider shows for every reject, whatever the reason (the reason is in the event only). */
 export const GENERIC_REJECT_MESSAGE = REASON_TEXT.wrong_code;
+/** The code prompt after the first of two steps. */
+export const PROMPT_MESSAGE = '認証コードを入力してください / Enter your verification code';
+
+/** Could this be a code at all (6 or 8 digits, or a recovery code)? Independent of the user, so it tells nothing about one. */
+export function isCodeShaped(pass: string): boolean {
+  return parseCode(pass, 6).kind !== 'malformed' || parseCode(pass, 8).kind !== 'malformed';
+}
+
+/** A privacyIDEA-style transaction id (20 digits). It carries no authority here: the code decides. */
+function transactionId(): string {
+  let s = String(randomInt(1, 10));
+  while (s.length < 20) s += String(randomInt(0, 10));
+  return s;
+}
+
+/**
+ * privacyIDEA's answer when a challenge-response TOTP token is triggered (lib/token/auth.py
+ * create_challenges_from_tokens + lib/utils prepare_result): the same for every user.
+ */
+export function challengeResponse(lang: Lang): ApiResponse {
+  const tid = transactionId();
+  const message = pick(PROMPT_MESSAGE, lang);
+  const challenge = { transaction_id: tid, serial: '', type: 'totp', client_mode: 'interactive', message };
+  return {
+    status: 200,
+    json: envelope(
+      { id: 1 },
+      { status: true, value: false, authentication: 'CHALLENGE' },
+      {
+        message,
+        messages: [message],
+        multi_challenge: [challenge],
+        transaction_id: tid,
+        transaction_ids: [tid],
+        client_mode: 'interactive',
+        preferred_client_mode: 'interactive',
+        type: 'totp',
+        serial: '',
+        threadid: 0,
+      },
+    ),
+  };
+}
 
 /**
  * A recovery-shaped code costs one scrypt per unused recovery code of an active user (~16 ms
@@ -73,9 +149,9 @@ function padRecoveryWork(ctx: ConsoleContext, user: string | null, pass: string,
   for (let i = recoveryPadding(reason, unused); i > 0; i--) recoveryMatches('ZZZZZZZZZZZZ', dummyHash);
 }
 
-function tooMany(seconds: number): ApiResponse {
+function tooMany(seconds: number, lang: Lang = 'both'): ApiResponse {
   const s = Math.max(1, Math.ceil(seconds));
-  return errorResponse(429, 4290, `試行が多すぎます。${s} 秒後に再度お試しください / too many attempts; retry after ${s} s`, { 'retry-after': String(s) });
+  return errorResponse(429, 4290, pick(`試行が多すぎます。${s} 秒後に再度お試しください / too many attempts; retry after ${s} s`, lang), { 'retry-after': String(s) });
 }
 
 /** Percent-decoding of an x-www-form-urlencoded body; returns null on malformed encoding. */
@@ -91,7 +167,13 @@ export function parseForm(body: Buffer, contentType: string): Map<string, string
       return null;
     }
   }
-  const text = body.toString('latin1');
+  let text: string;
+  try {
+    // WinHTTP sends what AtlEscapeUrl made of UTF-8 (all non-ASCII percent-encoded); raw bytes must be UTF-8 too.
+    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    return null;
+  }
   if (text.length === 0) return out;
   for (const part of text.split('&')) {
     if (part === '') continue;
@@ -156,32 +238,48 @@ function handle(ctx: ConsoleContext, limits: Limits, req: ApiRequest): ApiRespon
     refused('too_many_unauthenticated');
     return tooMany(wait);
   }
+  const lang = langOf(req.headers['accept-language']);
   const form = parseForm(req.body, String(req.headers['content-type'] ?? ''));
-  if (!form) return errorResponse(400, 905, 'malformed request body');
+  if (!form) return errorResponse(400, 905, pick('リクエストの形式が不正です / malformed request body', lang));
   const auth = String(req.headers.authorization ?? '');
-  const credential = auth.startsWith('Bearer ') ? auth.slice(7).trim() : (form.get('realm') ?? '');
-  const terminal = authenticateValidateClient(ctx, credential, from);
+  const bearer = auth.startsWith('Bearer ') ? auth.slice(7).trim() : null;
+  // No realm and no Authorization at all (send_upn=1): the registered source address is the identity.
+  const terminal =
+    bearer === null && !form.has('realm') ? clientByAddress(ctx, from) : authenticateValidateClient(ctx, bearer ?? form.get('realm') ?? '', from);
   if (!terminal) {
     // No user attempt is counted for an unknown client: it cannot lock staff out by guessing.
     limits.unauthenticated.take(from);
     refused('unregistered_client');
-    return errorResponse(401, 4033, 'Authentication failure. This client is not registered with the Sekimori console.');
+    return errorResponse(
+      401,
+      4033,
+      pick('この端末は管理コンソールに登録されていません (mfa client add) / Authentication failure. This client is not registered with the Sekimori console (mfa client add).', lang),
+    );
   }
   if (!limits.client.take(terminal)) {
     ctx.recordRepeated(
       { type: 'mfa.rate_limited', terminalId: terminal, data: { terminal, route: 'validate/check', from: safeText(from, 64) } },
       `mfa_rate_limited:validate:${terminal}`,
     );
-    return tooMany(limits.client.retryAfterSeconds(terminal));
+    return tooMany(limits.client.retryAfterSeconds(terminal), lang);
   }
   const userRaw = form.get('user') ?? '';
   const pass = form.get('pass') ?? '';
-  if (form.has('transaction_id') && pass === '') {
-    // Challenge-response (push) is not offered: nothing to poll for.
-    return { status: 200, json: envelope({ id: 1 }, { status: true, value: false, authentication: 'REJECT' }, { message: 'no challenge', threadid: 0 }) };
+  if (!form.has('transaction_id') && !isCodeShaped(pass)) {
+    // First of two steps (empty pass or the Windows password): prompt for the code, count nothing.
+    return challengeResponse(lang);
   }
-  const { verdict } = verifyAttempt(ctx, userRaw, pass, terminal);
-  const user = isValidMfaUser(userRaw) ? userRaw : null;
+  if (form.has('transaction_id') && pass === '') {
+    // An empty code in the second step (or a push poll's finalisation; push is not offered): nothing to judge, nothing counted.
+    return { status: 200, json: envelope({ id: 1 }, { status: true, value: false, authentication: 'REJECT' }, { message: pick(PROMPT_MESSAGE, lang), threadid: 0 }) };
+  }
+  // The enrolment Windows means by this name (case, domain and UPN suffix ignored); unknown names stay unknown.
+  const user = storedUserForWindows(ctx, userRaw);
+  const verdict =
+    user !== null
+      ? verifyAttempt(ctx, user, pass, terminal).verdict
+      : // Nobody to count against: judged only for the event's reason (invalid_user or not_enrolled).
+        decide(null, { user: userKey(userRaw) === null ? null : 'unknown.user', code: pass, nowMs: Date.now(), policy: mfaPolicy(ctx) });
   padRecoveryWork(ctx, user, pass, verdict.reason);
   ctx.recordEvent({
     type: verdict.event,
@@ -205,7 +303,34 @@ function handle(ctx: ConsoleContext, limits: Limits, req: ApiRequest): ApiRespon
       { status: true, value: accept, authentication: accept ? 'ACCEPT' : 'REJECT' },
       accept
         ? { message: 'matching 1 tokens', type: verdict.reason === 'recovery' ? 'registration' : 'totp', threadid: 0 }
-        : { message: GENERIC_REJECT_MESSAGE, threadid: 0 },
+        : { message: pick(GENERIC_REJECT_MESSAGE, lang), threadid: 0 },
     ),
   };
+}
+
+/**
+ * The other /validate/* endpoints the Credential Provider may call (PrivacyIDEA.h PI_ENDPOINT_*),
+ * answered as privacyIDEA answers what it does not have, so the CP's parser never fails:
+ * - GET /validate/polltransaction: value false (push is never offered, so the CP never polls; a
+ *   stray poll just waits).
+ * - POST /validate/offlinerefill: 400 with privacyIDEA's ParameterError code 905. Sekimori hands out
+ *   no offline OTP values (see the README, offline Windows logon); on 905 the CP drops any offline
+ *   data it holds for the token (JsonParser::IsStillActiveOfflineToken).
+ * - POST /validate/initialize (passkey sign-in, hidden with disable_passkey=1): 400, code 905.
+ * No client credential is asked for: they judge nothing and disclose nothing; the server's
+ * per-address request limit applies.
+ */
+export function validateOtherRoutes(): Route[] {
+  const unsupported = (what: string): ApiResponse =>
+    errorResponse(400, 905, `${what}は Sekimori では提供していません / ${what.replace('オフライン認証', 'offline authentication').replace('パスキー', 'passkey sign-in')} is not offered by Sekimori`);
+  return [
+    {
+      method: 'GET',
+      path: '/validate/polltransaction',
+      auth: 'none',
+      handle: () => ({ status: 200, json: envelope({ id: 1 }, { status: true, value: false }, { challenge_status: 'pending', threadid: 0 }) }),
+    },
+    { method: 'POST', path: '/validate/offlinerefill', auth: 'none', maxBody: 4 * 1024, handle: () => unsupported('オフライン認証') },
+    { method: 'POST', path: '/validate/initialize', auth: 'none', maxBody: 4 * 1024, handle: () => unsupported('パスキー') },
+  ];
 }

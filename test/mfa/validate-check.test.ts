@@ -54,8 +54,8 @@ describe('/validate/check (privacyIDEA Credential Provider)', () => {
     expect(ev).toMatchObject({ terminalId: 'win:WIN-01', data: { terminal: 'win:WIN-01', result: 'accept', reason: 'ok', via: 'validate/check' } });
   });
 
-  it('REJECT: wrong code, replayed code, malformed code', async () => {
-    for (const pass of ['000000', codeNow(), '12ab56', '']) {
+  it('REJECT: wrong code, replayed code; malformed only in a second step (with transaction_id)', async () => {
+    for (const pass of ['000000', codeNow()]) {
       const r = await check([
         ['user', 'win.user'],
         ['pass', pass],
@@ -64,8 +64,28 @@ describe('/validate/check (privacyIDEA Credential Provider)', () => {
       expect(r.status).toBe(200);
       expect(r.json()).toMatchObject({ result: { status: true, value: false, authentication: 'REJECT' }, detail: {} });
     }
+    const second = await check([
+      ['user', 'win.user'],
+      ['pass', '12ab56'],
+      ['realm', credential],
+      ['transaction_id', '12345678901234567890'],
+    ]);
+    expect(second.json()).toMatchObject({ result: { status: true, value: false, authentication: 'REJECT' } });
     const reasons = c.events(['--user', 'win.user']).filter((e) => e.type.startsWith('mfa.')).map((e) => e.data.reason);
     expect(reasons).toEqual(expect.arrayContaining(['wrong_code', 'replay', 'malformed']));
+  });
+
+  it('a pass that cannot be a code, without transaction_id, is a first step: CHALLENGE, nothing judged or counted', async () => {
+    const before = c.events(['--user', 'win.user']).length;
+    for (const pass of ['', '12ab56', 'Windows-Passw0rd']) {
+      const r = await check([
+        ['user', 'win.user'],
+        ['pass', pass],
+        ['realm', credential],
+      ]);
+      expect(r.json()).toMatchObject({ result: { status: true, value: false, authentication: 'CHALLENGE' }, detail: { multi_challenge: [{ type: 'totp' }] } });
+    }
+    expect(c.events(['--user', 'win.user']).length).toBe(before);
   });
 
   it('a recovery code works once', async () => {
@@ -103,7 +123,7 @@ describe('/validate/check (privacyIDEA Credential Provider)', () => {
   it('one REJECT answer for unknown, invalid, pending, disabled, locked users and wrong or replayed codes (no user enumeration)', async () => {
     // A second client, so these attempts do not spend WIN-01's per-client budget.
     const cred2 = c.json<{ credential: string }>(['mfa', 'client', 'add', '--name', 'WIN-02', '--address', '127.0.0.1']).credential;
-    const ask = (user: string, pass: string) => check([['user', user], ['pass', pass], ['realm', cred2]]);
+    const ask = (user: string, pass: string, tid?: string) => check([['user', user], ['pass', pass], ['realm', cred2], ...(tid ? [['transaction_id', tid] as [string, string]] : [])]);
     const keyOf = (user: string) => base32Decode(c.json<{ secret: string }>(['mfa', 'enroll', '--user', user]).secret)!;
     const confirm = (user: string, key: Buffer) => {
       let ok = false; // as in beforeAll: recomputed if the CLI started in the next step
@@ -121,12 +141,12 @@ describe('/validate/check (privacyIDEA Credential Provider)', () => {
     confirm('gen.wrong', kw);
     const answers = [
       await ask('nobody.here', '123456'),
-      await ask('bad user', '123456'),
+      await ask('bad\tuser', '123456'),
       await ask('gen.pending', '123456'),
       await ask('gen.disabled', hotp(kd, timeStep(Date.now()))),
       await ask('gen.locked', hotp(kl, timeStep(Date.now()))),
       await ask('gen.wrong', hotp(kw, timeStep(Date.now()) - 1)), // the confirming code: a replay
-      await ask('gen.wrong', '12ab56'),
+      await ask('gen.wrong', '12ab56', '12345678901234567890'),
       await ask('gen.wrong', hotp(kw, timeStep(Date.now())) === '000000' ? '111111' : '000000'),
     ];
     const shapes = answers.map((r) => {
