@@ -68,7 +68,7 @@ describe('enrolment', () => {
     const key = base32Decode(enrollUser(ctx, 'kimura', 'test').secret)!;
     expect(verifyAttempt(ctx, 'kimura', hotp(key, step), 'T1', NOW).verdict.reason).toBe('not_confirmed');
     expect(() => enrollUser(ctx, 'kimura', 'test')).toThrow(/already enrolled/);
-    for (const bad of ["x'; DROP TABLE mfa_users;--", '', 'a'.repeat(65), 'a b']) expect(() => enrollUser(ctx, bad, 'test')).toThrow(/invalid user name/);
+    for (const bad of ["x'; DROP TABLE mfa_users;--", '', 'a'.repeat(65), 'a\tb', ' a', 'a/b', 'a\\b']) expect(() => enrollUser(ctx, bad, 'test')).toThrow(/invalid user name/);
     expect(confirmUser(ctx, 'kimura', '000000', 'test', NOW)).toBe(false);
     expect(confirmUser(ctx, 'kimura', hotp(key, step), 'test', NOW)).toBe(true);
     // The confirming code was consumed.
