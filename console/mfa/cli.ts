@@ -6,16 +6,20 @@ import type { CliCommand, ConsoleContext } from '../module.js';
 import {
   addValidateClient,
   assign,
+  assignToken,
   confirmUser,
   enrollUser,
-  importTokens,
+  importTokenRows,
+  listStock,
   listUsers,
   MfaError,
   newRecoveryCodes,
-  parseTokenCsv,
+  resyncUser,
   setDisabled,
   unlockUser,
 } from './store.js';
+import { parseOathCsv, parseSekimoriCsv, type ParseResult } from './import-csv.js';
+import { parsePskc } from './import-pskc.js';
 
 const USAGE = `使い方 / usage: sekimori-console mfa <subcommand> --data DIR …
   enroll   --user NAME [--json]              新しい秘密鍵・QR・回復コード / new secret, QR, recovery codes
@@ -23,7 +27,13 @@ const USAGE = `使い方 / usage: sekimori-console mfa <subcommand> --data DIR �
   reset    --user NAME [--json]              再登録 / new secret (pending until confirmed)
   disable  --user NAME | enable --user NAME  無効化・有効化 / disable, enable
   unlock   --user NAME                       ロック解除 / clear a lockout
-  import   --file TOKENS.csv [--replace]     ハードウェアトークンの取込 / hardware-token seeds (user,serial,secret|seed_hex[,algorithm,digits,period])
+  import   --file F [--format csv|oath-csv|pskc] [--psk HEX | --password-file F] [--replace]
+           ハードウェアトークンの取込(全件か0件) / hardware-token seeds, all or nothing:
+           csv = user,serial,secret|seed_hex[,type,algorithm,digits,period,counter] (user may be empty)
+           oath-csv = privacyIDEA: serial,hexkey[,hotp|totp[,6|8[,counter|30|60]]]  pskc = RFC 6030 (.pskcxml/.xml)
+  tokens   [--json]                          未割当のトークン / imported tokens nobody holds yet
+  assign-token --user NAME --serial S [--replace]  トークンを利用者に渡す / hand a token to a user
+  resync   --user NAME --codes C1 C2         連続する2つのコードで再同期 / resync with two consecutive codes
   recovery --user NAME [--count N] [--json]  回復コードの再発行 / new one-time recovery codes
   assign   --user NAME --terminal ID [--remove]  端末への割当 / assign a user to a terminal (agent id, or win:NAME)
   list     [--json]                          一覧 / list users
@@ -40,6 +50,15 @@ function parse(args: string[]): { pos: string[]; opts: Opts } {
       const name = a.slice(2);
       const flag = ['json', 'replace', 'remove'].includes(name);
       if (flag) opts.set(name, true);
+      else if (name === 'codes') {
+        // Exactly two values: the two consecutive codes of a resync.
+        const c1 = args[i + 1];
+        const c2 = args[i + 2];
+        if (c1 === undefined || c2 === undefined) throw new MfaError('--codes には2つのコードが必要です / --codes needs two codes');
+        opts.set('code1', c1);
+        opts.set('code2', c2);
+        i += 2;
+      }
       else {
         const v = args[i + 1];
         if (v === undefined) throw new MfaError(`--${name} には値が必要です / needs a value`);
@@ -114,15 +133,48 @@ async function run(args: string[], openCtx: () => ConsoleContext): Promise<numbe
         out('ロックを解除しました / unlocked');
         return 0;
       case 'import': {
-        const { rows, errors } = parseTokenCsv(readFileSync(need(opts, 'file'), 'utf8'));
+        const { rows, errors, format } = readTokenFile(opts);
         if (errors.length) {
           for (const e of errors.slice(0, 50)) process.stderr.write(e + '\n');
+          if (errors.length > 50) process.stderr.write(`… ${errors.length - 50} more\n`);
           process.stderr.write('取込を中止しました(1件も登録していません) / import aborted, nothing imported\n');
           return 1;
         }
-        const n = importTokens(ctx, rows, actor, opts.get('replace') === true);
-        out(json ? JSON.stringify({ imported: n }) : `${n} 件のトークンを取り込みました / imported ${n} tokens`);
+        if (rows.length === 0) throw new MfaError('トークンがありません / no tokens in the file');
+        const r = importTokenRows(ctx, rows, actor, opts.get('replace') === true, format);
+        const n = r.assigned + r.unassigned;
+        out(
+          json
+            ? JSON.stringify({ imported: n, assigned: r.assigned, unassigned: r.unassigned })
+            : `${n} 件のトークンを取り込みました(割当済み ${r.assigned}・未割当 ${r.unassigned}) / imported ${n} tokens (${r.assigned} assigned, ${r.unassigned} unassigned: mfa assign-token)`,
+        );
         return 0;
+      }
+      case 'tokens': {
+        const stock = listStock(ctx);
+        if (json) out(JSON.stringify(stock));
+        else for (const t of stock) out(`${t.serial.padEnd(20)} ${t.type} ${t.algorithm} ${t.digits}${t.type === 'totp' ? ` ${t.period}s` : ` counter=${t.counter}`}`);
+        return 0;
+      }
+      case 'assign-token': {
+        const user = need(opts, 'user');
+        const serial = need(opts, 'serial');
+        assignToken(ctx, user, serial, actor, opts.get('replace') === true);
+        out(json ? JSON.stringify({ user, serial }) : `${serial} を ${user} に割り当てました / token ${serial} assigned to ${user}`);
+        return 0;
+      }
+      case 'resync': {
+        const user = need(opts, 'user');
+        const r = resyncUser(ctx, user, need(opts, 'code1'), need(opts, 'code2'), actor);
+        if (json) out(JSON.stringify(r));
+        else if (r.ok) out(`再同期しました / resynchronised${r.drift !== undefined ? ` (drift ${r.drift} steps)` : ''}`);
+        else
+          out(
+            r.reason === 'malformed'
+              ? '認証コードの形式が正しくありません / malformed code'
+              : '連続する2つのコードが見つかりません / the two codes were not found as consecutive codes',
+          );
+        return r.ok ? 0 : 1;
       }
       case 'recovery': {
         const count = Number(opts.get('count') ?? 10);
@@ -139,7 +191,7 @@ async function run(args: string[], openCtx: () => ConsoleContext): Promise<numbe
       case 'list': {
         const users = listUsers(ctx);
         if (json) out(JSON.stringify(users));
-        else for (const u of users) out(`${u.user.padEnd(20)} ${u.status.padEnd(9)} ${u.kind.padEnd(9)} ${u.locked ? 'LOCKED ' : ''}recovery=${u.recoveryLeft} terminals=${u.terminals.join(',')}`);
+        else for (const u of users) out(`${u.user.padEnd(20)} ${u.status.padEnd(9)} ${u.kind.padEnd(9)} ${u.type} ${u.serial ? `serial=${u.serial} ` : ''}${u.locked ? 'LOCKED ' : ''}recovery=${u.recoveryLeft} terminals=${u.terminals.join(',')}`);
         return 0;
       }
       case 'client': {
@@ -164,7 +216,33 @@ async function run(args: string[], openCtx: () => ConsoleContext): Promise<numbe
   }
 }
 
+/** Reads --file in the chosen --format (default: by extension, .xml/.pskcxml = pskc, else csv). */
+function readTokenFile(opts: Opts): ParseResult & { format: string } {
+  const file = need(opts, 'file');
+  const fmtOpt = opts.get('format');
+  const format = typeof fmtOpt === 'string' ? fmtOpt : /\.(pskcxml|xml)$/i.test(file) ? 'pskc' : 'csv';
+  const pskOpt = opts.get('psk');
+  const pwFile = opts.get('password-file');
+  if (format !== 'pskc' && (pskOpt !== undefined || pwFile !== undefined)) throw new MfaError('--psk / --password-file は pskc のみ / only for --format pskc');
+  const textIn = readFileSync(file, 'utf8');
+  if (format === 'csv') return { ...parseSekimoriCsv(textIn), format };
+  if (format === 'oath-csv') return { ...parseOathCsv(textIn), format };
+  if (format !== 'pskc') throw new MfaError('--format は csv, oath-csv, pskc のいずれか / --format must be csv, oath-csv or pskc');
+  let psk: Buffer | undefined;
+  if (pskOpt !== undefined) {
+    if (typeof pskOpt !== 'string' || !/^([0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64})$/.test(pskOpt)) throw new MfaError('--psk は16/24/32バイトの16進 / --psk must be 16, 24 or 32 bytes of hex');
+    psk = Buffer.from(pskOpt, 'hex');
+  }
+  let password: string | undefined;
+  if (pwFile !== undefined) {
+    // From a file, never the command line (which other local users can read in /proc).
+    if (typeof pwFile !== 'string') throw new MfaError('--password-file にはファイルが必要です / --password-file needs a file');
+    password = readFileSync(pwFile, 'utf8').replace(/\r?\n$/, '');
+  }
+  return { ...parsePskc(textIn, { ...(psk ? { psk } : {}), ...(password !== undefined ? { password } : {}) }), format };
+}
+
 export const mfaCommand: CliCommand = {
-  summary: 'mfa enroll|confirm|reset|disable|enable|unlock|import|recovery|assign|list|client  多要素認証(TOTP) / staff TOTP',
+  summary: 'mfa enroll|confirm|reset|disable|enable|unlock|import|tokens|assign-token|resync|recovery|assign|list|client  多要素認証(TOTP/HOTP) / staff MFA',
   run,
 };

@@ -6,12 +6,12 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { effectiveMfaPolicy, isValidMfaUser, type MfaPolicy } from '../../protocol/policy-mfa.js';
-import { decide, generateRecoveryCodes, hashRecoveryCode, type MfaStatus, type MfaUserState, type MfaVerdict, type RecoveryHash } from '../../agent/mfa/decide.js';
-import { base32Decode, base32Encode, OTP_ALGORITHMS, type OtpAlgorithm, type TotpParams } from '../../agent/mfa/otp.js';
+import { decide, generateRecoveryCodes, hashRecoveryCode, resync, type MfaStatus, type MfaUserState, type MfaVerdict, type RecoveryHash, type ResyncResult } from '../../agent/mfa/decide.js';
+import { base32Decode, base32Encode, type OtpAlgorithm, type TotpParams } from '../../agent/mfa/otp.js';
+import type { ImportRow, TokenType } from './import-csv.js';
 import type { MfaCacheUser, MfaReconcileEntry } from '../../agent/mfa/wire.js';
 import type { ConsoleContext } from '../module.js';
 import { planReconcile, type ReconcilePlan, type ReconcileUserFacts } from './reconcile.js';
-import { claimUserKey, decideName, INVALID_NAME_MESSAGE, normaliseUserName, resolveAdminUser } from './identity.js';
 
 export const REPAIR_FUTURE_LAST_STEP = `UPDATE mfa_users SET last_step = CAST(strftime('%s','now') AS INTEGER) / period
    WHERE last_step > CAST(strftime('%s','now') AS INTEGER) / period + 10`;
@@ -76,6 +76,23 @@ export const mfaMigrations: string[] = [
   // replay. Replay state beyond now + the largest policy window (10 steps) cannot come from a real
   // code: bring it back to the current step (at most this step's code is then refused once).
   REPAIR_FUTURE_LAST_STEP,
+  // Issue 13: HOTP hardware tokens (last_step is then the last used counter), a learned clock
+  // drift for hardware TOTP tokens (NULL = never learned: authenticator apps), and the inventory
+  // of imported tokens not yet handed to anyone (a vendor's box of 100 comes unassigned).
+  `ALTER TABLE mfa_users ADD COLUMN type TEXT NOT NULL DEFAULT 'totp' CHECK (type IN ('totp','hotp'));
+   ALTER TABLE mfa_users ADD COLUMN drift INTEGER;
+   UPDATE mfa_users SET drift = 0 WHERE kind = 'hardware';
+   CREATE INDEX mfa_users_serial ON mfa_users(serial);
+   CREATE TABLE mfa_tokens (
+     serial TEXT PRIMARY KEY,
+     type TEXT NOT NULL CHECK (type IN ('totp','hotp')),
+     secret TEXT NOT NULL,
+     algorithm TEXT NOT NULL CHECK (algorithm IN ('SHA1','SHA256','SHA512')),
+     digits INTEGER NOT NULL CHECK (digits IN (6,8)),
+     period INTEGER NOT NULL CHECK (period IN (30,60)),
+     counter INTEGER NOT NULL DEFAULT 0,
+     imported_at TEXT NOT NULL
+   );`,
 ];
 
 interface UserRow {
@@ -92,15 +109,15 @@ interface UserRow {
   locked_until: number;
   created_at: string;
   updated_at: string;
+  type: TokenType;
+  drift: number | null;
 }
 
 export class MfaError extends Error {}
 
-/** A name as stored (Unicode NFC, Japanese and spaces allowed; ./identity.ts normaliseUserName), or MfaError. */
 export function assertUser(user: unknown): string {
-  const n = normaliseUserName(user);
-  if (n === null) throw new MfaError(INVALID_NAME_MESSAGE);
-  return n;
+  if (!isValidMfaUser(user)) throw new MfaError('ユーザー名が不正です(英数字と . _ @ - の1〜64文字) / invalid user name (1–64 of A-Z a-z 0-9 . _ @ -)');
+  return user;
 }
 
 export function mfaPolicy(ctx: ConsoleContext): MfaPolicy {
@@ -141,6 +158,8 @@ function stateOf(ctx: ConsoleContext, r: UserRow): MfaUserState {
     failures: r.failures,
     lockedUntil: r.locked_until,
     recovery: recoveryOf(ctx, r.user),
+    type: r.type,
+    ...(r.type === 'totp' && r.drift !== null ? { drift: r.drift } : {}),
   };
 }
 
@@ -171,8 +190,7 @@ function replaceRecovery(ctx: ConsoleContext, user: string, count: number): stri
 
 /** New secret (state pending until confirmed with a first code) and fresh recovery codes; also `reset`. */
 export function enrollUser(ctx: ConsoleContext, userIn: unknown, actor: string, opts: { reset?: boolean; recoveryCount?: number } = {}): Enrolment {
-  // A reset finds the enrolment as Windows would ("Yamada" → "yamada"); a new name must not be another's Windows identity.
-  const user = opts.reset ? resolveAdminUser(ctx, userIn) : assertUser(userIn);
+  const user = assertUser(userIn);
   const secretBytes = randomBytes(20); // 160 bits, RFC 4226's recommendation
   const secret = base32Encode(secretBytes);
   const now = new Date().toISOString();
@@ -181,7 +199,6 @@ export function enrollUser(ctx: ConsoleContext, userIn: unknown, actor: string, 
     const existing = row(ctx, user);
     if (existing && !opts.reset) throw new MfaError(`${user}: 登録済みです。再登録は mfa reset / already enrolled: use mfa reset`);
     if (!existing && opts.reset) throw new MfaError(`${user}: 未登録です / not enrolled`);
-    if (!existing) claimUserKey(ctx, user);
     // A reset clears the replay state too: steps used with the old secret say nothing about the
     // new one's codes, and a poisoned last_step (issue 10) must not survive the repair.
     ctx.db
@@ -189,7 +206,7 @@ export function enrollUser(ctx: ConsoleContext, userIn: unknown, actor: string, 
         `INSERT INTO mfa_users (user, status, kind, serial, secret, algorithm, digits, period, last_step, failures, locked_until, created_at, updated_at)
          VALUES (@user, 'pending', 'app', NULL, @secret, @algorithm, @digits, @period, -1, 0, 0, @now, @now)
          ON CONFLICT(user) DO UPDATE SET status='pending', kind='app', serial=NULL, secret=@secret, algorithm=@algorithm,
-           digits=@digits, period=@period, last_step=-1, failures=0, locked_until=0, updated_at=@now`,
+           digits=@digits, period=@period, last_step=-1, failures=0, locked_until=0, updated_at=@now, type='totp', drift=NULL`,
       )
       .run({ user, secret: ctx.seal(secret), ...params, now });
     forgetUsedSteps(ctx, user);
@@ -206,7 +223,7 @@ function forgetUsedSteps(ctx: ConsoleContext, user: string): void {
 }
 
 export function confirmUser(ctx: ConsoleContext, userIn: unknown, code: unknown, actor: string, nowMs = Date.now()): boolean {
-  const user = resolveAdminUser(ctx, userIn);
+  const user = assertUser(userIn);
   return ctx.db.transaction(() => {
     const r = row(ctx, user);
     if (!r) throw new MfaError(`${user}: 未登録です / not enrolled`);
@@ -214,7 +231,7 @@ export function confirmUser(ctx: ConsoleContext, userIn: unknown, code: unknown,
     const st = stateOf(ctx, r);
     const policy = mfaPolicy(ctx);
     // Judged like a login (so the confirming code is consumed and cannot be replayed at a terminal).
-    const v = decide({ ...st, status: 'active' }, { user: decideName(user), code, nowMs, policy });
+    const v = decide({ ...st, status: 'active' }, { user, code, nowMs, policy });
     if (v.result !== 'accept' || v.reason !== 'ok' || !v.next) {
       ctx.recordEvent({ type: 'admin.mfa_confirm_failed', user: actor, data: { staffUser: user, reason: v.reason } });
       return false;
@@ -231,7 +248,7 @@ export function confirmUser(ctx: ConsoleContext, userIn: unknown, code: unknown,
 }
 
 export function setDisabled(ctx: ConsoleContext, userIn: unknown, disabled: boolean, actor: string): void {
-  const user = resolveAdminUser(ctx, userIn);
+  const user = assertUser(userIn);
   const r = row(ctx, user);
   if (!r) throw new MfaError(`${user}: 未登録です / not enrolled`);
   // Enabling again returns to 'active' only if it had been confirmed (last_step ≥ 0) or is a hardware token.
@@ -241,14 +258,14 @@ export function setDisabled(ctx: ConsoleContext, userIn: unknown, disabled: bool
 }
 
 export function unlockUser(ctx: ConsoleContext, userIn: unknown, actor: string): void {
-  const user = resolveAdminUser(ctx, userIn);
+  const user = assertUser(userIn);
   const res = ctx.db.prepare('UPDATE mfa_users SET failures=0, locked_until=0, updated_at=? WHERE user=?').run(new Date().toISOString(), user);
   if (res.changes === 0) throw new MfaError(`${user}: 未登録です / not enrolled`);
   ctx.recordEvent({ type: 'admin.mfa_unlocked', user: actor, data: { staffUser: user } });
 }
 
 export function newRecoveryCodes(ctx: ConsoleContext, userIn: unknown, actor: string, count = 10): string[] {
-  const user = resolveAdminUser(ctx, userIn);
+  const user = assertUser(userIn);
   return ctx.db.transaction(() => {
     if (!row(ctx, user)) throw new MfaError(`${user}: 未登録です / not enrolled`);
     const c = replaceRecovery(ctx, user, count);
@@ -257,82 +274,157 @@ export function newRecoveryCodes(ctx: ConsoleContext, userIn: unknown, actor: st
   })();
 }
 
-export interface ImportRow {
-  user: string;
-  serial: string;
-  secret: Buffer;
-  algorithm: OtpAlgorithm;
-  digits: 6 | 8;
-  period: number;
+export type { ImportRow } from './import-csv.js';
+/** The Sekimori CSV (header user,serial,secret|seed_hex[,type,algorithm,digits,period,counter]); see import-csv.ts. */
+export { parseSekimoriCsv as parseTokenCsv } from './import-csv.js';
+
+export interface ImportOutcome {
+  /** Tokens given to a user by the file (Sekimori CSV `user`, privacyIDEA CSV version 2). */
+  assigned: number;
+  /** Tokens kept in the inventory until `mfa assign-token`. */
+  unassigned: number;
+}
+
+function serialHolder(ctx: ConsoleContext, serial: string): string | null {
+  const u = ctx.db.prepare('SELECT user FROM mfa_users WHERE serial = ?').get(serial) as { user: string } | undefined;
+  return u ? u.user : null;
+}
+
+/** Puts one token's seed on a user: active at once (the seed came from the vendor), fresh replay state. */
+function putTokenOnUser(ctx: ConsoleContext, user: string, t: { serial: string; sealed: string; type: TokenType; algorithm: OtpAlgorithm; digits: 6 | 8; period: number; counter: number }, now: string): void {
+  ctx.db
+    .prepare(
+      `INSERT INTO mfa_users (user, status, kind, serial, secret, algorithm, digits, period, last_step, failures, locked_until, created_at, updated_at, type, drift)
+       VALUES (@user, 'active', 'hardware', @serial, @secret, @algorithm, @digits, @period, @last, 0, 0, @now, @now, @type, @drift)
+       ON CONFLICT(user) DO UPDATE SET status='active', kind='hardware', serial=@serial, secret=@secret, algorithm=@algorithm,
+         digits=@digits, period=@period, last_step=@last, failures=0, locked_until=0, updated_at=@now, type=@type, drift=@drift`,
+    )
+    // HOTP: the vendor's counter is the next one the token shows, so the last used is one before.
+    .run({ user, serial: t.serial, secret: t.sealed, algorithm: t.algorithm, digits: t.digits, period: t.period, last: t.type === 'hotp' ? t.counter - 1 : -1, now, type: t.type, drift: t.type === 'totp' ? 0 : null });
+  forgetUsedSteps(ctx, user); // a new seed: as for a reset
 }
 
 /**
- * Hardware-token seed files (OATH TOTP tokens for municipalities that forbid smartphones).
- * CSV with a header: user,serial,secret[,algorithm,digits,period]; `secret` is base32, or hex
- * when the column is named `seed_hex` (vendors ship either). Returns rows or line-numbered errors.
+ * Imports hardware tokens in one transaction: every row or none. Rows naming a user are put on
+ * that user (as before); the others go to the inventory (`mfa_tokens`) until `assignToken`. A
+ * serial already known (in the inventory or on a user) or a user already enrolled is refused
+ * unless `replace`. Seeds are sealed; only serials and counts reach the event.
  */
-export function parseTokenCsv(text: string): { rows: ImportRow[]; errors: string[] } {
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
-  const errors: string[] = [];
-  const rows: ImportRow[] = [];
-  const header = (lines.shift() ?? '').split(',').map((h) => h.trim().toLowerCase());
-  const col = (n: string) => header.indexOf(n);
-  const hexCol = col('seed_hex');
-  const b32Col = col('secret');
-  if (col('user') < 0 || col('serial') < 0 || (hexCol < 0 && b32Col < 0)) {
-    return { rows, errors: ['line 1: header must name user, serial and secret (base32) or seed_hex'] };
-  }
-  if (lines.length > 100_000) return { rows, errors: ['too many lines (max 100000)'] };
-  lines.forEach((line, i) => {
-    const n = i + 2;
-    if (line.trim() === '' || line.startsWith('#')) return;
-    const f = line.split(',').map((s) => s.trim());
-    const get = (name: string) => (col(name) >= 0 ? (f[col(name)] ?? '') : '');
-    const user = get('user');
-    if (!isValidMfaUser(user)) return void errors.push(`line ${n}: invalid user name`);
-    const serial = get('serial');
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(serial)) return void errors.push(`line ${n}: invalid serial`);
-    let secret: Buffer | null;
-    if (hexCol >= 0) {
-      const h = get('seed_hex');
-      secret = /^([0-9a-fA-F]{2}){10,64}$/.test(h) ? Buffer.from(h, 'hex') : null;
-    } else secret = base32Decode(get('secret'));
-    if (!secret || secret.length < 10 || secret.length > 64) return void errors.push(`line ${n}: secret must be 10–64 bytes (base32 or seed_hex)`);
-    const algorithm = (get('algorithm') || 'SHA1').toUpperCase().replace('-', '') as OtpAlgorithm;
-    if (!OTP_ALGORITHMS.includes(algorithm)) return void errors.push(`line ${n}: algorithm must be SHA1, SHA256 or SHA512`);
-    const digits = Number(get('digits') || 6);
-    if (digits !== 6 && digits !== 8) return void errors.push(`line ${n}: digits must be 6 or 8`);
-    const period = Number(get('period') || 30);
-    if (period !== 30 && period !== 60) return void errors.push(`line ${n}: period must be 30 or 60`);
-    rows.push({ user, serial, secret, algorithm, digits, period });
-  });
-  return { rows, errors };
+export function importTokens(ctx: ConsoleContext, rows: ImportRow[], actor: string, replace: boolean, source = 'csv'): number {
+  const r = importTokenRows(ctx, rows, actor, replace, source);
+  return r.assigned + r.unassigned;
 }
 
-/** Imports hardware tokens: all rows or none. Imported tokens are active at once (the seed came from the vendor). */
-export function importTokens(ctx: ConsoleContext, rows: ImportRow[], actor: string, replace: boolean): number {
-  return ctx.db.transaction(() => {
+export function importTokenRows(ctx: ConsoleContext, rows: ImportRow[], actor: string, replace: boolean, source = 'csv'): ImportOutcome {
+  return ctx.db.transaction((): ImportOutcome => {
     const now = new Date().toISOString();
+    const res: ImportOutcome = { assigned: 0, unassigned: 0 };
     for (const r of rows) {
-      const existing = row(ctx, r.user);
-      if (existing && !replace) throw new MfaError(`${r.user}: 登録済みです(置き換えは --replace) / already enrolled (use --replace)`);
-      ctx.db
-        .prepare(
-          `INSERT INTO mfa_users (user, status, kind, serial, secret, algorithm, digits, period, last_step, failures, locked_until, created_at, updated_at)
-           VALUES (@user, 'active', 'hardware', @serial, @secret, @algorithm, @digits, @period, -1, 0, 0, @now, @now)
-           ON CONFLICT(user) DO UPDATE SET status='active', kind='hardware', serial=@serial, secret=@secret, algorithm=@algorithm,
-             digits=@digits, period=@period, last_step=-1, failures=0, locked_until=0, updated_at=@now`,
-        )
-        .run({ user: r.user, serial: r.serial, secret: ctx.seal(base32Encode(r.secret)), algorithm: r.algorithm, digits: r.digits, period: r.period, now });
-      forgetUsedSteps(ctx, r.user); // a new seed: as for a reset
+      const holder = serialHolder(ctx, r.serial);
+      const inStock = ctx.db.prepare('SELECT 1 FROM mfa_tokens WHERE serial = ?').get(r.serial) !== undefined;
+      const named = r.user === null ? null : assertUser(r.user);
+      if (named !== null && !replace && row(ctx, named)) throw new MfaError(`${named}: 登録済みです(置き換えは --replace) / already enrolled (use --replace)`);
+      if (!replace && (inStock || holder !== null)) throw new MfaError(`${r.serial}: 取込済みのシリアルです(置き換えは --replace) / serial already imported (use --replace)`);
+      if (holder !== null && named !== null && holder !== named) {
+        throw new MfaError(`${r.serial}: ${holder} が使用中のトークンです / token is held by ${holder}`);
+      }
+      // --replace of a token someone holds: the new seed goes to the same person (same device).
+      const user = named ?? holder;
+      if (user !== null && user !== holder && !replace && row(ctx, user)) throw new MfaError(`${user}: 登録済みです(置き換えは --replace) / already enrolled (use --replace)`);
+      ctx.db.prepare('DELETE FROM mfa_tokens WHERE serial = ?').run(r.serial);
+      const sealed = ctx.seal(base32Encode(r.secret));
+      if (user !== null) {
+        putTokenOnUser(ctx, user, { ...r, sealed }, now);
+        res.assigned++;
+      } else {
+        ctx.db
+          .prepare('INSERT INTO mfa_tokens (serial, type, secret, algorithm, digits, period, counter, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(r.serial, r.type, sealed, r.algorithm, r.digits, r.period, r.counter, now);
+        res.unassigned++;
+      }
     }
-    ctx.recordEvent({ type: 'admin.mfa_tokens_imported', user: actor, data: { count: rows.length, users: rows.slice(0, 200).map((r) => r.user) } });
-    return rows.length;
+    ctx.recordEvent({
+      type: 'admin.mfa_tokens_imported',
+      user: actor,
+      data: { count: rows.length, source, assigned: res.assigned, unassigned: res.unassigned, serials: rows.slice(0, 200).map((r) => r.serial), users: rows.filter((r) => r.user).slice(0, 200).map((r) => r.user) },
+    });
+    return res;
   })();
 }
 
+/**
+ * Hands an imported token to a user (`mfa assign-token --user U --serial S`): the seed moves from
+ * the inventory to the user, active at once. A user already enrolled needs `replace` (their old
+ * secret, app or token, stops working; the old token's serial is free again but its seed is gone).
+ */
+export function assignToken(ctx: ConsoleContext, userIn: unknown, serial: string, actor: string, replace = false): void {
+  const user = assertUser(userIn);
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(serial)) throw new MfaError('シリアルが不正です / invalid serial');
+  ctx.db.transaction(() => {
+    const t = ctx.db.prepare('SELECT * FROM mfa_tokens WHERE serial = ?').get(serial) as
+      | { serial: string; type: TokenType; secret: string; algorithm: OtpAlgorithm; digits: 6 | 8; period: number; counter: number }
+      | undefined;
+    if (!t) {
+      const holder = serialHolder(ctx, serial);
+      throw new MfaError(holder ? `${serial}: 割当済みです(${holder}) / already assigned (to ${holder})` : `${serial}: 未取込のシリアルです / no such imported token`);
+    }
+    if (row(ctx, user) && !replace) throw new MfaError(`${user}: 登録済みです(置き換えは --replace) / already enrolled (use --replace)`);
+    const now = new Date().toISOString();
+    putTokenOnUser(ctx, user, { ...t, sealed: t.secret }, now);
+    ctx.db.prepare('DELETE FROM mfa_tokens WHERE serial = ?').run(serial);
+    ctx.recordEvent({ type: 'admin.mfa_token_assigned', user: actor, data: { staffUser: user, serial, tokenType: t.type } });
+  })();
+}
+
+export interface StockToken {
+  serial: string;
+  type: TokenType;
+  algorithm: string;
+  digits: number;
+  period: number;
+  counter: number;
+  importedAt: string;
+}
+
+/** The imported tokens nobody holds yet (no seeds). */
+export function listStock(ctx: ConsoleContext): StockToken[] {
+  const rows = ctx.db.prepare('SELECT serial, type, algorithm, digits, period, counter, imported_at FROM mfa_tokens ORDER BY serial').all() as (Omit<StockToken, 'importedAt'> & { imported_at: string })[];
+  return rows.map(({ imported_at, ...r }) => ({ ...r, importedAt: imported_at }));
+}
+
+/**
+ * `mfa resync --user U --codes C1 C2`: two consecutive codes from the user's token bring the
+ * console back in step (HOTP counter, or hardware-TOTP drift). Both codes are used up. Decided
+ * and written in one IMMEDIATE transaction, like a login. Failures are recorded, not counted
+ * toward the lock (an administrator runs this, with the token in hand).
+ */
+export function resyncUser(ctx: ConsoleContext, userIn: unknown, code1: unknown, code2: unknown, actor: string, nowMs = Date.now()): ResyncResult {
+  const user = assertUser(userIn);
+  return ctx.db
+    .transaction((): ResyncResult => {
+      const r = row(ctx, user);
+      if (!r) throw new MfaError(`${user}: 未登録です / not enrolled`);
+      if (r.status === 'pending') throw new MfaError(`${user}: 確認待ちです(mfa confirm) / not confirmed yet (mfa confirm)`);
+      const res = resync(stateOf(ctx, r), code1, code2, nowMs);
+      if (!res.ok) {
+        ctx.recordEvent({ type: 'admin.mfa_resync_failed', user: actor, data: { staffUser: user, reason: res.reason } });
+        return res;
+      }
+      const at = new Date(nowMs).toISOString();
+      // Drift only for tokens that learn it (hardware TOTP); app users keep NULL.
+      const drift = res.drift !== undefined && r.drift !== null ? res.drift : r.drift;
+      ctx.db.prepare('UPDATE mfa_users SET last_step = ?, drift = ?, updated_at = ? WHERE user = ?').run(res.lastStep, drift, at, user);
+      const used = ctx.db.prepare('INSERT OR IGNORE INTO mfa_used_steps (user, step, terminal, at) VALUES (?, ?, ?, ?)');
+      used.run(user, res.lastStep - 1, 'console', at);
+      used.run(user, res.lastStep, 'console', at);
+      ctx.recordEvent({ type: 'admin.mfa_resynced', user: actor, data: { staffUser: user, tokenType: r.type, counter: res.lastStep, ...(drift !== null ? { drift } : {}) } });
+      return res;
+    })
+    .immediate();
+}
+
 export function assign(ctx: ConsoleContext, userIn: unknown, terminal: string, actor: string, remove = false): void {
-  const user = resolveAdminUser(ctx, userIn);
+  const user = assertUser(userIn);
   if (!/^[A-Za-z0-9._:-]{1,64}$/.test(terminal)) throw new MfaError('端末IDが不正です / invalid terminal id');
   if (remove) ctx.db.prepare('DELETE FROM mfa_assignments WHERE user = ? AND terminal = ?').run(user, terminal);
   else ctx.db.prepare('INSERT OR IGNORE INTO mfa_assignments (user, terminal, created_at) VALUES (?, ?, ?)').run(user, terminal, new Date().toISOString());
@@ -347,6 +439,8 @@ export interface ListedUser {
   user: string;
   status: MfaStatus;
   kind: string;
+  /** 'hotp' | 'totp' */
+  type: string;
   serial: string | null;
   algorithm: string;
   digits: number;
@@ -364,6 +458,7 @@ export function listUsers(ctx: ConsoleContext, nowMs = Date.now()): ListedUser[]
     user: r.user,
     status: r.status,
     kind: r.kind,
+    type: r.type,
     serial: r.serial,
     algorithm: r.algorithm,
     digits: r.digits,
@@ -388,16 +483,16 @@ export interface VerifyOutcome {
 export function verifyAttempt(ctx: ConsoleContext, userIn: unknown, code: unknown, terminal: string, nowMs = Date.now()): VerifyOutcome {
   const policy = mfaPolicy(ctx);
   const run = ctx.db.transaction((): VerifyOutcome => {
-    // Exactly as sent (Linux names are case-sensitive); /validate/check passes the name identity.ts resolved.
-    const user = normaliseUserName(userIn) === userIn ? (userIn as string) : null;
+    const user = isValidMfaUser(userIn) ? userIn : null;
     const r = user ? row(ctx, user) : undefined;
     const st = r ? stateOf(ctx, r) : null;
     const notAssigned = policy.requireAssignment && user !== null && !isAssigned(ctx, user, terminal);
-    const verdict = decide(st, { user: user === null ? userIn : decideName(user), code, nowMs, policy, notAssigned });
+    const verdict = decide(st, { user: userIn, code, nowMs, policy, notAssigned });
     if (!user || !r || !verdict.next) return { verdict, state: r ? { lastStep: r.last_step, failures: r.failures, lockedUntil: r.locked_until } : null };
     const n = verdict.next;
     const at = new Date(nowMs).toISOString();
     ctx.db.prepare('UPDATE mfa_users SET last_step=?, failures=?, locked_until=?, updated_at=? WHERE user=?').run(n.lastStep, n.failures, n.lockedUntil, at, user);
+    if (n.drift !== undefined) ctx.db.prepare('UPDATE mfa_users SET drift=? WHERE user=? AND drift IS NOT NULL').run(n.drift, user);
     if (verdict.result === 'accept' && verdict.step !== undefined) {
       ctx.db.prepare('INSERT OR IGNORE INTO mfa_used_steps (user, step, terminal, at) VALUES (?, ?, ?, ?)').run(user, verdict.step, terminal, at);
     }
@@ -415,8 +510,10 @@ export function verifyAttempt(ctx: ConsoleContext, userIn: unknown, code: unknow
 /**
  * The users whose seeds a terminal's offline cache gets: assigned to it and not pending. The same
  * statement decides whose offline use a terminal may reconcile, so the two cannot drift apart.
+ * HOTP users are never cached: a counter can be advanced in one place only (the console), and a
+ * code used offline on one terminal would still be good on every other one (issue 13).
  */
-const CACHED_FOR_TERMINAL = `SELECT u.* FROM mfa_users u JOIN mfa_assignments a ON a.user = u.user WHERE a.terminal = ? AND u.status != 'pending'`;
+const CACHED_FOR_TERMINAL = `SELECT u.* FROM mfa_users u JOIN mfa_assignments a ON a.user = u.user WHERE a.terminal = ? AND u.status != 'pending' AND u.type = 'totp'`;
 
 /** The offline cache for one terminal: only its assigned, non-pending users, only when policy allows offline. */
 export function cacheFor(ctx: ConsoleContext, terminal: string): { offlineAllowed: boolean; users: MfaCacheUser[] } {
