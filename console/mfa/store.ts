@@ -12,6 +12,7 @@ import type { ImportRow, TokenType } from './import-csv.js';
 import type { MfaCacheUser, MfaReconcileEntry } from '../../agent/mfa/wire.js';
 import type { ConsoleContext } from '../module.js';
 import { planReconcile, type ReconcilePlan, type ReconcileUserFacts } from './reconcile.js';
+import { claimUserKey, decideName, INVALID_NAME_MESSAGE, normaliseUserName, resolveAdminUser } from './identity.js';
 
 export const REPAIR_FUTURE_LAST_STEP = `UPDATE mfa_users SET last_step = CAST(strftime('%s','now') AS INTEGER) / period
    WHERE last_step > CAST(strftime('%s','now') AS INTEGER) / period + 10`;
@@ -115,9 +116,11 @@ interface UserRow {
 
 export class MfaError extends Error {}
 
+/** A name as stored (Unicode NFC, Japanese and spaces allowed; ./identity.ts normaliseUserName), or MfaError. */
 export function assertUser(user: unknown): string {
-  if (!isValidMfaUser(user)) throw new MfaError('ユーザー名が不正です(英数字と . _ @ - の1〜64文字) / invalid user name (1–64 of A-Z a-z 0-9 . _ @ -)');
-  return user;
+  const n = normaliseUserName(user);
+  if (n === null) throw new MfaError(INVALID_NAME_MESSAGE);
+  return n;
 }
 
 export function mfaPolicy(ctx: ConsoleContext): MfaPolicy {
@@ -190,7 +193,8 @@ function replaceRecovery(ctx: ConsoleContext, user: string, count: number): stri
 
 /** New secret (state pending until confirmed with a first code) and fresh recovery codes; also `reset`. */
 export function enrollUser(ctx: ConsoleContext, userIn: unknown, actor: string, opts: { reset?: boolean; recoveryCount?: number } = {}): Enrolment {
-  const user = assertUser(userIn);
+  // A reset finds the enrolment as Windows would ("Yamada" → "yamada"); a new name must not be another's Windows identity.
+  const user = opts.reset ? resolveAdminUser(ctx, userIn) : assertUser(userIn);
   const secretBytes = randomBytes(20); // 160 bits, RFC 4226's recommendation
   const secret = base32Encode(secretBytes);
   const now = new Date().toISOString();
@@ -199,6 +203,7 @@ export function enrollUser(ctx: ConsoleContext, userIn: unknown, actor: string, 
     const existing = row(ctx, user);
     if (existing && !opts.reset) throw new MfaError(`${user}: 登録済みです。再登録は mfa reset / already enrolled: use mfa reset`);
     if (!existing && opts.reset) throw new MfaError(`${user}: 未登録です / not enrolled`);
+    if (!existing) claimUserKey(ctx, user);
     // A reset clears the replay state too: steps used with the old secret say nothing about the
     // new one's codes, and a poisoned last_step (issue 10) must not survive the repair.
     ctx.db
@@ -223,7 +228,7 @@ function forgetUsedSteps(ctx: ConsoleContext, user: string): void {
 }
 
 export function confirmUser(ctx: ConsoleContext, userIn: unknown, code: unknown, actor: string, nowMs = Date.now()): boolean {
-  const user = assertUser(userIn);
+  const user = resolveAdminUser(ctx, userIn);
   return ctx.db.transaction(() => {
     const r = row(ctx, user);
     if (!r) throw new MfaError(`${user}: 未登録です / not enrolled`);
@@ -231,7 +236,7 @@ export function confirmUser(ctx: ConsoleContext, userIn: unknown, code: unknown,
     const st = stateOf(ctx, r);
     const policy = mfaPolicy(ctx);
     // Judged like a login (so the confirming code is consumed and cannot be replayed at a terminal).
-    const v = decide({ ...st, status: 'active' }, { user, code, nowMs, policy });
+    const v = decide({ ...st, status: 'active' }, { user: decideName(user), code, nowMs, policy });
     if (v.result !== 'accept' || v.reason !== 'ok' || !v.next) {
       ctx.recordEvent({ type: 'admin.mfa_confirm_failed', user: actor, data: { staffUser: user, reason: v.reason } });
       return false;
@@ -248,7 +253,7 @@ export function confirmUser(ctx: ConsoleContext, userIn: unknown, code: unknown,
 }
 
 export function setDisabled(ctx: ConsoleContext, userIn: unknown, disabled: boolean, actor: string): void {
-  const user = assertUser(userIn);
+  const user = resolveAdminUser(ctx, userIn);
   const r = row(ctx, user);
   if (!r) throw new MfaError(`${user}: 未登録です / not enrolled`);
   // Enabling again returns to 'active' only if it had been confirmed (last_step ≥ 0) or is a hardware token.
@@ -258,14 +263,14 @@ export function setDisabled(ctx: ConsoleContext, userIn: unknown, disabled: bool
 }
 
 export function unlockUser(ctx: ConsoleContext, userIn: unknown, actor: string): void {
-  const user = assertUser(userIn);
+  const user = resolveAdminUser(ctx, userIn);
   const res = ctx.db.prepare('UPDATE mfa_users SET failures=0, locked_until=0, updated_at=? WHERE user=?').run(new Date().toISOString(), user);
   if (res.changes === 0) throw new MfaError(`${user}: 未登録です / not enrolled`);
   ctx.recordEvent({ type: 'admin.mfa_unlocked', user: actor, data: { staffUser: user } });
 }
 
 export function newRecoveryCodes(ctx: ConsoleContext, userIn: unknown, actor: string, count = 10): string[] {
-  const user = assertUser(userIn);
+  const user = resolveAdminUser(ctx, userIn);
   return ctx.db.transaction(() => {
     if (!row(ctx, user)) throw new MfaError(`${user}: 未登録です / not enrolled`);
     const c = replaceRecovery(ctx, user, count);
@@ -424,7 +429,7 @@ export function resyncUser(ctx: ConsoleContext, userIn: unknown, code1: unknown,
 }
 
 export function assign(ctx: ConsoleContext, userIn: unknown, terminal: string, actor: string, remove = false): void {
-  const user = assertUser(userIn);
+  const user = resolveAdminUser(ctx, userIn);
   if (!/^[A-Za-z0-9._:-]{1,64}$/.test(terminal)) throw new MfaError('端末IDが不正です / invalid terminal id');
   if (remove) ctx.db.prepare('DELETE FROM mfa_assignments WHERE user = ? AND terminal = ?').run(user, terminal);
   else ctx.db.prepare('INSERT OR IGNORE INTO mfa_assignments (user, terminal, created_at) VALUES (?, ?, ?)').run(user, terminal, new Date().toISOString());
@@ -483,11 +488,12 @@ export interface VerifyOutcome {
 export function verifyAttempt(ctx: ConsoleContext, userIn: unknown, code: unknown, terminal: string, nowMs = Date.now()): VerifyOutcome {
   const policy = mfaPolicy(ctx);
   const run = ctx.db.transaction((): VerifyOutcome => {
-    const user = isValidMfaUser(userIn) ? userIn : null;
+    // Exactly as sent (Linux names are case-sensitive); /validate/check passes the name identity.ts resolved.
+    const user = normaliseUserName(userIn) === userIn ? (userIn as string) : null;
     const r = user ? row(ctx, user) : undefined;
     const st = r ? stateOf(ctx, r) : null;
     const notAssigned = policy.requireAssignment && user !== null && !isAssigned(ctx, user, terminal);
-    const verdict = decide(st, { user: userIn, code, nowMs, policy, notAssigned });
+    const verdict = decide(st, { user: user === null ? userIn : decideName(user), code, nowMs, policy, notAssigned });
     if (!user || !r || !verdict.next) return { verdict, state: r ? { lastStep: r.last_step, failures: r.failures, lockedUntil: r.locked_until } : null };
     const n = verdict.next;
     const at = new Date(nowMs).toISOString();
