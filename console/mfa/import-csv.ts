@@ -3,7 +3,7 @@
  * is stored; an unsupported or malformed row is an error naming its line, and the caller imports
  * nothing when there is any error (one transaction, all or nothing).
  */
-import { isValidMfaUser } from '../../protocol/policy-mfa.js';
+import { normaliseUserName } from './identity.js';
 import { base32Decode, OTP_ALGORITHMS, type OtpAlgorithm } from '../../agent/mfa/otp.js';
 
 export type TokenType = 'totp' | 'hotp';
@@ -79,8 +79,9 @@ export function parseSekimoriCsv(text: string): ParseResult {
       continue;
     }
     const get = (name: string) => (col(name) >= 0 ? (f[col(name)] ?? '') : '');
-    const user = get('user');
-    if (user !== '' && !isValidMfaUser(user)) {
+    // Names as the console stores them (NFC; Japanese and spaces allowed): identity.ts decides.
+    const user = get('user') === '' ? '' : normaliseUserName(get('user'));
+    if (user === null) {
       errors.push(msg(n, 'ユーザー名が不正です', 'invalid user name'));
       continue;
     }
@@ -152,12 +153,14 @@ export function parseOathCsv(text: string): ParseResult {
     const f = line.split(',').map((s) => s.trim());
     let user = '';
     if (v2) {
-      user = f.shift() ?? '';
+      const raw = f.shift() ?? '';
       f.splice(0, 2); // resolver, realm: Sekimori has one user directory
-      if (user !== '' && !isValidMfaUser(user)) {
+      const u = raw === '' ? '' : normaliseUserName(raw);
+      if (u === null) {
         errors.push(msg(n, 'ユーザー名が不正です', 'invalid user name'));
         continue;
       }
+      user = u;
     }
     if (f.length < 2 || f.length > 5) {
       errors.push(msg(n, '列は serial, hexkey[, type[, digits[, counter|period]]] です', 'expected serial, hexkey[, type[, digits[, counter|period]]]'));

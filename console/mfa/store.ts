@@ -297,6 +297,7 @@ function serialHolder(ctx: ConsoleContext, serial: string): string | null {
 
 /** Puts one token's seed on a user: active at once (the seed came from the vendor), fresh replay state. */
 function putTokenOnUser(ctx: ConsoleContext, user: string, t: { serial: string; sealed: string; type: TokenType; algorithm: OtpAlgorithm; digits: 6 | 8; period: number; counter: number }, now: string): void {
+  if (!row(ctx, user)) claimUserKey(ctx, user); // a new name must not be another enrolment's Windows identity
   ctx.db
     .prepare(
       `INSERT INTO mfa_users (user, status, kind, serial, secret, algorithm, digits, period, last_step, failures, locked_until, created_at, updated_at, type, drift)
@@ -327,7 +328,8 @@ export function importTokenRows(ctx: ConsoleContext, rows: ImportRow[], actor: s
     for (const r of rows) {
       const holder = serialHolder(ctx, r.serial);
       const inStock = ctx.db.prepare('SELECT 1 FROM mfa_tokens WHERE serial = ?').get(r.serial) !== undefined;
-      const named = r.user === null ? null : assertUser(r.user);
+      // Found by any spelling Windows would use ("Yamada" is yamada's enrolment), as admin commands do.
+      const named = r.user === null ? null : resolveAdminUser(ctx, r.user);
       if (named !== null && !replace && row(ctx, named)) throw new MfaError(`${named}: 登録済みです(置き換えは --replace) / already enrolled (use --replace)`);
       if (!replace && (inStock || holder !== null)) throw new MfaError(`${r.serial}: 取込済みのシリアルです(置き換えは --replace) / serial already imported (use --replace)`);
       if (holder !== null && named !== null && holder !== named) {
@@ -363,7 +365,7 @@ export function importTokenRows(ctx: ConsoleContext, rows: ImportRow[], actor: s
  * secret, app or token, stops working; the old token's serial is free again but its seed is gone).
  */
 export function assignToken(ctx: ConsoleContext, userIn: unknown, serial: string, actor: string, replace = false): void {
-  const user = assertUser(userIn);
+  const user = resolveAdminUser(ctx, userIn);
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(serial)) throw new MfaError('シリアルが不正です / invalid serial');
   ctx.db.transaction(() => {
     const t = ctx.db.prepare('SELECT * FROM mfa_tokens WHERE serial = ?').get(serial) as
@@ -404,7 +406,7 @@ export function listStock(ctx: ConsoleContext): StockToken[] {
  * toward the lock (an administrator runs this, with the token in hand).
  */
 export function resyncUser(ctx: ConsoleContext, userIn: unknown, code1: unknown, code2: unknown, actor: string, nowMs = Date.now()): ResyncResult {
-  const user = assertUser(userIn);
+  const user = resolveAdminUser(ctx, userIn);
   return ctx.db
     .transaction((): ResyncResult => {
       const r = row(ctx, user);

@@ -300,7 +300,7 @@ describe('hardware tokens (CSV import)', () => {
   });
   it.each([
     ['user,serial\nx,y', /header/],
-    ['user,serial,secret\nbad user,S1,JBSWY3DPEHPK3PXPJBSWY3DP', /line 2: invalid user/],
+    ['user,serial,secret\nbad/user,S1,JBSWY3DPEHPK3PXPJBSWY3DP', /line 2: invalid user/],
     ['user,serial,secret\nu1,S1,NOT*BASE32', /line 2: secret/],
     ['user,serial,secret\nu1,S1,JBSW', /line 2: secret/],
     ['user,serial,secret,algorithm\nu1,S1,JBSWY3DPEHPK3PXPJBSWY3DP,MD5', /line 2: algorithm/],

@@ -143,6 +143,16 @@ describe('privacyIDEA OATH CSV through the CLI', () => {
     expect(listStock(ctx).map((t) => t.serial)).not.toContain('NEW-1');
   });
 
+  it('user names as Windows has them: a token for "Tanaka" goes to tanaka\'s enrolment only with --replace; a Japanese name is fine', () => {
+    const f = join(tmp, 'names.csv');
+    writeFileSync(f, ['user,serial,seed_hex,type', `Tanaka,NM-1,${k20},hotp`].join('\n'));
+    const r = cli('import', '--file', f);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/tanaka: .*already enrolled/)]);
+    writeFileSync(f, ['user,serial,seed_hex,type', `山田,NM-2,${k20},totp`].join('\n'));
+    expect(cli('import', '--file', f).status).toBe(0);
+    expect(listUsers(ctx).find((u) => u.serial === 'NM-2')?.user).toBe('山田');
+  });
+
   it('"# version: 2" puts user, resolver, realm first: the token goes to that user', () => {
     const f = join(tmp, 'v2.csv');
     writeFileSync(f, ['# version: 2', `v2user, ldap, realm1, OATH-V2, ${k20}, totp, 6, 30`, `, , , OATH-V2B, ${k20}, hotp`].join('\n'));
