@@ -11,6 +11,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateListen } from '../../console/serve.js';
 import { startConsole, type TestConsole } from '../integration/harness.js';
 
 let c: TestConsole;
@@ -113,6 +114,51 @@ describe('validate port (privacyIDEA Credential Provider)', () => {
       });
       expect(status, path).toBe(404);
     }
+  });
+});
+
+describe('validate port keeps the main port\'s hardening', () => {
+  it('refuses a Host that is not a name of the certificate (421), as the main port does', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: validatePort, path: '/validate/check', method: 'POST', ca, servername: 'localhost', headers: { host: 'evil.example', 'content-type': 'application/x-www-form-urlencoded' }, timeout: 10_000 },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end('pass=&user=x');
+    });
+    expect(status).toBe(421);
+  });
+
+  it('a silent connection is closed (first-request timeout applies here too)', async () => {
+    const s = connect({ host: '127.0.0.1', port: validatePort, ca, servername: 'localhost' });
+    const closed = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 20_000);
+      s.once('close', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+      s.once('error', () => {});
+    });
+    expect(closed).toBe(true);
+  }, 30_000);
+});
+
+describe('--validate-listen', () => {
+  it.each([
+    ['127.0.0.1:8443', undefined, { host: '127.0.0.1', port: 8444, explicit: false }],
+    ['0.0.0.0:0', undefined, { host: '0.0.0.0', port: 0, explicit: false }],
+    ['[::1]:8443', undefined, { host: '::1', port: 8444, explicit: false }],
+    ['127.0.0.1:8443', '10.0.0.5:9443', { host: '10.0.0.5', port: 9443, explicit: true }],
+    ['127.0.0.1:8443', 'off', null],
+  ] as const)('%s with %s', (listen, flag, want) => expect(validateListen(listen, flag)).toEqual(want));
+  it('refuses malformed values', () => {
+    expect(() => validateListen('127.0.0.1:8443', 'nonsense')).toThrow(/HOST:PORT/);
+    expect(() => validateListen('127.0.0.1:8443', '1.2.3.4:70000')).toThrow(/HOST:PORT/);
   });
 });
 
