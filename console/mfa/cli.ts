@@ -37,7 +37,7 @@ const USAGE = `使い方 / usage: sekimori-console mfa <subcommand> --data DIR �
   recovery --user NAME [--count N] [--json]  回復コードの再発行 / new one-time recovery codes
   assign   --user NAME --terminal ID [--remove]  端末への割当 / assign a user to a terminal (agent id, or win:NAME)
   list     [--json]                          一覧 / list users
-  client   add --name NAME [--address IP]    Windows端末(/validate/check)の登録 / register a Windows terminal`;
+  client   add --name NAME [--address IP]    Windows端末(Credential Provider)の登録。send_upn=1 には --address が必要 / register a Windows terminal (send_upn=1 needs --address)`;
 
 type Opts = Map<string, string | true>;
 
@@ -198,7 +198,14 @@ async function run(args: string[], openCtx: () => ConsoleContext): Promise<numbe
         if (pos[1] !== 'add') throw new MfaError('mfa client add --name NAME [--address IP]');
         const address = opts.get('address');
         const cred = addValidateClient(ctx, need(opts, 'name'), typeof address === 'string' ? address : null, actor);
-        out(json ? JSON.stringify({ terminal: `win:${need(opts, 'name')}`, credential: cred }) : `資格情報(Credential Provider のレルムに設定・再表示不可) / credential for the Credential Provider's realm (shown once):\n${cred}`);
+        out(
+          json
+            ? JSON.stringify({ terminal: `win:${need(opts, 'name')}`, credential: cred, address: typeof address === 'string' ? address : null })
+            : `資格情報(Credential Provider の default_realm に設定・再表示不可) / credential for the Credential Provider's default_realm (shown once):\n${cred}\n` +
+                (typeof address === 'string'
+                  ? `レルムなしの要求 (send_upn=1 の UPN) は送信元 ${address} で識別します / requests without a realm (send_upn=1 with a UPN) are identified by the source address ${address}`
+                  : 'send_upn=1 で UPN を送る場合は --address で端末のアドレスを登録してください / to let send_upn=1 send UPNs, register the terminal\'s address with --address'),
+        );
         return 0;
       }
       default:
