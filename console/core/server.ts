@@ -177,6 +177,24 @@ export interface ServerOptions {
   limiters?: SharedLimiters;
 }
 
+/**
+ * A refusal of the server itself (unknown path, Host, size, rate) in privacyIDEA's error shape
+ * (api/lib/utils.py send_error): `result.error.code` an integer, as the Credential Provider's
+ * parser requires — 601 not found, 4290 too many requests, 903 server error, 905 anything else.
+ */
+export function privacyIdeaError(e: HttpError): Record<string, unknown> {
+  const code = e.status === 404 ? 601 : e.status === 429 ? 4290 : e.status >= 500 ? 903 : 905;
+  return {
+    jsonrpc: '2.0',
+    id: 1,
+    time: Date.now() / 1000,
+    version: 'privacyIDEA 3.10 (Sekimori compatible)',
+    versionnumber: '3.10',
+    detail: null,
+    result: { status: false, error: { code, message: `${e.code}: ${e.message}` } },
+  };
+}
+
 export function createConsoleServer(ctx: OpenConsole, allRoutes: Route[], log: (m: string) => void, opts: ServerOptions = {}): Server {
   const L = SERVER_LIMITS;
   const validate = opts.kind === 'validate';
@@ -281,16 +299,14 @@ export function createConsoleServer(ctx: OpenConsole, allRoutes: Route[], log: (
       };
       send(res, await route.handle(apiReq));
     } catch (e) {
-      if (e instanceof HttpError) {
-        send(res, {
-          status: e.status,
-          json: { error: e.code, message: e.message, ...(e.details ? { details: e.details.slice(0, 50) } : {}) },
-          ...(e.headers ? { headers: e.headers } : {}),
-        });
-      } else {
-        log(`internal error on ${method} ${url.pathname}: ${(e as Error).stack ?? String(e)}`);
-        send(res, { status: 500, json: { error: 'internal', message: 'internal error' } });
-      }
+      if (!(e instanceof HttpError)) log(`internal error on ${method} ${url.pathname}: ${(e as Error).stack ?? String(e)}`);
+      const err = e instanceof HttpError ? e : new HttpError(500, 'internal', 'internal error');
+      send(res, {
+        status: err.status,
+        // The Credential Provider parses every answer as privacyIDEA JSON: elsewhere it would only say "server unavailable".
+        json: validate ? privacyIdeaError(err) : { error: err.code, message: err.message, ...(err.details ? { details: err.details.slice(0, 50) } : {}) },
+        ...(err.headers ? { headers: err.headers } : {}),
+      });
     }
   }
   return server;

@@ -101,18 +101,22 @@ describe('validate port (privacyIDEA Credential Provider)', () => {
     expect(r.requested, r.text).toBe(false);
   });
 
-  it('serves only /validate/*: the web console and agent API are not there', async () => {
-    for (const path of ['/', '/login', '/api/agent/ca', '/api/agent/policy']) {
-      const status = await new Promise<number>((resolve, reject) => {
+  it('serves only /validate/*: the web console and agent API are not there (a privacyIDEA error the CP can parse)', async () => {
+    for (const path of ['/', '/login', '/api/agent/ca', '/api/agent/policy', '/pi/validate/check']) {
+      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
         const req = request({ host: '127.0.0.1', port: validatePort, path, ca, servername: 'localhost', timeout: 10_000 }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
         });
         req.on('timeout', () => req.destroy(new Error('timeout')));
         req.on('error', reject);
         req.end();
       });
       expect(status, path).toBe(404);
+      const j = JSON.parse(body) as { result: { status: boolean; error: { code: unknown } } };
+      expect(j.result.status).toBe(false);
+      expect(j.result.error.code).toBe(601);
     }
   });
 });
