@@ -136,7 +136,7 @@ async function run(args: string[], openCtx: () => ConsoleContext): Promise<numbe
         const { rows, errors, format } = readTokenFile(opts);
         if (errors.length) {
           for (const e of errors.slice(0, 50)) process.stderr.write(e + '\n');
-          if (errors.length > 50) process.stderr.write(`… ${errors.length - 50} more\n`);
+          if (errors.length > 50) process.stderr.write(`…ほか ${errors.length - 50} 件 / … ${errors.length - 50} more\n`);
           process.stderr.write('取込を中止しました(1件も登録していません) / import aborted, nothing imported\n');
           return 1;
         }
