@@ -22,16 +22,16 @@ const CBC: Record<string, { cipher: string; keyLen: number }> = {
   [XENC + 'aes192-cbc']: { cipher: 'aes-192-cbc', keyLen: 24 },
   [XENC + 'aes256-cbc']: { cipher: 'aes-256-cbc', keyLen: 32 },
 };
+// MAC and PBKDF2 PRF algorithms (RFC 6931 names); the same table serves both.
+const MORE = 'http://www.w3.org/2001/04/xmldsig-more#';
 const MACS: Record<string, string> = {
   [DS + 'hmac-sha1']: 'sha1',
-  'http://www.w3.org/2001/04/xmldsig-more#hmac-sha256': 'sha256',
-  'http://www.w3.org/2001/04/xmldsig-more#hmac-sha512': 'sha512',
+  [MORE + 'hmac-sha224']: 'sha224',
+  [MORE + 'hmac-sha256']: 'sha256',
+  [MORE + 'hmac-sha384']: 'sha384',
+  [MORE + 'hmac-sha512']: 'sha512',
 };
-const PRFS: Record<string, string> = {
-  [DS + 'hmac-sha1']: 'sha1',
-  'http://www.w3.org/2001/04/xmldsig-more#hmac-sha256': 'sha256',
-  'http://www.w3.org/2001/04/xmldsig-more#hmac-sha512': 'sha512',
-};
+const PRFS = MACS;
 const MAX_PBKDF2_ITERATIONS = 10_000_000; // bounds the work a hostile file can ask for
 
 export interface PskcKeys {
@@ -66,12 +66,15 @@ function containerCrypto(root: XmlElement, keys: PskcKeys): Crypto {
     if (derived) {
       const method = kid(derived, XENC11, 'KeyDerivationMethod');
       if (method?.attrs.get('Algorithm') !== PKCS5 + 'pbkdf2') throw new PskcError('鍵導出は PBKDF2 のみ対応 / only PBKDF2 key derivation is supported');
-      const params = kid(method, PKCS5, 'PBKDF2-params');
-      // RFC 6030 Figure 7 writes the parameters' children without a namespace.
-      const salt = b64(text(kid(kid(params, '', 'Salt'), '', 'Specified')), 'Salt');
-      const iterations = Number(text(kid(params, '', 'IterationCount')));
-      const keyLength = Number(text(kid(params, '', 'KeyLength')) || '16');
-      const prfEl = kid(params, '', 'PRF');
+      // RFC 6030 Figure 7 writes pkcs5:PBKDF2-params with unqualified children; XML Encryption 1.1
+      // (and some vendors) put the parameters and children in the xenc11 namespace. Either is read.
+      const params = kid(method, PKCS5, 'PBKDF2-params') ?? kid(method, XENC11, 'PBKDF2-params');
+      if (!params) throw new PskcError('PBKDF2-params がありません / PBKDF2-params missing');
+      const pns = params.ns === XENC11 ? XENC11 : '';
+      const salt = b64(text(kid(kid(params, pns, 'Salt'), pns, 'Specified')), 'Salt');
+      const iterations = Number(text(kid(params, pns, 'IterationCount')));
+      const keyLength = Number(text(kid(params, pns, 'KeyLength')) || '16');
+      const prfEl = kid(params, pns, 'PRF');
       const prfAlg = prfEl?.attrs.get('Algorithm');
       const prf = prfAlg === undefined ? 'sha1' : PRFS[prfAlg];
       if (!prf) throw new PskcError('PBKDF2 の PRF が未対応です / unsupported PBKDF2 PRF');

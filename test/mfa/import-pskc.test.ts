@@ -4,6 +4,7 @@
  * secrets checked against oathtool, and hostile or unsupported documents refused whole.
  */
 import { execFileSync } from 'node:child_process';
+import { createCipheriv, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -134,5 +135,56 @@ describe('PSKC: TOTP, hashes, and whole-file refusal', () => {
     const el = parseXml('<?xml version="1.0"?><!-- c --><a x="&lt;&#x41;"><b>&amp;&#66;<![CDATA[<c>]]></b></a>');
     expect(el.attrs.get('x')).toBe('<A');
     expect(el.children[0]!.text).toBe('&B<c>');
+  });
+});
+
+describe('PSKC: other ciphers, MACs and the xenc11 form of PBKDF2 parameters', () => {
+  // Built here with node:crypto the way RFC 6030 §6.1/§6.2 describe (IV ‖ CBC ciphertext, MAC over it).
+  const enc = (key: Buffer, plain: Buffer, alg: string) => {
+    const iv = randomBytes(16);
+    const c = createCipheriv(alg, key, iv);
+    return Buffer.concat([iv, c.update(plain), c.final()]);
+  };
+  const SECRET = Buffer.from('3132333435363738393031323334353637383930313233343536373839303132', 'hex');
+  const MACKEY = randomBytes(32);
+  function doc(key: Buffer, encryptionKey: string, cipherUri: string, cipher: string, macUri: string, macAlg: string): string {
+    const ct = enc(key, SECRET, cipher);
+    const mk = enc(key, MACKEY, cipher);
+    const mac = createHmac(macAlg, MACKEY).update(ct).digest();
+    return `<?xml version="1.0" encoding="UTF-8"?>
+<KeyContainer Version="1.0" xmlns="urn:ietf:params:xml:ns:keyprov:pskc" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" xmlns:xenc11="http://www.w3.org/2009/xmlenc11#">
+  <EncryptionKey>${encryptionKey}</EncryptionKey>
+  <MACMethod Algorithm="${macUri}"><MACKey><xenc:EncryptionMethod Algorithm="${cipherUri}"/><xenc:CipherData><xenc:CipherValue>${mk.toString('base64')}</xenc:CipherValue></xenc:CipherData></MACKey></MACMethod>
+  <KeyPackage><DeviceInfo><SerialNo>V-256</SerialNo></DeviceInfo>
+    <Key Id="1" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp">
+      <AlgorithmParameters><Suite>HMAC-SHA256</Suite><ResponseFormat Length="8" Encoding="DECIMAL"/></AlgorithmParameters>
+      <Data><Secret><EncryptedValue><xenc:EncryptionMethod Algorithm="${cipherUri}"/><xenc:CipherData><xenc:CipherValue>${ct.toString('base64')}</xenc:CipherValue></xenc:CipherData></EncryptedValue><ValueMAC>${mac.toString('base64')}</ValueMAC></Secret>
+        <TimeInterval><PlainValue>30</PlainValue></TimeInterval></Data>
+    </Key></KeyPackage>
+</KeyContainer>`;
+  }
+  const totp256 = (hex: string, t: number) => execFileSync('oathtool', ['--totp=SHA256', '--digits=8', `--now=@${t}`, hex], { encoding: 'utf8' }).trim();
+
+  it('AES-256-CBC under a pre-shared key, HMAC-SHA256 MAC: secret decrypted, SHA256 8-digit codes = oathtool', () => {
+    const key = randomBytes(32);
+    const xml = doc(key, '<ds:KeyName>PSK</ds:KeyName>', 'http://www.w3.org/2001/04/xmlenc#aes256-cbc', 'aes-256-cbc', 'http://www.w3.org/2001/04/xmldsig-more#hmac-sha256', 'sha256');
+    const r = parsePskc(xml, { psk: key });
+    expect(r.errors).toEqual([]);
+    const t = r.rows[0]!;
+    expect([t.serial, t.type, t.algorithm, t.digits, t.secret.equals(SECRET)]).toEqual(['V-256', 'totp', 'SHA256', 8, true]);
+    expect(hotp(t.secret, Math.floor(1_800_000_000 / 30), 8, 'SHA256')).toBe(totp256(t.secret.toString('hex'), 1_800_000_000));
+    // A 16-byte key for an AES-256 file is refused before any decryption.
+    expect(parsePskc(xml, { psk: key.subarray(0, 16) }).errors.join()).toMatch(/key length does not fit/);
+  });
+
+  it('PBKDF2 with xenc11-qualified parameters and PRF HMAC-SHA256, AES-192-CBC, HMAC-SHA384', () => {
+    const salt = randomBytes(8);
+    const key = pbkdf2Sync('秘密のパスワード', salt, 2000, 24, 'sha256');
+    const derived = `<xenc11:DerivedKey><xenc11:KeyDerivationMethod Algorithm="http://www.rsasecurity.com/rsalabs/pkcs/schemas/pkcs-5v2-0#pbkdf2"><xenc11:PBKDF2-params><xenc11:Salt><xenc11:Specified>${salt.toString('base64')}</xenc11:Specified></xenc11:Salt><xenc11:IterationCount>2000</xenc11:IterationCount><xenc11:KeyLength>24</xenc11:KeyLength><xenc11:PRF Algorithm="http://www.w3.org/2001/04/xmldsig-more#hmac-sha256"/></xenc11:PBKDF2-params></xenc11:KeyDerivationMethod></xenc11:DerivedKey>`;
+    const xml = doc(key, derived, 'http://www.w3.org/2001/04/xmlenc#aes192-cbc', 'aes-192-cbc', 'http://www.w3.org/2001/04/xmldsig-more#hmac-sha384', 'sha384');
+    const r = parsePskc(xml, { password: '秘密のパスワード' });
+    expect(r.errors).toEqual([]);
+    expect(r.rows[0]!.secret.equals(SECRET)).toBe(true);
+    expect(parsePskc(xml, { password: '秘密のパスワー' }).rows).toEqual([]);
   });
 });
