@@ -128,9 +128,7 @@ export function parseXml(input: string): XmlElement {
     if (!m || !NAME.test(m[1]!)) throw new XmlError(`XML: 要素名が不正です / bad element name at offset ${i}`);
     const qname = m[1]!;
     const rawAttrs = new Map<string, string>();
-    const attrRe = /\s+([^\s=]+)\s*=\s*("([^"]*)"|'([^']*)')/gy;
-    attrRe.lastIndex = qname.length;
-    let rest = body.slice(qname.length);
+    const attrRe = /\s+([^\s=]+)\s*=\s*("([^"]*)"|'([^']*)')/y; // sticky: each attribute right after the last
     let pos = qname.length;
     for (let k = 0; k < 10_000; k++) {
       attrRe.lastIndex = pos;
@@ -142,8 +140,7 @@ export function parseXml(input: string): XmlElement {
       rawAttrs.set(a[1]!, decodeEntities(v, i));
       pos = attrRe.lastIndex;
     }
-    rest = body.slice(pos);
-    if (rest.trim() !== '') throw new XmlError(`XML: 開始タグが不正です / malformed start tag at offset ${i}`);
+    if (body.slice(pos).trim() !== '') throw new XmlError(`XML: 開始タグが不正です / malformed start tag at offset ${i}`);
     const parentScope = stack.length ? stack[stack.length - 1]!.scope : new Map<string, string>([['xml', 'http://www.w3.org/XML/1998/namespace']]);
     let scope = parentScope;
     for (const [k, v] of rawAttrs) {

@@ -123,6 +123,13 @@ describe('PSKC: TOTP, hashes, and whole-file refusal', () => {
     ['empty', '', /no root/],
     ['deep nesting', container('<a>'.repeat(100) + '</a>'.repeat(100)), /nested too deeply/],
     ['undeclared prefix', container('<p:KeyPackage/>'), /undeclared namespace prefix/],
+    ['repeated attribute', '<KeyContainer Version="1.0" Version="1.0" xmlns="urn:ietf:params:xml:ns:keyprov:pskc"/>', /repeated attribute/],
+    ['attribute without value', container('<KeyPackage x/>'), /malformed start tag/],
+    ["'<' in an attribute", container('<KeyPackage x="<"/>'), /unterminated start tag|'<' in attribute/],
+    ['bare ampersand', container('<KeyPackage>a & b</KeyPackage>'), /bare '&'/],
+    ['character reference to NUL', container('<KeyPackage>&#0;</KeyPackage>'), /invalid character reference/],
+    ['text before the root', 'junk' + container(''), /text outside the root/],
+    ['more than 16 MiB', container(' '.repeat(16 * 1024 * 1024)), /too large/],
     ['key wrap', container(pkg('A', 'urn:ietf:params:xml:ns:keyprov:pskc:hotp', S20), '<EncryptionKey><X509Data xmlns="http://www.w3.org/2000/09/xmldsig#"/></EncryptionKey>'), /unsupported EncryptionKey/],
     ['PBKDF2 with 10^9 iterations', fx('rfc6030-figure7.pskcxml').replace('<IterationCount>1000</IterationCount>', '<IterationCount>1000000000</IterationCount>'), /iteration count/],
   ])('%s: refused, nothing imported', (_n, xml, re) => {
