@@ -88,7 +88,8 @@ export const PROMPT_MESSAGE = '認証コードを入力してください / Ente
 
 /** Could this be a code at all (6 or 8 digits, or a recovery code)? Independent of the user, so it tells nothing about one. */
 export function isCodeShaped(pass: string): boolean {
-  return parseCode(pass, 6).kind !== 'malformed' || parseCode(pass, 8).kind !== 'malformed';
+  const p = pass.normalize('NFKC');
+  return parseCode(p, 6).kind !== 'malformed' || parseCode(p, 8).kind !== 'malformed';
 }
 
 /** A privacyIDEA-style transaction id (20 digits). It carries no authority here: the code decides. */
@@ -264,7 +265,8 @@ function handle(ctx: ConsoleContext, limits: Limits, req: ApiRequest): ApiRespon
     return tooMany(limits.client.retryAfterSeconds(terminal), lang);
   }
   const userRaw = form.get('user') ?? '';
-  const pass = form.get('pass') ?? '';
+  // NFKC: digits typed with the Japanese IME on arrive full-width ("１２３４５６").
+  const pass = (form.get('pass') ?? '').normalize('NFKC');
   if (!form.has('transaction_id') && !isCodeShaped(pass)) {
     // First of two steps (empty pass or the Windows password): prompt for the code, count nothing.
     return challengeResponse(lang);

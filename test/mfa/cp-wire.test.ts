@@ -323,9 +323,10 @@ describe('the Credential Provider against the validate port', () => {
     expect(isAuthenticationSuccessful(two.pi)).toBe(true);
   });
 
-  it('a Japanese, spaced user name, UTF-8 percent-encoded as AtlEscapeUrl does', async () => {
+  it('a Japanese, spaced user name, UTF-8 percent-encoded as AtlEscapeUrl does; a code typed full-width with the IME on', async () => {
     expect(encodeParameters({ user: '山田 太郎' })).toBe('user=%E5%B1%B1%E7%94%B0%20%E5%A4%AA%E9%83%8E');
-    const r = await send('/validate/check', { pass: codeFor('山田 太郎'), realm: credential, user: '山田 太郎' });
+    const fullWidth = [...codeFor('山田 太郎')].map((d) => String.fromCharCode(0xff10 + Number(d))).join('');
+    const r = await send('/validate/check', { pass: fullWidth, realm: credential, user: '山田　太郎' });
     expect(isAuthenticationSuccessful(r.pi)).toBe(true);
   });
 
