@@ -50,7 +50,8 @@ export async function serve(dataDir: string, listen: string, validateFlag?: stri
   const { host, port } = parseListen(listen);
   const validateAt = validateListen(listen, validateFlag);
   const bound = await listenOn(server, host, port);
-  process.stdout.write(`${t('管理コンソール起動', 'Sekimori console listening on')} https://${shown(host)}:${bound}\nCA fingerprint: ${ctx.caFingerprint}\n`);
+  // Printed once both ports are bound (one write), so whoever reads the first line finds the validate URL with it.
+  let banner = `${t('管理コンソール起動', 'Sekimori console listening on')} https://${shown(host)}:${bound}\nCA fingerprint: ${ctx.caFingerprint}\n`;
 
   let validateServer: Server | null = null;
   if (validateAt) {
@@ -58,9 +59,7 @@ export async function serve(dataDir: string, listen: string, validateFlag?: stri
     try {
       const vPort = await listenOn(v, validateAt.host, validateAt.port);
       validateServer = v;
-      process.stdout.write(
-        `${t('privacyIDEA 互換 (Windows Credential Provider, TLS 1.2/1.3, クライアント証明書なし)', 'privacyIDEA-compatible (Windows Credential Provider, TLS 1.2/1.3, no client certificate)')} https://${shown(validateAt.host)}:${vPort}/validate/check\n`,
-      );
+      banner += `${t('privacyIDEA 互換 (Windows Credential Provider, TLS 1.2/1.3, クライアント証明書なし)', 'privacyIDEA-compatible (Windows Credential Provider, TLS 1.2/1.3, no client certificate)')} https://${shown(validateAt.host)}:${vPort}/validate/check\n`;
     } catch (e) {
       // An explicit --validate-listen that cannot be bound is an error; the default port being taken is only reported.
       if (validateAt.explicit) {
@@ -76,6 +75,8 @@ export async function serve(dataDir: string, listen: string, validateFlag?: stri
       );
     }
   }
+
+  process.stdout.write(banner);
 
   const timer = setInterval(() => {
     const now = new Date();

@@ -13,7 +13,7 @@ import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateListen } from '../../console/serve.js';
 import { requireTools } from '../e2e/tools.js';
-import { startConsole, type TestConsole } from '../integration/harness.js';
+import { startConsole, waitFor, type TestConsole } from '../integration/harness.js';
 
 let c: TestConsole;
 let ca: Buffer;
@@ -22,8 +22,8 @@ let validatePort: number;
 beforeAll(async () => {
   c = await startConsole();
   ca = readFileSync(join(c.dataDir, 'ca.pem'));
-  const m = /https:\/\/127\.0\.0\.1:(\d+)\/validate\/check/.exec(c.output());
-  if (!m) throw new Error(`no validate URL printed: ${c.output()}`);
+  // serve prints it with the main URL; waited for anyway, bounded.
+  const m = await waitFor('validate URL printed', () => /https:\/\/127\.0\.0\.1:(\d+)\/validate\/check/.exec(c.output()), 20_000);
   validatePort = Number(m[1]);
 }, 60_000);
 afterAll(async () => {

@@ -22,7 +22,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base32Decode, hotp, timeStep } from '../../agent/mfa/otp.js';
-import { startConsole, type TestConsole } from '../integration/harness.js';
+import { startConsole, waitFor, type TestConsole } from '../integration/harness.js';
 
 // ---------- the CP's side ----------
 
@@ -261,8 +261,8 @@ const failuresOf = (user: string) => c.json<{ user: string; failures: number }[]
 beforeAll(async () => {
   c = await startConsole();
   ca = readFileSync(join(c.dataDir, 'ca.pem'));
-  const m = /https:\/\/127\.0\.0\.1:(\d+)\/validate\/check/.exec(c.output());
-  if (!m) throw new Error(`no validate URL printed: ${c.output()}`);
+  // serve prints it with the main URL; waited for anyway, bounded.
+  const m = await waitFor('validate URL printed', () => /https:\/\/127\.0\.0\.1:(\d+)\/validate\/check/.exec(c.output()), 20_000);
   port = Number(m[1]);
   for (const u of ['yamada', 'sato', 'suzuki', 'takahashi', '山田 太郎']) enrolActive(u);
   credential = c.json<{ credential: string }>(['mfa', 'client', 'add', '--name', 'WIN-01', '--address', '127.0.0.1']).credential;
