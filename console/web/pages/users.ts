@@ -51,7 +51,7 @@ export const userRoutes: WebRouteSpec[] = [
       const admin = isAdmin(r);
       const msg = r.api.query.get('done') ? html`<p class="ok" role="status">${tr(L, 'done')}</p>` : '';
       const body = html`${msg}
-${admin ? html`<form method="post" action="/users/enroll" class="row">${csrfField(r)}<label>${tr(L, 'user')}<input name="user" required maxlength="64" pattern="[A-Za-z0-9._@-]{1,64}"></label><button type="submit">${tr(L, 'enrollUser')}</button></form>` : ''}
+${admin ? html`<form method="post" action="/users/enroll" class="row">${csrfField(r)}<label>${tr(L, 'user')}<input name="user" required maxlength="64"></label><button type="submit">${tr(L, 'enrollUser')}</button></form>` : ''}
 <table id="mfa-users"><thead><tr><th>${tr(L, 'user')}</th><th>${tr(L, 'status')}</th><th>${tr(L, 'kind')}</th><th>${tr(L, 'failures')}</th><th>${tr(L, 'recoveryLeft')}</th><th>${tr(L, 'assigned')}</th>${admin ? html`<th>${tr(L, 'action')}</th>` : ''}</tr></thead><tbody>
 ${users.map(
   (u) => html`<tr><td>${u.user}</td><td>${tr(L, u.status === 'active' ? 'active' : u.status === 'pending' ? 'pending' : 'disabled')}${u.locked ? html` <span class="badge sev-critical">${tr(L, 'locked')} ${fmtTime(u.lockedUntil, L)}</span>` : ''}</td>
