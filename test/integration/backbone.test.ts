@@ -229,13 +229,21 @@ describe('signed policy', () => {
     const good = c.json<{ policy: { version: number } }>(['policy', 'get']).policy.version;
     await waitFor('agent applies the new version', () => a.status().policyVersion === good, 20_000, 200);
 
-    // Tamper: the next version's document is edited in the console database after signing.
-    expect(c.cli(['policy', 'set', '--file', policyFile({ usb: { mode: 'enforce' } })]).code).toBe(0);
+    // Tamper: a next version appears in the console database whose document does not match its
+    // signature (the good version's signature over an edited document). Written in one statement:
+    // `policy set` followed by an edit let a 1 s heartbeat fetch the genuine version in between.
     const db = new Database(join(c.dataDir, 'console.db'));
-    const row = db.prepare('SELECT version, document FROM policies ORDER BY version DESC LIMIT 1').get() as { version: number; document: string };
+    const row = db.prepare('SELECT version, document, signature, created_at, created_by FROM policies WHERE version = ?').get(good) as {
+      version: number;
+      document: string;
+      signature: string;
+      created_at: string;
+      created_by: string;
+    };
     const doc = JSON.parse(row.document);
-    doc.usb.mode = 'monitor';
-    db.prepare('UPDATE policies SET document = ? WHERE version = ?').run(JSON.stringify(doc), row.version);
+    doc.version = good + 1;
+    doc.usb.mode = 'enforce';
+    db.prepare('INSERT INTO policies (version, document, signature, created_at, created_by) VALUES (?, ?, ?, ?, ?)').run(good + 1, JSON.stringify(doc), row.signature, row.created_at, row.created_by);
     db.close();
     await waitFor('tampered policy rejected', () => c.events(['--agent', a.agentId, '--type', 'agent.policy_rejected']).some((e) => e.data.reason === 'bad_signature'), 20_000, 250);
     expect(a.status().policyVersion).toBe(good);
