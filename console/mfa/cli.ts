@@ -27,7 +27,7 @@ const USAGE = `使い方 / usage: sekimori-console mfa <subcommand> --data DIR �
   reset    --user NAME [--json]              再登録 / new secret (pending until confirmed)
   disable  --user NAME | enable --user NAME  無効化・有効化 / disable, enable
   unlock   --user NAME                       ロック解除 / clear a lockout
-  import   --file F [--format csv|oath-csv|pskc] [--psk HEX | --password-file F] [--replace]
+  import   --file F [--format csv|oath-csv|pskc] [--psk-file F | --password-file F] [--replace]
            ハードウェアトークンの取込(全件か0件) / hardware-token seeds, all or nothing:
            csv = user,serial,secret|seed_hex[,type,algorithm,digits,period,counter] (user may be empty)
            oath-csv = privacyIDEA: serial,hexkey[,hotp|totp[,6|8[,counter|30|60]]]  pskc = RFC 6030 (.pskcxml/.xml)
@@ -228,17 +228,21 @@ function readTokenFile(opts: Opts): ParseResult & { format: string } {
   const file = need(opts, 'file');
   const fmtOpt = opts.get('format');
   const format = typeof fmtOpt === 'string' ? fmtOpt : /\.(pskcxml|xml)$/i.test(file) ? 'pskc' : 'csv';
-  const pskOpt = opts.get('psk');
+  const pskFile = opts.get('psk-file');
   const pwFile = opts.get('password-file');
-  if (format !== 'pskc' && (pskOpt !== undefined || pwFile !== undefined)) throw new MfaError('--psk / --password-file は pskc のみ / only for --format pskc');
+  if (opts.get('psk') !== undefined) throw new MfaError('--psk は使えません。鍵は --psk-file でファイルから渡してください / --psk is not accepted: pass the key in a file with --psk-file');
+  if (format !== 'pskc' && (pskFile !== undefined || pwFile !== undefined)) throw new MfaError('--psk-file / --password-file は pskc のみ / only for --format pskc');
   const textIn = readFileSync(file, 'utf8');
   if (format === 'csv') return { ...parseSekimoriCsv(textIn), format };
   if (format === 'oath-csv') return { ...parseOathCsv(textIn), format };
   if (format !== 'pskc') throw new MfaError('--format は csv, oath-csv, pskc のいずれか / --format must be csv, oath-csv or pskc');
   let psk: Buffer | undefined;
-  if (pskOpt !== undefined) {
-    if (typeof pskOpt !== 'string' || !/^([0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64})$/.test(pskOpt)) throw new MfaError('--psk は16/24/32バイトの16進 / --psk must be 16, 24 or 32 bytes of hex');
-    psk = Buffer.from(pskOpt, 'hex');
+  if (pskFile !== undefined) {
+    // The key from a file, never the command line (which other local users can read in /proc).
+    if (typeof pskFile !== 'string') throw new MfaError('--psk-file にはファイルが必要です / --psk-file needs a file');
+    const hex = readFileSync(pskFile, 'utf8').trim();
+    if (!/^([0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64})$/.test(hex)) throw new MfaError('--psk-file の中身は16/24/32バイトの16進 / --psk-file must hold 16, 24 or 32 bytes of hex');
+    psk = Buffer.from(hex, 'hex');
   }
   let password: string | undefined;
   if (pwFile !== undefined) {

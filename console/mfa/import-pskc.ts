@@ -83,7 +83,7 @@ function containerCrypto(root: XmlElement, keys: PskcKeys): Crypto {
       if (keys.password === undefined) throw new PskcError('パスワードで暗号化されています: --password-file が必要です / encrypted with a password: --password-file is required');
       encKey = pbkdf2Sync(Buffer.from(keys.password, 'utf8'), salt, iterations, keyLength, prf);
     } else if (kid(ek, DS, 'KeyName')) {
-      if (!keys.psk) throw new PskcError('事前共有鍵で暗号化されています: --psk が必要です / encrypted with a pre-shared key: --psk is required');
+      if (!keys.psk) throw new PskcError('事前共有鍵で暗号化されています: --psk-file が必要です / encrypted with a pre-shared key: --psk-file is required');
       encKey = keys.psk;
     } else throw new PskcError('未対応の EncryptionKey です(事前共有鍵・PBKDF2 のみ) / unsupported EncryptionKey (pre-shared key or PBKDF2 only)');
   }

@@ -45,7 +45,7 @@ describe('RFC 6030 example packages', () => {
   });
 
   it('Figure 6 without the key, or with a wrong key: refused, nothing imported', () => {
-    expect(parsePskc(fx('rfc6030-figure6.pskcxml')).errors[0]).toMatch(/--psk is required/);
+    expect(parsePskc(fx('rfc6030-figure6.pskcxml')).errors[0]).toMatch(/--psk-file is required/);
     const wrong = Buffer.from(PSK);
     wrong[0] ^= 1;
     const r = parsePskc(fx('rfc6030-figure6.pskcxml'), { psk: wrong });
