@@ -16,7 +16,7 @@ import { isObject } from '../../protocol/validate.js';
 import { ConsoleUnreachableError, type AgentContext, type Capability, type ConsoleReply, type LocalRequest } from '../capability.js';
 import { prepareUnlockDir } from '../local-api.js';
 import { EncryptedCache, MAX_PENDING, mfaPaths, type CacheData } from './cache.js';
-import { decide, REASON_TEXT, type MfaReason, type MfaVerdict } from './decide.js';
+import { clampDrift, decide, REASON_TEXT, type MfaReason, type MfaVerdict } from './decide.js';
 import { base32Decode, type TotpParams } from './otp.js';
 import { EventFold, RateLimiter, unlockGate } from './unlock.js';
 import type { LocalVerifyResponse, MfaCacheResponse, MfaCacheUser, MfaReconcileResponse, MfaVerifyResponse } from './wire.js';
@@ -48,7 +48,8 @@ function validCacheUser(u: unknown): u is MfaCacheUser {
     Number.isSafeInteger(u.lastStep) &&
     Number.isSafeInteger(u.failures) &&
     Number.isSafeInteger(u.lockedUntil) &&
-    Array.isArray(u.recovery)
+    Array.isArray(u.recovery) &&
+    (u.drift === undefined || Number.isSafeInteger(u.drift))
   );
 }
 
@@ -317,7 +318,8 @@ export class MfaCapability implements Capability {
     const key = base32Decode(u.secret);
     const params: TotpParams = { algorithm: u.algorithm, digits: u.digits, period: u.period };
     const nowMs = this.ctx.console.consoleNow().getTime();
-    const v = decide(key ? { status: u.status, key, params, lastStep: u.lastStep, failures: u.failures, lockedUntil: u.lockedUntil, recovery: u.recovery } : null, {
+    const drift = u.drift === undefined ? {} : { drift: clampDrift(u.drift) }; // hardware TOTP: centre the window where its clock is
+    const v = decide(key ? { status: u.status, key, params, lastStep: u.lastStep, failures: u.failures, lockedUntil: u.lockedUntil, recovery: u.recovery, ...drift } : null, {
       user,
       code,
       nowMs,
@@ -331,6 +333,7 @@ export class MfaCapability implements Capability {
         failures: n.failures,
         lockedUntil: n.lockedUntil,
         recovery: u.recovery.map((r) => (r.id === n.recoveryUsed ? { ...r, used: true } : r)),
+        ...(n.drift !== undefined && u.drift !== undefined ? { drift: n.drift } : {}),
       };
       const at = new Date(nowMs).toISOString();
       if (v.result === 'accept' && v.step !== undefined) this.data.pending.push({ user, kind: 'step', step: v.step, at });

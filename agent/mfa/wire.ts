@@ -32,6 +32,8 @@ export interface MfaCacheUser extends MfaUserSnapshot {
   digits: 6 | 8;
   period: number;
   recovery: RecoveryHash[];
+  /** Hardware TOTP tokens: the clock drift in steps the console has learned (absent for apps). */
+  drift?: number;
 }
 
 /** GET /api/agent/mfa/cache — only the users assigned to the asking terminal, only when policy allows offline. */

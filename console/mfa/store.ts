@@ -541,6 +541,8 @@ export function cacheFor(ctx: ConsoleContext, terminal: string): { offlineAllowe
       failures: r.failures,
       lockedUntil: r.locked_until,
       recovery: recoveryOf(ctx, r.user),
+      // A drifted hardware token must verify offline too, in the window the console centres on it.
+      ...(r.type === 'totp' && r.drift !== null ? { drift: r.drift } : {}),
     })),
   };
 }

@@ -31,6 +31,9 @@ afterAll(async () => {
   await c?.cleanup();
 });
 
+/** The code of a TOTP token whose clock runs `steps` 30-s steps ahead of ours. */
+const totpAt = (step: number) => execFileSync('oathtool', ['--totp', `--now=@${step * 30 + 1}`, HEX], { encoding: 'utf8' }).trim();
+
 describe('hardware tokens offline', () => {
   it('HOTP: online through the console, never cached, refused offline; hardware TOTP works offline', async () => {
     const sock = agentPaths(a.stateDir).socket;
@@ -51,5 +54,20 @@ describe('hardware tokens offline', () => {
     await c.start();
     // Back online, the HOTP code that could not be used offline is still good (nothing consumed it).
     expect((await localRequest(sock, 'POST', '/mfa/verify', { user: 'hw.button', code: hotpCode(1) })).body).toMatchObject({ result: 'accept', offline: false });
+  });
+
+  it('a drifted hardware TOTP token, resynchronised on the console, verifies offline in its drifted window', async () => {
+    const sock = agentPaths(a.stateDir).socket;
+    // The token's clock is 10–11 steps (5 min) ahead: resync with two consecutive codes.
+    const s = Math.floor(Date.now() / 30_000);
+    const r = c.cli(['mfa', 'resync', '--user', 'hw.clock', '--codes', totpAt(s + 10), totpAt(s + 11)]);
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor('offline cache with the drift', async () => (await localRequest(sock, 'POST', '/mfa/sync')).status === 200);
+    await c.stop();
+    // Two steps past the resync codes: outside ±1 of the terminal's own clock, inside ±1 of the drift.
+    expect((await localRequest(sock, 'POST', '/mfa/verify', { user: 'hw.clock', code: totpAt(s + 12) })).body).toMatchObject({ result: 'accept', offline: true });
+    // A code for the terminal's own time is now outside the token's window.
+    expect((await localRequest(sock, 'POST', '/mfa/verify', { user: 'hw.clock', code: totpAt(Math.floor(Date.now() / 30_000)) })).body).toMatchObject({ result: 'reject', offline: true });
+    await c.start();
   });
 });
