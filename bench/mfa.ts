@@ -13,8 +13,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { decide } from '../agent/mfa/decide.js';
-import { base32Decode, hotp, timeStep } from '../agent/mfa/otp.js';
+import { decide } from '../protocol/mfa/decide.js';
+import { base32Decode, hotp, timeStep } from '../protocol/mfa/otp.js';
 import { localRequest } from '../agent/local-api.js';
 import { agentPaths } from '../agent/state.js';
 import { openConsole } from '../console/core/context.js';

@@ -64,3 +64,13 @@ export interface ApiError {
   message: string; // for people (English; the console UI translates codes)
   details?: string[];
 }
+
+/** POST /api/agent/software/sync: what the agent holds in quarantine, and how requested restores went. */
+export interface SoftwareSyncRequest {
+  quarantine: { id: string; path: string; sha256: string; size: number; quarantinedAt: string; rule: string }[];
+  results: { id: string; ok: boolean; error?: string }[];
+}
+/** Its answer: quarantine ids the console wants restored. */
+export interface SoftwareSyncResponse {
+  restore: string[];
+}

@@ -8,7 +8,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileDurably } from '../state.js';
-import type { MfaCacheUser, MfaReconcileEntry } from './wire.js';
+import type { MfaCacheUser, MfaReconcileEntry } from '../../protocol/mfa/wire.js';
 
 export interface CacheData {
   version: 1;

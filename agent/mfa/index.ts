@@ -16,10 +16,10 @@ import { isObject } from '../../protocol/validate.js';
 import { ConsoleUnreachableError, type AgentContext, type Capability, type ConsoleReply, type LocalRequest } from '../capability.js';
 import { prepareUnlockDir } from '../local-api.js';
 import { EncryptedCache, MAX_PENDING, mfaPaths, type CacheData } from './cache.js';
-import { clampDrift, decide, REASON_TEXT, type MfaReason, type MfaVerdict } from './decide.js';
-import { base32Decode, type TotpParams } from './otp.js';
+import { clampDrift, decide, REASON_TEXT, type MfaReason, type MfaVerdict } from '../../protocol/mfa/decide.js';
+import { base32Decode, type TotpParams } from '../../protocol/mfa/otp.js';
 import { EventFold, RateLimiter, unlockGate } from './unlock.js';
-import type { LocalVerifyResponse, MfaCacheResponse, MfaCacheUser, MfaReconcileResponse, MfaVerifyResponse } from './wire.js';
+import type { LocalVerifyResponse, MfaCacheResponse, MfaCacheUser, MfaReconcileResponse, MfaVerifyResponse } from '../../protocol/mfa/wire.js';
 
 const ONLINE_TIMEOUT_MS = 3_500; // the PAM module waits 5 s for the whole exchange
 const SYNC_EVERY_MS = 60_000;

@@ -8,6 +8,7 @@ import type { AgentContext, Capability } from '../capability.js';
 import type { PolicyDocument } from '../../protocol/policy.js';
 import { normalizeSoftwarePolicy, type SoftwarePolicy } from '../../protocol/policy-software.js';
 import { safeText } from '../../protocol/text.js';
+import type { SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
 import {
   combine,
   compilePolicy,
@@ -37,13 +38,6 @@ export interface SoftwareOptions {
 }
 
 /** Wire shape of POST /api/agent/software/sync (agent → console). */
-export interface SoftwareSyncRequest {
-  quarantine: { id: string; path: string; sha256: string; size: number; quarantinedAt: string; rule: string }[];
-  results: { id: string; ok: boolean; error?: string }[];
-}
-export interface SoftwareSyncResponse {
-  restore: string[];
-}
 
 export interface SoftwareStats {
   active: boolean;

@@ -4,7 +4,7 @@
  * nothing when there is any error (one transaction, all or nothing).
  */
 import { normaliseUserName } from './identity.js';
-import { base32Decode, OTP_ALGORITHMS, type OtpAlgorithm } from '../../agent/mfa/otp.js';
+import { base32Decode, OTP_ALGORITHMS, type OtpAlgorithm } from '../../protocol/mfa/otp.js';
 
 export type TokenType = 'totp' | 'hotp';
 

@@ -7,7 +7,7 @@
  * counters, a T0 other than 0) is refused, naming the KeyPackage by index and serial.
  */
 import { createDecipheriv, createHmac, pbkdf2Sync, timingSafeEqual } from 'node:crypto';
-import type { OtpAlgorithm } from '../../agent/mfa/otp.js';
+import type { OtpAlgorithm } from '../../protocol/mfa/otp.js';
 import { duplicateSerialErrors, MAX_SECRET, MIN_SECRET, SERIAL_RE, type ImportRow, type ParseResult } from './import-csv.js';
 import { kid, kids, parseXml, XmlError, type XmlElement } from './import-xml.js';
 

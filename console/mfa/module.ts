@@ -6,7 +6,7 @@
  */
 import { isObject } from '../../protocol/validate.js';
 import { isValidMfaUser } from '../../protocol/policy-mfa.js';
-import type { MfaCacheResponse, MfaReconcileEntry, MfaReconcileResponse, MfaVerifyResponse } from '../../agent/mfa/wire.js';
+import type { MfaCacheResponse, MfaReconcileEntry, MfaReconcileResponse, MfaVerifyResponse } from '../../protocol/mfa/wire.js';
 import { RateLimiter, tooManyRequests } from '../core/limits.js';
 import { HttpError, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
 import { mfaCommand } from './cli.js';

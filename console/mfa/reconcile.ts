@@ -18,8 +18,8 @@
  * same batch before it, so a batch can never leave fewer failures than it found. It never lifts
  * a lock either.
  */
-import { timeStep } from '../../agent/mfa/otp.js';
-import type { MfaReconcileEntry } from '../../agent/mfa/wire.js';
+import { timeStep } from '../../protocol/mfa/otp.js';
+import type { MfaReconcileEntry } from '../../protocol/mfa/wire.js';
 import type { MfaPolicy } from '../../protocol/policy-mfa.js';
 
 export type ReconcileRefusal =

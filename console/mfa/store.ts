@@ -6,10 +6,10 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { effectiveMfaPolicy, isValidMfaUser, type MfaPolicy } from '../../protocol/policy-mfa.js';
-import { decide, generateRecoveryCodes, hashRecoveryCode, resync, type MfaStatus, type MfaUserState, type MfaVerdict, type RecoveryHash, type ResyncResult } from '../../agent/mfa/decide.js';
-import { base32Decode, base32Encode, type OtpAlgorithm, type TotpParams } from '../../agent/mfa/otp.js';
+import { decide, generateRecoveryCodes, hashRecoveryCode, resync, type MfaStatus, type MfaUserState, type MfaVerdict, type RecoveryHash, type ResyncResult } from '../../protocol/mfa/decide.js';
+import { base32Decode, base32Encode, type OtpAlgorithm, type TotpParams } from '../../protocol/mfa/otp.js';
 import type { ImportRow, TokenType } from './import-csv.js';
-import type { MfaCacheUser, MfaReconcileEntry } from '../../agent/mfa/wire.js';
+import type { MfaCacheUser, MfaReconcileEntry } from '../../protocol/mfa/wire.js';
 import type { ConsoleContext } from '../module.js';
 import { planReconcile, type ReconcilePlan, type ReconcileUserFacts } from './reconcile.js';
 import { claimUserKey, decideName, INVALID_NAME_MESSAGE, normaliseUserName, resolveAdminUser } from './identity.js';

@@ -38,7 +38,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { safeText } from '../../protocol/text.js';
-import { decide, hashRecoveryCode, parseCode, REASON_TEXT, recoveryMatches, type MfaReason, type RecoveryHash } from '../../agent/mfa/decide.js';
+import { decide, hashRecoveryCode, parseCode, REASON_TEXT, recoveryMatches, type MfaReason, type RecoveryHash } from '../../protocol/mfa/decide.js';
 import { RateLimiter } from '../core/limits.js';
 import type { ApiRequest, ApiResponse, ConsoleContext, Route } from '../module.js';
 import { MFA_LIMITS } from './limits.js';

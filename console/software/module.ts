@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { SoftwareSyncRequest, SoftwareSyncResponse } from '../../agent/software/index.js';
+import type { SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
 import { t } from '../../protocol/i18n.js';
 import type { PolicyBody } from '../../protocol/policy.js';
 import { baselineDocumentErrors, normalizeSoftwarePolicy, type SoftwareBaselineDocument, type SoftwareBaselineRef } from '../../protocol/policy-software.js';

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { base32Decode, matchStep, timeStep } from '../../agent/mfa/otp.js';
+import { base32Decode, matchStep, timeStep } from '../../protocol/mfa/otp.js';
 import { ConcurrencyLimit, RateLimiter, sourceKey, type RateLimit } from '../core/limits.js';
 import { hashPassword, unmatchableHash, verifyPassword } from '../core/passwords.js';
 import type { ConsoleContext } from '../module.js';

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hotp, timeStep, base32Decode } from '../../agent/mfa/otp.js';
+import { hotp, timeStep, base32Decode } from '../../protocol/mfa/otp.js';
 import { initConsole, openConsole, type OpenConsole } from '../../console/core/context.js';
 import { parseReconcile } from '../../console/mfa/module.js';
 import {
@@ -22,7 +22,7 @@ import {
   REPAIR_FUTURE_LAST_STEP,
   verifyAttempt,
 } from '../../console/mfa/store.js';
-import type { MfaReconcileEntry } from '../../agent/mfa/wire.js';
+import type { MfaReconcileEntry } from '../../protocol/mfa/wire.js';
 import { defaultPolicyBody } from '../../protocol/policy.js';
 
 let dir: string;

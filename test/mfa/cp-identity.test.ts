@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base32Decode, hotp, timeStep } from '../../agent/mfa/otp.js';
+import { base32Decode, hotp, timeStep } from '../../protocol/mfa/otp.js';
 import { initConsole, openConsole, type OpenConsole } from '../../console/core/context.js';
 import { normaliseUserName, storedUserForWindows, syncUserKeys, userKey } from '../../console/mfa/identity.js';
 import { confirmUser, enrollUser, unlockUser, verifyAttempt } from '../../console/mfa/store.js';

@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base32Decode, hotp, timeStep } from '../../agent/mfa/otp.js';
+import { base32Decode, hotp, timeStep } from '../../protocol/mfa/otp.js';
 import { startConsole, waitFor, type TestConsole } from '../integration/harness.js';
 
 // ---------- the CP's side ----------

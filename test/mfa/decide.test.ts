@@ -1,7 +1,7 @@
 /** The pure MFA decision: window, replay, lockout, malformed input, recovery codes, hostile users. */
 import { describe, expect, it } from 'vitest';
-import { decide, generateRecoveryCodes, hashRecoveryCode, parseCode, type MfaUserState } from '../../agent/mfa/decide.js';
-import { hotp, timeStep } from '../../agent/mfa/otp.js';
+import { decide, generateRecoveryCodes, hashRecoveryCode, parseCode, type MfaUserState } from '../../protocol/mfa/decide.js';
+import { hotp, timeStep } from '../../protocol/mfa/otp.js';
 import { defaultMfaPolicy, effectiveMfaPolicy, isValidMfaUser, mfaPolicyErrors } from '../../protocol/policy-mfa.js';
 
 const KEY = Buffer.from('12345678901234567890');

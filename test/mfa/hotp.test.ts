@@ -1,12 +1,12 @@
 /**
- * HOTP tokens and hardware-TOTP drift in the pure decision (agent/mfa/decide.ts, otp.ts):
+ * HOTP tokens and hardware-TOTP drift in the pure decision (protocol/mfa/decide.ts, otp.ts):
  * look-ahead, the counter moving only forward, replay, hostile counters and codes, 8 digits and
  * SHA256/SHA512 — codes from oathtool (an independent implementation) wherever a code is needed.
  */
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { clampDrift, decide, HOTP_LOOKAHEAD, TOTP_RESYNC_STEPS, type MfaUserState } from '../../agent/mfa/decide.js';
-import { allMatches, hotp, matchRange, MAX_MATCH_RANGE, timeStep, type OtpAlgorithm } from '../../agent/mfa/otp.js';
+import { clampDrift, decide, HOTP_LOOKAHEAD, TOTP_RESYNC_STEPS, type MfaUserState } from '../../protocol/mfa/decide.js';
+import { allMatches, hotp, matchRange, MAX_MATCH_RANGE, timeStep, type OtpAlgorithm } from '../../protocol/mfa/otp.js';
 
 const HEX = '3132333435363738393031323334353637383930'; // RFC 4226 Appendix D seed
 const KEY = Buffer.from(HEX, 'hex');

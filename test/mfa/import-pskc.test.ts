@@ -8,7 +8,7 @@ import { createCipheriv, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hotp } from '../../agent/mfa/otp.js';
+import { hotp } from '../../protocol/mfa/otp.js';
 import { parsePskc } from '../../console/mfa/import-pskc.js';
 import { parseXml } from '../../console/mfa/import-xml.js';
 

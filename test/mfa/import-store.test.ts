@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { timeStep } from '../../agent/mfa/otp.js';
+import { timeStep } from '../../protocol/mfa/otp.js';
 import { initConsole, openConsole, type OpenConsole } from '../../console/core/context.js';
 import { assign, cacheFor, listStock, listUsers, verifyAttempt } from '../../console/mfa/store.js';
 import { defaultPolicyBody } from '../../protocol/policy.js';

@@ -1,7 +1,7 @@
-/** RFC vectors against the HOTP/TOTP core that production verifies with (agent/mfa/otp.ts). */
+/** RFC vectors against the HOTP/TOTP core that production verifies with (protocol/mfa/otp.ts). */
 import { generateSync } from 'otplib';
 import { describe, expect, it } from 'vitest';
-import { base32Decode, base32Encode, hotp, matchStep, timeStep, totp, type OtpAlgorithm } from '../../agent/mfa/otp.js';
+import { base32Decode, base32Encode, hotp, matchStep, timeStep, totp, type OtpAlgorithm } from '../../protocol/mfa/otp.js';
 
 describe('RFC 4226 Appendix D (HOTP, SHA1, 6 digits)', () => {
   const key = Buffer.from('12345678901234567890');

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { localRequest } from '../../agent/local-api.js';
-import { base32Decode, hotp, timeStep } from '../../agent/mfa/otp.js';
+import { base32Decode, hotp, timeStep } from '../../protocol/mfa/otp.js';
 import { agentPaths } from '../../agent/state.js';
 import { enrollAgent, startConsole, waitFor, type TestAgent, type TestConsole } from '../integration/harness.js';
 

@@ -7,9 +7,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base32Decode, hotp, timeStep } from '../../agent/mfa/otp.js';
+import { base32Decode, hotp, timeStep } from '../../protocol/mfa/otp.js';
 import { agentPaths } from '../../agent/state.js';
-import type { MfaReconcileEntry } from '../../agent/mfa/wire.js';
+import type { MfaReconcileEntry } from '../../protocol/mfa/wire.js';
 import { MFA_LIMITS } from '../../console/mfa/limits.js';
 import { enrollAgent, startConsole, waitFor, type TestAgent, type TestConsole } from '../integration/harness.js';
 

@@ -3,7 +3,7 @@
  * may make the console believe about a user's replay state, recovery codes and lockout.
  */
 import { describe, expect, it } from 'vitest';
-import type { MfaReconcileEntry } from '../../agent/mfa/wire.js';
+import type { MfaReconcileEntry } from '../../protocol/mfa/wire.js';
 import { planReconcile, RECONCILE_GRACE_HOURS, type ReconcilePolicy, type ReconcileUserFacts } from '../../console/mfa/reconcile.js';
 
 const NOW = Date.UTC(2026, 10, 21, 9, 0, 0);

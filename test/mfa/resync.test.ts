@@ -1,11 +1,11 @@
 /**
- * Resynchronisation with two consecutive codes (agent/mfa/decide.ts `resync`), as privacyIDEA's
+ * Resynchronisation with two consecutive codes (protocol/mfa/decide.ts `resync`), as privacyIDEA's
  * HOTP/TOTP resync: codes from oathtool, table-driven, hostile input.
  */
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { HOTP_RESYNC_WINDOW, resync, TOTP_RESYNC_STEPS, type MfaUserState } from '../../agent/mfa/decide.js';
-import { timeStep } from '../../agent/mfa/otp.js';
+import { HOTP_RESYNC_WINDOW, resync, TOTP_RESYNC_STEPS, type MfaUserState } from '../../protocol/mfa/decide.js';
+import { timeStep } from '../../protocol/mfa/otp.js';
 
 const HEX = '3132333435363738393031323334353637383930';
 const KEY = Buffer.from(HEX, 'hex');

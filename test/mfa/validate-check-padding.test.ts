@@ -1,6 +1,6 @@
 /** /validate/check pads the work a recovery-shaped code costs, so timing does not tell who is enrolled (issue 10 item 9). */
 import { describe, expect, it } from 'vitest';
-import type { MfaReason } from '../../agent/mfa/decide.js';
+import type { MfaReason } from '../../protocol/mfa/decide.js';
 import { recoveryPadding } from '../../console/mfa/validate-check.js';
 
 describe('recoveryPadding', () => {

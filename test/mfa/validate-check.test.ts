@@ -5,7 +5,7 @@
  * Real console over TLS on loopback.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base32Decode, hotp, timeStep } from '../../agent/mfa/otp.js';
+import { base32Decode, hotp, timeStep } from '../../protocol/mfa/otp.js';
 import { rawRequest, startConsole, waitFor, type TestConsole } from '../integration/harness.js';
 
 let c: TestConsole;

@@ -10,7 +10,7 @@ import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base32Decode, hotp, timeStep } from '../../agent/mfa/otp.js';
+import { base32Decode, hotp, timeStep } from '../../protocol/mfa/otp.js';
 import { agentPaths } from '../../agent/state.js';
 import { LOGIN_LIMITS, LOGIN_POLICY } from '../../console/web/auth.js';
 import { enrollAgent, startConsole, type TestAgent, type TestConsole } from '../integration/harness.js';

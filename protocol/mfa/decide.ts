@@ -4,7 +4,7 @@
  * both call `decide` and persist `verdict.next` themselves.
  */
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-import { isValidMfaUser, type MfaPolicy } from '../../protocol/policy-mfa.js';
+import { isValidMfaUser, type MfaPolicy } from '../policy-mfa.js';
 import { allMatches, hotp, matchRange, matchStep, timeStep, type TotpParams } from './otp.js';
 
 export type MfaStatus = 'pending' | 'active' | 'disabled';
