@@ -81,6 +81,10 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   try {
     cli('console', ['init', '--data', data, '--organisation', 'ベンチ市']);
+    // One terminal verifying 100 staff in a row is more than a real terminal sends (the console's
+    // per-terminal request limit, 120 then 20/s): the bench measures latency, so it raises that limit.
+    const configPath = join(data, 'config.json');
+    writeFileSync(configPath, JSON.stringify({ ...(JSON.parse(readFileSync(configPath, 'utf8')) as object), limits: { agentRequests: { burst: 100_000, perSecond: 10_000 } } }));
     const ctx = openConsole(data);
     const body = defaultPolicyBody();
     ctx.publishPolicy({ ...body, mfa: { ...body.mfa, offlineAllowed: true, maxFailures: 100 } }, 'bench');
@@ -147,9 +151,7 @@ async function main(): Promise<void> {
     const offline = Array.from({ length: N }, (_, i) => `bench${N + i}`);
     lines.push(stats('console: accept (socket→agent→console)', await measure(online, false)));
     // The console limits rejected attempts per terminal (console/mfa/limits.ts: a burst of 20, then
-    // 1 per 5 s) and all requests per terminal (server: 120, then 20/s): measure the rejects within
-    // those limits, after the request bucket has refilled, so no sample is a 429.
-    await new Promise((r) => setTimeout(r, 7_000));
+    // 1 per 5 s): measure the rejects within that limit, so no sample is a 429.
     lines.push(stats('console: reject wrong code', await measure(online.slice(0, 20), true)));
 
     // pam: the whole stack, if we can (root + pamtester).
