@@ -14,14 +14,21 @@ export interface UsbInterfaceInfo {
   protocol: number;
 }
 
+/**
+ * One device as a platform observes it. Fields a platform cannot know are null, never made up:
+ * Windows has no bus/device numbers, no raw descriptor bytes (so no descriptorHash) and no
+ * bcdDevice in the registry's Enum\USB tree; a rule that names a descriptorHash then never matches.
+ */
 export interface UsbDeviceInfo {
-  /** Kernel name = bus and port path: "1-1", "2-3.4". */
+  /** The platform's stable id: Linux kernel name = bus and port path ("1-1", "2-3.4"); Windows device instance id. */
   path: string;
+  /** Kernel bus and device numbers; null where the platform has none (Windows) or sysfs did not say. */
   busnum: number | null;
   devnum: number | null;
   vendorId: string; // 4 lowercase hex
   productId: string;
-  bcdDevice: string;
+  /** 4 lowercase hex; null where the platform does not expose it (Windows). */
+  bcdDevice: string | null;
   deviceClass: number;
   deviceSubclass: number;
   deviceProtocol: number;
@@ -31,9 +38,9 @@ export interface UsbDeviceInfo {
   serial: Buffer | null;
   /** Union over every configuration the device offers. */
   interfaces: UsbInterfaceInfo[];
-  /** sha256 hex of the raw descriptors; '' when unreadable. */
-  descriptorHash: string;
-  /** Whether the kernel currently has the device authorized. */
+  /** sha256 hex of the raw descriptors; '' when unreadable on Linux; null where the platform has no raw descriptors (Windows). */
+  descriptorHash: string | null;
+  /** Whether the OS currently lets the device work (Linux: sysfs `authorized`; Windows: a driver is installed and started). */
   authorized: boolean;
 }
 

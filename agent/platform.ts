@@ -1,0 +1,48 @@
+/**
+ * The one place that looks at process.platform: which capabilities run, which platform
+ * implementation each gets, and where the local API listens. Everything else in agent/ receives
+ * what this file chose, so a Windows implementation slots in here and nowhere else.
+ */
+import { join } from 'node:path';
+
+export type AgentOs = 'linux' | 'windows' | 'other';
+
+export function agentOs(platform: NodeJS.Platform = process.platform): AgentOs {
+  return platform === 'linux' ? 'linux' : platform === 'win32' ? 'windows' : 'other';
+}
+
+export type CapabilityName = 'mfa' | 'software' | 'usb';
+
+/**
+ * Capabilities per OS, in start order. MFA on Linux is the PAM module asking the agent; on
+ * Windows the privacyIDEA Credential Provider asks the console directly, so no agent capability.
+ */
+export function capabilityNames(os: AgentOs = agentOs()): CapabilityName[] {
+  switch (os) {
+    case 'linux':
+      return ['mfa', 'software', 'usb'];
+    case 'windows':
+      return ['software', 'usb'];
+    default:
+      // Fail closed where nothing can be enforced: the agent still reports (heartbeat, events).
+      return ['software', 'usb'];
+  }
+}
+
+/** Windows named pipes live in their own namespace; one per agent state folder so agents can run side by side. */
+export const WINDOWS_PIPE = '\\\\.\\pipe\\sekimori-agent';
+
+/**
+ * Where the root-only local API listens. Linux: STATE/agent.sock (unchanged). Windows: the named
+ * pipe \\.\pipe\sekimori-agent; SEKIMORI_AGENT_PIPE names another (tests running several agents).
+ */
+export function localEndpoint(stateDir: string, os: AgentOs = agentOs(), env: NodeJS.ProcessEnv = process.env): string {
+  if (os === 'windows') {
+    const p = env.SEKIMORI_AGENT_PIPE;
+    return p && /^\\\\\.\\pipe\\[\w.-]{1,200}$/.test(p) ? p : WINDOWS_PIPE;
+  }
+  return join(stateDir, 'agent.sock');
+}
+
+/** Whether the endpoint is a Windows named pipe (no chmod, no unlink of a stale socket). */
+export const isNamedPipe = (endpoint: string): boolean => endpoint.startsWith('\\\\.\\pipe\\') || endpoint.startsWith('\\\\?\\pipe\\');

@@ -1,0 +1,110 @@
+/**
+ * The seam between the software capability (lifecycle, decisions, events, console sync:
+ * agent/software/capability.ts) and one platform's observation and enforcement.
+ * - Linux (linux/platform.ts): /proc scan, dpkg database, SIGKILL, a root-only quarantine folder.
+ * - Windows (windows/): process list, installed programs from the registry's Uninstall keys,
+ *   taskkill, a quarantine folder only SYSTEM and Administrators can open.
+ * The capability judges with the pure functions of decide.ts and records every verdict
+ * (ctx.emit, durable) before it asks the platform to kill or quarantine anything.
+ */
+import type { SoftwarePolicy } from '../../protocol/policy-software.js';
+import type { PackageOwner } from './decide.js';
+
+/** A process the platform saw start (or exec something new) since its last look. */
+export interface ProcessSeen {
+  pid: number;
+  /** The executable's path as the OS reports it (Linux: the /proc/PID/exe link, may end in " (deleted)"). */
+  exeLink: string;
+  /** When it was first seen (performance.now() ms): detection latency is measured from here. */
+  seenAt: number;
+}
+
+/** A running process watcher; stats for /software/status and bench/software. */
+export interface ProcessWatch {
+  stop(): void;
+  readonly ticks: number;
+  readonly totalMs: number;
+}
+
+/** What the capability needs to know about one process beyond its executable. */
+export interface ProcessDetails {
+  argv: string[];
+  cwd: string | null;
+  /** Numeric uid on Linux; null where the platform has none (Windows reports `user` instead). */
+  uid: number | null;
+  /** Account name when known (Linux: from /etc/passwd; Windows: the process owner). */
+  user: string | null;
+}
+
+/** One installed program (dpkg package on Linux, Uninstall key entry on Windows). Keyed by `key` in maps. */
+export interface InstalledProgram {
+  name: string;
+  version: string;
+  /** Architecture on Linux; '' where the platform has none. */
+  arch: string;
+}
+
+/** The installed-software inventory: read in full, diffed by the capability against a saved snapshot. */
+export interface InstalledSource {
+  /** The whole list now, keyed stably (a key that disappears is a removal). Throws when unreadable. */
+  read(): Promise<Map<string, InstalledProgram>>;
+  /** Calls `onChange` (debounced by the caller) when the inventory may have changed; returns stop. */
+  watch(onChange: () => void, log: (m: string) => void): () => void;
+  /**
+   * Loads what "owned by an installed package" means for the allowlist (Linux: dpkg's lists and
+   * md5sums inside the watched locations). Optional: Windows has no per-file ownership.
+   */
+  loadOwners?(): Promise<void>;
+  owner?(path: string, md5: string): PackageOwner | null;
+  readonly ownedPaths?: number;
+}
+
+export type KillResult = 'killed' | 'gone' | 'changed' | 'failed';
+
+export interface QuarantineRecord {
+  id: string;
+  originalPath: string;
+  sha256: string;
+  size: number;
+  mode: number; // permission bits to restore (Linux st_mode & 07777; Windows: 0)
+  uid: number;
+  gid: number;
+  atimeMs: number;
+  mtimeMs: number;
+  quarantinedAt: string;
+  rule: string;
+}
+
+export interface SoftwarePlatform {
+  readonly name: string;
+  /**
+   * The folders actually watched for this policy. Linux: the policy's locations. Windows: the
+   * platform's own defaults (Program Files, ProgramData, the users' Downloads/Desktop/AppData/Temp)
+   * where the policy names the Linux defaults; the policy's paths are POSIX paths.
+   */
+  watchedRoots(policy: SoftwarePolicy): string[];
+  /** Starts looking for new processes every `intervalMs`; `onExec` gets each new one. */
+  watchProcesses(o: { intervalMs: number; onExec(p: ProcessSeen): void }): ProcessWatch;
+  /** Splits the executable report into path and "the file was deleted after start". */
+  parseExe(exeLink: string): { path: string; deleted: boolean };
+  processDetails(pid: number): ProcessDetails;
+  /**
+   * A path through which the bytes the process actually runs can be hashed (Linux: /proc/PID/exe,
+   * the inode even when replaced; Windows: the image path).
+   */
+  exeForHashing(pid: number, exePath: string): string;
+  /** This agent and its ancestors: never killed, whatever they run. */
+  protectedPids(): Set<number>;
+  /**
+   * Kills `pid` only if it still runs what was judged (pid reuse, exec since): `expectedExe` is the
+   * exeLink as seen, `identity` the file identity (identityKey of the digest) or null.
+   */
+  kill(pid: number, expectedExe: string, identity: string | null): KillResult;
+  /** The installed-software source for this policy, or null when none is watched. */
+  installed(policy: SoftwarePolicy): InstalledSource | null;
+  userName(uid: number | null): string | null;
+  ensureQuarantineDir(dir: string): void;
+  quarantine(dir: string, path: string, sha256: string, rule: string): QuarantineRecord;
+  listQuarantine(dir: string): QuarantineRecord[];
+  restore(dir: string, id: string): QuarantineRecord;
+}
