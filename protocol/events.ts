@@ -49,6 +49,8 @@ export const CONSOLE_EVENT_TYPES = {
   'agent.flood': 'critical',
   // A heartbeat changed a terminal's host name (one terminal may be claiming another's name).
   'agent.hostname_changed': 'notice',
+  // Events stored although their data did not match its declaration (protocol/event-data.ts); folded per agent.
+  'agent.event_data_invalid': 'warning',
   // Verifications the console answers itself (Windows terminals via POST /validate/check).
   'mfa.success': 'info',
   'mfa.failure': 'warning',
