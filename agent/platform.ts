@@ -4,6 +4,8 @@
  * what this file chose, so a Windows implementation slots in here and nowhere else.
  */
 import { join } from 'node:path';
+import { LinuxUsbPlatform, type LinuxUsbOptions } from './usb/linux/platform.js';
+import { noUsbPlatform, type UsbPlatform } from './usb/platform.js';
 
 export type AgentOs = 'linux' | 'windows' | 'other';
 
@@ -46,3 +48,24 @@ export function localEndpoint(stateDir: string, os: AgentOs = agentOs(), env: No
 
 /** Whether the endpoint is a Windows named pipe (no chmod, no unlink of a stale socket). */
 export const isNamedPipe = (endpoint: string): boolean => endpoint.startsWith('\\\\.\\pipe\\') || endpoint.startsWith('\\\\?\\pipe\\');
+
+export type UsbPlatformOptions = LinuxUsbOptions;
+
+/**
+ * The USB platform for this OS. SEKIMORI_USB_SYSROOT points the Linux enforcer at another sysfs
+ * tree (test harnesses on a developer's machine must never change the real USB bus); unset on
+ * terminals.
+ */
+export function usbPlatform(opts: UsbPlatformOptions = {}, os: AgentOs = agentOs(), env: NodeJS.ProcessEnv = process.env): UsbPlatform {
+  switch (os) {
+    case 'linux': {
+      const sysRoot = opts.sysRoot ?? env.SEKIMORI_USB_SYSROOT;
+      return new LinuxUsbPlatform({ ...opts, ...(sysRoot ? { sysRoot } : {}) });
+    }
+    case 'windows':
+      // NOT YET: agent/usb/windows/ (registry device control) is being written; the lead wires it here.
+      return noUsbPlatform('windows', 'Windows device control not wired yet (agent/usb/windows): devices are not controlled by the agent');
+    default:
+      return noUsbPlatform(os, `no device control for platform ${process.platform}`);
+  }
+}

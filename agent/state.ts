@@ -61,3 +61,21 @@ export function writeFileDurably(path: string, content: string, mode = 0o600): v
     closeSync(dfd);
   }
 }
+
+/**
+ * Reads a JSON state file written by writeFileDurably. Missing, unreadable or malformed → undefined
+ * (the caller falls back to its fail-closed default). A temp file left by a crash is never read:
+ * the rename is the commit point, so the last complete content is what this returns.
+ */
+export function readJsonState(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The one writer of every agent state file: JSON through writeFileDurably (root-only 0600). */
+export function writeJsonState(path: string, value: unknown): void {
+  writeFileDurably(path, JSON.stringify(value));
+}

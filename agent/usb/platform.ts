@@ -85,6 +85,8 @@ export interface BuiltinMediaControl {
 export interface UsbPlatform {
   /** 'linux', 'windows', or 'none' (no device control on this platform: observe nothing, change nothing). */
   readonly name: string;
+  /** Set when this platform controls nothing (no implementation yet): the capability logs it and stays idle. */
+  readonly unavailable?: string;
   /**
    * Called at start, on every new policy and whenever the exceptions change. Linux: closes the
    * root hubs (unless monitoring). Windows: writes the registry from policy + media + exceptions.
@@ -116,9 +118,10 @@ export interface UsbPlatform {
 }
 
 /** A platform without device control (an OS the agent has no enforcer for): the capability logs a warning and stays idle. */
-export function noUsbPlatform(name = 'none'): UsbPlatform {
+export function noUsbPlatform(name: string, unavailable: string): UsbPlatform {
   return {
     name,
+    unavailable,
     applyPolicy: async () => emptyResult(),
     listDevicePaths: () => [],
     readDevice: () => null,

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentContext, NewEvent } from '../../agent/capability.js';
-import { UsbCapability } from '../../agent/usb/index.js';
+import { UsbCapability } from '../../agent/usb/capability.js';
+import { LinuxUsbPlatform } from '../../agent/usb/linux/platform.js';
 import type { Uevent } from '../../agent/usb/linux/uevents.js';
 import { builtinPolicy, type PolicyDocument } from '../../protocol/policy.js';
 import { defaultUsbPolicy } from '../../protocol/policy-usb.js';
@@ -53,17 +54,19 @@ describe.skipIf(process.platform !== 'linux')('USB hot-plug fast path', () => {
     const blockdev: string[] = [];
     let deliver: ((e: Uevent) => void) | null = null;
     cap = new UsbCapability({
-      sysRoot: fs.sys,
-      hotplug: false,
+      platform: new LinuxUsbPlatform({
+        sysRoot: fs.sys,
+        hotplug: false,
+        readonlyMarkerDir: join(state, 'markers'),
+        setReadonly: async (n) => void blockdev.push(`setro ${n}`),
+        setWritable: async (n) => void blockdev.push(`setrw ${n}`),
+        devRoot: '/dev',
+        watchUevents: (onEvent) => {
+          deliver = onEvent;
+          return () => undefined;
+        },
+      }),
       rescanMs: 3_600_000, // only the uevent can judge the new device during the test
-      readonlyMarkerDir: join(state, 'markers'),
-      setReadonly: async (n) => void blockdev.push(`setro ${n}`),
-      setWritable: async (n) => void blockdev.push(`setrw ${n}`),
-      devRoot: '/dev',
-      watchUevents: (onEvent) => {
-        deliver = onEvent;
-        return () => undefined;
-      },
     });
     await cap.start(fakeContext(state, emitted), policy);
     expect(deliver).not.toBeNull();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decideUsb, decideBlockDevice, serialText, type DecideContext } from '../../agent/usb/decide.js';
 import { parseDescriptors, descriptorHash, type UsbDeviceInfo, type UsbInterfaceInfo } from '../../agent/usb/observe.js';
-import { usbEventData } from '../../agent/usb/index.js';
+import { usbEventData } from '../../agent/usb/events.js';
 import { defaultUsbPolicy, usbPolicyErrors, usbExceptionErrors, type UsbException, type UsbPolicy } from '../../protocol/policy-usb.js';
 
 const AGENT = 'agent-1';

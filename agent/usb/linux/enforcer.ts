@@ -8,6 +8,8 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { BlockKind, UsbDecision } from '../decide.js';
+import type { UnboundMedium, UsbEnforceResult } from '../platform.js';
+import { monoMs } from '../trace.js';
 import { listBlockDevices, listRootHubs, readInterfaceDirs, readText, usbDevicesDir, usbPathOfBlock, type BlockDeviceInfo } from './sysfs.js';
 
 export interface EnforcerOptions {
@@ -21,22 +23,16 @@ export interface EnforcerOptions {
 }
 
 /** A built-in drive or card reader whose driver the agent unbound (kept in the agent's state). */
-export interface UnboundDevice {
+export interface UnboundDevice extends UnboundMedium {
   kind: BlockKind;
   bus: string; // scsi, mmc
   driver: string; // sr, mmcblk
   id: string; // the device's name on that bus: "0:0:0:0", "mmc0:4567"
 }
 
-export interface EnforceResult {
-  wrote: string[]; // sysfs writes done, for logs and tests
-  errors: string[];
-  /** CLOCK_MONOTONIC ms when the first sysfs write was issued (bench/usb: the decision reaching the kernel). */
-  firstWriteMs?: number;
-}
+/** Sysfs writes done and errors, as the platform seam reports them. */
+export type EnforceResult = UsbEnforceResult;
 
-/** CLOCK_MONOTONIC in ms (the clock udevadm stamps kernel events with). */
-export const monoMs = (): number => Number(process.hrtime.bigint() / 1000n) / 1000;
 
 function blockdev(flag: '--setro' | '--setrw', devNode: string): Promise<void> {
   return new Promise((resolve, reject) => {
