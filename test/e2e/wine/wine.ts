@@ -11,13 +11,17 @@
  * Needs root (chroot, mount). Tier gate: requireWine() — skips loudly, fails under CI=true.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isRoot, requireTools, type ToolCheck } from '../tools.js';
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const WINE_ROOT = join(ROOT, '.tools/wine-root');
+/** .tools may be a link to another checkout's (a git worktree): mounted at its real path too. */
+const TOOLS_REAL = existsSync(join(ROOT, '.tools')) ? realpathSync(join(ROOT, '.tools')) : join(ROOT, '.tools');
+/** Host folders visible in the root at their own paths; /tmp first, so the others are mounted over it. */
+const MOUNTS = [...new Set(['/tmp', ROOT, TOOLS_REAL])];
 export const WINE_PREFIX = join(ROOT, '.tools/wine-prefix');
 
 function pinnedNodeVersion(): string {
@@ -44,10 +48,10 @@ export function requireWine(extra: string[] = []): ToolCheck {
   return requireTools('wine (Windows tier)', ['unshare', 'chroot', 'mount'], PROVISION, { missing });
 }
 
-/** The Windows path of a host path under the checkout or /tmp (wine's Z: drive is the root's /). */
+/** The Windows path of a host path under the checkout, its .tools or /tmp (wine's Z: drive is the root's /). */
 export function winPath(hostPath: string): string {
   const abs = resolve(hostPath);
-  if (!(abs === ROOT || abs.startsWith(ROOT + '/') || abs === '/tmp' || abs.startsWith('/tmp/'))) {
+  if (!MOUNTS.some((m) => abs === m || abs.startsWith(m + '/'))) {
     throw new Error(`winPath: ${abs} is neither under the checkout nor under /tmp (not mounted in the wine root)`);
   }
   return 'Z:' + abs.replace(/\//g, '\\');
@@ -93,8 +97,7 @@ function script(args: string[], env: Record<string, string>, io: { stdin: string
     'set -e',
     `mount -t proc proc ${sh(WINE_ROOT + '/proc')}`,
     `mount --rbind /dev ${sh(WINE_ROOT + '/dev')}`,
-    `mount --bind ${sh(ROOT)} ${sh(WINE_ROOT + ROOT)}`,
-    `mount --bind /tmp ${sh(WINE_ROOT + '/tmp')}`,
+    ...MOUNTS.map((m) => `mkdir -p ${sh(WINE_ROOT + m)} && mount --bind ${sh(m)} ${sh(WINE_ROOT + m)}`),
     `exec chroot ${sh(WINE_ROOT)} /bin/sh -c ${sh(`cd ${sh(cwd)} && exec env -i ${envArgs} wine ${args.map(sh).join(' ')}`)}` +
       ` <${sh(io.stdin)} >${sh(io.stdout)} 2>${sh(io.stderr)}`,
   ].join('\n');
@@ -105,7 +108,6 @@ export function startWine(args: string[], opts: WineOptions = {}): WineProcess {
   const io = mkdtempSync(join(tmpdir(), 'sekimori-wine-io-'));
   const files = { stdin: join(io, 'stdin'), stdout: join(io, 'stdout'), stderr: join(io, 'stderr') };
   writeFileSync(files.stdin, opts.input ?? '');
-  mkdirSync(WINE_ROOT + ROOT, { recursive: true });
   const xdg = join(ROOT, '.tools/wine-xdg');
   mkdirSync(xdg, { recursive: true, mode: 0o700 });
   const env: Record<string, string> = {
