@@ -46,7 +46,7 @@ export async function serve(dataDir: string, listen: string, validateFlag?: stri
   const routes = modules.flatMap((m) => m.routes?.(ctx) ?? []);
   // One set of request limiters for both ports: an address has one budget, whichever port it uses.
   const limiters = createSharedLimiters(ctx);
-  const server = createConsoleServer(ctx, routes, log, { kind: 'main', limiters });
+  const { server } = await createConsoleServer(ctx, routes, log, { kind: 'main', limiters });
   const { host, port } = parseListen(listen);
   const validateAt = validateListen(listen, validateFlag);
   const bound = await listenOn(server, host, port);
@@ -55,7 +55,7 @@ export async function serve(dataDir: string, listen: string, validateFlag?: stri
 
   let validateServer: Server | null = null;
   if (validateAt) {
-    const v = createConsoleServer(ctx, routes, log, { kind: 'validate', limiters });
+    const { server: v } = await createConsoleServer(ctx, routes, log, { kind: 'validate', limiters });
     try {
       const vPort = await listenOn(v, validateAt.host, validateAt.port);
       validateServer = v;

@@ -8,17 +8,9 @@ import { loadSession, parseCookies, sameOrigin, sameSecret, type Session } from 
 import { html, type Html } from './html.js';
 import { parseLang, tr, type Lang, type MsgKey } from './i18n.js';
 
-export const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
-
-export const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': CSP,
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'same-origin',
-  'cross-origin-opener-policy': 'same-origin',
-  'cross-origin-resource-policy': 'same-origin',
-  'permissions-policy': 'camera=(), microphone=(), geolocation=(), usb=()',
-  'strict-transport-security': 'max-age=31536000',
-};
+// Kept importable from here; they live with the HTTP layer, which puts them on every answer.
+export { CSP, SECURITY_HEADERS } from '../core/http-headers.js';
+import { SECURITY_HEADERS } from '../core/http-headers.js';
 
 export const SESSION_COOKIE = '__Host-sekimori_session';
 export const PRELOGIN_COOKIE = '__Host-sekimori_login';
