@@ -14,6 +14,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { EventType } from './events.js';
+import { describeErrors } from './wire-check.js';
 
 // ---- building blocks ---------------------------------------------------------------------------
 
@@ -398,7 +399,7 @@ export type EventDataOf<T extends EventType> = T extends keyof Overrides
 
 // ---- checks ------------------------------------------------------------------------------------
 
-type Check = { Check(v: unknown): boolean; Errors(v: unknown): { instancePath: string; message: string }[] };
+type Check = { Check(v: unknown): boolean; Errors(v: unknown): unknown[] };
 const compiled = new Map<string, Check>();
 /** Compiled on first use: the console compiles only the types it meets, once each. */
 function checkOf(type: string): Check | null {
@@ -411,16 +412,6 @@ function checkOf(type: string): Check | null {
   return c;
 }
 
-/** JSON pointer "/a/0/b" → ".a[0].b", so every error names its path like the policy validators do. */
-export function pathOf(pointer: string): string {
-  return pointer
-    .split('/')
-    .slice(1)
-    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .map((p) => (/^\d+$/.test(p) ? `[${p}]` : '.' + p.slice(0, 64)))
-    .join('');
-}
-
 const isPlainObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /** What is wrong with `data` for `type` (empty = fine). An undeclared admin.* type accepts any object. */
@@ -431,12 +422,15 @@ export function eventDataErrors(type: string, data: unknown, where = 'data'): st
   if (c.Check(data)) return [];
   // A union reports every member's errors: explain a USB event by the member its `kind` names.
   const explain = type.startsWith('usb.') ? usbBranch(data.kind) : c;
-  const seen = new Set<string>();
-  for (const e of explain.Errors(data)) {
-    seen.add(`${where}${pathOf(e.instancePath)}: ${e.message}`);
-    if (seen.size >= 8) break;
-  }
-  return seen.size ? [...seen] : [`${where}: does not match its declaration`];
+  const errors = describeErrors(explain.Errors(data) as unknown as Parameters<typeof describeErrors>[0], where, 8);
+  return errors.length ? errors : [`${where}: does not match its declaration`];
+}
+
+/** eventDataErrors(...).length === 0 without building messages (the ingest hot path). */
+export function eventDataValid(type: string, data: unknown): boolean {
+  if (!isPlainObject(data)) return false;
+  const c = checkOf(type);
+  return c === null ? type.startsWith('admin.') : c.Check(data);
 }
 
 let usbDevice: Check | null = null;

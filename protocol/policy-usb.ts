@@ -1,4 +1,7 @@
+import { Type, type Static } from 'typebox';
 import { intErrors, isObject, oneOfErrors, unknownKeys } from './validate.js';
+import { IsoTime, Nullable, wireCheck } from './wire-check.js';
+import { SERIAL_HEX_MAX } from './event-data.js';
 
 /**
  * Removable-media section of the signed policy (issue: removable-media export).
@@ -138,39 +141,44 @@ export function usbPolicyErrors(x: unknown, where = 'usb'): string[] {
   return errors;
 }
 
-/** A time-limited exception as the console grants it (GET /api/agent/usb/exceptions). */
-export interface UsbException {
-  id: string;
-  agentId: string;
-  vendorId: string;
-  productId: string;
-  /** null = any device with this VID:PID on this terminal (for devices without a serial). */
-  serial: string | null;
-  access: MediaAccess;
-  grantedAt: string;
-  expiresAt: string; // judged by the console's clock
-  grantedBy: string;
-  reason: string;
-}
+/**
+ * A time-limited exception as the console grants it (GET /api/agent/usb/exceptions). Open to
+ * members a newer console may add (as it always was): serialHex was one, and agents before it
+ * ignore it and compare `serial`.
+ */
+export const UsbExceptionSchema = Type.Object({
+  id: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
+  agentId: Type.String({ minLength: 1, maxLength: 64 }),
+  vendorId: Type.String({ pattern: '^[0-9a-f]{4}$' }),
+  productId: Type.String({ pattern: '^[0-9a-f]{4}$' }),
+  /**
+   * The serial as text. With serialHex present it is display text only. Without it (an exception
+   * stored before serialHex) it is compared with the device's serial read as UTF-8; null = any
+   * device with this VID:PID on this terminal (for devices without a serial).
+   */
+  serial: Nullable(Type.String({ minLength: 1, maxLength: 1024, pattern: '\\S' })),
+  /**
+   * The matching key: the raw iSerialNumber bytes as lowercase hex, exactly as the event's
+   * serialHex. Absent in exceptions stored before it; null = the device has no serial.
+   */
+  serialHex: Type.Optional(Nullable(Type.String({ pattern: '^([0-9a-f]{2})+$', maxLength: SERIAL_HEX_MAX }))),
+  access: Type.Union([Type.Literal('allow'), Type.Literal('readonly')]),
+  grantedAt: IsoTime,
+  expiresAt: IsoTime, // judged by the console's clock
+  grantedBy: Type.String({ maxLength: 256 }),
+  reason: Type.String({ maxLength: 1000 }),
+});
+export type UsbException = Static<typeof UsbExceptionSchema>;
+export const usbExceptionCheck = wireCheck(UsbExceptionSchema);
 
-export interface UsbExceptionsResponse {
-  serverTime: string;
-  exceptions: UsbException[];
-}
+export const UsbExceptionsResponseSchema = Type.Object({
+  serverTime: IsoTime,
+  exceptions: Type.Array(UsbExceptionSchema, { maxItems: 10_000 }),
+});
+export type UsbExceptionsResponse = Static<typeof UsbExceptionsResponseSchema>;
+export const usbExceptionsResponseCheck = wireCheck(UsbExceptionsResponseSchema);
 
 /** Checks one exception received from the console (the agent trusts nothing unchecked). */
 export function usbExceptionErrors(x: unknown, where = 'exception'): string[] {
-  if (!isObject(x)) return [`${where}: must be an object`];
-  const e: string[] = [];
-  e.push(...strErrors(x.id, `${where}.id`, 64, ID, 'an id'));
-  e.push(...strErrors(x.agentId, `${where}.agentId`, 64));
-  e.push(...strErrors(x.vendorId, `${where}.vendorId`, 4, HEX4, 'four lowercase hex digits'));
-  e.push(...strErrors(x.productId, `${where}.productId`, 4, HEX4, 'four lowercase hex digits'));
-  if (x.serial !== null) e.push(...strErrors(x.serial, `${where}.serial`, 255, /\S/, 'a serial or null'));
-  e.push(...oneOfErrors(x.access, `${where}.access`, ['allow', 'readonly'] as const));
-  for (const k of ['grantedAt', 'expiresAt'] as const)
-    if (typeof x[k] !== 'string' || Number.isNaN(Date.parse(x[k] as string))) e.push(`${where}.${k}: must be an ISO timestamp`);
-  if (typeof x.grantedBy !== 'string' || x.grantedBy.length > 256) e.push(`${where}.grantedBy: must be a string`);
-  if (typeof x.reason !== 'string' || x.reason.length > 1000) e.push(`${where}.reason: must be a string`);
-  return e;
+  return usbExceptionCheck.errors(x, where);
 }

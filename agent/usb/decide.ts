@@ -89,11 +89,23 @@ export function findRegistration(policy: UsbPolicy, d: UsbDeviceInfo): Registere
   return null;
 }
 
+/**
+ * Whether an exception names this device. Its matching key is serialHex, the raw serial bytes
+ * (the display serial in events is escaped and cut, so it cannot match every device); an
+ * exception stored before serialHex compares its text with the serial read as UTF-8, as then.
+ */
+export function exceptionMatches(e: Pick<UsbException, 'vendorId' | 'productId' | 'serial' | 'serialHex'>, d: Pick<UsbDeviceInfo, 'vendorId' | 'productId' | 'serial'>): boolean {
+  if (d.vendorId !== lc(e.vendorId) || d.productId !== lc(e.productId)) return false;
+  if (typeof e.serialHex === 'string') return d.serial !== null && d.serial.length > 0 && d.serial.toString('hex') === lc(e.serialHex);
+  if (e.serial === null) return true; // VID:PID only, for devices without a serial
+  return serialText(d.serial) === e.serial;
+}
+
 export function findException(ctx: DecideContext, d: UsbDeviceInfo): UsbException | null {
   const now = ctx.now.getTime();
   for (const e of ctx.exceptions) {
     if (e.agentId !== ctx.agentId) continue;
-    if (!sameIdentity(d, e.vendorId, e.productId, e.serial)) continue;
+    if (!exceptionMatches(e, d)) continue;
     const exp = Date.parse(e.expiresAt);
     if (!(exp > now)) continue;
     if (Date.parse(e.grantedAt) > now + 5 * 60_000) continue; // granted "in the future": clock trouble, ignore

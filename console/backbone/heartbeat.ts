@@ -5,6 +5,27 @@
  * delays "last seen"; events never go through here.
  */
 import type Database from 'better-sqlite3';
+import { heartbeatRequestCheck, type HeartbeatRequest } from '../../protocol/api.js';
+import { agentBody } from './body.js';
+
+/** POST /api/agent/heartbeat's body, checked by its schema: 400 naming the path, nothing turned into ''/0. */
+export function parseHeartbeat(body: unknown): HeartbeatRequest {
+  return agentBody(heartbeatRequestCheck, body);
+}
+
+/** The row one beat writes. An empty host name keeps the one the console has (`hostname` is the name to keep). */
+export function beatOf(agentId: string, hb: HeartbeatRequest, hostname: string, now = new Date()): Beat {
+  return {
+    id: agentId,
+    now: now.toISOString(),
+    hostname,
+    os: hb.os,
+    agentVersion: hb.agentVersion,
+    policyVersion: hb.policyVersion,
+    outboxDepth: hb.outboxDepth,
+    monitorOnly: hb.monitorOnly ? 1 : 0,
+  };
+}
 
 export interface Beat {
   id: string;

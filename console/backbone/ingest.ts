@@ -4,34 +4,76 @@
  * either every event is held (new or already held) and acknowledged, or nothing changes.
  */
 import type Database from 'better-sqlite3';
-import { eventHash, eventShapeErrors, genesisHash, isAgentEventType, type SekimoriEvent } from '../../protocol/events.js';
-import type { UploadResponse } from '../../protocol/api.js';
+import { eventHash, genesisHash, isAgentEventType, MAX_EVENT_DATA_BYTES, MAX_EVENT_DATA_DEPTH, tooDeepPath, type SekimoriEvent } from '../../protocol/events.js';
+import { MAX_BATCH_EVENTS, uploadEnvelopeCheck, wireEventCheck, type UploadResponse } from '../../protocol/api.js';
+import { eventDataErrors, eventDataValid } from '../../protocol/event-data.js';
 import { HttpError } from '../module.js';
 import { insertEventStatement, recordConsoleEvent, tsJudge, type ChainStatus } from '../core/events.js';
-import { isObject } from '../../protocol/validate.js';
 
-export const MAX_BATCH_EVENTS = 5000;
+export { MAX_BATCH_EVENTS };
 
+/** Problems of one event beyond its schema: what JSON Schema cannot say. */
+function eventExtraErrors(e: SekimoriEvent, where: string, agentId: string): string[] {
+  const errors: string[] = [];
+  if (Number.isNaN(Date.parse(e.ts))) errors.push(`${where}.ts: not a real instant`);
+  if (!isAgentEventType(e.type)) errors.push(`${where}.type: ${JSON.stringify(e.type.slice(0, 64))} is not an agent event type`);
+  if (e.agentId !== agentId) errors.push(`${where}.agentId: does not match the client certificate`);
+  // Depth first: measuring the size with JSON.stringify recurses and would overflow on deep data.
+  const deep = tooDeepPath(e.data);
+  if (deep !== null) errors.push(`${where}.data${deep}: nested deeper than ${MAX_EVENT_DATA_DEPTH} levels`);
+  else if (Buffer.byteLength(JSON.stringify(e.data)) > MAX_EVENT_DATA_BYTES) errors.push(`${where}.data: larger than ${MAX_EVENT_DATA_BYTES} bytes`);
+  return errors;
+}
+
+/**
+ * The upload body (protocol/api.ts UploadRequest), checked whole before anything is stored:
+ * 400 `invalid_events` naming every failing path, 413 over MAX_BATCH_EVENTS. Event data that does
+ * not match its type's declaration is no reason to refuse (see dataFindings).
+ */
 export function parseBatch(body: unknown, agentId: string): SekimoriEvent[] {
-  if (!isObject(body)) throw new HttpError(400, 'invalid_batch', 'body must be a JSON object {batchId, events}');
-  if (typeof body.batchId !== 'string' || body.batchId.length > 64) throw new HttpError(400, 'invalid_batch', 'batchId must be a string');
+  if (!uploadEnvelopeCheck.check(body)) {
+    const details = uploadEnvelopeCheck.errors(body, 'body');
+    throw new HttpError(400, 'invalid_batch', details[0] ?? 'body must be a JSON object {batchId, events}', details);
+  }
   const events = body.events;
-  if (!Array.isArray(events)) throw new HttpError(400, 'invalid_batch', 'events must be an array');
   if (events.length > MAX_BATCH_EVENTS) throw new HttpError(413, 'batch_too_large', `at most ${MAX_BATCH_EVENTS} events per batch`);
   const errors: string[] = [];
-  events.forEach((e, i) => {
+  for (let i = 0; i < events.length && errors.length < 100; i++) {
+    const e = events[i];
     const where = `events[${i}]`;
-    errors.push(...eventShapeErrors(e, where));
-    if (isObject(e)) {
-      if (e.agentId !== agentId) errors.push(`${where}.agentId: does not match the client certificate`);
-      if (typeof e.type === 'string' && !isAgentEventType(e.type)) errors.push(`${where}.type: ${e.type.slice(0, 64)} is not an agent event type`);
-    }
-  });
+    // The data's depth is judged before the schema looks at it (the schema does not descend into data).
+    if (!wireEventCheck.check(e)) errors.push(...wireEventCheck.errors(e, where, 10));
+    else errors.push(...eventExtraErrors(e as SekimoriEvent, where, agentId));
+  }
   for (let i = 1; i < events.length && !errors.length; i++) {
     if ((events[i] as SekimoriEvent).seq <= (events[i - 1] as SekimoriEvent).seq) errors.push(`events[${i}].seq: must increase within a batch`);
   }
   if (errors.length) throw new HttpError(400, 'invalid_events', `${errors.length} problem(s) in the batch; nothing was stored`, errors);
   return events as SekimoriEvent[];
+}
+
+/** An event stored although its data does not match its type's declaration (protocol/event-data.ts). */
+export interface DataFinding {
+  seq: number;
+  type: string;
+  errors: string[];
+}
+
+/**
+ * Events whose data does not match its declaration: stored all the same (no event is ever lost;
+ * the data is what the agent signed), marked in event_data_invalid, and reported. Only the
+ * first such event per batch is explained in full; the rest are counted (the check is cheap, the
+ * explanation is not).
+ */
+export function dataFindings(events: readonly SekimoriEvent[]): DataFinding[] {
+  const out: DataFinding[] = [];
+  for (const e of events) {
+    if (out.length === 0) {
+      const errors = eventDataErrors(e.type, e.data);
+      if (errors.length) out.push({ seq: e.seq, type: e.type, errors: errors.slice(0, 8) });
+    } else if (!eventDataValid(e.type, e.data)) out.push({ seq: e.seq, type: e.type, errors: [] });
+  }
+  return out;
 }
 
 /** An event stored under the console's receipt time because its claimed time was implausible. */
@@ -41,10 +83,33 @@ export interface SkewedEvent {
   received: string;
 }
 
-/** What one batch did: the agent's answer, and the clock findings the route reports. */
+/** What one batch did: the agent's answer, and the clock and data findings the route reports. */
 export interface IngestResult {
   response: UploadResponse;
   skewed: SkewedEvent[];
+  /** Newly stored events whose data does not match its declaration (the first one explained). */
+  invalidData: DataFinding[];
+}
+
+/**
+ * The mark on an event whose data did not match its type's declaration when it arrived (the
+ * events row itself is what the agent signed and stays as it is). Created here, beside the one
+ * writer, so the mark exists wherever ingest runs.
+ */
+export const EVENT_DATA_INVALID_TABLE = `CREATE TABLE IF NOT EXISTS event_data_invalid (
+  agent_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  errors TEXT NOT NULL,
+  PRIMARY KEY (agent_id, seq)
+)`;
+
+/** Whether a stored event was marked on arrival, and why (empty errors: counted, not explained). */
+export function eventDataMark(db: Database.Database, agentId: string, seq: number): { errors: string[] } | null {
+  const has = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'event_data_invalid'").get();
+  if (!has) return null;
+  const r = db.prepare('SELECT errors FROM event_data_invalid WHERE agent_id = ? AND seq = ?').get(agentId, seq) as { errors: string } | undefined;
+  return r ? { errors: JSON.parse(r.errors) as string[] } : null;
 }
 
 interface Head {
@@ -53,7 +118,9 @@ interface Head {
 }
 
 export function createIngester(db: Database.Database) {
+  db.exec(EVENT_DATA_INVALID_TABLE);
   const insert = insertEventStatement(db);
+  const markInvalid = db.prepare('INSERT OR IGNORE INTO event_data_invalid (agent_id, seq, type, errors) VALUES (?, ?, ?, ?)');
   const existing = db.prepare('SELECT id, hash FROM events WHERE agent_id = ? AND seq = ?');
   const prevHashOf = db.prepare('SELECT hash FROM events WHERE agent_id = ? AND seq = ?');
   const head = db.prepare('SELECT last_seq, last_hash FROM agents WHERE id = ?');
@@ -70,6 +137,7 @@ export function createIngester(db: Database.Database) {
     let lastHash = h.last_hash;
     let stored = 0;
     let duplicates = 0;
+    const fresh: SekimoriEvent[] = [];
     const findings: { kind: 'gap' | 'broken' | 'tampered'; seq: number; detail: string }[] = [];
     for (const e of events) {
       // Judge the link to the previous event: the one just stored, or the stored one before it.
@@ -100,6 +168,7 @@ export function createIngester(db: Database.Database) {
         throw new HttpError(409, 'seq_conflict', `seq ${e.seq} is already held with different content; batch refused, nothing stored`);
       }
       stored++;
+      fresh.push(e);
       if (when.agentTs !== null) skewed.push({ seq: e.seq, claimed: when.agentTs, received: now });
       if (finding) {
         findings.push(finding);
@@ -113,6 +182,8 @@ export function createIngester(db: Database.Database) {
       }
     }
     setHead.run(lastSeq, lastHash, agentId);
+    const invalidData = dataFindings(fresh);
+    for (const f of invalidData) markInvalid.run(agentId, f.seq, f.type, JSON.stringify(f.errors));
     for (const f of findings) {
       recordConsoleEvent(db, {
         type: f.kind === 'gap' ? 'agent.gap' : 'agent.chain_broken',
@@ -120,7 +191,7 @@ export function createIngester(db: Database.Database) {
         data: { agentId, seq: f.seq, finding: f.kind, detail: f.detail },
       });
     }
-    return { response: { acked: events.map((e) => e.seq), stored, duplicates }, skewed };
+    return { response: { acked: events.map((e) => e.seq), stored, duplicates }, skewed, invalidData };
   });
 
   return (agentId: string, events: SekimoriEvent[], received = new Date()): IngestResult => ingest(agentId, events, received);
