@@ -1,0 +1,404 @@
+/**
+ * The Windows software platform (agent/software/platform.ts): processes from
+ * sekimori-proclist.exe (proclist.c: Toolhelp snapshot + QueryFullProcessImageNameW, no PowerShell
+ * or WMI), installed programs from the Uninstall keys through reg.exe, kill through the helper's
+ * same-handle check, and a quarantine folder only SYSTEM and Administrators may open.
+ *
+ * Paths: the OS reports Win32 paths (C:\…). decide.ts compares POSIX-shaped keys, so judging goes
+ * through `judgedPath` / `inScope` / `compilable` below (paths.ts) — the seam additions this
+ * platform needs from the capability.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import type { SoftwarePolicy } from '../../../protocol/policy-software.js';
+import type { InstalledProgram, InstalledSource, KillResult, ProcessCommand, ProcessOwner, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from '../platform.js';
+import type { SoftwareRule } from '../../../protocol/policy-software.js';
+import { decodeRegOutput, defaultRegExe } from '../../windows/registry.js';
+import { inventory, loadedUserSids, uninstallRoots } from './installed.js';
+import { defaultWindowsRoots, parseProfileList, parseShellFolders, PROFILE_LIST, USER_SHELL_FOLDERS, windowsWatchedRoots, type UserProfile } from './locations.js';
+import { hasShortNameSegment, inWindowsScope, policyPathKey, ruleKey, scopeKey } from './paths.js';
+import { encodeHex16, killResultOf, newProcesses, parseProcList, processIdentity, windowsAncestry, type WinProcess } from './processes.js';
+
+export interface RunResult {
+  code: number | null;
+  stdout: Buffer;
+}
+
+/** How the platform runs programs (replaced in tests to record the commands). */
+export interface Runner {
+  run(exe: string, args: string[], timeoutMs: number): Promise<RunResult>;
+  runSync(exe: string, args: string[], timeoutMs: number): RunResult;
+}
+
+export const execRunner: Runner = {
+  run: (exe, args, timeoutMs) =>
+    new Promise((resolve) => {
+      execFile(exe, args, { encoding: 'buffer', timeout: timeoutMs, windowsHide: true, maxBuffer: 64 * 1024 * 1024, shell: false }, (err, stdout) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : null) : 0;
+        resolve({ code, stdout: Buffer.from(stdout ?? []) });
+      });
+    }),
+  runSync: (exe, args, timeoutMs) => {
+    try {
+      return { code: 0, stdout: execFileSync(exe, args, { timeout: timeoutMs, windowsHide: true, maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] }) };
+    } catch (e) {
+      const x = e as { status?: number | null; stdout?: Buffer };
+      return { code: typeof x.status === 'number' ? x.status : null, stdout: Buffer.from(x.stdout ?? []) };
+    }
+  },
+};
+
+export interface WindowsSoftwareOptions {
+  env?: NodeJS.ProcessEnv;
+  runner?: Runner;
+  /** sekimori-proclist.exe (default: next to the agent's executable; SEKIMORI_PROCLIST overrides). */
+  helper?: string;
+  /** This agent's pid (tests). */
+  pid?: number;
+  /** How often installed programs and profiles are re-read (ms). */
+  refreshMs?: number;
+  log?: (m: string) => void;
+}
+
+const HELPER_NAME = 'sekimori-proclist.exe';
+
+function system32(env: NodeJS.ProcessEnv, exe: string): string {
+  return `${env.SystemRoot ?? env.SYSTEMROOT ?? 'C:\\Windows'}\\System32\\${exe}`;
+}
+
+/** %ProgramData%\Sekimori\agent\quarantine: where the MSI's state folder puts it. */
+export function defaultQuarantineDir(env: NodeJS.ProcessEnv = process.env): string {
+  return `${env.ProgramData ?? env.PROGRAMDATA ?? 'C:\\ProgramData'}\\Sekimori\\agent\\quarantine`;
+}
+
+/** icacls arguments that leave only SYSTEM and Administrators on the quarantine (SIDs: no localised names). */
+export function quarantineAclArgs(dir: string): string[] {
+  return [dir, '/inheritance:r', '/grant:r', '*S-1-5-18:(OI)(CI)F', '*S-1-5-32-544:(OI)(CI)F', '/q'];
+}
+
+const ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export class WindowsSoftwarePlatform implements SoftwarePlatform {
+  readonly name = 'windows';
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly runner: Runner;
+  private readonly helper: string;
+  private readonly pid: number;
+  private readonly log: (m: string) => void;
+  /** Latest complete process listing (ancestry, owners, creation times for kill). */
+  private last: WinProcess[] = [];
+  private profiles: UserProfile[] = [];
+  private profilesKey = '';
+
+  constructor(o: WindowsSoftwareOptions = {}) {
+    this.env = o.env ?? process.env;
+    this.runner = o.runner ?? execRunner;
+    this.helper = o.helper ?? this.env.SEKIMORI_PROCLIST ?? join(dirname(process.execPath), HELPER_NAME);
+    this.pid = o.pid ?? process.pid;
+    this.log = o.log ?? (() => undefined);
+  }
+
+  // ---- paths as decide.ts sees them (seam additions) ------------------------------------
+
+  /** The key decide.ts judges with: the strict key, '' when no path rule may match (fail closed). */
+  judgedPath(path: string): string {
+    return ruleKey(path) ?? '';
+  }
+
+  inScope(path: string, roots: readonly string[]): boolean {
+    const keys = roots.map((r) => scopeKey(r)).filter((k): k is string => k !== null);
+    return inWindowsScope(path, keys, hasShortNameSegment(path));
+  }
+
+  /**
+   * The policy with its paths as keys, for compilePolicy: Windows-shaped rule prefixes and baseline
+   * paths become keys; POSIX ones cannot match a Windows path and are dropped (block rules too:
+   * they never matched anything here).
+   */
+  compilable(policy: SoftwarePolicy): SoftwarePolicy {
+    const rules = policy.rules.flatMap((r): SoftwareRule[] => {
+      if (r.kind !== 'path') return [r];
+      const k = policyPathKey(r.prefix);
+      return k === null ? [] : [{ ...r, prefix: k }];
+    });
+    const files = (policy.baseline?.files ?? []).flatMap((f) => {
+      const k = policyPathKey(f.path);
+      return k === null ? [] : [{ ...f, path: k }];
+    });
+    return { ...policy, rules, baseline: policy.baseline ? { ...policy.baseline, files } : null };
+  }
+
+  // ---- watched roots -------------------------------------------------------------------------
+
+  private regListing(key: string): string | null {
+    const r = this.runner.runSync(defaultRegExe(this.env), ['query', key, '/s', '/reg:64'], 15_000);
+    return r.code === 0 ? decodeRegOutput(r.stdout) : null;
+  }
+
+  /** Profiles from ProfileList, plus the redirected folders of the hives loaded now. */
+  readProfiles(): UserProfile[] {
+    const text = this.regListing(PROFILE_LIST);
+    if (text === null) {
+      this.log('software: ProfileList unreadable: watching machine folders and the profiles known before');
+      return this.profiles;
+    }
+    const env = this.env as Record<string, string | undefined>;
+    const list = parseProfileList(text, env).profiles;
+    const hives = this.runner.runSync(defaultRegExe(this.env), ['query', 'HKU'], 15_000);
+    const loaded = new Set(hives.code === 0 ? loadedUserSids(decodeRegOutput(hives.stdout)).map((s) => s.toUpperCase()) : []);
+    return list.map((p) => {
+      if (!loaded.has(p.sid)) return p;
+      const usf = this.regListing(`HKU\\${p.sid}\\${USER_SHELL_FOLDERS}`);
+      const envKey = this.runner.runSync(defaultRegExe(this.env), ['query', `HKU\\${p.sid}\\Environment`, '/v', 'TEMP'], 15_000);
+      const temp = envKey.code === 0 ? /^\s+TEMP\s{4}REG_(?:EXPAND_)?SZ\s{4}(.*)$/im.exec(decodeRegOutput(envKey.stdout))?.[1] : undefined;
+      return { ...p, ...(usf ? { shellFolders: parseShellFolders(usf, p.sid) } : {}), ...(temp ? { temp } : {}) };
+    });
+  }
+
+  watchedRoots(policy: SoftwarePolicy): string[] {
+    this.profiles = this.readProfiles();
+    this.profilesKey = JSON.stringify(defaultWindowsRoots(this.env as Record<string, string>, this.profiles));
+    return windowsWatchedRoots(policy, this.env as Record<string, string | undefined>, this.profiles);
+  }
+
+  /** True when a re-read of the profiles gives other default roots (a new account logged on). */
+  rootsChanged(): boolean {
+    const p = this.readProfiles();
+    const k = JSON.stringify(defaultWindowsRoots(this.env as Record<string, string>, p));
+    if (k === this.profilesKey) return false;
+    this.profiles = p;
+    this.profilesKey = k;
+    return true;
+  }
+
+  // ---- processes -----------------------------------------------------------------------------
+
+  /** One complete listing, or null (helper missing, failed, cut off). */
+  async listProcesses(): Promise<WinProcess[] | null> {
+    const r = await this.runner.run(this.helper, ['list'], 10_000);
+    if (r.code !== 0) return null;
+    const list = parseProcList(r.stdout.toString('latin1'));
+    if (list) this.last = list;
+    return list;
+  }
+
+  watchProcesses(o: { intervalMs: number; onExec(p: ProcessSeen): void }): ProcessWatch {
+    const known = new Set<string>();
+    let stopped = false;
+    let busy = false;
+    let warned = false;
+    const stats = { ticks: 0, totalMs: 0 };
+    const tick = async () => {
+      if (busy || stopped) return; // a slow listing is skipped, never stacked
+      busy = true;
+      const t0 = performance.now();
+      try {
+        const list = await this.listProcesses();
+        if (!list) {
+          if (!warned) this.log(`software: process listing failed (${this.helper}): processes are not judged until it works`);
+          warned = true;
+          return;
+        }
+        warned = false;
+        const fresh = newProcesses(known, list);
+        known.clear();
+        for (const p of list) known.add(processIdentity(p));
+        for (const p of fresh) {
+          if (stopped) break;
+          try {
+            o.onExec({ pid: p.pid, exeLink: p.image!, seenAt: t0 });
+          } catch {
+            // a consumer error must not stop the watch
+          }
+        }
+      } finally {
+        stats.ticks++;
+        stats.totalMs += performance.now() - t0;
+        busy = false;
+      }
+    };
+    void tick();
+    const timer = setInterval(() => void tick(), Math.max(250, o.intervalMs));
+    timer.unref?.();
+    return {
+      stop() {
+        stopped = true;
+        clearInterval(timer);
+      },
+      get ticks() {
+        return stats.ticks;
+      },
+      get totalMs() {
+        return stats.totalMs;
+      },
+    };
+  }
+
+  parseExe(exeLink: string): { path: string; deleted: boolean } {
+    // Windows keeps a running image's file from being deleted; a rename moves the path with it.
+    return { path: exeLink, deleted: false };
+  }
+
+  /** Not read on Windows yet (interpreter scripts are not judged here): see the report. */
+  processCommand(_pid: number): ProcessCommand {
+    return { argv: [], cwd: null };
+  }
+
+  processOwner(pid: number): ProcessOwner {
+    const p = this.last.find((x) => x.pid === pid);
+    return { uid: null, user: p?.user ?? null };
+  }
+
+  exeForHashing(_pid: number, exePath: string): string {
+    return exePath; // a running image cannot be overwritten on Windows: the path holds what runs
+  }
+
+  protectedPids(): Set<number> {
+    return windowsAncestry(this.pid, this.last);
+  }
+
+  /**
+   * Kills through the helper, which checks creation time and image path on the very handle it
+   * terminates: a pid reused since the listing is 'changed', never killed. Without the helper
+   * nothing is killed ('failed', reported by the capability).
+   */
+  kill(pid: number, expectedExe: string, _identity: string | null): KillResult {
+    const p = this.last.find((x) => x.pid === pid);
+    if (!p) return 'gone';
+    if (p.image !== expectedExe || p.created === '0') return 'changed';
+    const r = this.runner.runSync(this.helper, ['kill', String(pid), p.created, encodeHex16(expectedExe)], 15_000);
+    return killResultOf(r.code);
+  }
+
+  // ---- installed programs ----------------------------------------------------------------------
+
+  installed(_policy: SoftwarePolicy): InstalledSource {
+    return {
+      read: async () => {
+        const reg = defaultRegExe(this.env);
+        const hives = await this.runner.run(reg, ['query', 'HKU'], 15_000);
+        if (hives.code !== 0) throw new Error('reg query HKU failed');
+        const roots = uninstallRoots(loadedUserSids(decodeRegOutput(hives.stdout)));
+        const listings: { root: (typeof roots)[number]; text: string | null }[] = [];
+        for (const root of roots) {
+          const r = await this.runner.run(reg, ['query', root.key, '/s', '/reg:64'], 30_000);
+          if (r.code !== 0) {
+            // A missing key is normal (no 32-bit programs); an unreadable machine key is not.
+            if (root.label.startsWith('HKLM') && (await this.keyExists(reg, root.key)) !== false) throw new Error(`reg query ${root.key} failed`);
+            listings.push({ root, text: null });
+            continue;
+          }
+          listings.push({ root, text: decodeRegOutput(r.stdout) });
+        }
+        return inventory(listings) as Map<string, InstalledProgram>;
+      },
+      // No change notification for the registry from Node: poll (the capability debounces).
+      watch: (onChange) => {
+        const t = setInterval(onChange, 30_000);
+        t.unref?.();
+        return () => clearInterval(t);
+      },
+    };
+  }
+
+  private async keyExists(reg: string, key: string): Promise<boolean | null> {
+    const i = key.lastIndexOf('\\');
+    const r = await this.runner.run(reg, ['query', key.slice(0, i), '/reg:64'], 15_000);
+    if (r.code !== 0) return null;
+    const name = key.slice(i + 1).toUpperCase();
+    return decodeRegOutput(r.stdout)
+      .split(/\r?\n/)
+      .some((l) => /^HKEY_/i.test(l) && l.trimEnd().toUpperCase().endsWith('\\' + name));
+  }
+
+  userName(_uid: number | null): string | null {
+    return null; // Windows reports the owner through processOwner().user
+  }
+
+  // ---- quarantine ------------------------------------------------------------------------------
+
+  /** Creates the folder and leaves only SYSTEM and Administrators on it; throws when it cannot (fail closed). */
+  ensureQuarantineDir(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    if (!lstatSync(dir).isDirectory()) throw new Error(`quarantine ${dir} is not a directory`);
+    const r = this.runner.runSync(system32(this.env, 'icacls.exe'), quarantineAclArgs(dir), 30_000);
+    if (r.code !== 0) throw new Error(`icacls on ${dir} failed (exit ${r.code}): not quarantining into a folder others may open`);
+  }
+
+  /**
+   * Record first, then move (a rename keeps the file's streams, e.g. its Zone.Identifier, for a
+   * restore). A renamed file keeps its own ACL on NTFS, so it is reset to inherit the quarantine's.
+   */
+  quarantine(dir: string, path: string, sha256: string, rule: string): QuarantineRecord {
+    this.ensureQuarantineDir(dir);
+    const s = lstatSync(path);
+    if (!s.isFile()) throw new Error('not a regular file');
+    const id = randomUUID();
+    const rec: QuarantineRecord = {
+      id,
+      originalPath: path,
+      sha256,
+      size: s.size,
+      mode: 0,
+      uid: 0,
+      gid: 0,
+      atimeMs: s.atimeMs,
+      mtimeMs: s.mtimeMs,
+      quarantinedAt: new Date().toISOString(),
+      rule,
+    };
+    writeFileSync(join(dir, `${id}.json`), JSON.stringify(rec, null, 2));
+    const dest = join(dir, `${id}.bin`);
+    renameSync(path, dest); // same volume: atomic, works on a running image too
+    const acl = this.runner.runSync(system32(this.env, 'icacls.exe'), [dest, '/reset', '/q'], 30_000);
+    if (acl.code !== 0) this.log(`software: icacls /reset on ${dest} failed (exit ${acl.code})`);
+    return rec;
+  }
+
+  listQuarantine(dir: string): QuarantineRecord[] {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return [];
+    }
+    const out: QuarantineRecord[] = [];
+    for (const n of names) {
+      if (!n.endsWith('.json')) continue;
+      try {
+        const rec = JSON.parse(readFileSync(join(dir, n), 'utf8')) as QuarantineRecord;
+        if (ID_RE.test(rec.id) && existsSync(join(dir, `${rec.id}.bin`))) out.push(rec);
+      } catch {
+        // unreadable record: left for an administrator
+      }
+    }
+    return out.sort((a, b) => a.quarantinedAt.localeCompare(b.quarantinedAt));
+  }
+
+  /** Puts the file back at its path; never overwrites (rename would: a hard link refuses). */
+  restore(dir: string, id: string): QuarantineRecord {
+    if (!ID_RE.test(id)) throw new Error('bad quarantine id');
+    const rec = JSON.parse(readFileSync(join(dir, `${id}.json`), 'utf8')) as QuarantineRecord;
+    if (typeof rec.originalPath !== 'string' || !isAbsolute(rec.originalPath)) throw new Error('the record has no absolute original path');
+    const src = join(dir, `${id}.bin`);
+    if (existsSync(rec.originalPath)) throw new Error('a file exists at the original path');
+    mkdirSync(dirname(rec.originalPath), { recursive: true });
+    try {
+      linkSync(src, rec.originalPath);
+      unlinkSync(src);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new Error('a file exists at the original path');
+      renameSync(src, rec.originalPath); // another volume or no hard links: checked just above
+    }
+    // Back under the folder's own permissions (the quarantine's ACL must not follow it).
+    this.runner.runSync(system32(this.env, 'icacls.exe'), [rec.originalPath, '/reset', '/q'], 30_000);
+    unlinkSync(join(dir, `${id}.json`));
+    return rec;
+  }
+}
+
+export function createWindowsSoftwarePlatform(o: WindowsSoftwareOptions = {}): WindowsSoftwarePlatform {
+  return new WindowsSoftwarePlatform(o);
+}
