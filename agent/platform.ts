@@ -4,6 +4,8 @@
  * what this file chose, so a Windows implementation slots in here and nowhere else.
  */
 import { join } from 'node:path';
+import { LinuxSoftwarePlatform, type LinuxSoftwareOptions } from './software/linux/platform.js';
+import { unavailableSoftwarePlatform, type SoftwarePlatform } from './software/platform.js';
 import { LinuxUsbPlatform, type LinuxUsbOptions } from './usb/linux/platform.js';
 import { noUsbPlatform, type UsbPlatform } from './usb/platform.js';
 
@@ -67,5 +69,20 @@ export function usbPlatform(opts: UsbPlatformOptions = {}, os: AgentOs = agentOs
       return noUsbPlatform('windows', 'Windows device control not wired yet (agent/usb/windows): devices are not controlled by the agent');
     default:
       return noUsbPlatform(os, `no device control for platform ${process.platform}`);
+  }
+}
+
+export type SoftwarePlatformOptions = LinuxSoftwareOptions;
+
+/** The software platform for this OS. */
+export function softwarePlatform(opts: SoftwarePlatformOptions = {}, os: AgentOs = agentOs()): SoftwarePlatform {
+  switch (os) {
+    case 'linux':
+      return new LinuxSoftwarePlatform(opts);
+    case 'windows':
+      // NOT YET: agent/software/windows/ (process list, Uninstall keys, taskkill) is being written; the lead wires it here.
+      return unavailableSoftwarePlatform('windows', 'Windows software control not wired yet (agent/software/windows): nothing is watched');
+    default:
+      return unavailableSoftwarePlatform(os, `no software control for platform ${process.platform}`);
   }
 }

@@ -26,11 +26,15 @@ export interface ProcessWatch {
   readonly totalMs: number;
 }
 
-/** What the capability needs to know about one process beyond its executable. */
-export interface ProcessDetails {
+/** A process's command line, read only for interpreters (the script argument is judged too). */
+export interface ProcessCommand {
   argv: string[];
   cwd: string | null;
-  /** Numeric uid on Linux; null where the platform has none (Windows reports `user` instead). */
+}
+
+/** Who runs a process, read only once it is judged unauthorized. */
+export interface ProcessOwner {
+  /** Numeric uid on Linux; null where the platform has none (Windows names the account in `user`). */
   uid: number | null;
   /** Account name when known (Linux: from /etc/passwd; Windows: the process owner). */
   user: string | null;
@@ -48,7 +52,7 @@ export interface InstalledProgram {
 export interface InstalledSource {
   /** The whole list now, keyed stably (a key that disappears is a removal). Throws when unreadable. */
   read(): Promise<Map<string, InstalledProgram>>;
-  /** Calls `onChange` (debounced by the caller) when the inventory may have changed; returns stop. */
+  /** Calls `onChange` when the inventory may have changed (debounced, plus a slow poll for missed notices); returns stop. */
   watch(onChange: () => void, log: (m: string) => void): () => void;
   /**
    * Loads what "owned by an installed package" means for the allowlist (Linux: dpkg's lists and
@@ -77,6 +81,8 @@ export interface QuarantineRecord {
 
 export interface SoftwarePlatform {
   readonly name: string;
+  /** Set when this platform controls nothing (no implementation yet): the capability logs it and stays idle. */
+  readonly unavailable?: string;
   /**
    * The folders actually watched for this policy. Linux: the policy's locations. Windows: the
    * platform's own defaults (Program Files, ProgramData, the users' Downloads/Desktop/AppData/Temp)
@@ -87,7 +93,8 @@ export interface SoftwarePlatform {
   watchProcesses(o: { intervalMs: number; onExec(p: ProcessSeen): void }): ProcessWatch;
   /** Splits the executable report into path and "the file was deleted after start". */
   parseExe(exeLink: string): { path: string; deleted: boolean };
-  processDetails(pid: number): ProcessDetails;
+  processCommand(pid: number): ProcessCommand;
+  processOwner(pid: number): ProcessOwner;
   /**
    * A path through which the bytes the process actually runs can be hashed (Linux: /proc/PID/exe,
    * the inode even when replaced; Windows: the image path).
@@ -102,9 +109,35 @@ export interface SoftwarePlatform {
   kill(pid: number, expectedExe: string, identity: string | null): KillResult;
   /** The installed-software source for this policy, or null when none is watched. */
   installed(policy: SoftwarePolicy): InstalledSource | null;
+  /** Account name for a file owner's uid (Linux); null where unknown. */
   userName(uid: number | null): string | null;
   ensureQuarantineDir(dir: string): void;
   quarantine(dir: string, path: string, sha256: string, rule: string): QuarantineRecord;
   listQuarantine(dir: string): QuarantineRecord[];
   restore(dir: string, id: string): QuarantineRecord;
+}
+
+/** A platform without software control: watches nothing, finds nothing, refuses every action. */
+export function unavailableSoftwarePlatform(name: string, unavailable: string): SoftwarePlatform {
+  const refuse = (): never => {
+    throw new Error(unavailable);
+  };
+  return {
+    name,
+    unavailable,
+    watchedRoots: () => [],
+    watchProcesses: () => ({ stop: () => undefined, ticks: 0, totalMs: 0 }),
+    parseExe: (exeLink) => ({ path: exeLink, deleted: false }),
+    processCommand: () => ({ argv: [], cwd: null }),
+    processOwner: () => ({ uid: null, user: null }),
+    exeForHashing: (_pid, exePath) => exePath,
+    protectedPids: () => new Set([process.pid]),
+    kill: () => 'failed',
+    installed: () => null,
+    userName: () => null,
+    ensureQuarantineDir: refuse,
+    quarantine: refuse,
+    listQuarantine: () => [],
+    restore: refuse,
+  };
 }

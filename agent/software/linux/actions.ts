@@ -3,9 +3,11 @@
  * move a file into a root-only quarantine with the metadata needed to put it back exactly.
  */
 import { randomUUID } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync, existsSync, lstatSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, unlinkSync, utimesSync, existsSync, lstatSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { writeFileDurably } from '../../state.js';
 import { identityKey } from '../observe/hash.js';
+import type { QuarantineRecord } from '../platform.js';
 
 /** SIGKILL only if /proc/PID/exe is still the same inode we judged (pid reuse, exec since). */
 export function killIfSame(procRoot: string, pid: number, expectedLink: string, expectedIdentity: string | null): 'killed' | 'gone' | 'changed' | 'failed' {
@@ -31,19 +33,8 @@ export function killIfSame(procRoot: string, pid: number, expectedLink: string, 
   }
 }
 
-export interface QuarantineRecord {
-  id: string;
-  originalPath: string;
-  sha256: string;
-  size: number;
-  mode: number; // full st_mode permission bits (incl. setuid/setgid/sticky)
-  uid: number;
-  gid: number;
-  atimeMs: number;
-  mtimeMs: number;
-  quarantinedAt: string;
-  rule: string;
-}
+/** mode: full st_mode permission bits (incl. setuid/setgid/sticky). */
+export type { QuarantineRecord };
 
 /** Creates the quarantine folder root-only (0700), tightening it if it exists looser. */
 export function ensureQuarantineDir(dir: string): void {
@@ -88,7 +79,8 @@ export function quarantineFile(dir: string, path: string, sha256: string, rule: 
   };
   // Record first: a crash between the two steps leaves a record whose file is missing (visible),
   // never a file nobody knows the origin of.
-  writeFileSync(join(dir, `${id}.json`), JSON.stringify(rec, null, 2), { mode: 0o600 });
+  // Durable: a record torn by a crash would leave a quarantined file nobody can put back.
+  writeFileDurably(join(dir, `${id}.json`), JSON.stringify(rec, null, 2));
   const dest = join(dir, `${id}.bin`);
   moveFile(path, dest);
   chmodSync(dest, 0o000);

@@ -1,0 +1,443 @@
+/**
+ * Unauthorized-software capability, lifecycle: observe (the platform's file roots, process watch
+ * and installed-software source) → decide (decide.ts, pure) → record (ctx.emit, durable; data from
+ * events.ts) → act (the platform's kill and quarantine, enforce mode only). Console sync in
+ * sync.ts, state files in state.ts.
+ */
+import { closeSync, lstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AgentContext, Capability } from '../capability.js';
+import { softwarePlatform } from '../platform.js';
+import type { PolicyDocument } from '../../protocol/policy.js';
+import { normalizeSoftwarePolicy, type SoftwarePolicy } from '../../protocol/policy-software.js';
+import { safeText } from '../../protocol/text.js';
+import {
+  combine,
+  compilePolicy,
+  inScope,
+  interpreterName,
+  judge,
+  judgePackage,
+  looksExecutable,
+  mayKill,
+  resolveScriptPath,
+  scriptArgument,
+  shouldEnforce,
+  type CompiledPolicy,
+  type LocalExemption,
+  type Verdict,
+} from './decide.js';
+import {
+  actionErrorData,
+  installedData,
+  killedData,
+  quarantinedData,
+  removedData,
+  restoredData,
+  unauthorizedFileData,
+  unauthorizedProcessData,
+} from './events.js';
+import { diffPackages } from './observe/dpkg.js';
+import { FileWatcher } from './observe/files.js';
+import { Hasher, identityKey, type Digest } from './observe/hash.js';
+import type { InstalledSource, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from './platform.js';
+import { SoftwareState } from './state.js';
+import { SoftwareSync } from './sync.js';
+
+export interface SoftwareStats {
+  active: boolean;
+  watching: boolean;
+  scans: number;
+  scanMs: number;
+  hashed: number;
+  cacheHits: number;
+  unauthorizedProcesses: number;
+  unauthorizedFiles: number;
+  killed: number;
+  quarantined: number;
+  ownedPaths: number;
+}
+
+function readHead(path: string): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(4);
+    const n = readSync(fd, b, 0, 4, 0);
+    return b.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class SoftwareCapability implements Capability {
+  readonly name = 'software';
+  private ctx!: AgentContext;
+  private policy!: SoftwarePolicy;
+  private compiled!: CompiledPolicy;
+  private state!: SoftwareState;
+  private roots: string[] = [];
+  private readonly hasher = new Hasher(4);
+  private installedSource: InstalledSource | null = null;
+  private installedStop: (() => void) | null = null;
+  private processes: ProcessWatch | null = null;
+  private files: FileWatcher | null = null;
+  private syncTimer: NodeJS.Timeout | null = null;
+  private protectedPids = new Set<number>();
+  private exemptions: LocalExemption[] = [];
+  private reportedFiles = new Map<string, string>(); // path → sha256 last reported
+  private readonly syncer: SoftwareSync;
+  private watchKey = '';
+  private stopped = false;
+  private pending = new Set<Promise<unknown>>();
+  readonly stats = { unauthorizedProcesses: 0, unauthorizedFiles: 0, killed: 0, quarantined: 0 };
+
+  /** The platform defaults to this OS's (agent/platform.ts chooses); tests pass their own. */
+  constructor(readonly platform: SoftwarePlatform = softwarePlatform()) {
+    this.syncer = new SoftwareSync(
+      () => this.ctx.console,
+      () => this.platform.listQuarantine(this.quarantineDir()),
+      (id, by) => this.restore(id, by),
+      () => this.stopped,
+    );
+  }
+
+  async start(ctx: AgentContext, policy: PolicyDocument): Promise<void> {
+    this.ctx = ctx;
+    if (this.platform.unavailable) ctx.log('warn', `software: ${this.platform.unavailable}`);
+    this.state = new SoftwareState(ctx.stateDir);
+    this.exemptions = this.state.loadExemptions();
+    this.protectedPids = this.platform.protectedPids();
+    this.setPolicy(policy);
+    ctx.local.route('GET', '/software/status', () => ({ status: 200, body: { mode: this.policy.mode, stats: this.getStats() } }));
+    ctx.local.route('GET', '/software/quarantine', () => ({ status: 200, body: { items: this.platform.listQuarantine(this.quarantineDir()) } }));
+    ctx.local.route('POST', '/software/restore', (req) => {
+      const id = (req.body as { id?: unknown } | null)?.id;
+      if (typeof id !== 'string') return { status: 400, body: { error: 'bad_request', message: 'id required' } };
+      const r = this.restore(id, 'local');
+      return { status: r.ok ? 200 : 409, body: r };
+    });
+    await this.startObservers();
+    this.scheduleSync();
+  }
+
+  private scheduleSync(): void {
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.syncTimer = setInterval(() => void this.track(this.syncer.run()), this.policy.syncSeconds * 1000);
+    this.syncTimer.unref?.();
+  }
+
+  async applyPolicy(policy: PolicyDocument): Promise<void> {
+    this.setPolicy(policy);
+    if (this.observerKey() !== this.watchKey) {
+      await this.stopObservers();
+      await this.startObservers();
+    }
+    if (this.syncTimer) this.scheduleSync();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    await this.stopObservers();
+    await Promise.allSettled([...this.pending]);
+  }
+
+  getStats(): SoftwareStats {
+    return {
+      active: this.processes !== null,
+      watching: this.watching,
+      scans: this.processes?.ticks ?? 0,
+      scanMs: Math.round((this.processes?.totalMs ?? 0) * 10) / 10,
+      hashed: this.hasher.hashed,
+      cacheHits: this.hasher.hits,
+      ...this.stats,
+      ownedPaths: this.installedSource?.ownedPaths ?? 0,
+    };
+  }
+
+  // ---- policy ------------------------------------------------------------------------------
+
+  private setPolicy(policy: PolicyDocument): void {
+    this.policy = normalizeSoftwarePolicy(policy.software);
+    this.roots = this.platform.watchedRoots(this.policy);
+    this.compiled = compilePolicy(this.policy, this.exemptions);
+    this.reportedFiles.clear(); // a new policy may judge the same files differently
+  }
+
+  private observerKey(): string {
+    const p = this.policy;
+    return JSON.stringify([this.configured(), this.roots, p.watchDepth, p.scanIntervalMs, p.packages, p.quarantine.dir]);
+  }
+
+  private quarantineDir(): string {
+    return this.policy.quarantine.dir || join(this.state.dir, 'quarantine');
+  }
+
+  // ---- observers ---------------------------------------------------------------------------
+
+  /**
+   * With no allowlist at all (no baseline approved, no rule) every executable would be
+   * "unauthorized": reporting all of them helps nobody and enforcing would stop the terminal.
+   * Until an administrator approves a baseline or writes a rule, only package changes are watched.
+   */
+  private configured(): boolean {
+    return this.policy.baseline !== null || this.policy.rules.length > 0;
+  }
+
+  /** Resolves when the file watcher finished its first walk (tests wait for it via /software/status). */
+  watcherReady: Promise<void> = Promise.resolve();
+  private watching = false;
+
+  private async startObservers(): Promise<void> {
+    if (this.stopped) return;
+    this.watchKey = this.observerKey();
+    const p = this.policy;
+    const active = this.configured();
+    const source = this.platform.installed(p);
+    if (source) {
+      this.installedSource = source;
+      if (active && source.loadOwners) await source.loadOwners().catch((e) => this.ctx.log('warn', `software: package database unreadable: ${(e as Error).message}`));
+      await this.checkPackages(true);
+      this.installedStop = source.watch(
+        () => void this.track(this.checkPackages(false)),
+        (m) => this.ctx.log('warn', m),
+      );
+    }
+    if (!active) {
+      this.ctx.log('info', 'software: no baseline approved and no rules: watching package changes only');
+      return;
+    }
+    this.processes = this.platform.watchProcesses({ intervalMs: p.scanIntervalMs, onExec: (s) => this.onExec(s) });
+    const existing = this.roots.filter((l) => {
+      try {
+        return statSync(l).isDirectory();
+      } catch {
+        return false;
+      }
+    });
+    if (existing.length) {
+      const files = new FileWatcher({
+        locations: existing,
+        depth: p.watchDepth,
+        exclude: [this.quarantineDir(), this.ctx.stateDir],
+        onFile: (path, event, seenAt) => void this.track(this.onFile(path, event, seenAt)),
+        onError: (e) => this.ctx.log('warn', `software: watcher: ${(e as Error).message ?? String(e)}`),
+      });
+      this.files = files;
+      // Not awaited: a large home tree must not hold up the agent's start.
+      this.watcherReady = files.start().then(() => {
+        if (this.files === files) this.watching = true;
+      });
+    }
+  }
+
+  private async stopObservers(): Promise<void> {
+    this.processes?.stop();
+    this.processes = null;
+    this.watching = false;
+    await this.files?.stop();
+    this.files = null;
+    this.installedStop?.();
+    this.installedStop = null;
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+    return p;
+  }
+
+  // ---- processes ---------------------------------------------------------------------------
+
+  private onExec(s: ProcessSeen): void {
+    const { path: exePath, deleted } = this.platform.parseExe(s.exeLink);
+    const exeIn = inScope(exePath, this.roots);
+    const interp = interpreterName(exePath, undefined, this.policy.interpreters);
+    if (!exeIn && !interp) return; // outside every watched location: not ours to judge
+    void this.track(this.judgeProcess(s, exePath, deleted, exeIn, interp));
+  }
+
+  private async judgeProcess(s: ProcessSeen, exePath: string, deleted: boolean, exeIn: boolean, interp: string | null): Promise<void> {
+    const pid = s.pid;
+    let script: { path: string; digest: Digest } | null = null;
+    let scriptVerdict: Verdict | null = null;
+    if (interp) {
+      const cmd = this.platform.processCommand(pid);
+      const arg = scriptArgument(cmd.argv, interp, this.policy.interpreters);
+      if (arg.kind === 'script') {
+        const raw = resolveScriptPath(arg.path, cmd.cwd);
+        let real: string | null = null;
+        try {
+          real = raw ? realpathSync(raw) : null;
+        } catch {
+          real = null;
+        }
+        if (real && inScope(real, this.roots)) {
+          try {
+            script = { path: real, digest: await this.hasher.digest(real) };
+          } catch {
+            script = null; // unreadable or gone: the interpreter itself is still judged
+          }
+        }
+      }
+    }
+    if (!exeIn && !script) return;
+    let exeDigest: Digest | null = null;
+    let exeVerdict: Verdict = { allowed: true, reason: 'allow_rule', rule: 'outside watched locations' };
+    if (exeIn) {
+      try {
+        // Hash what the process runs, not what the path holds now.
+        exeDigest = await this.hasher.digest(this.platform.exeForHashing(pid, exePath));
+      } catch {
+        return; // exited before we could read it
+      }
+    }
+    if (this.stopped) return;
+    // From here on no await: the verdict, the record and the action use the policy in force now.
+    const owner = (path: string, md5: string) => this.installedSource?.owner?.(path, md5) ?? null;
+    if (script) scriptVerdict = judge(this.compiled, { path: script.path, sha256: script.digest.sha256, owner: owner(script.path, script.digest.md5) });
+    if (exeIn && exeDigest) {
+      exeVerdict = judge(this.compiled, { path: exePath, sha256: exeDigest.sha256, deleted, owner: deleted ? null : owner(exePath, exeDigest.md5) });
+    }
+    const { verdict, decidedBy } = combine(exeVerdict, scriptVerdict);
+    if (verdict.allowed) return;
+    const { uid, user } = this.platform.processOwner(pid);
+    const enforce = shouldEnforce({ allowed: false, inScope: true, mode: this.policy.mode, monitorOnly: this.ctx.monitorOnly }) && mayKill(pid, this.protectedPids);
+    const target = decidedBy === 'script' && script ? { path: script.path, sha256: script.digest.sha256 } : { path: exePath, sha256: exeDigest?.sha256 ?? '' };
+    const detectMs = Math.round((performance.now() - s.seenAt) * 10) / 10;
+    this.stats.unauthorizedProcesses++;
+    const mode = this.policy.mode;
+    // Record first (durable), then act.
+    this.ctx.emit({
+      type: 'software.unauthorized_process',
+      user,
+      data: unauthorizedProcessData({
+        pid,
+        uid,
+        target,
+        exePath,
+        exeSha256: exeDigest?.sha256 ?? null,
+        script: script ? { path: script.path, sha256: script.digest.sha256 } : null,
+        deleted,
+        verdict,
+        mode,
+        enforce,
+        detectMs,
+      }),
+    });
+    if (!enforce) return;
+    // Last check against the policy in force now: only what lies in a watched location is ever killed.
+    if (!(inScope(target.path, this.roots) || inScope(exePath, this.roots))) return;
+    const r = this.platform.kill(pid, s.exeLink, exeDigest ? identityKey(exeDigest) : null);
+    const killMs = Math.round((performance.now() - s.seenAt) * 10) / 10;
+    if (r === 'killed') {
+      this.stats.killed++;
+      this.ctx.emit({ type: 'software.killed', user, data: killedData({ pid, uid, target, verdict, mode, killMs }) });
+    } else if (r === 'failed') {
+      this.ctx.emit({ type: 'agent.error', data: actionErrorData('kill', { pid, path: target.path, error: 'kill failed' }) });
+    }
+  }
+
+  // ---- files -------------------------------------------------------------------------------
+
+  private async onFile(rawPath: string, event: 'add' | 'change', seenAt: number): Promise<void> {
+    if (this.stopped) return;
+    let real: string;
+    try {
+      const l = lstatSync(rawPath);
+      // A symlink is judged by what it points to (if that is in scope, it has its own events).
+      real = l.isSymbolicLink() ? realpathSync(rawPath) : rawPath;
+      const st = statSync(real);
+      if (!st.isFile() || !inScope(real, this.roots)) return;
+      if (!looksExecutable(st.mode, readHead(real))) return;
+    } catch {
+      return; // vanished or unreadable
+    }
+    let d: Digest;
+    try {
+      d = await this.hasher.digest(real);
+    } catch {
+      return;
+    }
+    const verdict = judge(this.compiled, { path: real, sha256: d.sha256, owner: this.installedSource?.owner?.(real, d.md5) ?? null });
+    // Hashing took time: a capability stopped meanwhile must not act on old orders.
+    if (verdict.allowed || this.stopped) return;
+    if (this.reportedFiles.get(real) === d.sha256) return;
+    this.reportedFiles.set(real, d.sha256);
+    if (this.reportedFiles.size > 10_000) this.reportedFiles.delete(this.reportedFiles.keys().next().value as string);
+    const quarantine = shouldEnforce({ allowed: false, inScope: true, mode: this.policy.mode, monitorOnly: this.ctx.monitorOnly }) && this.policy.quarantine.enabled;
+    const user = this.platform.userName(d.uid);
+    const mode = this.policy.mode;
+    this.stats.unauthorizedFiles++;
+    this.ctx.emit({
+      type: 'software.unauthorized_file',
+      user,
+      data: unauthorizedFileData({ real, rawPath, digest: d, event, verdict, mode, quarantine, detectMs: Math.round((performance.now() - seenAt) * 10) / 10 }),
+    });
+    if (!quarantine) return;
+    try {
+      const rec = this.platform.quarantine(this.quarantineDir(), real, d.sha256, verdict.rule);
+      this.stats.quarantined++;
+      this.ctx.emit({ type: 'software.quarantined', user, data: quarantinedData(rec, real, d.sha256, verdict, mode) });
+    } catch (e) {
+      this.ctx.emit({ type: 'agent.error', data: actionErrorData('quarantine', { path: real, error: safeText((e as Error).message) }) });
+    }
+  }
+
+  // ---- installed software ------------------------------------------------------------------
+
+  private checkingPackages = false;
+  private async checkPackages(first: boolean): Promise<void> {
+    const source = this.installedSource;
+    if (!source || this.checkingPackages || this.stopped) return;
+    this.checkingPackages = true;
+    try {
+      let now;
+      try {
+        now = await source.read();
+      } catch {
+        return;
+      }
+      // The snapshot persists, so packages changed while the agent was down are reported at start.
+      const prev = this.state.loadPackages();
+      this.state.savePackages(now);
+      if (!prev) return;
+      const changes = diffPackages(prev, now);
+      if (!changes.length) return;
+      for (const c of changes) {
+        if (c.change === 'removed') {
+          this.ctx.emit({ type: 'software.removed', data: removedData(c) });
+          continue;
+        }
+        const v = judgePackage(this.compiled, c.name, c.version);
+        this.ctx.emit({ type: 'software.installed', severity: v.allowed ? 'info' : 'warning', data: installedData(c, v, this.policy.mode) });
+      }
+      if (!first && this.processes && source.loadOwners) await source.loadOwners();
+    } finally {
+      this.checkingPackages = false;
+    }
+  }
+
+  // ---- quarantine restore (local API and console) -------------------------------------------
+
+  restore(id: string, by: string): { ok: boolean; error?: string; record?: QuarantineRecord } {
+    try {
+      const rec = this.platform.restore(this.quarantineDir(), id);
+      // The administrator vouched for this exact file at this path: do not quarantine it again.
+      this.exemptions.push({ path: rec.originalPath, sha256: rec.sha256 });
+      this.state.saveExemptions(this.exemptions);
+      this.compiled = compilePolicy(this.policy, this.exemptions);
+      this.ctx.emit({ type: 'software.restored', data: restoredData(id, rec, by) });
+      return { ok: true, record: rec };
+    } catch (e) {
+      return { ok: false, error: safeText((e as Error).message) };
+    }
+  }
+
+  /** For tests and the benchmark. */
+  ensureQuarantine(): string {
+    const d = this.quarantineDir();
+    this.platform.ensureQuarantineDir(d);
+    return d;
+  }
+}

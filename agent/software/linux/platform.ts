@@ -1,0 +1,143 @@
+/**
+ * Linux behind the software platform seam: /proc scan, the dpkg database (installed packages and
+ * which package owns which file), SIGKILL after an identity check, a root-only quarantine folder.
+ */
+import { watch as fsWatch, type FSWatcher } from 'node:fs';
+import type { SoftwarePolicy } from '../../../protocol/policy-software.js';
+import { parseExeLink } from '../decide.js';
+import { PackageDb } from '../observe/dpkg.js';
+import { ancestry, ProcScanner, readArgv, readCwd, readUid } from '../observe/proc.js';
+import type { InstalledProgram, InstalledSource, KillResult, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from '../platform.js';
+import { ensureQuarantineDir, killIfSame, listQuarantine, quarantineFile, restoreFile, UserNames } from './actions.js';
+
+export interface LinuxSoftwareOptions {
+  /** Where /proc is (tests point it elsewhere). */
+  procRoot?: string;
+}
+
+/** dpkg's status as the installed-software source; owners from its lists and md5sums. */
+class DpkgSource implements InstalledSource {
+  private readonly db: PackageDb;
+  constructor(private readonly adminDir: string, root: string, locations: readonly string[]) {
+    this.db = new PackageDb(adminDir, root, locations);
+  }
+
+  read(): Promise<Map<string, InstalledProgram>> {
+    return this.db.readStatus();
+  }
+
+  loadOwners(): Promise<void> {
+    return this.db.load();
+  }
+
+  owner(path: string, md5: string) {
+    return this.db.owner(path, md5);
+  }
+
+  get ownedPaths(): number {
+    return this.db.ownedPaths;
+  }
+
+  watch(onChange: () => void, log: (m: string) => void): () => void {
+    let timer: NodeJS.Timeout | null = null;
+    let w: FSWatcher | null = null;
+    try {
+      // dpkg replaces `status` by renaming status-new over it: watch the folder, not the file.
+      w = fsWatch(this.adminDir, (_ev, name) => {
+        if (name !== 'status' && name !== 'status-new' && name !== 'updates') return;
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(onChange, 150);
+      });
+      w.on('error', () => undefined);
+    } catch (e) {
+      log(`software: cannot watch ${this.adminDir}: ${(e as Error).message}`);
+    }
+    // Fallback for missed inotify events (and a folder created later).
+    const poll = setInterval(onChange, 30_000);
+    poll.unref?.();
+    return () => {
+      w?.close();
+      if (timer) clearTimeout(timer);
+      clearInterval(poll);
+    };
+  }
+}
+
+export class LinuxSoftwarePlatform implements SoftwarePlatform {
+  readonly name = 'linux';
+  readonly procRoot: string;
+  private readonly users = new UserNames();
+
+  constructor(opts: LinuxSoftwareOptions = {}) {
+    this.procRoot = opts.procRoot ?? '/proc';
+  }
+
+  watchedRoots(policy: SoftwarePolicy): string[] {
+    return policy.locations;
+  }
+
+  watchProcesses(o: { intervalMs: number; onExec(p: ProcessSeen): void }): ProcessWatch {
+    const scanner = new ProcScanner({ procRoot: this.procRoot, intervalMs: o.intervalMs, onExec: o.onExec });
+    scanner.start();
+    return {
+      stop: () => scanner.stop(),
+      get ticks() {
+        return scanner.ticks;
+      },
+      get totalMs() {
+        return scanner.totalMs;
+      },
+    };
+  }
+
+  parseExe(exeLink: string): { path: string; deleted: boolean } {
+    return parseExeLink(exeLink);
+  }
+
+  processCommand(pid: number) {
+    return { argv: readArgv(this.procRoot, pid), cwd: readCwd(this.procRoot, pid) };
+  }
+
+  processOwner(pid: number) {
+    const uid = readUid(this.procRoot, pid);
+    return { uid, user: this.users.name(uid) };
+  }
+
+  /** The inode behind /proc/PID/exe: what the process runs, not what the path holds now. */
+  exeForHashing(pid: number): string {
+    return `${this.procRoot}/${pid}/exe`;
+  }
+
+  protectedPids(): Set<number> {
+    return ancestry(this.procRoot, process.pid);
+  }
+
+  kill(pid: number, expectedExe: string, identity: string | null): KillResult {
+    return killIfSame(this.procRoot, pid, expectedExe, identity);
+  }
+
+  installed(policy: SoftwarePolicy): InstalledSource | null {
+    const p = policy.packages;
+    return p.adminDir ? new DpkgSource(p.adminDir, p.root, this.watchedRoots(policy)) : null;
+  }
+
+  userName(uid: number | null): string | null {
+    return this.users.name(uid);
+  }
+
+  ensureQuarantineDir(dir: string): void {
+    ensureQuarantineDir(dir);
+  }
+
+  quarantine(dir: string, path: string, sha256: string, rule: string): QuarantineRecord {
+    return quarantineFile(dir, path, sha256, rule);
+  }
+
+  listQuarantine(dir: string): QuarantineRecord[] {
+    return listQuarantine(dir);
+  }
+
+  restore(dir: string, id: string): QuarantineRecord {
+    return restoreFile(dir, id);
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Console sync of the software capability: the terminal's quarantine goes up, the restore
+ * requests administrators made come back, and their results go up with the next sync.
+ */
+import type { SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
+import { safeText } from '../../protocol/text.js';
+import type { ConsoleLink } from '../capability.js';
+import type { QuarantineRecord } from './platform.js';
+
+type Results = SoftwareSyncRequest['results'];
+
+/** Pure: what the terminal tells the console (the newest 1000 quarantined files, up to 100 results). */
+export function syncRequest(items: readonly QuarantineRecord[], results: Results): SoftwareSyncRequest {
+  return {
+    quarantine: items
+      .slice(-1000)
+      .map((r) => ({ id: r.id, path: safeText(r.originalPath, 1024), sha256: r.sha256, size: r.size, quarantinedAt: r.quarantinedAt, rule: safeText(r.rule, 512) })),
+    results,
+  };
+}
+
+/** Pure: the ids to restore from the console's answer (at most 100, strings only); null when the answer has no list. */
+export function restoreIds(body: unknown): string[] | null {
+  const restore = (body as Partial<SoftwareSyncResponse> | null)?.restore;
+  if (!Array.isArray(restore)) return null;
+  return restore.slice(0, 100).filter((id): id is string => typeof id === 'string');
+}
+
+export class SoftwareSync {
+  private results: Results = [];
+  private syncing = false;
+
+  constructor(
+    private readonly link: () => ConsoleLink,
+    private readonly quarantined: () => QuarantineRecord[],
+    private readonly restore: (id: string, by: string) => { ok: boolean; error?: string },
+    private readonly stopped: () => boolean,
+  ) {}
+
+  /** One exchange; again at once while the console keeps sending restore requests (each round restores up to 100). */
+  async run(): Promise<void> {
+    for (let round = 0; round < 100; round++) {
+      if (!(await this.once())) return;
+    }
+  }
+
+  /** Returns whether the console asked for restores (then another round follows). */
+  private async once(): Promise<boolean> {
+    if (this.syncing || this.stopped()) return false;
+    this.syncing = true;
+    try {
+      const body = syncRequest(this.quarantined(), this.results.splice(0, 100));
+      let reply;
+      try {
+        reply = await this.link().request('POST', '/api/agent/software/sync', body, 10_000);
+      } catch {
+        this.results.unshift(...body.results);
+        return false; // console unreachable: try again next period
+      }
+      if (reply.status !== 200) {
+        this.results.unshift(...body.results);
+        return false;
+      }
+      const ids = restoreIds(reply.body);
+      if (ids === null) return false;
+      for (const id of ids) {
+        const r = this.restore(id, 'console');
+        this.results.push({ id, ok: r.ok, ...(r.error ? { error: r.error } : {}) });
+      }
+      const raw = (reply.body as { restore: unknown[] }).restore;
+      return raw.length > 0;
+    } finally {
+      this.syncing = false;
+    }
+  }
+}
