@@ -17,6 +17,7 @@ import { buildConsoleApp, type ConsoleAppOptions, type SharedLimiters } from '..
 import type { ClientCertificate } from '../../console/core/http-request.js';
 import { signAgentCsr } from '../../console/core/pki.js';
 import { modules } from '../../console/modules.js';
+import type { Route } from '../../console/module.js';
 import { createSession } from '../../console/web/auth.js';
 import { createKeyAndCsr } from '../../protocol/pki.js';
 
@@ -58,6 +59,8 @@ export interface TestAppOptions {
   limiters?: SharedLimiters;
   /** false: build the app as serve does (client certificates from the TLS socket only). */
   testCertificates?: boolean;
+  /** Routes of a test's own, registered after every module's. */
+  routes?: Route[];
 }
 
 export async function buildTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
@@ -66,7 +69,7 @@ export async function buildTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   const ctx = openConsole(join(dataDir, 'console'));
   const certificates = new Map<string, ClientCertificate>();
   const logs: string[] = [];
-  const routes = modules.flatMap((m) => m.routes?.(ctx) ?? []);
+  const routes = [...modules.flatMap((m) => m.routes?.(ctx) ?? []), ...(opts.routes ?? [])];
   const appOptions: ConsoleAppOptions = {
     kind: opts.kind ?? 'main',
     ...(opts.limiters ? { limiters: opts.limiters } : {}),

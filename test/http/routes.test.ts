@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECURITY_HEADERS } from '../../console/core/http-headers.js';
 import { RateLimiter } from '../../console/core/limits.js';
+import { HttpError } from '../../console/module.js';
 import { buildTestApp, TEST_CERT_HEADER, type TestAgent, type TestApp } from './app.js';
 
 let t: TestApp;
@@ -41,6 +42,9 @@ describe('routing', () => {
     ['OPTIONS on a known path', 'OPTIONS', '/api/agent/ca', 405, 'method_not_allowed'],
     ['trailing slash is another path', 'GET', '/api/agent/ca/', 404, 'not_found'],
     ['case matters', 'GET', '/API/agent/ca', 404, 'not_found'],
+    ['a method no route has, known path', 'PROPFIND', '/api/agent/ca', 405, 'method_not_allowed'],
+    ['a method no route has, unknown path', 'PROPFIND', '/nothing', 404, 'not_found'],
+    ['semicolon is part of the path', 'GET', '/api/agent/ca;x=1', 404, 'not_found'],
   ] as const)('%s → %i %s, JSON error shape, security headers', async (_n, method, url, status, code) => {
     const r = await t.inject({ method, url });
     expect(r.statusCode).toBe(status);
@@ -274,6 +278,68 @@ describe('web: roles, CSRF, headers', () => {
     expect(r.statusCode).toBe(200);
     expectSecurityHeaders(r.headers);
     expect(String(r.headers['set-cookie'])).toMatch(/__Host-sekimori_login=.*Secure; HttpOnly; SameSite=Strict/);
+  });
+});
+
+describe('handlers: errors, bodies and headers through the layer', () => {
+  let h: TestApp;
+  beforeAll(async () => {
+    h = await buildTestApp({
+      routes: [
+        { method: 'GET', path: '/test/throws', auth: 'none', handle: () => { throw new TypeError('secret detail'); } },
+        { method: 'GET', path: '/test/rejects', auth: 'none', handle: async () => Promise.reject(new Error('secret detail')) },
+        { method: 'GET', path: '/test/refuses', auth: 'none', handle: () => { throw new HttpError(409, 'conflict', 'already there', ['a'], { 'retry-after': '5' }); } },
+        { method: 'POST', path: /^\/test\/small\/(\w+)$/, auth: 'none', maxBody: 10, handle: (r) => ({ status: 200, json: { got: r.body.toString(), param: r.params[0] } }) },
+        { method: 'POST', path: '/test/echo', auth: 'none', handle: (r) => ({ status: 201, body: r.body, headers: { 'content-type': 'application/octet-stream', 'set-cookie': ['a=1; Secure', 'b=2; Secure'] } }) },
+      ],
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it.each(['/test/throws', '/test/rejects'])('%s → 500 internal, the cause only in the log', async (url) => {
+    const before = h.logs.length;
+    const r = await h.inject({ method: 'GET', url });
+    expect(r.statusCode).toBe(500);
+    expect(json(r.body)).toEqual({ error: 'internal', message: 'internal error' });
+    expect(r.body).not.toContain('secret');
+    expect(h.logs.length).toBe(before + 1);
+    expect(h.logs.at(-1)).toContain('secret detail');
+  });
+
+  it('an HttpError keeps its status, code, details and headers', async () => {
+    const r = await h.inject({ method: 'GET', url: '/test/refuses' });
+    expect(r.statusCode).toBe(409);
+    expect(json(r.body)).toEqual({ error: 'conflict', message: 'already there', details: ['a'] });
+    expect(r.headers['retry-after']).toBe('5');
+  });
+
+  it.each([
+    ['within the limit', 'abc', 200],
+    ['exactly the limit', '0123456789', 200],
+    ['one byte over', '0123456789x', 413],
+  ])('a RegExp route keeps its own body limit: %s → %i', async (_n, payload, status) => {
+    const r = await h.inject({ method: 'POST', url: '/test/small/p1', payload, headers: { 'content-type': 'application/whatever' } });
+    expect(r.statusCode).toBe(status);
+    if (status === 200) expect(json(r.body)).toEqual({ got: payload, param: 'p1' });
+  });
+
+  it('bodies of any media type, or none, reach the route raw; Set-Cookie lists stay lists', async () => {
+    const raw = Buffer.from([0, 1, 2, 0xff]);
+    for (const headers of [{ 'content-type': 'application/octet-stream' }, {}, { 'content-type': 'multipart/form-data; boundary=x' }]) {
+      const r = await h.inject({ method: 'POST', url: '/test/echo', payload: raw, headers });
+      expect(r.statusCode).toBe(201);
+      expect(r.rawPayload.equals(raw)).toBe(true);
+      expect(r.headers['set-cookie']).toEqual(['a=1; Secure', 'b=2; Secure']);
+    }
+    expect((await h.inject({ method: 'POST', url: '/test/echo' })).statusCode).toBe(201);
+  });
+
+  it.each(['/%', '/%zz', '/test/small/%E0%A4%A'])('a malformed request target (%s) is a refusal in the JSON shape', async (url) => {
+    const r = await h.inject({ method: 'POST', url, payload: 'x', headers: { 'content-type': 'text/plain' } });
+    expect([400, 404]).toContain(r.statusCode);
+    expect(json(r.body)).toMatchObject({ error: expect.any(String) });
   });
 });
 
