@@ -15,11 +15,11 @@ import { parseArgs } from 'node:util';
 import '../console/modules.js';
 import { migrate, openDatabase } from '../console/core/db.js';
 import { coreMigrations } from '../console/core/schema.js';
-import { webMigrations } from '../console/web/auth.js';
+import { webMigrations } from '../console/web/schema.js';
 import { dashboard, eventByRid, eventPage, rollupCatchUp, rollupLag, type EventQuery } from '../console/web/queries.js';
 import { dayStartIso } from '../console/web/pages/events.js';
 import { createSession } from '../console/web/auth.js';
-import { webModule } from '../console/web/module.js';
+import { webModule } from '../console/web/feature.js';
 import { recordConsoleEvent } from '../console/core/events.js';
 import type { ApiRequest, ConsoleContext, Route } from '../console/module.js';
 

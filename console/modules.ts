@@ -1,10 +1,13 @@
-/** The console's feature modules, in migration order. */
+/**
+ * The console's feature registry, in migration order. Each feature folder has the same roles:
+ * feature.ts (this registration), schema.ts (migrations), store.ts (the only code on its tables),
+ * api.ts (routes), cli.ts, and its pages under web/pages/. Registering a feature is ONE line here.
+ */
 import type { ConsoleModule } from './module.js';
-import { backboneModule } from './backbone/module.js';
-import { mfaModule } from './mfa/module.js';
-import { mfaIdentityModule } from './mfa/identity.js';
+import { backboneModule } from './backbone/feature.js';
+import { mfaIdentityModule, mfaModule } from './mfa/feature.js';
 import { softwareModule } from './software/module.js';
 import { usbModule } from './usb/module.js';
-import { webModule } from './web/module.js';
+import { webModule } from './web/feature.js';
 
 export const modules: ConsoleModule[] = [backboneModule, mfaModule, mfaIdentityModule, softwareModule, usbModule, webModule];

@@ -37,7 +37,7 @@ export const AGENT_EVENT_TYPES = {
 
 export const CONSOLE_EVENT_TYPES = {
   'agent.enrolled': 'info',
-  'agent.revoked': 'notice',
+  'agent.revoked': 'notice', // retired: written by the CLI's revoke before issue 11 (now admin.terminal_revoked); kept so stored rows stay readable
   'agent.silent': 'critical',
   'agent.back_online': 'info',
   'agent.chain_broken': 'critical',

@@ -5,9 +5,9 @@ import { parsePolicyBody } from '../../protocol/policy.js';
 import { t } from '../../protocol/i18n.js';
 import { safeText } from '../../protocol/text.js';
 import { parseDuration, withConsole, type CliCommand } from '../module.js';
-import { PolicyValidationError, type OpenConsole } from '../core/context.js';
+import { PolicyValidationError, type OpenConsole } from '../core/open-console.js';
 import { queryEvents } from '../core/events.js';
-import { createEnrollToken, listAgents } from './agents.js';
+import { createEnrollToken, listAgents, revokeTerminal } from './store.js';
 
 const dataOpt = { data: { type: 'string' as const, default: process.env.SEKIMORI_CONSOLE_DATA ?? '/var/lib/sekimori-console' } };
 
@@ -59,18 +59,15 @@ export const backboneCommands: Record<string, CliCommand> = {
   revoke: {
     summary: 'revoke --data DIR AGENT_ID   端末の証明書を失効 / revoke a terminal',
     run(args, open) {
-      const { values, positionals } = parseArgs({ args, options: dataOpt, allowPositionals: true });
+      const { positionals } = parseArgs({ args, options: dataOpt, allowPositionals: true });
       const id = positionals[0];
       if (!id) throw new Error('usage: revoke --data DIR AGENT_ID');
       return withConsole(open, (ctx) => {
-        const r = ctx.db.prepare("UPDATE agents SET status = 'revoked', revoked_at = ? WHERE id = ? AND status != 'revoked'").run(new Date().toISOString(), id);
-        if (r.changes !== 1) {
+        if (!revokeTerminal(ctx, id, 'cli')) {
           process.stderr.write(t(`該当する有効な端末がありません: ${id}\n`, `no active terminal ${id}\n`));
           return 1;
         }
-        ctx.recordEvent({ type: 'agent.revoked', user: 'cli', terminalId: id, data: { agentId: id } });
         process.stdout.write(t(`失効しました: ${id}\n`, `revoked ${id}\n`));
-        void values;
         return 0;
       });
     },

@@ -5,34 +5,20 @@ import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
 import { generateSecret, generateURI } from 'otplib';
 import { defaultPolicyBody, policyBodyErrors, signPolicy, type PolicyBody, type SignedPolicy } from '../../protocol/policy.js';
-import type { ConsoleContext } from '../module.js';
 import { modules } from '../modules.js';
 import { migrate, openDatabase } from './db.js';
 import { recordConsoleEvent } from './events.js';
 import { EventFolder } from './folding.js';
 import { generatePassword, hashPassword } from './passwords.js';
-import { consolePaths, type ConsoleConfig, type ConsolePaths } from './paths.js';
-import { createCa, fingerprintOfPem, issueServerCert, type KeyAndCert } from './pki.js';
+import { consolePaths, type ConsoleConfig } from './paths.js';
+import { createCa, fingerprintOfPem, issueServerCert } from './pki.js';
+import { PolicyValidationError, type OpenConsole } from './open-console.js';
 import { coreMigrations } from './schema.js';
 import { loadOrCreateKey, open, seal } from './secrets.js';
+import { insertAccount } from '../web/store.js';
 
-export interface OpenConsole extends ConsoleContext {
-  paths: ConsolePaths;
-  config: ConsoleConfig;
-  ca: KeyAndCert;
-  caFingerprint: string;
-  server: KeyAndCert;
-  policyPublicKeyPem: string;
-  /** Writes the summaries of folded events whose minute has ended (serve's tick), or all of them. */
-  flushRepeated(now?: number, force?: boolean): void;
-  close(): void;
-}
-
-export class PolicyValidationError extends Error {
-  constructor(readonly errors: string[]) {
-    super(errors.join('; '));
-  }
-}
+// Kept importable from here: tests and benches open a console through this file.
+export { PolicyValidationError, type OpenConsole };
 
 function writeSecretFile(path: string, content: string | Buffer): void {
   writeFileSync(path, content, { mode: 0o600 });
@@ -70,9 +56,7 @@ export async function initConsole(dataDir: string, opts: { sans: string[]; organ
     ctx.publishPolicy(defaultPolicyBody(), 'init');
     const password = generatePassword();
     const totpSecret = generateSecret();
-    ctx.db
-      .prepare('INSERT INTO console_users (username, role, password_hash, totp_secret, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run('admin', 'admin', await hashPassword(password), ctx.seal(totpSecret), new Date().toISOString());
+    insertAccount(ctx.db, { username: 'admin', role: 'admin', passwordHash: await hashPassword(password), sealedTotpSecret: ctx.seal(totpSecret), createdAt: new Date().toISOString() });
     const uri = generateURI({ issuer: `Sekimori ${opts.organisation}`, label: 'admin', secret: totpSecret });
     writeSecretFile(
       paths.initialAdmin,
@@ -117,6 +101,7 @@ export function openConsole(dataDir: string): OpenConsole {
     caFingerprint: fingerprintOfPem(ca.certPem),
     server,
     policyPublicKeyPem: readFileSync(paths.policyPublicKey, 'utf8'),
+    hasModule: (name) => modules.some((m) => m.name === name),
     db,
     recordEvent: (e) => recordConsoleEvent(db, e),
     recordRepeated: (e, key) => folder.record(e, key),

@@ -5,13 +5,13 @@
  * name and unique in `mfa_user_keys`, so "Yamada", "CITY\yamada" and "yamada@city.example.lg.jp"
  * reach one enrolment from the Credential Provider, while a Linux terminal still needs "yamada".
  *
- * The keys live in a table of their own (its own migration module, after `mfa`): it does not depend
+ * The keys live in a table of their own (its own migration module, after `mfa`: ./schema.ts): it does not depend
  * on the columns of mfa_users, and `syncUserKeys` gives a key to every name that has none yet
  * (enrolled before keys existed, or inserted by code that does not know them).
  */
 import { isValidMfaUser } from '../../protocol/policy-mfa.js';
-import type { ConsoleContext, ConsoleModule } from '../module.js';
-import { MfaError } from './store.js';
+import type { ConsoleContext } from '../module.js';
+import { MfaError } from './errors.js';
 
 /** Never part of a stored name: what Windows forbids in account names, and "\" (the domain separator). */
 const FORBIDDEN_IN_NAME = /["/\\[\]:;|=,+*?<>]/;
@@ -129,14 +129,3 @@ export function clientByAddress(ctx: ConsoleContext, remoteAddress: string): str
   const rows = ctx.db.prepare('SELECT name FROM mfa_validate_clients WHERE disabled = 0 AND address IN (?, ?) LIMIT 2').all(a, `::ffff:${a}`) as { name: string }[];
   return rows.length === 1 ? `win:${rows[0]!.name}` : null;
 }
-
-/** Schema of the keys: a module of its own, migrated after `mfa`. */
-export const mfaIdentityModule: ConsoleModule = {
-  name: 'mfa-identity',
-  migrations: [
-    `CREATE TABLE mfa_user_keys (
-       user TEXT PRIMARY KEY,
-       canon TEXT NOT NULL UNIQUE
-     );`,
-  ],
-};

@@ -1,16 +1,38 @@
 /**
- * Console accounts: login decision (password + TOTP, replay guard, lockout), sessions with idle
- * and absolute timeouts, CSRF tokens, and the same-origin check for every POST. The decisions are
- * pure functions (unit-tested); the store functions only read and write rows.
+ * Console accounts: login (password + TOTP; the code, its replay guard and the lockout are judged
+ * by protocol/mfa/decide.ts, the one TOTP decision), sessions with idle and absolute timeouts, CSRF
+ * tokens, and the same-origin check for every POST. The decisions are pure functions (unit-tested);
+ * rows are read and written only by ./store.ts.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { base32Decode, matchStep, timeStep } from '../../protocol/mfa/otp.js';
+import { decide, type MfaReason, type MfaUserState } from '../../protocol/mfa/decide.js';
+import { base32Decode } from '../../protocol/mfa/otp.js';
 import { ConcurrencyLimit, RateLimiter, sourceKey, type RateLimit } from '../core/limits.js';
 import { hashPassword, unmatchableHash, verifyPassword } from '../core/passwords.js';
 import type { ConsoleContext } from '../module.js';
+import {
+  clearLoginFailures,
+  countEnabledAdmins,
+  deleteOtherSessions,
+  deleteSessionById,
+  deleteSessionsIdleOrOld,
+  getAccount,
+  insertAccount,
+  insertSession,
+  readLoginState,
+  sessionAlive as sessionExists,
+  sessionById,
+  setAccountDisabledRow,
+  setPasswordHash,
+  touchSession,
+  writeLoginState,
+  type Account,
+  type LoginState,
+  type Role,
+} from './store.js';
 
-export type Role = 'admin' | 'auditor';
+export { getAccount, listAccounts, type Account, type LoginState, type Role } from './store.js';
 
 /**
  * Account lock. One address is throttled by LOGIN_LIMITS.perAddress long before it could lock an
@@ -75,12 +97,6 @@ export function loginLimiters(ctx: ConsoleContext): LoginLimiters {
   return l;
 }
 
-export interface LoginState {
-  failures: number;
-  lockedUntil: number; // epoch ms
-  lastStep: number; // highest TOTP step accepted (replay guard)
-}
-
 export type LoginReason = 'ok' | 'locked' | 'bad_credentials' | 'replay' | 'disabled' | 'malformed';
 
 export interface LoginVerdict {
@@ -90,28 +106,46 @@ export interface LoginVerdict {
   lockedNow: boolean;
 }
 
+/** Console accounts' authenticator apps: RFC 6238 defaults (what `init` and `user add` enrol). */
+const ADMIN_TOTP = { algorithm: 'SHA1', digits: 6, period: 30 } as const;
+const NO_KEY = new Uint8Array(20);
+
+const REASONS: Partial<Record<MfaReason, LoginReason>> = { ok: 'ok', locked: 'locked', malformed: 'malformed', replay: 'replay', disabled: 'disabled' };
+
 /**
- * Pure decision. `passwordOk`/`codeMatch` are computed by the caller (scrypt, TOTP);
+ * Pure decision, made by protocol/mfa/decide.ts (the one TOTP decision: window, replay, lockout)
+ * with the password as the factor checked before the code. `passwordOk` is computed by the caller
+ * (scrypt); `key` is the account's TOTP seed (null: no account, or a seed that does not decode);
  * `streakSources` is the number of different addresses in the account's failure streak if this
- * attempt fails (this address included). The reply to the person never says which factor was
- * wrong, nor that the account is locked; the event log does.
+ * attempt fails (this address included): the account locks only from `lockSources` addresses on.
+ * The reply to the person never says which factor was wrong, nor that the account is locked; the
+ * event log does.
  */
 export function decideLogin(
   state: LoginState,
-  input: { exists: boolean; disabled: boolean; passwordOk: boolean; codeMatch: { step: number; replay: boolean } | null; wellFormed: boolean; nowMs: number; streakSources: number },
+  input: { exists: boolean; disabled: boolean; passwordOk: boolean; key: Uint8Array | null; code: string; wellFormed: boolean; nowMs: number; streakSources: number },
   policy = LOGIN_POLICY,
 ): LoginVerdict {
-  if (state.lockedUntil > input.nowMs) return { ok: false, reason: 'locked', next: state, lockedNow: false };
-  const fail = (reason: LoginReason): LoginVerdict => {
-    const failures = state.failures + 1;
-    const lockedNow = failures >= policy.lockFailures && input.streakSources >= policy.lockSources;
-    return { ok: false, reason, next: { ...state, failures: lockedNow ? 0 : failures, lockedUntil: lockedNow ? input.nowMs + policy.lockMs : state.lockedUntil }, lockedNow };
+  const mfaState: MfaUserState = {
+    status: 'active',
+    key: input.key ?? NO_KEY,
+    params: ADMIN_TOTP,
+    lastStep: state.lastStep,
+    failures: state.failures,
+    lockedUntil: state.lockedUntil,
+    recovery: [], // console accounts have no recovery codes: a lost authenticator is re-enrolled by another admin
   };
-  if (!input.wellFormed) return fail('malformed');
-  if (!input.exists || !input.passwordOk || input.codeMatch === null) return fail('bad_credentials');
-  if (input.disabled) return fail('disabled');
-  if (input.codeMatch.replay || input.codeMatch.step <= state.lastStep) return fail('replay');
-  return { ok: true, reason: 'ok', next: { failures: 0, lockedUntil: 0, lastStep: input.codeMatch.step }, lockedNow: false };
+  const v = decide(mfaState, {
+    user: 'console-account', // decide() checks the terminals' name grammar only; the account is known here
+    code: input.wellFormed ? input.code : '',
+    nowMs: input.nowMs,
+    policy: { windowSteps: policy.totpWindow, maxFailures: policy.lockFailures, lockoutSeconds: policy.lockMs / 1000 },
+    priorFactor: !input.exists || !input.passwordOk || input.key === null ? 'wrong' : input.disabled ? 'disabled' : 'ok',
+    mayLock: input.streakSources >= policy.lockSources,
+  });
+  const next: LoginState = v.next ? { failures: v.next.failures, lockedUntil: v.next.lockedUntil, lastStep: v.next.lastStep } : state;
+  if (v.result === 'accept') return { ok: true, reason: 'ok', next, lockedNow: false };
+  return { ok: false, reason: REASONS[v.reason] ?? 'bad_credentials', next, lockedNow: v.lockedNow };
 }
 
 export const USERNAME_RE = /^[A-Za-z0-9._@-]{1,64}$/;
@@ -145,81 +179,6 @@ export function sameOrigin(headers: { origin?: string | undefined; referer?: str
     }
   }
   return false;
-}
-
-export interface Account {
-  username: string;
-  role: Role;
-  disabled: boolean;
-  createdAt: string;
-}
-
-interface AccountRow {
-  username: string;
-  role: Role;
-  password_hash: string;
-  totp_secret: string;
-  created_at: string;
-  disabled: number;
-}
-
-export const webMigrations: string[] = [
-  `CREATE TABLE web_sessions (
-     id_hash TEXT PRIMARY KEY,
-     username TEXT NOT NULL,
-     csrf TEXT NOT NULL,
-     created_at INTEGER NOT NULL,
-     last_seen INTEGER NOT NULL
-   );
-   CREATE TABLE web_login_state (
-     username TEXT PRIMARY KEY,
-     failures INTEGER NOT NULL DEFAULT 0,
-     locked_until INTEGER NOT NULL DEFAULT 0,
-     last_step INTEGER NOT NULL DEFAULT -1
-   );
-   -- Daily counts for the dashboard and report, filled from events by rid (no trigger on events,
-   -- so ingest pays nothing); web_rollup_head remembers the last rid counted.
-   CREATE TABLE web_rollup (
-     day TEXT NOT NULL,
-     type TEXT NOT NULL,
-     terminal_id TEXT NOT NULL,
-     user TEXT NOT NULL,
-     n INTEGER NOT NULL,
-     PRIMARY KEY (day, type, terminal_id, user)
-   ) WITHOUT ROWID;
-   CREATE INDEX web_rollup_type_day ON web_rollup (type, day);
-   CREATE TABLE web_rollup_head (one INTEGER PRIMARY KEY CHECK (one = 1), rid INTEGER NOT NULL);
-   INSERT INTO web_rollup_head (one, rid) VALUES (1, 0);`,
-  // v2: one row per (dimension, type, day, key) — dim '' is the day total, 't' per terminal,
-  // 'u' per user — so per-day charts read a handful of rows; plus the event types seen (for "x.*").
-  `DROP TABLE web_rollup;
-   CREATE TABLE web_rollup (
-     dim TEXT NOT NULL CHECK (dim IN ('', 't', 'u')),
-     type TEXT NOT NULL,
-     day TEXT NOT NULL,
-     key TEXT NOT NULL,
-     n INTEGER NOT NULL,
-     PRIMARY KEY (dim, type, day, key)
-   ) WITHOUT ROWID;
-   CREATE TABLE web_types (type TEXT PRIMARY KEY) WITHOUT ROWID;
-   UPDATE web_rollup_head SET rid = 0;`,
-];
-
-export function getAccount(db: Database.Database, username: string): (Account & { row: AccountRow }) | null {
-  const r = db.prepare('SELECT * FROM console_users WHERE username = ?').get(username) as AccountRow | undefined;
-  return r ? { username: r.username, role: r.role, disabled: r.disabled === 1, createdAt: r.created_at, row: r } : null;
-}
-
-export function listAccounts(db: Database.Database): Account[] {
-  const rows = db.prepare('SELECT username, role, created_at, disabled FROM console_users ORDER BY username').all() as AccountRow[];
-  return rows.map((r) => ({ username: r.username, role: r.role, disabled: r.disabled === 1, createdAt: r.created_at }));
-}
-
-function loginState(db: Database.Database, username: string): LoginState {
-  const r = db.prepare('SELECT failures, locked_until, last_step FROM web_login_state WHERE username = ?').get(username) as
-    | { failures: number; locked_until: number; last_step: number }
-    | undefined;
-  return r ? { failures: r.failures, lockedUntil: r.locked_until, lastStep: r.last_step } : { failures: 0, lockedUntil: 0, lastStep: -1 };
 }
 
 // Checked when the account does not exist, so the reply takes as long as for a real one.
@@ -275,18 +234,14 @@ export async function attemptLogin(ctx: ConsoleContext, usernameIn: string, pass
   const acct = username ? getAccount(ctx.db, username) : null;
   // A password changed while this one was being checked no longer counts.
   const passwordOk = passwordMatches && acct !== null && acct.row.password_hash === hashBefore;
-  const state = acct ? loginState(ctx.db, username) : { failures: 0, lockedUntil: 0, lastStep: -1 };
-  let codeMatch: { step: number; replay: boolean } | null = null;
-  if (acct && CODE_RE.test(code)) {
-    const key = base32Decode(ctx.open(acct.row.totp_secret).toString('utf8'));
-    if (key) codeMatch = matchStep(key, code, timeStep(nowMs), LOGIN_POLICY.totpWindow, { algorithm: 'SHA1', digits: 6, period: 30 }, state.lastStep);
-  }
+  const state = acct ? readLoginState(ctx.db, username) : { failures: 0, lockedUntil: 0, lastStep: -1 };
+  const key = acct ? base32Decode(ctx.open(acct.row.totp_secret).toString('utf8')) : null;
   const sources = loginLimiters(ctx).streakSources;
   // The streak's addresses live in memory; the failure count in the database. A fresh streak
   // (count 0, also after a restart or an unlock) starts with no remembered addresses.
   const streak = acct && state.failures > 0 ? (sources.get(username) ?? new Set<string>()) : new Set<string>();
   const source = sourceKey(from);
-  const verdict = decideLogin(state, { exists: acct !== null, disabled: acct?.disabled ?? false, passwordOk, codeMatch, wellFormed, nowMs, streakSources: streak.size + (streak.has(source) ? 0 : 1) });
+  const verdict = decideLogin(state, { exists: acct !== null, disabled: acct?.disabled ?? false, passwordOk, key, code, wellFormed, nowMs, streakSources: streak.size + (streak.has(source) ? 0 : 1) });
   if (acct) {
     if (verdict.ok || verdict.lockedNow) sources.delete(username);
     else if (verdict.reason !== 'locked') {
@@ -298,14 +253,7 @@ export async function attemptLogin(ctx: ConsoleContext, usernameIn: string, pass
   }
   const shownUser = username || usernameIn.slice(0, 64);
   ctx.db.transaction(() => {
-    if (acct) {
-      ctx.db
-        .prepare(
-          `INSERT INTO web_login_state (username, failures, locked_until, last_step) VALUES (@u, @f, @l, @s)
-           ON CONFLICT (username) DO UPDATE SET failures = @f, locked_until = @l, last_step = @s`,
-        )
-        .run({ u: username, f: verdict.next.failures, l: verdict.next.lockedUntil, s: verdict.next.lastStep });
-    }
+    if (acct) writeLoginState(ctx.db, username, verdict.next);
     if (verdict.ok) ctx.recordEvent({ type: 'admin.login', user: username, data: { from, role: acct!.role } });
     // Failures are folded per address: a flood from one address is one event plus a count a minute.
     else ctx.recordRepeated({ type: 'admin.login_failed', severity: 'warning', user: shownUser, data: { from, reason: verdict.reason, known: acct !== null } }, `login_failed:${source}`);
@@ -323,7 +271,7 @@ export interface Session {
 export function createSession(db: Database.Database, username: string, nowMs = Date.now()): { token: string; csrf: string } {
   const token = randomBytes(32).toString('base64url');
   const csrf = randomBytes(32).toString('base64url');
-  db.prepare('INSERT INTO web_sessions (id_hash, username, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)').run(sha256(token), username, csrf, nowMs, nowMs);
+  insertSession(db, sha256(token), username, csrf, nowMs);
   return { token, csrf };
 }
 
@@ -331,24 +279,22 @@ export function createSession(db: Database.Database, username: string, nowMs = D
 export function loadSession(db: Database.Database, token: string | undefined, nowMs = Date.now()): Session | null {
   if (!token || token.length > 100) return null;
   const id = sha256(token);
-  const r = db
-    .prepare('SELECT s.username, s.csrf, s.created_at, s.last_seen, u.role, u.disabled FROM web_sessions s JOIN console_users u ON u.username = s.username WHERE s.id_hash = ?')
-    .get(id) as { username: string; csrf: string; created_at: number; last_seen: number; role: Role; disabled: number } | undefined;
+  const r = sessionById(db, id);
   if (!r) return null;
-  if (r.disabled === 1 || nowMs - r.last_seen > LOGIN_POLICY.idleMs || nowMs - r.created_at > LOGIN_POLICY.absoluteMs) {
-    db.prepare('DELETE FROM web_sessions WHERE id_hash = ?').run(id);
+  if (r.disabled || nowMs - r.lastSeen > LOGIN_POLICY.idleMs || nowMs - r.createdAt > LOGIN_POLICY.absoluteMs) {
+    deleteSessionById(db, id);
     return null;
   }
-  if (nowMs - r.last_seen > 5_000) db.prepare('UPDATE web_sessions SET last_seen = ? WHERE id_hash = ?').run(nowMs, id);
+  if (nowMs - r.lastSeen > 5_000) touchSession(db, id, nowMs);
   return { username: r.username, role: r.role, csrf: r.csrf };
 }
 
 export function deleteSession(db: Database.Database, token: string | undefined): void {
-  if (token) db.prepare('DELETE FROM web_sessions WHERE id_hash = ?').run(sha256(token));
+  if (token) deleteSessionById(db, sha256(token));
 }
 
 export function purgeSessions(db: Database.Database, nowMs = Date.now()): void {
-  db.prepare('DELETE FROM web_sessions WHERE last_seen < ? OR created_at < ?').run(nowMs - LOGIN_POLICY.idleMs, nowMs - LOGIN_POLICY.absoluteMs);
+  deleteSessionsIdleOrOld(db, nowMs - LOGIN_POLICY.idleMs, nowMs - LOGIN_POLICY.absoluteMs);
 }
 
 export function parseCookies(header: string | undefined): Map<string, string> {
@@ -370,9 +316,7 @@ export async function addAccount(ctx: ConsoleContext, username: string, role: Ro
   const passwordHash = await hashPassword(generate.password);
   ctx.db.transaction(() => {
     if (getAccount(ctx.db, username)) throw new Error(`${username}: 既に存在します / already exists`);
-    ctx.db
-      .prepare('INSERT INTO console_users (username, role, password_hash, totp_secret, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(username, role, passwordHash, ctx.seal(generate.secret), new Date().toISOString());
+    insertAccount(ctx.db, { username, role, passwordHash, sealedTotpSecret: ctx.seal(generate.secret), createdAt: new Date().toISOString() });
     ctx.recordEvent({ type: 'admin.account_created', user: actor, data: { account: username, role, before: null, after: { role, disabled: false } } });
   })();
 }
@@ -382,17 +326,15 @@ export function setAccountDisabled(ctx: ConsoleContext, username: string, disabl
     const a = getAccount(ctx.db, username);
     if (!a) throw new Error(`${username}: 存在しません / no such account`);
     if (disabled && a.role === 'admin') {
-      const admins = (ctx.db.prepare("SELECT count(*) AS n FROM console_users WHERE role = 'admin' AND disabled = 0").get() as { n: number }).n;
-      if (admins <= 1) throw new Error('最後の管理者は無効にできません / cannot disable the last administrator');
+      if (countEnabledAdmins(ctx.db) <= 1) throw new Error('最後の管理者は無効にできません / cannot disable the last administrator');
     }
-    ctx.db.prepare('UPDATE console_users SET disabled = ? WHERE username = ?').run(disabled ? 1 : 0, username);
-    if (disabled) ctx.db.prepare('DELETE FROM web_sessions WHERE username = ?').run(username);
+    setAccountDisabledRow(ctx.db, username, disabled);
     ctx.recordEvent({ type: disabled ? 'admin.account_disabled' : 'admin.account_enabled', user: actor, data: { account: username, before: { disabled: a.disabled }, after: { disabled } } });
   })();
 }
 
 export function unlockAccount(ctx: ConsoleContext, username: string, actor: string): void {
-  ctx.db.prepare('UPDATE web_login_state SET failures = 0, locked_until = 0 WHERE username = ?').run(username);
+  clearLoginFailures(ctx.db, username);
   loginLimiters(ctx).streakSources.delete(username);
   ctx.recordEvent({ type: 'admin.account_unlocked', user: actor, data: { account: username } });
 }
@@ -415,7 +357,7 @@ export async function changePassword(ctx: ConsoleContext, username: string, sess
   const sid = sha256(sessionToken);
   const max = LOGIN_LIMITS.passwordChangeFailures;
   // Requests already in flight when the session was ended must not guess on (nor start a new count).
-  const sessionAlive = () => ctx.db.prepare('SELECT 1 FROM web_sessions WHERE id_hash = ? AND username = ?').get(sid, username) !== undefined;
+  const sessionAlive = () => sessionExists(ctx.db, sid, username);
   const tries = (l.passwordChangeFailures.get(sid) ?? 0) + 1;
   if (tries > max || !sessionAlive()) {
     endSessionForGuessing(ctx, username, sid, tries - 1);
@@ -444,8 +386,8 @@ export async function changePassword(ctx: ConsoleContext, username: string, sess
   }
   l.passwordChangeFailures.delete(sid);
   const sessionsEnded = ctx.db.transaction(() => {
-    ctx.db.prepare('UPDATE console_users SET password_hash = ? WHERE username = ?').run(nextHash, username);
-    const n = ctx.db.prepare('DELETE FROM web_sessions WHERE username = ? AND id_hash != ?').run(username, sid).changes;
+    setPasswordHash(ctx.db, username, nextHash);
+    const n = deleteOtherSessions(ctx.db, username, sid);
     ctx.recordEvent({ type: 'admin.password_changed', user: username, data: { account: username, otherSessionsEnded: n } });
     return n;
   })();
@@ -453,12 +395,12 @@ export async function changePassword(ctx: ConsoleContext, username: string, sess
 }
 
 function endSessionForGuessing(ctx: ConsoleContext, username: string, sid: string, failures: number): void {
-  const n = ctx.db.prepare('DELETE FROM web_sessions WHERE id_hash = ?').run(sid).changes;
+  const n = deleteSessionById(ctx.db, sid);
   // The count stays (at the maximum) for requests of this session still in flight; the map is bounded.
   loginLimiters(ctx).passwordChangeFailures.set(sid, LOGIN_LIMITS.passwordChangeFailures);
   if (n > 0) ctx.recordEvent({ type: 'admin.session_ended', severity: 'critical', user: username, data: { account: username, reason: 'password_change_failures', failures } });
 }
 
 export function accountLocked(db: Database.Database, username: string, nowMs = Date.now()): boolean {
-  return loginState(db, username).lockedUntil > nowMs;
+  return readLoginState(db, username).lockedUntil > nowMs;
 }

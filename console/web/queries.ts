@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import { AGENT_EVENT_TYPES, CONSOLE_EVENT_TYPES } from '../../protocol/events.js';
 import { t } from '../../protocol/i18n.js';
 import { safeText } from '../../protocol/text.js';
-import { hostnameKey } from '../backbone/agents.js';
+import { hostnameKey } from '../backbone/store.js';
 import { eventWhere, rowToEvent, type StoredEvent } from '../core/events.js';
 
 export { hostnameKey };

@@ -1,7 +1,9 @@
 /**
- * The pure MFA decision: user state × presented code × policy × clock → verdict and new state.
- * No I/O: the console (online, the authority for all terminals) and the agent (offline cache)
- * both call `decide` and persist `verdict.next` themselves.
+ * Where a TOTP/HOTP code is checked: the one pure decision (user state × presented code × policy ×
+ * clock → verdict and new state: window, replay guard, failure count, lockout, recovery codes).
+ * No I/O: the console (online, the authority for all terminals, and its own administrators' login
+ * in console/web/auth.ts), the agent (offline cache) and /validate/check all call `decide` and
+ * persist `verdict.next` themselves.
  */
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { isValidMfaUser, type MfaPolicy } from '../policy-mfa.js';
@@ -140,6 +142,19 @@ export interface DecideInput {
   policy: Pick<MfaPolicy, 'windowSteps' | 'maxFailures' | 'lockoutSeconds'>;
   /** Set when policy.requireAssignment holds and the user is not assigned to the terminal. */
   notAssigned?: boolean;
+  /**
+   * Console login only: the outcome of the factor checked before the code (the account's password,
+   * and whether the account may log in). 'wrong' fails the attempt whatever the code (reason
+   * 'wrong_code': a reply never says which factor was wrong); 'disabled' fails a right code with
+   * reason 'disabled'. Both count as failures. Absent = no other factor (terminals).
+   */
+  priorFactor?: 'ok' | 'wrong' | 'disabled';
+  /**
+   * Console login only: false while the current failure streak comes from too few addresses to
+   * lock (a lock any single address could set would lock the real administrators out on demand).
+   * Failures still count; the lock waits for enough addresses. Absent = may lock.
+   */
+  mayLock?: boolean;
 }
 
 const reject = (reason: MfaReason, event: MfaEventType = 'mfa.failure'): MfaVerdict => ({ result: 'reject', reason, event, lockedNow: false });
@@ -166,7 +181,7 @@ export function decide(state: MfaUserState | null, input: DecideInput): MfaVerdi
 
   const fail = (reason: MfaReason, event: MfaEventType, step?: number): MfaVerdict => {
     const f = failures + 1;
-    const lockNow = f >= policy.maxFailures;
+    const lockNow = f >= policy.maxFailures && input.mayLock !== false;
     return {
       result: 'reject',
       reason,
@@ -179,10 +194,12 @@ export function decide(state: MfaUserState | null, input: DecideInput): MfaVerdi
 
   const parsed = parseCode(input.code, state.params.digits);
   if (parsed.kind === 'malformed') return fail('malformed', 'mfa.failure');
+  if (input.priorFactor === 'wrong') return fail('wrong_code', 'mfa.failure');
   if (parsed.kind === 'recovery') {
     for (const r of state.recovery) {
       if (r.used) continue;
       if (recoveryMatches(parsed.code, r)) {
+        if (input.priorFactor === 'disabled') return fail('disabled', 'mfa.failure');
         return {
           result: 'accept',
           reason: 'recovery',
@@ -209,6 +226,7 @@ export function decide(state: MfaUserState | null, input: DecideInput): MfaVerdi
     if (m && !m.replay && state.drift !== undefined) drift = clampDrift(m.step - realStep);
   }
   if (!m) return fail('wrong_code', 'mfa.failure');
+  if (input.priorFactor === 'disabled') return fail('disabled', 'mfa.failure');
   if (m.replay) return fail('replay', 'mfa.replay', m.step);
   return {
     result: 'accept',

@@ -9,7 +9,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { migrate } from '../../console/core/db.js';
 import { queryEvents } from '../../console/core/events.js';
 import { coreMigrations } from '../../console/core/schema.js';
-import { webMigrations } from '../../console/web/auth.js';
+import { webMigrations } from '../../console/web/schema.js';
 import { dashboard, eventPage, rollupCatchUp, rollupSkipped, type SkippedRow } from '../../console/web/queries.js';
 
 const FAR = '9999-12-31T23:59:59.999Z';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hotp, timeStep, base32Decode } from '../../protocol/mfa/otp.js';
 import { initConsole, openConsole, type OpenConsole } from '../../console/core/context.js';
-import { parseReconcile } from '../../console/mfa/module.js';
+import { parseReconcile } from '../../console/mfa/api.js';
 import {
   assign,
   cacheFor,
@@ -19,9 +19,9 @@ import {
   listUsers,
   parseTokenCsv,
   reconcile,
-  REPAIR_FUTURE_LAST_STEP,
   verifyAttempt,
 } from '../../console/mfa/store.js';
+import { REPAIR_FUTURE_LAST_STEP } from '../../console/mfa/schema.js';
 import type { MfaReconcileEntry } from '../../protocol/mfa/wire.js';
 import { defaultPolicyBody } from '../../protocol/policy.js';
 

@@ -7,7 +7,9 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { migrate } from '../../console/core/db.js';
 import { coreMigrations } from '../../console/core/schema.js';
-import { decideLogin, LOGIN_POLICY, parseCookies, sameOrigin, webMigrations, type LoginState } from '../../console/web/auth.js';
+import { decideLogin, LOGIN_POLICY, parseCookies, sameOrigin, type LoginState } from '../../console/web/auth.js';
+import { webMigrations } from '../../console/web/schema.js';
+import { hotp, timeStep } from '../../protocol/mfa/otp.js';
 import { sourceKey } from '../../console/core/limits.js';
 import { barChart } from '../../console/web/charts.js';
 import { BOM, csvCell, csvLine } from '../../console/web/csv.js';
@@ -91,26 +93,43 @@ describe('policy diff', () => {
   });
 });
 
-describe('login decision', () => {
+describe('login decision (protocol/mfa/decide.ts with the password as first factor)', () => {
   const fresh: LoginState = { failures: 0, lockedUntil: 0, lastStep: -1 };
-  const ok = { exists: true, disabled: false, passwordOk: true, codeMatch: { step: 100, replay: false }, wellFormed: true, nowMs: 1_000_000, streakSources: 1 };
+  const key = new Uint8Array(20).fill(7);
+  const nowMs = 1_000_000_000;
+  const step = timeStep(nowMs);
+  const codeAt = (s: number) => hotp(key, s);
+  const ok = { exists: true, disabled: false, passwordOk: true, key, code: codeAt(step), wellFormed: true, nowMs, streakSources: 1 };
   it.each([
     ['all good', fresh, ok, true, 'ok'],
+    ['a step behind (window 1)', fresh, { ...ok, code: codeAt(step - 1) }, true, 'ok'],
+    ['a step ahead (window 1)', fresh, { ...ok, code: codeAt(step + 1) }, true, 'ok'],
+    ['two steps behind', fresh, { ...ok, code: codeAt(step - 2) }, false, 'bad_credentials'],
     ['wrong password', fresh, { ...ok, passwordOk: false }, false, 'bad_credentials'],
-    ['wrong code', fresh, { ...ok, codeMatch: null }, false, 'bad_credentials'],
+    ['wrong code', fresh, { ...ok, code: codeAt(step + 50) }, false, 'bad_credentials'],
     ['unknown account', fresh, { ...ok, exists: false }, false, 'bad_credentials'],
+    ['seed that does not decode', fresh, { ...ok, key: null }, false, 'bad_credentials'],
     ['disabled account', fresh, { ...ok, disabled: true }, false, 'disabled'],
+    ['disabled account, wrong password', fresh, { ...ok, disabled: true, passwordOk: false }, false, 'bad_credentials'],
     ['malformed input', fresh, { ...ok, wellFormed: false }, false, 'malformed'],
-    ['replayed step', { ...fresh, lastStep: 100 }, ok, false, 'replay'],
-    ['older step', { ...fresh, lastStep: 101 }, ok, false, 'replay'],
-    ['matcher says replay', fresh, { ...ok, codeMatch: { step: 100, replay: true } }, false, 'replay'],
-    ['locked even with right factors', { ...fresh, lockedUntil: 2_000_000 }, ok, false, 'locked'],
-    ['lock expired', { ...fresh, lockedUntil: 999_999 }, ok, true, 'ok'],
+    ['replayed step', { ...fresh, lastStep: step }, ok, false, 'replay'],
+    ['older step', { ...fresh, lastStep: step + 1 }, ok, false, 'replay'],
+    ['locked even with right factors', { ...fresh, lockedUntil: nowMs + 1 }, ok, false, 'locked'],
+    ['lock expired', { ...fresh, lockedUntil: nowMs - 1 }, ok, true, 'ok'],
+    // Hostile codes reaching the decision even though attemptLogin checks the shape first.
+    ['empty code', fresh, { ...ok, code: '' }, false, 'malformed'],
+    ['five digits', fresh, { ...ok, code: codeAt(step).slice(1) }, false, 'malformed'],
+    ['full-width digits', fresh, { ...ok, code: '１２３４５６' }, false, 'malformed'],
+    ['code with a newline', fresh, { ...ok, code: codeAt(step) + '\n' }, false, 'malformed'],
+    ['a recovery-code shape (accounts have none)', fresh, { ...ok, code: 'ABCD-EFGH-JKMN' }, false, 'bad_credentials'],
+    ['a megabyte', fresh, { ...ok, code: '1'.repeat(1 << 20) }, false, 'malformed'],
   ] as const)('%s', (_n, state, input, wantOk, reason) => {
     const v = decideLogin(state, input);
     expect(v.ok).toBe(wantOk);
     expect(v.reason).toBe(reason);
+    if (v.ok) expect(v.next).toEqual({ failures: 0, lockedUntil: 0, lastStep: timeStepOf(input.code) });
   });
+  const timeStepOf = (code: string) => [step - 1, step, step + 1].find((s) => codeAt(s) === code);
   it('locks after lockFailures failures from lockSources addresses; success resets the count', () => {
     let s = fresh;
     for (let i = 1; i < LOGIN_POLICY.lockFailures; i++) {
@@ -121,7 +140,8 @@ describe('login decision', () => {
     const v = decideLogin(s, { ...ok, passwordOk: false, streakSources: LOGIN_POLICY.lockSources });
     expect(v.lockedNow).toBe(true);
     expect(v.next.lockedUntil).toBe(ok.nowMs + LOGIN_POLICY.lockMs);
-    expect(decideLogin({ ...fresh, failures: 3 }, ok).next).toEqual({ failures: 0, lockedUntil: 0, lastStep: 100 });
+    expect(decideLogin(v.next, ok)).toMatchObject({ ok: false, reason: 'locked' }); // no code is looked at while locked
+    expect(decideLogin({ ...fresh, failures: 3 }, ok).next).toEqual({ failures: 0, lockedUntil: 0, lastStep: step });
   });
   // Issue 10 item 8: five requests from anywhere locked `admin` for everyone.
   it.each([

@@ -4,7 +4,7 @@
  * (agents refuse lower versions, by design).
  */
 import { policyBodyErrors, type PolicyBody, type PolicyDocument } from '../../../protocol/policy.js';
-import { PolicyValidationError } from '../../core/context.js';
+import { PolicyValidationError } from '../../core/open-console.js';
 import { HttpError } from '../../module.js';
 import { changed, diffLines, withContext, type DiffLine } from '../diff.js';
 import { html, type Html } from '../html.js';

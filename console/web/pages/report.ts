@@ -1,6 +1,6 @@
 /** 自己点検レポート: a printable self-inspection report for a chosen period, with SVG charts. */
 import { safeText } from '../../../protocol/text.js';
-import { listAgents } from '../../backbone/agents.js';
+import { listAgents } from '../../backbone/store.js';
 import { HttpError } from '../../module.js';
 import { barChart } from '../charts.js';
 import { html, type Html } from '../html.js';

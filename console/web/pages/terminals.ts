@@ -1,8 +1,7 @@
 /** 端末: list, detail (heartbeat, OS, versions, recent events), enrollment tokens, revoke. */
 import { safeText } from '../../../protocol/text.js';
-import { listAgents } from '../../backbone/agents.js';
-import { createEnrollToken } from '../../backbone/agents.js';
-import type { OpenConsole } from '../../core/context.js';
+import { agentRecord, createEnrollToken, listAgents, listEnrollTokens, revokeTerminal } from '../../backbone/store.js';
+import type { OpenConsole } from '../../core/open-console.js';
 import { HttpError } from '../../module.js';
 import { html, qs } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
@@ -19,16 +18,10 @@ const AGENT_ID = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})
 
 function tokensSection(r: WebReq) {
   const L = r.lang;
-  const rows = r.ctx.db.prepare('SELECT token_hash, created_at, expires_at, uses_left, created_by FROM enroll_tokens WHERE expires_at > ? AND uses_left > 0 ORDER BY created_at DESC LIMIT 50').all(new Date().toISOString()) as {
-    token_hash: string;
-    created_at: string;
-    expires_at: string;
-    uses_left: number;
-    created_by: string;
-  }[];
+  const rows = listEnrollTokens(r.ctx);
   return html`<section><h2>${tr(L, 'enrollTokens')}</h2>
 ${rows.length ? html`<table><thead><tr><th>ID</th><th>${tr(L, 'createdAt')}</th><th>${tr(L, 'expires')}</th><th class="num">${tr(L, 'usesLeft')}</th><th>${tr(L, 'createdBy')}</th></tr></thead><tbody>${rows.map(
-    (t) => html`<tr><td><code>${t.token_hash.slice(0, 12)}</code></td><td>${fmtTime(t.created_at, L)}</td><td>${fmtTime(t.expires_at, L)}</td><td class="num">${t.uses_left}</td><td>${t.created_by}</td></tr>`,
+    (t) => html`<tr><td><code>${t.tokenHash.slice(0, 12)}</code></td><td>${fmtTime(t.createdAt, L)}</td><td>${fmtTime(t.expiresAt, L)}</td><td class="num">${t.usesLeft}</td><td>${t.createdBy}</td></tr>`,
   )}</tbody></table>` : html`<p>${tr(L, 'none')}</p>`}
 ${isAdmin(r) ? html`<form method="post" action="/terminals/tokens" class="row">${csrfField(r)}
 <label>${tr(L, 'ttlHours')}<input name="hours" type="number" min="1" max="720" value="24"></label>
@@ -70,7 +63,8 @@ ${tokensSection(r)}`;
       const a = all.find((x) => x.id === id);
       if (!a) throw new HttpError(404, 'not_found', tr(L, 'notFound'));
       const sameName = all.filter((x) => x.id !== id && hostnameKey(x.hostname) === hostnameKey(a.hostname));
-      const extra = r.ctx.db.prepare('SELECT enrolled_at, revoked_at, last_seq FROM agents WHERE id = ?').get(id) as { enrolled_at: string; revoked_at: string | null; last_seq: number };
+      const extra = agentRecord(r.ctx, id);
+      if (!extra) throw new HttpError(404, 'not_found', tr(L, 'notFound'));
       const recent = eventPage(r.ctx.db, { terminal: id }, 20).events;
       const body = html`<dl class="detail">
 <dt>${tr(L, 'hostname')}</dt><dd>${safeText(a.hostname, 255)}${sameName.length ? duplicateBadge(L, a.id) : ''}</dd>
@@ -82,9 +76,9 @@ ${sameName.length ? html`<dt>${tr(L, 'sameNameTerminals')}</dt><dd id="same-name
 <dt>${tr(L, 'agentVersion')}</dt><dd>${safeText(a.agentVersion, 50)}</dd>
 <dt>${tr(L, 'policyVersion')}</dt><dd>v${a.policyVersion}</dd>
 <dt>${tr(L, 'outboxDepth')}</dt><dd>${a.outboxDepth}</dd>
-<dt>${tr(L, 'sequence')}</dt><dd>#${extra.last_seq}</dd>
-<dt>${tr(L, 'enrolledAt')}</dt><dd>${fmtTime(extra.enrolled_at, L)}</dd>
-${extra.revoked_at ? html`<dt>${tr(L, 'revoked')}</dt><dd>${fmtTime(extra.revoked_at, L)}</dd>` : ''}
+<dt>${tr(L, 'sequence')}</dt><dd>#${extra.lastSeq}</dd>
+<dt>${tr(L, 'enrolledAt')}</dt><dd>${fmtTime(extra.enrolledAt, L)}</dd>
+${extra.revokedAt ? html`<dt>${tr(L, 'revoked')}</dt><dd>${fmtTime(extra.revokedAt, L)}</dd>` : ''}
 </dl>
 ${isAdmin(r) && a.status !== 'revoked' ? html`<form method="post" action="/terminals/${a.id}/revoke" class="danger" data-confirm="${tr(L, 'revokeConfirm')}">${csrfField(r)}<button type="submit" class="danger">${tr(L, 'revoke')}</button></form>` : ''}
 <h2>${tr(L, 'recentEvents')}</h2>
@@ -100,15 +94,7 @@ ${recent.map((e) => html`<tr><td class="nowrap"><a href="/events/${e.rid}">${fmt
     access: 'admin',
     handle(r) {
       const id = r.api.params[0]!;
-      const actor = r.session!.username;
-      const done = r.ctx.db.transaction(() => {
-        const before = r.ctx.db.prepare('SELECT status FROM agents WHERE id = ?').get(id) as { status: string } | undefined;
-        if (!before || before.status === 'revoked') return false;
-        r.ctx.db.prepare("UPDATE agents SET status = 'revoked', revoked_at = ? WHERE id = ?").run(new Date().toISOString(), id);
-        r.ctx.recordEvent({ type: 'admin.terminal_revoked', user: actor, terminalId: id, data: { agentId: id, before: { status: before.status }, after: { status: 'revoked' } } });
-        return true;
-      })();
-      if (!done) throw new HttpError(404, 'not_found', tr(r.lang, 'notFound'));
+      if (!revokeTerminal(r.ctx, id, r.session!.username)) throw new HttpError(404, 'not_found', tr(r.lang, 'notFound'));
       return redirect(`/terminals/${id}`);
     },
   },

@@ -1,7 +1,8 @@
 /** 利用者と多要素認証: staff TOTP enrolment with an on-screen QR code, reset, recovery codes, lockouts, terminal assignment. */
 import { safeText } from '../../../protocol/text.js';
-import { listAgents } from '../../backbone/agents.js';
+import { listAgents } from '../../backbone/store.js';
 import { assign, confirmUser, enrollUser, listUsers, MfaError, newRecoveryCodes, setDisabled, unlockUser, type Enrolment } from '../../mfa/store.js';
+import type { OpenConsole } from '../../core/open-console.js';
 import { HttpError, type ConsoleContext } from '../../module.js';
 import { html, type Html } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
@@ -9,8 +10,10 @@ import { qrDataUri } from '../qr.js';
 import { terminalNames } from '../queries.js';
 import { csrfField, field, isAdmin, page, redirect, type WebReq, type WebRouteSpec } from '../web.js';
 
+/** Asks the feature registry (through the opened console), not the database: a table may outlive its module. */
 export function mfaInstalled(ctx: ConsoleContext): boolean {
-  return ctx.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mfa_users'").get() !== undefined;
+  const c = ctx as Partial<OpenConsole>;
+  return typeof c.hasModule === 'function' && c.hasModule('mfa');
 }
 
 function guard<T>(r: WebReq, f: () => T): T {

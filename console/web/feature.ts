@@ -1,11 +1,13 @@
 /**
- * 管理コンソール: the administrators' and auditors' web console, server-rendered HTML with strict
- * escaping, served on the console's HTTPS port next to the agent API.
+ * 管理コンソール as the console loads it (console/modules.ts): the administrators' and auditors'
+ * web console, server-rendered HTML with strict escaping, served on the console's HTTPS port next
+ * to the agent API. schema.ts (migrations), store.ts (accounts and sessions), auth.ts (login),
+ * cli.ts (`user`), pages/ (one file per page), queries.ts (the read side and the daily rollup).
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ConsoleContext, ConsoleModule, Route } from '../module.js';
-import { purgeSessions, webMigrations } from './auth.js';
+import { purgeSessions } from './auth.js';
 import { userCommand } from './cli.js';
 import { accountRoutes } from './pages/accounts.js';
 import { dashboardRoutes } from './pages/dashboard.js';
@@ -18,6 +20,7 @@ import { softwareRoutes } from './pages/software.js';
 import { terminalRoutes } from './pages/terminals.js';
 import { userRoutes } from './pages/users.js';
 import { rollupCatchUp } from './queries.js';
+import { webMigrations } from './schema.js';
 import { SECURITY_HEADERS, toRoute } from './web.js';
 
 const STATIC_DIR = fileURLToPath(new URL('./static/', import.meta.url));

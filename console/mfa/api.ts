@@ -1,18 +1,17 @@
 /**
- * Console side of TOTP multi-factor login: the authority for every staff user's state (replay and
- * lockout hold across all terminals because they are decided here), the agent API, the
- * privacyIDEA-compatible /validate/* for Windows terminals (served on the main port and on the
- * validate port, see console/core/server.ts), and the `mfa` CLI.
+ * HTTP API of the MFA feature: the agents' verify, cache and reconcile endpoints, and the
+ * privacyIDEA-compatible /validate/* for Windows terminals (./validate-check.ts; served on the main
+ * port and on the validate port, see console/core/server.ts). Codes are judged by the store, which
+ * calls the one decision in protocol/mfa/decide.ts.
  */
 import { isObject } from '../../protocol/validate.js';
 import { isValidMfaUser } from '../../protocol/policy-mfa.js';
 import type { MfaCacheResponse, MfaReconcileEntry, MfaReconcileResponse, MfaVerifyResponse } from '../../protocol/mfa/wire.js';
 import { RateLimiter, tooManyRequests } from '../core/limits.js';
-import { HttpError, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
-import { mfaCommand } from './cli.js';
+import { HttpError, type ConsoleContext, type Route } from '../module.js';
 import { MFA_LIMITS } from './limits.js';
 import type { ReconcileRefusal } from './reconcile.js';
-import { cacheFor, mfaMigrations, reconcile, verifyAttempt } from './store.js';
+import { cacheFor, reconcile, verifyAttempt } from './store.js';
 import { syncUserKeys } from './identity.js';
 import { validateCheckRoute, validateOtherRoutes } from './validate-check.js';
 
@@ -58,7 +57,7 @@ export function parseReconcile(x: unknown): ParsedReconcile {
   return out;
 }
 
-function routes(ctx: ConsoleContext): Route[] {
+export function mfaRoutes(ctx: ConsoleContext): Route[] {
   // Names enrolled before Windows identities existed get theirs now (a collision leaves the newer one Linux-only).
   const collided = syncUserKeys(ctx);
   if (collided.length > 0) {
@@ -149,10 +148,3 @@ function routes(ctx: ConsoleContext): Route[] {
     ...validateOtherRoutes(),
   ];
 }
-
-export const mfaModule: ConsoleModule = {
-  name: 'mfa',
-  migrations: mfaMigrations,
-  routes,
-  commands: { mfa: mfaCommand },
-};

@@ -1,23 +1,15 @@
-/** The console ↔ agent backbone: enrollment, event upload, heartbeat, policy, and their CLI. */
-import type { EnrollRequest, EnrollResponse, HeartbeatResponse } from '../../protocol/api.js';
-import { isObject } from '../../protocol/validate.js';
-import { HttpError, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
-import type { OpenConsole } from '../core/context.js';
+/** HTTP API of the backbone (console ↔ agent): enrollment, event upload, heartbeat, policy. */
+import { enrollRequestCheck, type EnrollResponse, type HeartbeatResponse } from '../../protocol/api.js';
+import { HttpError, type ConsoleContext, type Route } from '../module.js';
+import type { OpenConsole } from '../core/open-console.js';
 import { RateLimiter, tooManyRequests } from '../core/limits.js';
 import { consoleLimits } from '../core/paths.js';
 import { signAgentCsr } from '../core/pki.js';
 import { sourceKey } from '../core/limits.js';
 import { GroupCommit, createIngester, parseBatch } from './ingest.js';
-import { hashToken, sameNameAs } from './agents.js';
-import { backboneCommands } from './cli.js';
-import { HeartbeatBuffer, type Beat } from './heartbeat.js';
-
-const AGENT_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-function str(x: unknown, name: string, max: number): string {
-  if (typeof x !== 'string' || x.length === 0 || x.length > max) throw new HttpError(400, 'invalid_request', `${name} must be a non-empty string of at most ${max} characters`);
-  return x;
-}
+import { agentExists, findEnrollToken, hashToken, insertAgent, sameNameAs, spendEnrollToken } from './store.js';
+import { HeartbeatBuffer, beatOf, parseHeartbeat } from './heartbeat.js';
+import { agentBody } from './body.js';
 
 function enrollRoute(ctx: OpenConsole): Route {
   const attempts = new RateLimiter(consoleLimits(ctx.config).enrollPerAddress);
@@ -38,28 +30,16 @@ function enrollRoute(ctx: OpenConsole): Route {
         refused(req.remoteAddress, 'rate limited', '');
         throw tooManyRequests(attempts.retryAfterSeconds(source, now), 'enrollment attempts from this address');
       }
-      const b = req.json();
-      if (!isObject(b)) throw new HttpError(400, 'invalid_request', 'body must be a JSON object');
-      const r: EnrollRequest = {
-        token: str(b.token, 'token', 200),
-        agentId: str(b.agentId, 'agentId', 36),
-        csrPem: str(b.csrPem, 'csrPem', 8000),
-        hostname: str(b.hostname, 'hostname', 255),
-        os: typeof b.os === 'string' ? b.os.slice(0, 200) : '',
-        agentVersion: typeof b.agentVersion === 'string' ? b.agentVersion.slice(0, 50) : '',
-      };
-      if (!AGENT_ID_RE.test(r.agentId)) throw new HttpError(400, 'invalid_request', 'agentId must be a lowercase UUID');
+      const r = agentBody(enrollRequestCheck, req.json());
       const tokenHash = hashToken(r.token);
-      const tok = ctx.db.prepare('SELECT expires_at, uses_left FROM enroll_tokens WHERE token_hash = ?').get(tokenHash) as
-        | { expires_at: string; uses_left: number }
-        | undefined;
+      const tok = findEnrollToken(ctx, tokenHash);
       const refuse = (why: string) => {
         refused(req.remoteAddress, why, r.hostname.slice(0, 64));
         return new HttpError(403, 'enrollment_refused', `enrollment refused: ${why}`);
       };
       if (!tok) throw refuse('unknown token');
-      if (tok.uses_left <= 0) throw refuse('token already used');
-      if (Date.parse(tok.expires_at) <= Date.now()) throw refuse('token expired');
+      if (tok.usesLeft <= 0) throw refuse('token already used');
+      if (Date.parse(tok.expiresAt) <= Date.now()) throw refuse('token expired');
       let signed: { certPem: string; fingerprint: string };
       try {
         signed = await signAgentCsr(ctx.ca, r.csrPem, r.agentId);
@@ -70,13 +50,10 @@ function enrollRoute(ctx: OpenConsole): Route {
       // even by concurrent requests.
       // The refusal is recorded after the transaction: an event written inside it would be rolled back.
       const spent = ctx.db.transaction((): boolean => {
-        const used = ctx.db.prepare('UPDATE enroll_tokens SET uses_left = uses_left - 1 WHERE token_hash = ? AND uses_left > 0 AND expires_at > ?').run(tokenHash, new Date().toISOString());
-        if (used.changes !== 1) return false;
-        if (ctx.db.prepare('SELECT 1 FROM agents WHERE id = ?').get(r.agentId)) throw new HttpError(409, 'agent_exists', 'an agent with this id is already enrolled');
+        if (!spendEnrollToken(ctx, tokenHash, new Date().toISOString())) return false;
+        if (agentExists(ctx, r.agentId)) throw new HttpError(409, 'agent_exists', 'an agent with this id is already enrolled');
         const others = sameNameAs(ctx, r.hostname, r.agentId);
-        ctx.db
-          .prepare('INSERT INTO agents (id, hostname, os, agent_version, cert_fingerprint, enrolled_at, last_seen, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(r.agentId, r.hostname, r.os, r.agentVersion, signed.fingerprint, new Date().toISOString(), new Date().toISOString(), 'online');
+        insertAgent(ctx, { id: r.agentId, hostname: r.hostname, os: r.os, agentVersion: r.agentVersion, certFingerprint: signed.fingerprint }, new Date().toISOString());
         ctx.recordEvent({ type: 'agent.enrolled', terminalId: r.agentId, data: { agentId: r.agentId, hostname: r.hostname, os: r.os, ...(others.length ? { sameNameAs: others } : {}) } });
         return true;
       })();
@@ -88,7 +65,7 @@ function enrollRoute(ctx: OpenConsole): Route {
 }
 
 const buffers = new WeakMap<ConsoleContext, HeartbeatBuffer>();
-function heartbeatBuffer(ctx: ConsoleContext): HeartbeatBuffer {
+export function heartbeatBuffer(ctx: ConsoleContext): HeartbeatBuffer {
   let b = buffers.get(ctx);
   if (!b) buffers.set(ctx, (b = new HeartbeatBuffer(ctx.db)));
   return b;
@@ -100,7 +77,7 @@ export function heartbeatSeconds(ctx: ConsoleContext): number {
   return row.s;
 }
 
-function routes(c: ConsoleContext): Route[] {
+export function backboneRoutes(c: ConsoleContext): Route[] {
   const ctx = c as OpenConsole;
   const ingest = new GroupCommit(ctx.db, createIngester(ctx.db));
   const beats = heartbeatBuffer(ctx);
@@ -155,6 +132,14 @@ function routes(c: ConsoleContext): Route[] {
             'clock_skew:' + agentId,
           );
         }
+        const bad = result.invalidData[0];
+        if (bad) {
+          // Stored all the same (no event is lost); one folded alert per agent says how many and why.
+          ctx.recordRepeated(
+            { type: 'agent.event_data_invalid', terminalId: agentId, data: { agentId, seq: bad.seq, type: bad.type, errors: bad.errors, events: result.invalidData.length } },
+            'event_data_invalid:' + agentId,
+          );
+        }
         return { status: 200, json: result.response };
       },
     },
@@ -163,12 +148,11 @@ function routes(c: ConsoleContext): Route[] {
       path: '/api/agent/heartbeat',
       auth: 'agent',
       handle(req) {
-        const b = req.json();
-        if (!isObject(b)) throw new HttpError(400, 'invalid_request', 'body must be a JSON object');
+        const b = parseHeartbeat(req.json());
         const row = statusOf.get(req.agentId) as { status: string; hostname: string };
         const before = hostnames.get(req.agentId!) ?? row.hostname;
         // A beat without a name keeps the old one (it used to blank it).
-        const hostname = typeof b.hostname === 'string' && b.hostname.length > 0 ? b.hostname.slice(0, 255) : before;
+        const hostname = b.hostname.length > 0 ? b.hostname : before;
         if (hostname !== before) {
           // Names are the terminal's own claim: a change is shown, and so is another terminal's name being taken.
           // The comparison scans every terminal: at most once a minute per agent (a rogue agent may rename on every beat).
@@ -185,16 +169,7 @@ function routes(c: ConsoleContext): Route[] {
           );
         }
         hostnames.set(req.agentId!, hostname);
-        const beat: Beat = {
-          id: req.agentId!,
-          now: new Date().toISOString(),
-          hostname,
-          os: typeof b.os === 'string' ? b.os.slice(0, 200) : '',
-          agentVersion: typeof b.agentVersion === 'string' ? b.agentVersion.slice(0, 50) : '',
-          policyVersion: Number.isSafeInteger(b.policyVersion) ? (b.policyVersion as number) : 0,
-          outboxDepth: Number.isSafeInteger(b.outboxDepth) ? (b.outboxDepth as number) : 0,
-          monitorOnly: b.monitorOnly === true ? 1 : 0,
-        };
+        const beat = beatOf(req.agentId!, b, hostname);
         const status = row.status;
         if (status === 'online') beats.record(beat);
         else
@@ -209,28 +184,3 @@ function routes(c: ConsoleContext): Route[] {
     { method: 'GET', path: '/api/agent/policy', auth: 'agent', handle: () => ({ status: 200, json: ctx.currentPolicy() }) },
   ];
 }
-
-/** Terminals that missed 3 heartbeats without saying goodbye become silent, with an alert. */
-function tick(ctx: ConsoleContext, now: Date): void {
-  heartbeatBuffer(ctx).flush();
-  const limit = new Date(now.getTime() - 3 * heartbeatSeconds(ctx) * 1000).toISOString();
-  const silent = ctx.db.prepare("SELECT id, hostname, last_seen FROM agents WHERE status = 'online' AND last_seen < ?").all(limit) as {
-    id: string;
-    hostname: string;
-    last_seen: string;
-  }[];
-  for (const a of silent) {
-    ctx.db.transaction(() => {
-      ctx.db.prepare("UPDATE agents SET status = 'silent' WHERE id = ? AND status = 'online'").run(a.id);
-      ctx.recordEvent({ type: 'agent.silent', terminalId: a.id, data: { agentId: a.id, hostname: a.hostname, lastSeen: a.last_seen } });
-    })();
-  }
-}
-
-export const backboneModule: ConsoleModule = {
-  name: 'backbone',
-  migrations: [],
-  routes,
-  tick,
-  commands: backboneCommands,
-};
