@@ -202,3 +202,38 @@ describe('policy section', () => {
     expect(effectiveMfaPolicy({ offlineAllowed: true })).toMatchObject({ offlineAllowed: true, windowSteps: 1, maxFailures: 5, lockoutSeconds: 300 });
   });
 });
+
+// Console login (console/web/auth.ts) uses this same decision with the password as the factor before the code.
+describe('a factor before the code (console login)', () => {
+  const recovery = [hashRecoveryCode('ABCD-EFGH-JKMN', 1)];
+  it.each([
+    ['right code, password ok', 'ok', codeAt(STEP), 'accept', 'ok'],
+    ['right code, password wrong', 'wrong', codeAt(STEP), 'reject', 'wrong_code'],
+    ['wrong code, password wrong', 'wrong', codeAt(STEP + 9), 'reject', 'wrong_code'],
+    ['malformed code, password wrong: malformed first', 'wrong', '12x456', 'reject', 'malformed'],
+    ['right code, account disabled', 'disabled', codeAt(STEP), 'reject', 'disabled'],
+    ['wrong code, account disabled: the code is judged first', 'disabled', codeAt(STEP + 9), 'reject', 'wrong_code'],
+    ['replayed code, account disabled', 'disabled', codeAt(STEP - 1), 'reject', 'disabled'],
+    ['recovery code, account disabled', 'disabled', 'ABCD-EFGH-JKMN', 'reject', 'disabled'],
+    ['recovery code, password wrong', 'wrong', 'ABCD-EFGH-JKMN', 'reject', 'wrong_code'],
+    ['recovery code, password ok', 'ok', 'ABCD-EFGH-JKMN', 'accept', 'recovery'],
+  ] as const)('%s', (_n, priorFactor, code, result, reason) => {
+    const v = decide(state({ lastStep: STEP - 1, recovery }), { user: 'tanaka', code, nowMs: T0, policy, priorFactor });
+    expect(v).toMatchObject({ result, reason });
+    if (result === 'reject') expect(v.next!.failures).toBe(1); // every refusal counts, whichever factor failed
+  });
+
+  it('mayLock false counts failures without locking; the first failure allowed to lock does', () => {
+    let st = state();
+    for (let i = 1; i <= 20; i++) {
+      const v = decide(st, { user: 'tanaka', code: '000000', nowMs: T0, policy, mayLock: false });
+      expect(v.lockedNow).toBe(false);
+      expect(v.next!.failures).toBe(i);
+      st = { ...st, ...v.next! };
+    }
+    const v = decide(st, { user: 'tanaka', code: '000000', nowMs: T0, policy, mayLock: true });
+    expect(v).toMatchObject({ lockedNow: true, event: 'mfa.locked', next: { failures: 0, lockedUntil: T0 + 300_000 } });
+    // Locked: not even the right code with the right password is looked at.
+    expect(decide({ ...st, ...v.next! }, { user: 'tanaka', code: codeAt(STEP), nowMs: T0, policy, priorFactor: 'ok' })).toMatchObject({ result: 'reject', reason: 'locked' });
+  });
+});
