@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { compilePolicy, judge } from '../../agent/software/decide.js';
-import { WindowsSoftwarePlatform, quarantineAclArgs, type Runner, type RunResult } from '../../agent/software/windows/platform.js';
+import { WindowsSoftwarePlatform, moveAcrossVolumes, quarantineAclArgs, type Runner, type RunResult } from '../../agent/software/windows/platform.js';
 import { decodeHex16, encodeHex16, killResultOf, newProcesses, parseProcList, windowsAncestry, type WinProcess } from '../../agent/software/windows/processes.js';
 import { defaultSoftwarePolicy, type SoftwarePolicy } from '../../protocol/policy-software.js';
 
@@ -238,6 +238,28 @@ describe('WindowsSoftwarePlatform with recorded commands', () => {
     p.restore(q, rec.id);
     expect(readFileSync(file, 'utf8')).toBe('MZ payload');
     expect(readdirSync(q)).toEqual([]);
+  });
+
+  it('quarantine across volumes: copy without overwriting, then delete; a failed move leaves no record', () => {
+    dir = mkdtempSync(join(tmpdir(), 'sekimori-winq-'));
+    const shm = mkdtempSync('/dev/shm/sekimori-winq-'); // tmpfs: another file system than /tmp here
+    try {
+      const file = join(shm, 'evil.exe');
+      writeFileSync(file, 'MZ other volume');
+      const p = new WindowsSoftwarePlatform({ env: ENV, runner: new FakeRunner([[/icacls/, ok('')]]), helper: 'h.exe', pid: 1 });
+      const q = join(dir, 'q');
+      const rec = p.quarantine(q, file, 'd'.repeat(64), 'r');
+      expect(existsSync(file)).toBe(false);
+      expect(readFileSync(join(q, `${rec.id}.bin`), 'utf8')).toBe('MZ other volume');
+      p.restore(q, rec.id); // back across the volumes too
+      expect(readFileSync(file, 'utf8')).toBe('MZ other volume');
+      let undone = 0;
+      expect(() => moveAcrossVolumes(join(shm, 'missing.exe'), join(dir, 'x.bin'), () => undone++)).toThrow();
+      expect(undone).toBe(1);
+      expect(existsSync(join(dir, 'x.bin'))).toBe(false);
+    } finally {
+      rmSync(shm, { recursive: true, force: true });
+    }
   });
 
   it('quarantine fails closed when the folder cannot be restricted (the file stays, nothing recorded)', () => {

@@ -10,7 +10,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { constants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { SoftwarePolicy } from '../../../protocol/policy-software.js';
 import type { InstalledProgram, InstalledSource, KillResult, ProcessCommand, ProcessOwner, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from '../platform.js';
@@ -76,6 +76,32 @@ export function defaultQuarantineDir(env: NodeJS.ProcessEnv = process.env): stri
 /** icacls arguments that leave only SYSTEM and Administrators on the quarantine (SIDs: no localised names). */
 export function quarantineAclArgs(dir: string): string[] {
   return [dir, '/inheritance:r', '/grant:r', '*S-1-5-18:(OI)(CI)F', '*S-1-5-32-544:(OI)(CI)F', '/q'];
+}
+
+/**
+ * Rename on one volume (atomic; a running image may be renamed). Across volumes (Downloads on D:,
+ * the quarantine on C:): copy without overwriting, then delete the original; when the original
+ * cannot be deleted (a running image is locked) the copy is removed again and `undo` drops the
+ * record, so nothing claims a quarantine that did not happen.
+ */
+export function moveAcrossVolumes(from: string, to: string, undo: () => void): void {
+  try {
+    renameSync(from, to);
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EXDEV') {
+      undo();
+      throw e;
+    }
+  }
+  try {
+    copyFileSync(from, to, constants.COPYFILE_EXCL);
+    unlinkSync(from);
+  } catch (e) {
+    rmSync(to, { force: true });
+    undo();
+    throw e;
+  }
 }
 
 const ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -351,7 +377,7 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
     };
     writeFileSync(join(dir, `${id}.json`), JSON.stringify(rec, null, 2));
     const dest = join(dir, `${id}.bin`);
-    renameSync(path, dest); // same volume: atomic, works on a running image too
+    moveAcrossVolumes(path, dest, () => unlinkSync(join(dir, `${id}.json`)));
     const acl = this.runner.runSync(system32(this.env, 'icacls.exe'), [dest, '/reset', '/q'], 30_000);
     if (acl.code !== 0) this.log(`software: icacls /reset on ${dest} failed (exit ${acl.code})`);
     return rec;
@@ -390,7 +416,7 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
       unlinkSync(src);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new Error('a file exists at the original path');
-      renameSync(src, rec.originalPath); // another volume or no hard links: checked just above
+      moveAcrossVolumes(src, rec.originalPath, () => undefined); // another volume or no hard links: checked just above
     }
     // Back under the folder's own permissions (the quarantine's ACL must not follow it).
     this.runner.runSync(system32(this.env, 'icacls.exe'), [rec.originalPath, '/reset', '/q'], 30_000);
