@@ -27,7 +27,8 @@ const Hex4 = Type.String({ pattern: '^[0-9a-f]{4}$' });
 const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
 /** iSerialNumber is at most 255 descriptor bytes; its UTF-8 text from sysfs stays well under 1 KiB. */
 export const SERIAL_HEX_MAX = 2048;
-const SerialHex = Type.String({ pattern: '^([0-9a-f]{2})+$', maxLength: SERIAL_HEX_MAX });
+/** '' is a zero-length serial (readers treat it as none). */
+const SerialHex = Type.String({ pattern: '^([0-9a-f]{2})*$', maxLength: SERIAL_HEX_MAX });
 const Mode = Text(16); // 'enforce' | 'monitor' today; a string so a new mode is not a broken event
 const Strings = (max = 256, item = 4096) => Type.Array(Text(item), { maxItems: max });
 const Ts = Text(40);

@@ -6,12 +6,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
+import { softwareSyncRequestCheck, type SoftwareSyncRequest, type SoftwareSyncResponse } from '../../protocol/api.js';
 import { t } from '../../protocol/i18n.js';
 import type { PolicyBody } from '../../protocol/policy.js';
 import { baselineDocumentErrors, normalizeSoftwarePolicy, type SoftwareBaselineDocument, type SoftwareBaselineRef } from '../../protocol/policy-software.js';
 import { safeText } from '../../protocol/text.js';
-import { isObject } from '../../protocol/validate.js';
+import { agentBody } from '../backbone/body.js';
 import { HttpError, withConsole, type CliCommand, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
 
 export const softwareMigrations = [
@@ -46,9 +46,6 @@ export const softwareMigrations = [
      PRIMARY KEY (agent_id, id)
    )`,
 ];
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const SHA_RE = /^[0-9a-f]{64}$/;
 
 // ---- baselines -------------------------------------------------------------------------------
 
@@ -220,30 +217,16 @@ export function requestRestore(ctx: ConsoleContext, id: string, actor: string, a
   return listQuarantined(ctx, r.agentId).find((x) => x.id === id)!;
 }
 
+/**
+ * POST /api/agent/software/sync's body, checked by its schema (protocol/api.ts): 400 naming the
+ * failing path. Display text is normalised (safeText) before it is stored.
+ */
 export function parseSync(x: unknown): SoftwareSyncRequest {
-  if (!isObject(x) || !Array.isArray(x.quarantine) || !Array.isArray(x.results)) throw new HttpError(400, 'invalid_request', 'expected {quarantine: [...], results: [...]}');
-  if (x.quarantine.length > 1000 || x.results.length > 1000) throw new HttpError(400, 'invalid_request', 'at most 1000 entries');
-  const quarantine = x.quarantine.map((q: unknown, i: number) => {
-    if (
-      !isObject(q) ||
-      typeof q.id !== 'string' ||
-      !UUID_RE.test(q.id) ||
-      typeof q.path !== 'string' ||
-      typeof q.sha256 !== 'string' ||
-      !SHA_RE.test(q.sha256) ||
-      typeof q.size !== 'number' ||
-      !Number.isSafeInteger(q.size) ||
-      typeof q.quarantinedAt !== 'string' ||
-      typeof q.rule !== 'string'
-    )
-      throw new HttpError(400, 'invalid_request', `quarantine[${i}]: bad entry`);
-    return { id: q.id, path: safeText(q.path, 1024), sha256: q.sha256, size: q.size, quarantinedAt: safeText(q.quarantinedAt, 64), rule: safeText(q.rule, 512) };
-  });
-  const results = x.results.map((r: unknown, i: number) => {
-    if (!isObject(r) || typeof r.id !== 'string' || !UUID_RE.test(r.id) || typeof r.ok !== 'boolean') throw new HttpError(400, 'invalid_request', `results[${i}]: bad entry`);
-    return { id: r.id, ok: r.ok, ...(typeof r.error === 'string' ? { error: safeText(r.error) } : {}) };
-  });
-  return { quarantine, results };
+  const b = agentBody(softwareSyncRequestCheck, x);
+  return {
+    quarantine: b.quarantine.map((q) => ({ id: q.id, path: safeText(q.path, 1024), sha256: q.sha256, size: q.size, quarantinedAt: safeText(q.quarantinedAt, 64), rule: safeText(q.rule, 512) })),
+    results: b.results.map((r) => ({ id: r.id, ok: r.ok, ...(r.error !== undefined ? { error: safeText(r.error) } : {}) })),
+  };
 }
 
 /** One agent's report: what it holds in quarantine now, and how requested restores went. */

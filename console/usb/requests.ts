@@ -6,8 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ConsoleContext } from '../module.js';
-import { grantException, parseDeviceSpec, type UsbExceptionRow } from './module.js';
-
+import { deviceSpecOf, grantException, parseDeviceSpec, serialHexOf, type UsbExceptionRow } from './store.js';
 
 export interface ExceptionRequest {
   id: string;
@@ -15,6 +14,8 @@ export interface ExceptionRequest {
   vendorId: string;
   productId: string;
   serial: string | null;
+  /** The matching key (raw serial bytes, hex); absent in requests recorded before it. */
+  serialHex?: string | null;
   access: 'allow' | 'readonly';
   forMs: number;
   staffUser: string;
@@ -34,6 +35,7 @@ interface Row {
   vendor_id: string;
   product_id: string;
   serial: string | null;
+  serial_hex: string | null;
   access: 'allow' | 'readonly';
   for_ms: number;
   staff_user: string;
@@ -53,6 +55,7 @@ const toRequest = (r: Row): ExceptionRequest => ({
   vendorId: r.vendor_id,
   productId: r.product_id,
   serial: r.serial,
+  ...serialHexOf(r.serial, r.serial_hex ?? null),
   access: r.access,
   forMs: r.for_ms,
   staffUser: r.staff_user,
@@ -74,7 +77,7 @@ export function requestException(
   now = new Date(),
 ): ExceptionRequest {
   const dev = parseDeviceSpec(q.device);
-  if (!dev) throw new RequestError('device must be VID:PID[:SERIAL] (hex)');
+  if (!dev) throw new RequestError('device must be VID:PID[:SERIAL] or VID:PID#SERIAL_HEX (hex ids)');
   if (!q.reason.trim()) throw new RequestError('a reason is required / 理由は必須です');
   if (!ctx.db.prepare('SELECT 1 FROM agents WHERE id = ?').get(q.agentId)) throw new RequestError(`unknown terminal (agent id): ${q.agentId}`);
   const row: Row = {
@@ -83,6 +86,7 @@ export function requestException(
     vendor_id: dev.vendorId,
     product_id: dev.productId,
     serial: dev.serial,
+    serial_hex: dev.serialHex,
     access: q.access,
     for_ms: q.forMs,
     staff_user: q.staffUser,
@@ -100,12 +104,12 @@ export function requestException(
       type: 'admin.usb_exception_requested',
       user: q.actor,
       terminalId: q.agentId,
-      data: { id: row.id, vendorId: row.vendor_id, productId: row.product_id, serial: row.serial, access: row.access, forMs: row.for_ms, staffUser: row.staff_user, reason: row.reason },
+      data: { id: row.id, vendorId: row.vendor_id, productId: row.product_id, serial: row.serial, serialHex: row.serial_hex, access: row.access, forMs: row.for_ms, staffUser: row.staff_user, reason: row.reason },
     });
     ctx.db
       .prepare(
-        `INSERT INTO usb_exception_requests (id, agent_id, vendor_id, product_id, serial, access, for_ms, staff_user, reason, requested_by, requested_at, status)
-         VALUES (@id, @agent_id, @vendor_id, @product_id, @serial, @access, @for_ms, @staff_user, @reason, @requested_by, @requested_at, @status)`,
+        `INSERT INTO usb_exception_requests (id, agent_id, vendor_id, product_id, serial, serial_hex, access, for_ms, staff_user, reason, requested_by, requested_at, status)
+         VALUES (@id, @agent_id, @vendor_id, @product_id, @serial, @serial_hex, @access, @for_ms, @staff_user, @reason, @requested_by, @requested_at, @status)`,
       )
       .run(row);
   })();
@@ -132,7 +136,7 @@ export function decideRequest(
         ctx,
         {
           agentId: r.agent_id,
-          device: `${r.vendor_id}:${r.product_id}${r.serial === null ? '' : ':' + r.serial}`,
+          device: deviceSpecOf({ vendorId: r.vendor_id, productId: r.product_id, serial: r.serial, ...serialHexOf(r.serial, r.serial_hex ?? null) }),
           forMs: r.for_ms,
           reason: `${r.id}: ${r.reason}`,
           access: r.access,

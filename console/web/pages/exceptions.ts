@@ -3,9 +3,10 @@
  * removable-media module, console/usb). Requests are recorded by one administrator and decided by
  * another; an administrator may also grant at once. Recently blocked devices fill in the forms.
  */
+import { isUsbDeviceData, readEventData } from '../../../protocol/event-data.js';
 import { safeText } from '../../../protocol/text.js';
-import { listAgents } from '../../backbone/agents.js';
-import { grantException, listExceptions, parseDeviceSpec, exceptionDuration, revokeException } from '../../usb/module.js';
+import { listAgents } from '../../backbone/store.js';
+import { deviceSpecOf, grantException, listExceptions, parseDeviceSpec, exceptionDuration, revokeException } from '../../usb/store.js';
 import { decideRequest, listRequests, requestException } from '../../usb/requests.js';
 import { HttpError } from '../../module.js';
 import { html, qs } from '../html.js';
@@ -15,9 +16,28 @@ import { csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, type We
 import { terminalLabel } from './common.js';
 
 const DURATIONS = ['30m', '1h', '2h', '4h', '8h', '1d', '3d', '7d'];
+/** Longest device spec: VID:PID# and 255 serial bytes in hex, with room to spare. */
+const DEVICE_MAX = 2100;
 
-function str(x: unknown): string {
-  return typeof x === 'string' ? x : '';
+/**
+ * The device spec that grants exactly the device of a usb.blocked event, or '' when the event
+ * does not name a USB device. The key is the raw serial (serialHex), never the display serial:
+ * that one is escaped and cut, and a grant made from it would never match. An event from an
+ * agent before serialHex offers its display serial, as before (best effort).
+ */
+export function grantSpecOf(data: unknown): string {
+  const d = readEventData('usb.blocked', data);
+  if (!d || !isUsbDeviceData(d)) return '';
+  if (d.serialHex) return deviceSpecOf({ vendorId: d.vendorId, productId: d.productId, serial: null, serialHex: d.serialHex });
+  return deviceSpecOf({ vendorId: d.vendorId, productId: d.productId, serial: d.serial === '' ? null : d.serial });
+}
+
+/** What the blocked-device table shows: maker, product and the display serial (all safeText already). */
+function deviceLabel(data: unknown): string {
+  const d = readEventData('usb.blocked', data);
+  if (!d) return '';
+  if (!isUsbDeviceData(d)) return `${d.kind} ${d.device}`;
+  return `${d.manufacturer} ${d.product} ${d.vendorId}:${d.productId}${d.serial ? ':' + d.serial : ''}`;
 }
 
 export const exceptionRoutes: WebRouteSpec[] = [
@@ -42,7 +62,7 @@ export const exceptionRoutes: WebRouteSpec[] = [
 <p class="filters"><a href="/exceptions" class="${all ? '' : 'active'}">${tr(L, 'active')}</a> <a href="/exceptions?all=1" class="${all ? 'active' : ''}">${tr(L, 'all')}</a></p>
 <table id="exceptions"><thead><tr><th>ID</th><th>${tr(L, 'terminal')}</th><th>${tr(L, 'device')}</th><th>${tr(L, 'status')}</th><th>${tr(L, 'expires')}</th><th>${tr(L, 'createdBy')}</th><th>${tr(L, 'reason')}</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
 ${list.map(
-  (x) => html`<tr><td><code>${x.id}</code></td><td>${terminalLabel(names, x.agentId)}</td><td><code>${x.vendorId}:${x.productId}${x.serial ? ':' + safeText(x.serial, 128) : ''}</code> (${x.access})</td>
+  (x) => html`<tr><td><code>${x.id}</code></td><td>${terminalLabel(names, x.agentId)}</td><td><code>${x.vendorId}:${x.productId}${x.serial ? ':' + safeText(x.serial, 128) : ''}</code>${x.serialHex ? html` <small class="serial-hex" title="serial bytes (hex)">#${x.serialHex.slice(0, 64)}${x.serialHex.length > 64 ? '…' : ''}</small>` : ''} (${x.access})</td>
 <td>${x.revokedAt ? html`${tr(L, 'revoked')} (${x.revokedBy ?? ''})` : x.active ? tr(L, 'active') : '—'}</td><td>${fmtTime(x.expiresAt, L)}</td><td>${x.grantedBy}</td><td>${safeText(x.reason, 200)}</td>
 ${admin ? html`<td>${x.active ? html`<form method="post" action="/exceptions/revoke" class="inline">${csrfField(r)}<input type="hidden" name="id" value="${x.id}"><button type="submit" class="danger">${tr(L, 'revoke')}</button></form>` : ''}</td>` : ''}</tr>`,
 )}</tbody></table>
@@ -55,7 +75,7 @@ ${admin ? html`<td>${q.requestedBy === r.session!.username ? tr(L, 'ownRequest')
 )}</tbody></table>`}
 ${admin ? html`<h2>${tr(L, 'requestException')} / ${tr(L, 'grantNow')}</h2><form method="post" action="/exceptions/grant" class="row" id="grant-form">${csrfField(r)}
 <label>${tr(L, 'terminal')}<select name="agent">${agents.map((a) => html`<option value="${a.id}" ${a.id === preAgent ? 'selected' : ''}>${safeText(a.hostname, 40)} (${a.id.slice(0, 8)})</option>`)}</select></label>
-<label>${tr(L, 'device')} (VID:PID[:SERIAL])<input name="device" required maxlength="270" value="${preDevice}"></label>
+<label>${tr(L, 'device')} (VID:PID[:SERIAL] / VID:PID#HEX)<input name="device" required maxlength="${String(DEVICE_MAX)}" value="${preDevice}"></label>
 <label>${tr(L, 'period')}<select name="for">${DURATIONS.map((d) => html`<option ${d === '2h' ? 'selected' : ''}>${d}</option>`)}</select></label>
 <label>${tr(L, 'action')}<select name="access"><option value="readonly">readonly</option><option value="allow">allow</option></select></label>
 <label>${tr(L, 'staffUser')}<input name="staff" maxlength="64" value="${preUser}"></label>
@@ -64,9 +84,8 @@ ${admin ? html`<h2>${tr(L, 'requestException')} / ${tr(L, 'grantNow')}</h2><form
 <h2>usb.blocked — ${tr(L, 'recentEvents')}</h2>
 <table><thead><tr><th>${tr(L, 'time')}</th><th>${tr(L, 'terminal')}</th><th>${tr(L, 'user')}</th><th>${tr(L, 'device')}</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
 ${blocked.map((e) => {
-  const d = e.data;
-  const spec = /^[0-9a-f]{4}$/.test(str(d.vendorId)) && /^[0-9a-f]{4}$/.test(str(d.productId)) ? `${str(d.vendorId)}:${str(d.productId)}${str(d.serial) ? ':' + str(d.serial) : ''}` : '';
-  return html`<tr><td><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td>${terminalLabel(names, e.terminalId)}</td><td>${safeText(e.user ?? '', 64)}</td><td>${safeText(`${str(d.manufacturer)} ${str(d.product)} ${spec}`, 200)}</td>${
+  const spec = grantSpecOf(e.data);
+  return html`<tr><td><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td>${terminalLabel(names, e.terminalId)}</td><td>${safeText(e.user ?? '', 64)}</td><td>${safeText(deviceLabel(e.data), 200)}</td>${
     admin ? html`<td>${spec ? html`<a href="/exceptions${qs({ agent: e.terminalId, device: spec, user: e.user ?? '' })}#grant-form">${tr(L, 'exceptions')}</a>` : ''}</td>` : ''
   }</tr>`;
 })}</tbody></table>`;
@@ -79,11 +98,11 @@ ${blocked.map((e) => {
     access: 'admin',
     handle(r) {
       const agentId = field(r, 'agent', 64);
-      const device = field(r, 'device', 270).trim();
+      const device = field(r, 'device', DEVICE_MAX).trim();
       const forMs = exceptionDuration(field(r, 'for', 10));
       const access = field(r, 'access', 10);
       const reason = field(r, 'reason', 200).trim();
-      if (!parseDeviceSpec(device)) throw new HttpError(400, 'invalid_request', 'VID:PID[:SERIAL] (hex)');
+      if (!parseDeviceSpec(device)) throw new HttpError(400, 'invalid_request', 'VID:PID[:SERIAL] / VID:PID#HEX (hex)');
       if (forMs === null) throw new HttpError(400, 'invalid_request', `${tr(r.lang, 'period')}: ${DURATIONS.join(', ')}`);
       if (access !== 'allow' && access !== 'readonly') throw new HttpError(400, 'invalid_request', 'access: allow|readonly');
       if (!reason) throw new HttpError(400, 'invalid_request', `${tr(r.lang, 'reason')}: required`);
