@@ -53,6 +53,7 @@ describe('ruleKey: one key per file, null when the path does not name exactly on
     ['/ is not a separator under \\\\?\\', '\\\\?\\C:\\a/b.exe', null],
     ['8.3 alias needs the file system', 'C:\\PROGRA~1\\App\\app.exe', null],
     ['8.3 alias with extension', 'C:\\Users\\bob\\DOWNLO~1\\SETUP~12.EXE', null],
+    ['wine-style hashed alias', 'C:\\users\\root\\DOWN~NTG\\MONI~K2O.EXE', null],
     ['lower-case 8.3 alias', 'c:\\progra~1\\x.exe', null],
     ['reserved device name', 'C:\\x\\CON', null],
     ['reserved device name with extension', 'C:\\x\\nul.txt', null],
@@ -138,11 +139,15 @@ describe('small pieces', () => {
     ['SETUP~12.EXE', true],
     ['AB12C4~1.TXT', true],
     ['progra~1', true],
+    ['DOWN~NTG', true], // wine's hashed aliases
+    ['MONI~K2O.EXE', true],
+    ['a~b', true], // could be an alias: expanded by the platform, which costs one lookup
+    ['~1', true],
     ['Program Files', false],
     ['file~1.backup', false],
-    ['~1', false],
     ['TOOLONGNAME~1', false],
-    ['a~b', false],
+    ['abc~', false],
+    ['my file~1.exe', false],
   ])('mayBeShortName %s', (s, want) => expect(mayBeShortName(s)).toBe(want));
 
   it.each([

@@ -113,12 +113,14 @@ export function splitStream(segment: string): { name: string; stream: string | n
 }
 
 /**
- * Could this segment be an 8.3 alias (PROGRA~1, ABCDEF~12.EXE)? Only the file system knows whether it
- * is one, so such a path must be resolved to its long name before its key means anything.
+ * Could this segment be an 8.3 alias? Windows makes PROGRA~1 and AB12C4~1.EXE; wine makes hashed
+ * ones such as DOWN~NTG and MONI~K2O.EXE. Any 8.3-shaped name with a '~' inside counts: only the
+ * file system knows whether it is an alias, so such a path is expanded before its key means
+ * anything (an ordinary name like a~b.txt merely costs that one lookup).
  */
 export function mayBeShortName(segment: string): boolean {
   const m = /^([^.\s]{1,8})(?:\.[^.\s]{1,3})?$/.exec(segment);
-  return m !== null && /^[^~]{1,7}~\d{1,7}$/.test(m[1]!);
+  return m !== null && /~./.test(m[1]!);
 }
 
 /** Windows devices that a bare name (CON, nul.txt, COM1.exe) opens instead of a file. */

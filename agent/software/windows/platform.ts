@@ -10,7 +10,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { constants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { constants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { SoftwarePolicy } from '../../../protocol/policy-software.js';
 import type { InstalledProgram, InstalledSource, KillResult, ProcessCommand, ProcessOwner, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from '../platform.js';
@@ -128,14 +128,29 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
 
   // ---- paths as decide.ts sees them (seam additions) ------------------------------------
 
+  /**
+   * An 8.3 alias (PROGRA~1) expanded by the file system (GetFinalPathNameByHandleW through
+   * realpath.native); `unresolved` when that fails (the file is gone or unreadable).
+   */
+  longName(path: string): { path: string; unresolved: boolean } {
+    if (!hasShortNameSegment(path)) return { path, unresolved: false };
+    try {
+      return { path: realpathSync.native(path), unresolved: false };
+    } catch {
+      return { path, unresolved: true };
+    }
+  }
+
   /** The key decide.ts judges with: the strict key, '' when no path rule may match (fail closed). */
   judgedPath(path: string): string {
-    return ruleKey(path) ?? '';
+    const l = this.longName(path);
+    return l.unresolved ? '' : (ruleKey(l.path) ?? '');
   }
 
   inScope(path: string, roots: readonly string[]): boolean {
     const keys = roots.map((r) => scopeKey(r)).filter((k): k is string => k !== null);
-    return inWindowsScope(path, keys, hasShortNameSegment(path));
+    const l = this.longName(path);
+    return inWindowsScope(l.path, keys, l.unresolved);
   }
 
   /**

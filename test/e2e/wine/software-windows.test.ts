@@ -24,8 +24,20 @@ import { ROOT, requireWine, runNodeExe, winPath } from './wine.js';
 const wine = requireWine();
 const mingw = requireTools('wine software (mingw helper)', ['x86_64-w64-mingw32-gcc'], 'apt-get install gcc-mingw-w64-x86-64 (scripts/setup.sh --test)');
 
+/** Sleeps (a process to find and kill); \`sleeper short PATH\` prints the 8.3 alias Windows gives PATH. */
 const SLEEPER_C = `#include <windows.h>
-int main(void) { Sleep(120000); return 0; }
+#include <stdio.h>
+#include <string.h>
+int main(int argc, char **argv) {
+  char buf[1024];
+  if (argc == 3 && strcmp(argv[1], "short") == 0) {
+    if (!GetShortPathNameA(argv[2], buf, sizeof(buf))) return 1;
+    fputs(buf, stdout);
+    return 0;
+  }
+  Sleep(120000);
+  return 0;
+}
 `;
 
 /** The driver: runs inside node.exe; everything it prints is one JSON document. */
@@ -125,6 +137,9 @@ try {
   copyFileSync(sleeper, monitored);
   await until('monitor report', () => events.find((e) => e.data.path === monitored));
   out.monitorFileStillThere = existsSync(monitored);
+  // The same file through its 8.3 alias: expanded by the file system, so it gets the same key.
+  const short = execFileSync(sleeper, ['short', monitored]).toString();
+  out.shortName = { short, key: p.judgedPath(short), longKey: p.judgedPath(monitored), inScope: p.inScope(short, roots), strictKey: ruleKey(short) };
 
   mode = 'enforce';
   compiled = compilePolicy(p.compilable({ ...policy, mode }));
@@ -215,6 +230,7 @@ interface DriverOut {
   quarantineOther: { id: string; originalPath: string; sha256: string }[];
   otherGone: boolean;
   restored: { path: string; back: boolean };
+  shortName: { short: string; key: string; longKey: string; inScope: boolean; strictKey: string | null };
   overwrote: boolean;
   process: { pid: number; listed: { pid: number; image: string; user: string | null } };
   protectsSelf: boolean;
@@ -285,6 +301,14 @@ describe.skipIf(!wine.ok || !mingw.ok)('unauthorized software on Windows (node.e
     const e = out.events.find((x) => x.type === 'software.unauthorized_file' && String(x.data.path).includes(`monitor-${tag}`));
     expect(e?.data).toMatchObject({ mode: 'monitor', action: 'none', rule: 'default deny (not in allowlist)' });
     expect(out.monitorFileStillThere).toBe(true);
+  });
+
+  it('an 8.3 alias of a watched file is expanded by the file system: same key, in scope', () => {
+    expect(out.shortName.short).toMatch(/~./); // Windows: PROGRA~1; wine: hashed, DOWN~NTG
+    expect(out.shortName.strictKey).toBeNull(); // unexpanded, no path rule could match it
+    expect(out.shortName.key).toBe(out.shortName.longKey);
+    expect(out.shortName.key).not.toBe('');
+    expect(out.shortName.inScope).toBe(true);
   });
 
   it('enforce mode: reported first, then quarantined with a record to restore it', () => {
