@@ -3,14 +3,24 @@
  * (usb/, mfa/, software/). A capability observes, decides with pure functions, enforces, and
  * reports through ctx.emit — which has written the event to disk before it returns.
  */
+import type { EventDataOf } from '../protocol/event-data.js';
 import type { AgentEventType, SekimoriEvent, Severity } from '../protocol/events.js';
 import type { PolicyDocument } from '../protocol/policy.js';
 
+/** An event as the outbox stores it (data already checked against its type by the producer's types). */
 export interface NewEvent {
   type: AgentEventType;
   severity?: Severity; // defaults to the catalogue's severity for the type
   user?: string | null;
   data: Record<string, unknown>;
+}
+
+/** An event as a capability emits it: `data` has the shape declared for its type (protocol/event-data.ts). */
+export interface TypedEvent<T extends AgentEventType> {
+  type: T;
+  severity?: Severity;
+  user?: string | null;
+  data: EventDataOf<T>;
 }
 
 export interface ConsoleReply {
@@ -69,7 +79,7 @@ export interface AgentContext {
   stateDir: string;
   /** Set at enrollment (`--monitor`): the agent reports what it would do and changes nothing. */
   monitorOnly: boolean;
-  emit(e: NewEvent): SekimoriEvent;
+  emit<T extends AgentEventType>(e: TypedEvent<T>): SekimoriEvent;
   log(level: LogLevel, message: string): void;
   console: ConsoleLink;
   local: LocalApi;

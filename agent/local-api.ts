@@ -1,5 +1,5 @@
 /**
- * The agent's local API: HTTP/1.1 over Unix sockets, JSON bodies.
+ * The agent's local API: HTTP/1.1 over Unix sockets (a named pipe on Windows), JSON bodies.
  * - STATE/agent.sock, mode 0600 (root-only when the agent runs as root): `sekimori-agent status`,
  *   the PAM module at login, scripts. Requests carry no peer (only root can connect).
  * - The unlock socket ($SEKIMORI_UNLOCK_SOCKET, the unit sets /run/sekimori-agent/unlock.sock;
@@ -17,6 +17,7 @@ import type { Socket } from 'node:net';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConsoleReply, LocalApi, LocalHandler, LocalPeer, LogLevel } from './capability.js';
+import { isNamedPipe } from './platform.js';
 
 const MAX_BODY = 16 * 1024;
 /** Peer look-ups (one short-lived helper process each) running at once on the unlock socket. */
@@ -216,7 +217,10 @@ export class LocalApiServer implements LocalApi {
 }
 
 async function listen(path: string, mode: number, onRequest: (req: IncomingMessage, res: ServerResponse) => void): Promise<Server> {
-  if (existsSync(path)) unlinkSync(path); // stale socket from a killed agent
+  // A Windows named pipe vanishes with its server and has no file mode: its default DACL (SYSTEM
+  // and Administrators only may write) is the access control there (see agent/platform.ts).
+  const pipe = isNamedPipe(path);
+  if (!pipe && existsSync(path)) unlinkSync(path); // stale socket from a killed agent
   const server = createServer(onRequest);
   server.requestTimeout = 10_000;
   await new Promise<void>((resolve, reject) => {
@@ -224,7 +228,7 @@ async function listen(path: string, mode: number, onRequest: (req: IncomingMessa
     // umask-independent: set the mode right after bind, before any request is accepted.
     server.listen(path, () => {
       try {
-        chmodSync(path, mode);
+        if (!pipe) chmodSync(path, mode);
         resolve();
       } catch (e) {
         server.close();

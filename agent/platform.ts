@@ -3,7 +3,8 @@
  * implementation each gets, and where the local API listens. Everything else in agent/ receives
  * what this file chose, so a Windows implementation slots in here and nowhere else.
  */
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join, win32 } from 'node:path';
 import { LinuxSoftwarePlatform, type LinuxSoftwareOptions } from './software/linux/platform.js';
 import { unavailableSoftwarePlatform, type SoftwarePlatform } from './software/platform.js';
 import { LinuxUsbPlatform, type LinuxUsbOptions } from './usb/linux/platform.js';
@@ -33,23 +34,33 @@ export function capabilityNames(os: AgentOs = agentOs()): CapabilityName[] {
   }
 }
 
-/** Windows named pipes live in their own namespace; one per agent state folder so agents can run side by side. */
+/** The agent's local API on Windows: a named pipe (pipes live in their own namespace, not in the state folder). */
 export const WINDOWS_PIPE = '\\\\.\\pipe\\sekimori-agent';
+
+/** Where an agent keeps its state unless --state says otherwise. */
+export function defaultStateDir(os: AgentOs = agentOs(), env: NodeJS.ProcessEnv = process.env): string {
+  if (os === 'windows') return win32.join(env.ProgramData ?? env.PROGRAMDATA ?? 'C:\\ProgramData', 'Sekimori', 'agent');
+  return '/var/lib/sekimori-agent';
+}
 
 /**
  * Where the root-only local API listens. Linux: STATE/agent.sock (unchanged). Windows: the named
- * pipe \\.\pipe\sekimori-agent; SEKIMORI_AGENT_PIPE names another (tests running several agents).
+ * pipe \\.\pipe\sekimori-agent for the default state folder, and one named after a hash of the
+ * folder for any other, so agents with different --state folders still run side by side. The
+ * pipe gets Windows' default DACL (full control for SYSTEM, Administrators and the creator; read
+ * only for Everyone, which cannot send a request), and Node creates it with
+ * FILE_FLAG_FIRST_PIPE_INSTANCE, so a pipe someone else made first makes listen fail instead of
+ * being shared.
  */
 export function localEndpoint(stateDir: string, os: AgentOs = agentOs(), env: NodeJS.ProcessEnv = process.env): string {
-  if (os === 'windows') {
-    const p = env.SEKIMORI_AGENT_PIPE;
-    return p && /^\\\\\.\\pipe\\[\w.-]{1,200}$/.test(p) ? p : WINDOWS_PIPE;
-  }
-  return join(stateDir, 'agent.sock');
+  if (os !== 'windows') return join(stateDir, 'agent.sock');
+  const dir = win32.resolve(stateDir).toLowerCase();
+  if (dir === win32.resolve(defaultStateDir(os, env)).toLowerCase()) return WINDOWS_PIPE;
+  return `${WINDOWS_PIPE}-${createHash('sha256').update(dir).digest('hex').slice(0, 16)}`;
 }
 
 /** Whether the endpoint is a Windows named pipe (no chmod, no unlink of a stale socket). */
-export const isNamedPipe = (endpoint: string): boolean => endpoint.startsWith('\\\\.\\pipe\\') || endpoint.startsWith('\\\\?\\pipe\\');
+export const isNamedPipe = (endpoint: string): boolean => /^\\\\[.?]\\pipe\\/i.test(endpoint);
 
 export type UsbPlatformOptions = LinuxUsbOptions;
 

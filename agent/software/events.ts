@@ -2,6 +2,7 @@
  * What the software capability reports: event data per type. Pure; every path and rule text
  * goes through safeText (file names are attacker-controlled), hashes travel as they are.
  */
+import type { EventDataOf } from '../../protocol/event-data.js';
 import { safeText } from '../../protocol/text.js';
 import type { SoftwarePolicy } from '../../protocol/policy-software.js';
 import type { Verdict } from './decide.js';
@@ -23,7 +24,7 @@ export function unauthorizedProcessData(o: {
   mode: Mode;
   enforce: boolean;
   detectMs: number;
-}): Record<string, unknown> {
+}): EventDataOf<'software.unauthorized_process'> {
   return {
     pid: o.pid,
     uid: o.uid,
@@ -41,7 +42,7 @@ export function unauthorizedProcessData(o: {
   };
 }
 
-export function killedData(o: { pid: number; uid: number | null; target: { path: string; sha256: string }; verdict: Verdict; mode: Mode; killMs: number }): Record<string, unknown> {
+export function killedData(o: { pid: number; uid: number | null; target: { path: string; sha256: string }; verdict: Verdict; mode: Mode; killMs: number }): EventDataOf<'software.killed'> {
   return { pid: o.pid, uid: o.uid, path: path1k(o.target.path), sha256: o.target.sha256, rule: rule(o.verdict), mode: o.mode, killMs: o.killMs };
 }
 
@@ -54,7 +55,7 @@ export function unauthorizedFileData(o: {
   mode: Mode;
   quarantine: boolean;
   detectMs: number;
-}): Record<string, unknown> {
+}): EventDataOf<'software.unauthorized_file'> {
   const d = o.digest;
   return {
     path: path1k(o.real),
@@ -72,15 +73,15 @@ export function unauthorizedFileData(o: {
   };
 }
 
-export function quarantinedData(rec: QuarantineRecord, real: string, sha256: string, verdict: Verdict, mode: Mode): Record<string, unknown> {
+export function quarantinedData(rec: QuarantineRecord, real: string, sha256: string, verdict: Verdict, mode: Mode): EventDataOf<'software.quarantined'> {
   return { id: rec.id, path: path1k(real), sha256, size: rec.size, uid: rec.uid, rule: rule(verdict), mode };
 }
 
-export function removedData(p: InstalledProgram): Record<string, unknown> {
+export function removedData(p: InstalledProgram): EventDataOf<'software.removed'> {
   return { name: safeText(p.name), version: safeText(p.version), arch: safeText(p.arch) };
 }
 
-export function installedData(p: InstalledProgram & { previousVersion?: string }, v: Pick<Verdict, 'allowed' | 'rule'>, mode: Mode): Record<string, unknown> {
+export function installedData(p: InstalledProgram & { previousVersion?: string }, v: Pick<Verdict, 'allowed' | 'rule'>, mode: Mode): EventDataOf<'software.installed'> {
   return {
     name: safeText(p.name),
     version: safeText(p.version),
@@ -92,11 +93,11 @@ export function installedData(p: InstalledProgram & { previousVersion?: string }
   };
 }
 
-export function restoredData(id: string, rec: QuarantineRecord, by: string): Record<string, unknown> {
+export function restoredData(id: string, rec: QuarantineRecord, by: string): EventDataOf<'software.restored'> {
   return { id, path: path1k(rec.originalPath), sha256: rec.sha256, by: safeText(by) };
 }
 
 /** agent.error for a step that failed (kill, quarantine). */
-export function actionErrorData(action: 'kill' | 'quarantine', fields: { pid?: number; path: string; error: string }): Record<string, unknown> {
+export function actionErrorData(action: 'kill' | 'quarantine', fields: { pid?: number; path: string; error: string }): EventDataOf<'agent.error'> {
   return { capability: 'software', action, ...(fields.pid !== undefined ? { pid: fields.pid } : {}), path: path1k(fields.path), error: fields.error };
 }

@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { readJsonState, writeJsonState } from '../state.js';
+import { readJsonState, writeJsonState } from '../durable.js';
 import type { LocalExemption } from './decide.js';
 import type { InstalledProgram } from './platform.js';
 

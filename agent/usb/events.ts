@@ -2,6 +2,7 @@
  * What the USB capability reports: the event type and data for a decision. Pure: every device
  * string goes through safeText for display; the raw serial travels as hex (the matching key).
  */
+import type { UsbBlockDeviceEventData, UsbDeviceEventData } from '../../protocol/event-data.js';
 import { safeText } from '../../protocol/text.js';
 import type { UsbPolicy } from '../../protocol/policy-usb.js';
 import type { BlockKind, UsbDecision } from './decide.js';
@@ -14,8 +15,12 @@ export function usbEventType(dec: Pick<UsbDecision, 'eventType'>, monitor: boole
   return monitor && dec.eventType === 'usb.blocked' ? 'usb.would_block' : dec.eventType;
 }
 
-/** Event data for one USB decision; every device string goes through safeText. */
-export function usbEventData(d: UsbDeviceInfo, dec: UsbDecision, mode: string): Record<string, unknown> {
+/**
+ * Event data for one USB decision. Display strings go through safeText; the raw serial travels
+ * as hex (serialHex), the key exceptions match on. Fields the platform cannot know are '' in the
+ * event (the declared shape has no null for them).
+ */
+export function usbEventData(d: UsbDeviceInfo, dec: UsbDecision, mode: string): UsbDeviceEventData {
   return {
     kind: 'usb',
     mode,
@@ -24,14 +29,15 @@ export function usbEventData(d: UsbDeviceInfo, dec: UsbDecision, mode: string): 
     devnum: d.devnum,
     vendorId: d.vendorId,
     productId: d.productId,
-    bcdDevice: d.bcdDevice,
+    bcdDevice: d.bcdDevice ?? '',
     deviceClass: hex2(d.deviceClass & 0xff),
     interfaceClasses: [...new Set(d.interfaces.map((i) => hex2(i.class & 0xff)))],
     interfaces: dec.interfaces,
     manufacturer: safeText(d.manufacturer),
     product: safeText(d.product),
     serial: safeText(d.serial, 128),
-    descriptorHash: d.descriptorHash,
+    serialHex: d.serial?.toString('hex') ?? null,
+    descriptorHash: d.descriptorHash ?? '',
     rule: dec.rule,
     partial: dec.partial,
     readonly: dec.readonly,
@@ -45,6 +51,6 @@ export function builtinEventType(access: 'allow' | 'readonly' | 'block', monitor
   return access === 'allow' ? 'usb.allowed' : access === 'readonly' ? 'usb.readonly' : monitor ? 'usb.would_block' : 'usb.blocked';
 }
 
-export function builtinEventData(kind: BlockKind, mode: UsbPolicy['mode'], device: string, rule: string, partitions: string[]): Record<string, unknown> {
+export function builtinEventData(kind: BlockKind, mode: UsbPolicy['mode'], device: string, rule: string, partitions: string[]): UsbBlockDeviceEventData {
   return { kind, mode, device, rule, partitions };
 }

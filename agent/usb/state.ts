@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { usbExceptionErrors, type UsbException } from '../../protocol/policy-usb.js';
-import { readJsonState, writeJsonState } from '../state.js';
+import { readJsonState, writeJsonState } from '../durable.js';
 import type { UnboundMedium } from './platform.js';
 
 export const EXCEPTIONS_FILE = 'usb-exceptions.json';

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, unlinkSync, utimesSync, existsSync, lstatSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { writeFileDurably } from '../../state.js';
+import { writeFileDurably } from '../../durable.js';
 import { identityKey } from '../observe/hash.js';
 import type { QuarantineRecord } from '../platform.js';
 
