@@ -147,7 +147,7 @@ describe('login flood (items 5, 6, 8) on one console', () => {
     // Connections are opened first, so the rounds below measure request handling, not TLS handshakes.
     const p = agentPaths(agent.stateDir);
     const beatAgent = keepAlive({ key: readFileSync(p.key), cert: readFileSync(p.cert) });
-    const beat = { hostname: 'probe', os: 'linux', agentVersion: 'test', policyVersion: 1, outboxDepth: 0, monitorOnly: false };
+    const beat = { ts: new Date().toISOString(), hostname: 'probe', os: 'linux', agentVersion: 'test', policyVersion: 1, outboxDepth: 0, monitorOnly: false };
     expect((await send(c, '/api/agent/heartbeat', { method: 'POST', agent: beatAgent, json: beat })).status).toBe(200);
     const rounds = 5;
     let heartbeatFirst = 0;
