@@ -10,7 +10,8 @@ import type { InstalledProgram, QuarantineRecord } from './platform.js';
 
 type Mode = SoftwarePolicy['mode'];
 const path1k = (p: string) => safeText(p, 1024);
-const rule = (v: Pick<Verdict, 'rule'>) => safeText(v.rule, 512);
+// safeText marks a cut with '…' past its limit: 511 + 1 fits the 512 the declaration allows.
+const rule = (v: Pick<Verdict, 'rule'>) => safeText(v.rule, 511);
 
 export function unauthorizedProcessData(o: {
   pid: number;
@@ -88,7 +89,7 @@ export function installedData(p: InstalledProgram & { previousVersion?: string }
     arch: safeText(p.arch),
     ...(p.previousVersion ? { previousVersion: safeText(p.previousVersion) } : {}),
     authorized: v.allowed,
-    rule: safeText(v.rule, 512),
+    rule: rule(v),
     mode,
   };
 }

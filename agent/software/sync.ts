@@ -19,11 +19,19 @@ export function syncRequest(items: readonly QuarantineRecord[], results: Results
   };
 }
 
-/** Pure: the ids to restore from the console's answer (at most 100, strings only); null when the answer has no list. */
+/** Quarantine ids are UUIDs (linux/actions.ts, windows/): the only shape the sync request may carry back. */
+const QUARANTINE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Pure: the ids to restore from the console's answer (at most 100); null when the answer has no
+ * list. Anything but a quarantine id is skipped: it names no record, and its result would make the
+ * console refuse every later sync request (result ids must be UUIDs), so the quarantine would never
+ * be reported again.
+ */
 export function restoreIds(body: unknown): string[] | null {
   const restore = (body as Partial<SoftwareSyncResponse> | null)?.restore;
   if (!Array.isArray(restore)) return null;
-  return restore.slice(0, 100).filter((id): id is string => typeof id === 'string');
+  return restore.slice(0, 100).filter((id): id is string => typeof id === 'string' && QUARANTINE_ID.test(id));
 }
 
 export class SoftwareSync {
@@ -67,8 +75,7 @@ export class SoftwareSync {
         const r = this.restore(id, 'console');
         this.results.push({ id, ok: r.ok, ...(r.error ? { error: r.error } : {}) });
       }
-      const raw = (reply.body as { restore: unknown[] }).restore;
-      return raw.length > 0;
+      return ids.length > 0;
     } finally {
       this.syncing = false;
     }
