@@ -70,6 +70,14 @@ describe('parseRegQuery: wine 10 output', () => {
     expect(k.subkeys).toEqual(['Sub one']);
     expect(k.key).toBe('HKLM\\Software\\Policies\\SekimoriSample');
   });
+  it('an existing key with nothing in it: wine prints one blank line (captured)', () => {
+    expect(parseRegQuery('\r\n', 'HKLM\\SYSTEM\\CurrentControlSet\\Enum\\USB')).toEqual({ key: 'HKLM\\SYSTEM\\CurrentControlSet\\Enum\\USB', values: [], subkeys: [] });
+    expect(parseRegQuery('', 'HKLM\\A')).toEqual({ key: 'HKLM\\A', values: [], subkeys: [] });
+  });
+  it('a key with subkeys but no values: wine prints no key line (captured from node.exe under wine)', () => {
+    const out = '\r\nHKEY_LOCAL_MACHINE\\Software\\Policies\\Microsoft\\Windows\\DeviceInstall\r\n';
+    expect(parseRegQuery(out, 'HKLM\\Software\\Policies\\Microsoft\\Windows')).toEqual({ key: 'HKLM\\Software\\Policies\\Microsoft\\Windows', values: [], subkeys: ['DeviceInstall'] });
+  });
   it('empty key', () => {
     expect(parseRegQuery(WINE_EMPTY_KEY, 'HKEY_LOCAL_MACHINE\\Software\\Policies\\SekimoriSample\\Sub one')).toEqual({
       key: 'HKLM\\Software\\Policies\\SekimoriSample\\Sub one',
@@ -105,8 +113,6 @@ describe('parseRegQuery: Windows output', () => {
 describe('parseRegQuery: hostile or unexpected output throws (the caller fails closed)', () => {
   const K = 'HKLM\\Software\\X';
   it.each([
-    ['empty output', ''],
-    ['only blank lines', '\r\n\r\n'],
     ['another key first', '\r\nHKEY_LOCAL_MACHINE\\Software\\Y\r\n'],
     ['a parent-prefix trick', '\r\nHKEY_LOCAL_MACHINE\\Software\\XY\r\n'],
     ['value listed twice (forged by a line break in data)', '\r\nHKEY_LOCAL_MACHINE\\Software\\X\r\n    A    REG_SZ    1\r\n    A    REG_DWORD    0x0\r\n'],

