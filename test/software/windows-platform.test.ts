@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { compilePolicy, judge } from '../../agent/software/decide.js';
-import { WindowsSoftwarePlatform, moveAcrossVolumes, quarantineAclArgs, type Runner, type RunResult } from '../../agent/software/windows/platform.js';
-import { decodeHex16, encodeHex16, killResultOf, newProcesses, parseProcList, windowsAncestry, type WinProcess } from '../../agent/software/windows/processes.js';
+import { WindowsSoftwarePlatform, moveAcrossVolumes, quarantineAclArgs, type Helper, type Runner, type RunResult } from '../../agent/software/windows/platform.js';
+import { decodeHex16, encodeHex16, killResultOf, parseProcList, ProcWatchState, windowsAncestry, type WinProcess } from '../../agent/software/windows/processes.js';
 import { defaultSoftwarePolicy, type SoftwarePolicy } from '../../protocol/policy-software.js';
 
 const h = encodeHex16;
@@ -49,15 +49,6 @@ describe('sekimori-proclist listing', () => {
     expect(decodeHex16(h('a\nb\u0000c\ud800'))).toBe('a\nb\u0000c\ud800');
   });
 
-  it('new processes: by pid AND creation time, images only', () => {
-    const list: WinProcess[] = [
-      { pid: 10, ppid: 1, created: '5', image: 'C:\\a.exe', user: null },
-      { pid: 11, ppid: 1, created: '6', image: null, user: null },
-      { pid: 12, ppid: 1, created: '9', image: 'C:\\b.exe', user: null },
-    ];
-    expect(newProcesses(new Set(['10:5', '12:7']), list).map((p) => p.pid)).toEqual([12]); // pid 12 reused
-  });
-
   it('ancestry stops at a parent younger than its child (the pid was reused)', () => {
     const list: WinProcess[] = [
       { pid: 500, ppid: 400, created: '100', image: 'node.exe', user: null },
@@ -73,14 +64,71 @@ describe('sekimori-proclist listing', () => {
     expect(windowsAncestry(1, loop).size).toBeLessThan(10);
   });
 
+  describe('watch stream', () => {
+    const P = (pid: number, created: number, image: string | null) => `P ${pid} 1 ${created} ${image === null ? '-' : h(image)} -\n`;
+    it('releases new processes at the end of their snapshot, without image-less ones', () => {
+      const s = new ProcWatchState();
+      expect(s.feed(P(10, 5, 'C:\\a.exe') + P(4, 0, null))).toEqual([]);
+      const [u] = s.feed('T 2\n');
+      expect(u).toEqual({ kind: 'snapshot', fresh: [{ pid: 10, ppid: 1, created: '5', image: 'C:\\a.exe', user: null }] });
+      // split across chunks, a pid reused: G then P
+      expect(s.feed('G 10 5\n' + P(10, 9, 'C:\\b.exe').slice(0, 7))).toEqual([]);
+      expect(s.feed(P(10, 9, 'C:\\b.exe').slice(7) + 'T 2\r\n')).toEqual([{ kind: 'snapshot', fresh: [{ pid: 10, ppid: 1, created: '9', image: 'C:\\b.exe', user: null }] }]);
+      // a process that came and went inside one snapshot is not released
+      expect(s.feed(P(12, 1, 'C:\\c.exe') + 'G 12 1\nT 2\n')).toEqual([{ kind: 'snapshot', fresh: [] }]);
+    });
+    it.each([
+      ['count does not match', P(1, 1, 'C:\\a.exe') + 'T 2\n'],
+      ['gone without having come', 'G 5 1\n'],
+      ['gone with another creation time', P(5, 1, 'C:\\a.exe') + 'T 1\nG 5 2\n'],
+      ['new on a running pid', P(5, 1, 'C:\\a.exe') + P(5, 2, 'C:\\b.exe')],
+      ['junk', 'hello\n'],
+      ['bad hex', 'P 1 1 1 xyz -\n'],
+      ['endless line', 'P'.repeat(400_000)],
+    ])('desync: %s', (_n, text) => {
+      const s = new ProcWatchState();
+      expect(s.feed(text).at(-1)?.kind).toBe('desync');
+    });
+  });
+
   it('kill exit codes', () => {
     expect([0, 3, 4, 5, 64, null].map(killResultOf)).toEqual(['killed', 'gone', 'changed', 'failed', 'failed', 'failed']);
   });
 });
 
+class FakeHelper implements Helper {
+  stopped = false;
+  private data: ((t: string) => void)[] = [];
+  private exits: (() => void)[] = [];
+  onData(cb: (t: string) => void): void {
+    this.data.push(cb);
+  }
+  onExit(cb: () => void): void {
+    this.exits.push(cb);
+  }
+  stop(): void {
+    this.stopped = true;
+  }
+  emit(t: string): void {
+    for (const cb of this.data) cb(t);
+  }
+  exit(): void {
+    for (const cb of this.exits) cb();
+  }
+}
+
 /** Records every command; answers from a table (first matching prefix of "exe args…"). */
 class FakeRunner implements Runner {
   calls: string[] = [];
+  helpers: FakeHelper[] = [];
+  onStart: (h: FakeHelper) => void = () => undefined;
+  start(exe: string, args: string[]): Helper {
+    this.calls.push([exe, ...args].join(' '));
+    const h = new FakeHelper();
+    this.helpers.push(h);
+    queueMicrotask(() => this.onStart(h));
+    return h;
+  }
   constructor(private readonly answers: [RegExp, RunResult | (() => RunResult)][]) {}
   private answer(exe: string, args: string[]): RunResult {
     const line = [exe, ...args].join(' ');
@@ -132,28 +180,31 @@ describe('WindowsSoftwarePlatform with recorded commands', () => {
     expect(p.kill(700, 'C:\\x.exe', null)).toBe('failed');
   });
 
-  it('watchProcesses reports each process once, and a cut-off listing forgets nobody', async () => {
-    const lists = [
-      ok(listing([[10, 1, '1', 'C:\\a.exe', null], [4, 0, '0', null, null]])),
-      ok('P 10 1 1 - -\n'), // cut off: ignored
-      ok(listing([[10, 1, '1', 'C:\\a.exe', null], [11, 1, '2', 'C:\\b.exe', null]])),
-    ];
-    let i = 0;
-    const r = new FakeRunner([[/list$/, () => lists[Math.min(i++, lists.length - 1)]!]]);
-    const p = new WindowsSoftwarePlatform({ env: ENV, runner: r, helper: 'helper.exe', pid: 1 });
+  it('watchProcesses: one long-lived helper, new processes once per snapshot, restarted when its output does not add up', async () => {
+    const r = new FakeRunner([]);
+    const p = new WindowsSoftwarePlatform({ env: ENV, runner: r, helper: 'C:\\S\\sekimori-proclist.exe', pid: 1 });
     const seen: string[] = [];
-    let done!: () => void;
-    const both = new Promise<void>((res) => (done = res));
-    const w = p.watchProcesses({
-      intervalMs: 250,
-      onExec: (s) => {
-        seen.push(`${s.pid} ${s.exeLink}`);
-        if (seen.length === 2) done();
-      },
-    });
-    await both;
+    let restarted!: () => void;
+    const second = new Promise<void>((res) => (restarted = res));
+    r.onStart = (hp) => {
+      if (r.helpers.length === 1) {
+        hp.emit('P 10 1 1 ' + h('C:\\a.exe') + ' -\nP 4 0 0 - -\n'); // not complete yet: nothing reported
+        expect(seen).toEqual([]);
+        hp.emit('T 2\nP 11 1 2 ' + h('C:\\b.exe') + ' -\nG 10 1\nT 2\n');
+        hp.emit('G 99 1\n'); // a process it never announced: desync → restart
+      } else {
+        hp.emit('P 11 1 2 ' + h('C:\\b.exe') + ' -\nT 1\n');
+        restarted();
+      }
+    };
+    const w = p.watchProcesses({ intervalMs: 250, onExec: (x) => seen.push(`${x.pid} ${x.exeLink}`) });
+    await second;
     w.stop();
-    expect(seen).toEqual(['10 C:\\a.exe', '11 C:\\b.exe']);
+    expect(seen).toEqual(['10 C:\\a.exe', '11 C:\\b.exe', '11 C:\\b.exe']); // after a restart everything running is judged again
+    expect(r.calls[0]).toBe('C:\\S\\sekimori-proclist.exe watch 250');
+    expect(r.helpers[0]!.stopped).toBe(true);
+    expect(r.helpers[1]!.stopped).toBe(true);
+    expect(w.ticks).toBe(3);
   });
 
   it('installed(): both machine views and loaded user hives; a missing WOW key is no error, an unreadable machine key is', async () => {

@@ -8,7 +8,7 @@
  * through `judgedPath` / `inScope` / `compilable` below (paths.ts) — the seam additions this
  * platform needs from the capability.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { constants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -19,17 +19,25 @@ import { decodeRegOutput, defaultRegExe } from '../../windows/registry.js';
 import { inventory, loadedUserSids, uninstallRoots } from './installed.js';
 import { defaultWindowsRoots, parseProfileList, parseShellFolders, PROFILE_LIST, USER_SHELL_FOLDERS, windowsWatchedRoots, type UserProfile } from './locations.js';
 import { hasShortNameSegment, inWindowsScope, policyPathKey, ruleKey, scopeKey } from './paths.js';
-import { encodeHex16, killResultOf, newProcesses, parseProcList, processIdentity, windowsAncestry, type WinProcess } from './processes.js';
+import { encodeHex16, killResultOf, parseProcList, ProcWatchState, windowsAncestry, type WinProcess } from './processes.js';
 
 export interface RunResult {
   code: number | null;
   stdout: Buffer;
 }
 
+/** A long-running helper: its output as it comes, its end, and a way to end it. */
+export interface Helper {
+  onData(cb: (text: string) => void): void;
+  onExit(cb: () => void): void;
+  stop(): void;
+}
+
 /** How the platform runs programs (replaced in tests to record the commands). */
 export interface Runner {
   run(exe: string, args: string[], timeoutMs: number): Promise<RunResult>;
   runSync(exe: string, args: string[], timeoutMs: number): RunResult;
+  start(exe: string, args: string[]): Helper;
 }
 
 export const execRunner: Runner = {
@@ -40,6 +48,28 @@ export const execRunner: Runner = {
         resolve({ code, stdout: Buffer.from(stdout ?? []) });
       });
     }),
+  start: (exe, args) => {
+    // stdin stays open: the helper ends itself when it closes (this agent stopped or died).
+    const child = spawn(exe, args, { stdio: ['pipe', 'pipe', 'ignore'], windowsHide: true, shell: false });
+    child.on('error', () => undefined); // reported through onExit
+    child.stdin.on('error', () => undefined);
+    child.stdout.setEncoding('latin1');
+    return {
+      onData: (cb) => child.stdout.on('data', (c: string) => cb(c)),
+      onExit: (cb) => {
+        let done = false;
+        const once = () => {
+          if (!done) (done = true), cb();
+        };
+        child.once('exit', once);
+        child.once('error', once);
+      },
+      stop: () => {
+        child.stdin.end();
+        child.kill();
+      },
+    };
+  },
   runSync: (exe, args, timeoutMs) => {
     try {
       return { code: 0, stdout: execFileSync(exe, args, { timeout: timeoutMs, windowsHide: true, maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] }) };
@@ -225,48 +255,75 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
     return list;
   }
 
+  /**
+   * One long-lived `sekimori-proclist watch` reports new and gone processes each interval; new ones
+   * go to onExec once their snapshot is complete. A helper that ends or says something that does
+   * not add up is restarted (after 1 s, doubling to 30 s), and its first snapshot reports every
+   * running process again, as a fresh start of the agent does.
+   */
   watchProcesses(o: { intervalMs: number; onExec(p: ProcessSeen): void }): ProcessWatch {
-    const known = new Set<string>();
-    let stopped = false;
-    let busy = false;
-    let warned = false;
     const stats = { ticks: 0, totalMs: 0 };
-    const tick = async () => {
-      if (busy || stopped) return; // a slow listing is skipped, never stacked
-      busy = true;
-      const t0 = performance.now();
+    let stopped = false;
+    let helper: Helper | null = null;
+    let retry: NodeJS.Timeout | null = null;
+    let backoff = 1000;
+    const interval = String(Math.min(60_000, Math.max(50, Math.round(o.intervalMs))));
+    const restart = (why: string) => {
+      helper?.stop();
+      helper = null;
+      if (stopped || retry) return;
+      this.log(`software: process watch ${why}: restarting in ${backoff} ms`);
+      retry = setTimeout(() => {
+        retry = null;
+        launch();
+      }, backoff);
+      retry.unref?.();
+      backoff = Math.min(30_000, backoff * 2);
+    };
+    const launch = () => {
+      if (stopped) return;
+      const state = new ProcWatchState();
+      let h: Helper;
       try {
-        const list = await this.listProcesses();
-        if (!list) {
-          if (!warned) this.log(`software: process listing failed (${this.helper}): processes are not judged until it works`);
-          warned = true;
-          return;
-        }
-        warned = false;
-        const fresh = newProcesses(known, list);
-        known.clear();
-        for (const p of list) known.add(processIdentity(p));
-        for (const p of fresh) {
-          if (stopped) break;
-          try {
-            o.onExec({ pid: p.pid, exeLink: p.image!, seenAt: t0 });
-          } catch {
-            // a consumer error must not stop the watch
+        h = this.runner.start(this.helper, ['watch', interval]);
+      } catch (e) {
+        restart(`could not start ${this.helper} (${(e as Error).message})`);
+        return;
+      }
+      helper = h;
+      h.onExit(() => {
+        if (helper === h) restart('helper ended');
+      });
+      h.onData((text) => {
+        if (helper !== h || stopped) return;
+        const t0 = performance.now();
+        for (const u of state.feed(text)) {
+          if (u.kind === 'desync') {
+            restart(`output did not add up (${u.reason})`);
+            return;
+          }
+          backoff = 1000;
+          this.last = [...state.running.values()];
+          stats.ticks++;
+          for (const p of u.fresh) {
+            if (stopped) break;
+            try {
+              o.onExec({ pid: p.pid, exeLink: p.image!, seenAt: t0 });
+            } catch {
+              // a consumer error must not stop the watch
+            }
           }
         }
-      } finally {
-        stats.ticks++;
         stats.totalMs += performance.now() - t0;
-        busy = false;
-      }
+      });
     };
-    void tick();
-    const timer = setInterval(() => void tick(), Math.max(250, o.intervalMs));
-    timer.unref?.();
+    launch();
     return {
       stop() {
         stopped = true;
-        clearInterval(timer);
+        if (retry) clearTimeout(retry);
+        helper?.stop();
+        helper = null;
       },
       get ticks() {
         return stats.ticks;

@@ -42,26 +42,86 @@ export function parseProcList(text: string): WinProcess[] | null {
       end = Number(e[1]);
       continue;
     }
-    const m = /^P (\d{1,10}) (\d{1,10}) (\d{1,20}) (-|[0-9a-f]+) (-|[0-9a-f]+)$/.exec(line);
-    if (!m) return null;
-    const pid = Number(m[1]);
-    if (seen.has(pid) || pid > 0xffffffff) return null;
-    seen.add(pid);
-    out.push({ pid, ppid: Number(m[2]), created: m[3]!.replace(/^0+(?=\d)/, ''), image: decodeHex16(m[4]!), user: decodeHex16(m[5]!) });
+    const p = parseP(line);
+    if (!p || seen.has(p.pid)) return null;
+    seen.add(p.pid);
+    out.push(p);
   }
   return end !== null && end === out.length ? out : null;
 }
 
-export const processIdentity = (p: Pick<WinProcess, 'pid' | 'created'>): string => `${p.pid}:${p.created}`;
+const P_LINE = /^P (\d{1,10}) (\d{1,10}) (\d{1,20}) (-|[0-9a-f]+) (-|[0-9a-f]+)$/;
+
+function parseP(line: string): WinProcess | null {
+  const m = P_LINE.exec(line);
+  if (!m) return null;
+  const pid = Number(m[1]);
+  if (pid > 0xffffffff) return null;
+  return { pid, ppid: Number(m[2]), created: m[3]!.replace(/^0+(?=\d)/, ''), image: decodeHex16(m[4]!), user: decodeHex16(m[5]!) };
+}
+
+export type WatchUpdate = { kind: 'snapshot'; fresh: WinProcess[] } | { kind: 'desync'; reason: string };
 
 /**
- * Processes that are new since the last listing (or whose pid now belongs to another process).
- * Processes without an image path are skipped: there is nothing to hash or judge (the System and
- * protected processes; a process that exited between snapshot and open).
+ * The state of `sekimori-proclist watch`: P (new), G (gone) and T (snapshot done) lines applied to
+ * the running set. A snapshot's new processes are released only at its T line, and only when the
+ * count agrees with the set: anything else (junk, a G for an unknown process, a wrong count) is a
+ * desync — the caller restarts the helper rather than judge from a set it cannot trust.
  */
-export function newProcesses(known: ReadonlySet<string>, now: readonly WinProcess[]): WinProcess[] {
-  return now.filter((p) => p.image !== null && !known.has(processIdentity(p)));
+export class ProcWatchState {
+  readonly running = new Map<number, WinProcess>();
+  private fresh: WinProcess[] = [];
+  private partial = '';
+
+  /** Feeds raw output; returns the completed snapshots (and at most one desync, which ends the batch). */
+  feed(chunk: string): WatchUpdate[] {
+    const out: WatchUpdate[] = [];
+    const text = this.partial + chunk;
+    const lines = text.split(/\r?\n/);
+    this.partial = lines.pop() ?? '';
+    if (this.partial.length > 300_000) return [{ kind: 'desync', reason: 'line too long' }];
+    for (const line of lines) {
+      if (line === '') continue;
+      const u = this.line(line);
+      if (u) {
+        out.push(u);
+        if (u.kind === 'desync') return out;
+      }
+    }
+    return out;
+  }
+
+  private line(line: string): WatchUpdate | null {
+    if (line.startsWith('P ')) {
+      const p = parseP(line);
+      if (!p) return { kind: 'desync', reason: 'bad P line' };
+      if (this.running.has(p.pid)) return { kind: 'desync', reason: 'new process on a running pid' };
+      this.running.set(p.pid, p);
+      this.fresh.push(p);
+      return null;
+    }
+    const g = /^G (\d{1,10}) (\d{1,20})$/.exec(line);
+    if (g) {
+      const pid = Number(g[1]);
+      const created = g[2]!.replace(/^0+(?=\d)/, '');
+      const cur = this.running.get(pid);
+      if (!cur || cur.created !== created) return { kind: 'desync', reason: 'gone process unknown' };
+      this.running.delete(pid);
+      this.fresh = this.fresh.filter((p) => !(p.pid === pid && p.created === created));
+      return null;
+    }
+    const t = /^T (\d{1,7})$/.exec(line);
+    if (t) {
+      if (Number(t[1]) !== this.running.size) return { kind: 'desync', reason: 'count mismatch' };
+      const fresh = this.fresh.filter((p) => p.image !== null);
+      this.fresh = [];
+      return { kind: 'snapshot', fresh };
+    }
+    return { kind: 'desync', reason: 'unknown line' };
+  }
 }
+
+export const processIdentity = (p: Pick<WinProcess, 'pid' | 'created'>): string => `${p.pid}:${p.created}`;
 
 /**
  * This process and its ancestors, never to be killed. A parent counts only if it was created

@@ -10,6 +10,11 @@
  *       image     QueryFullProcessImageNameW's Win32 path, UTF-16LE as hex ('-' when unreadable)
  *       user      DOMAIN\name of the process token's owner, UTF-16LE hex ('-' when unreadable)
  *     then "END <count>": a listing without it is incomplete and not used.
+ *   sekimori-proclist watch <ms>
+ *     the agent's process watch: a snapshot every <ms> (50..60000), printing only the changes —
+ *     "P …" (as above) for a process not seen before (pid + creation time), "G <pid> <creation>"
+ *     for one gone, then "T <count>" (processes now) after each snapshot. One long-lived helper
+ *     instead of a process start per tick; it exits when its standard input closes (the agent is gone).
  *   sekimori-proclist kill <pid> <creation> <image-hex>
  *     opens the process once, checks on that same handle that it is still the one judged (same
  *     creation time and image path), then TerminateProcess: no window for pid reuse.
@@ -23,6 +28,7 @@
 #include <tlhelp32.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <wchar.h>
 
 static void put_hex(const wchar_t *s, DWORD n) {
@@ -116,6 +122,97 @@ static int list(void) {
   return fflush(stdout) == 0 ? 0 : 2;
 }
 
+typedef struct {
+  DWORD pid, ppid;
+  unsigned long long created;
+} proc_t;
+
+static int by_pid(const void *a, const void *b) {
+  DWORD x = ((const proc_t *)a)->pid, y = ((const proc_t *)b)->pid;
+  return x < y ? -1 : x > y;
+}
+
+static void print_new(const proc_t *p) {
+  static wchar_t img[32768], user[600];
+  DWORD n = 0, un = 0;
+  HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, p->pid);
+  if (h != NULL) {
+    n = image_of(h, img, 32768);
+    un = owner_of(h, user, 600);
+    CloseHandle(h);
+  }
+  printf("P %lu %lu %llu ", (unsigned long)p->pid, (unsigned long)p->ppid, p->created);
+  put_hex(n ? img : NULL, n);
+  fputs(" ", stdout);
+  put_hex(un ? user : NULL, un);
+  fputs("\n", stdout);
+}
+
+/* Ends the helper when the agent closes our standard input (or dies). */
+static DWORD WINAPI stdin_eof(LPVOID unused) {
+  char b[64];
+  DWORD n = 0;
+  (void)unused;
+  while (ReadFile(GetStdHandle(STD_INPUT_HANDLE), b, sizeof(b), &n, NULL) && n > 0) {
+  }
+  ExitProcess(0);
+  return 0;
+}
+
+#define MAX_PROCS 65536
+
+static int watch(const char *ms_s) {
+  static proc_t known[MAX_PROCS], now[MAX_PROCS];
+  size_t nk = 0;
+  char *end = NULL;
+  unsigned long ms = strtoul(ms_s, &end, 10);
+  if (*end != 0 || ms < 50 || ms > 60000) return 64;
+  if (CreateThread(NULL, 0, stdin_eof, NULL, 0, NULL) == NULL) return 2;
+  for (;;) {
+    PROCESSENTRY32W pe;
+    size_t nn = 0, i = 0, j = 0;
+    HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+    if (snap == INVALID_HANDLE_VALUE) return 2;
+    pe.dwSize = sizeof(pe);
+    if (Process32FirstW(snap, &pe)) {
+      do {
+        HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pe.th32ProcessID);
+        now[nn].pid = pe.th32ProcessID;
+        now[nn].ppid = pe.th32ParentProcessID;
+        now[nn].created = 0;
+        if (h != NULL) {
+          now[nn].created = creation_of(h);
+          CloseHandle(h);
+        }
+        nn++;
+      } while (nn < MAX_PROCS && Process32NextW(snap, &pe));
+    }
+    CloseHandle(snap);
+    qsort(now, nn, sizeof(proc_t), by_pid);
+    /* Merge by pid: same pid with another creation time is a new process (pid reused). */
+    while (i < nn || j < nk) {
+      if (j >= nk || (i < nn && now[i].pid < known[j].pid)) {
+        print_new(&now[i++]);
+      } else if (i >= nn || known[j].pid < now[i].pid) {
+        printf("G %lu %llu\n", (unsigned long)known[j].pid, known[j].created);
+        j++;
+      } else {
+        if (now[i].created != known[j].created) {
+          printf("G %lu %llu\n", (unsigned long)known[j].pid, known[j].created);
+          print_new(&now[i]);
+        }
+        i++;
+        j++;
+      }
+    }
+    memcpy(known, now, nn * sizeof(proc_t));
+    nk = nn;
+    printf("T %lu\n", (unsigned long)nk);
+    if (fflush(stdout) != 0) return 2; /* the agent stopped reading */
+    Sleep(ms);
+  }
+}
+
 static int from_hex(const char *hex, wchar_t *out, DWORD cap, DWORD *n) {
   size_t len = strlen(hex), i;
   if (len % 4 != 0 || len / 4 >= cap) return 0;
@@ -165,7 +262,8 @@ static int kill_same(const char *pid_s, const char *created_s, const char *hex) 
 
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "list") == 0) return list();
+  if (argc == 3 && strcmp(argv[1], "watch") == 0) return watch(argv[2]);
   if (argc == 5 && strcmp(argv[1], "kill") == 0) return kill_same(argv[2], argv[3], argv[4]);
-  fputs("usage: sekimori-proclist list | kill <pid> <creation> <image-hex>\n", stderr);
+  fputs("usage: sekimori-proclist list | watch <ms> | kill <pid> <creation> <image-hex>\n", stderr);
   return 64;
 }

@@ -172,8 +172,13 @@ try {
   // ---- a started process: listed with its path, killed through the helper ----------------
   const exe = work + '\\\\proc-' + tag + '.exe';
   copyFileSync(sleeper, exe);
+  const execs = [];
+  const w = p.watchProcesses({ intervalMs: 250, onExec: (s) => execs.push(s) });
+  await until('first snapshot of the process watch', () => execs.length > 0);
   const child = spawn(exe, [], { stdio: 'ignore' });
   const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  out.watchSeen = await until('process seen by the watch', () => execs.find((x) => x.pid === child.pid));
+  out.watchSeenOnce = execs.filter((x) => x.pid === child.pid).length;
   const listed = await until('process listed', async () => (await p.listProcesses())?.find((x) => x.pid === child.pid));
   out.process = { pid: child.pid, listed };
   const verdict = judge(compiled, { path: p.judgedPath(listed.image), sha256: (await hasher.digest(p.exeForHashing(child.pid, listed.image))).sha256 });
@@ -184,6 +189,15 @@ try {
   out.kill = p.kill(child.pid, listed.image, null);
   out.exit = await Promise.race([exited, sleep(20000).then(() => 'still running')]);
   out.killAgain = p.kill(child.pid, listed.image, null);
+  out.watchTicks = w.ticks;
+  w.stop();
+  // The watch helper ends once its standard input closes: only the one-shot lister itself remains.
+  const helperName = /\\\\sekimori-proclist\.exe$/i;
+  out.helpersAfterStop = await until('watch helper gone', async () => {
+    const l = await p.listProcesses();
+    const n = l ? l.filter((x) => x.image && helperName.test(x.image)).length : -1;
+    return n === 1 ? n : 0;
+  }, 20000).catch(() => 'still running');
 
   // ---- installed programs: reg.exe add / delete -------------------------------------------
   const src = p.installed(policy);
@@ -238,6 +252,10 @@ interface DriverOut {
   kill: string;
   exit: unknown;
   killAgain: string;
+  watchSeen: { pid: number; exeLink: string };
+  watchSeenOnce: number;
+  watchTicks: number;
+  helpersAfterStop: unknown;
   installed: Change[];
   installedKeys: string[];
   removed: Change[];
@@ -335,6 +353,11 @@ describe.skipIf(!wine.ok || !mingw.ok)('unauthorized software on Windows (node.e
     expect(out.kill).toBe('killed');
     expect(out.exit).not.toBe('still running');
     expect(out.killAgain).toBe('gone');
+    // The long-lived watch saw it once, with the same path; its helper ended when the watch stopped.
+    expect(out.watchSeen.exeLink).toBe(out.process.listed.image);
+    expect(out.watchSeenOnce).toBe(1);
+    expect(out.watchTicks).toBeGreaterThan(1);
+    expect(out.helpersAfterStop).toBe(1);
   });
 
   it('programs written to the Uninstall keys with reg.exe are listed (64-bit, 32-bit, user hive), hidden ones not, and their removal is seen', () => {
