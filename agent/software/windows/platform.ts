@@ -18,7 +18,7 @@ import type { SoftwareRule } from '../../../protocol/policy-software.js';
 import { decodeRegOutput, defaultRegExe } from '../../windows/registry.js';
 import { inventory, loadedUserSids, uninstallRoots } from './installed.js';
 import { defaultWindowsRoots, parseProfileList, parseShellFolders, PROFILE_LIST, USER_SHELL_FOLDERS, windowsWatchedRoots, type UserProfile } from './locations.js';
-import { hasShortNameSegment, inWindowsScope, policyPathKey, ruleKey, scopeKey } from './paths.js';
+import { hasShortNameSegment, inWindowsScope, looksExecutableWindows, policyPathKey, ruleKey, scopeKey } from './paths.js';
 import { encodeHex16, killResultOf, parseProcList, ProcWatchState, windowsAncestry, type WinProcess } from './processes.js';
 
 export interface RunResult {
@@ -199,6 +199,11 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
       return k === null ? [] : [{ ...f, path: k }];
     });
     return { ...policy, rules, baseline: policy.baseline ? { ...policy.baseline, files } : null };
+  }
+
+  /** Windows runs by content (MZ) and by extension; the mode bits say nothing here. */
+  looksExecutable(path: string, _mode: number, head: Uint8Array): boolean {
+    return looksExecutableWindows(path, head);
   }
 
   // ---- watched roots -------------------------------------------------------------------------
