@@ -4,9 +4,17 @@
  * port and on the validate port, see console/core/server.ts). Codes are judged by the store, which
  * calls the one decision in protocol/mfa/decide.ts.
  */
-import { isObject } from '../../protocol/validate.js';
 import { isValidMfaUser } from '../../protocol/policy-mfa.js';
-import type { MfaCacheResponse, MfaReconcileEntry, MfaReconcileResponse, MfaVerifyResponse } from '../../protocol/mfa/wire.js';
+import {
+  mfaReconcileEntryCheck,
+  mfaReconcileRequestCheck,
+  mfaVerifyRequestCheck,
+  type MfaCacheResponse,
+  type MfaReconcileEntry,
+  type MfaReconcileResponse,
+  type MfaVerifyResponse,
+} from '../../protocol/mfa/wire.js';
+import { agentBody } from '../backbone/body.js';
 import { RateLimiter, tooManyRequests } from '../core/limits.js';
 import { HttpError, type ConsoleContext, type Route } from '../module.js';
 import { MFA_LIMITS } from './limits.js';
@@ -39,20 +47,18 @@ export interface ParsedReconcile {
   malformed: number[];
 }
 
+/**
+ * The envelope and each entry are judged by their wire schemas (protocol/mfa/wire.ts); beyond the
+ * schema an entry needs a user name terminals may use and a time that parses.
+ */
 export function parseReconcile(x: unknown): ParsedReconcile {
-  if (!isObject(x) || !Array.isArray(x.entries)) throw new HttpError(400, 'invalid_request', 'expected {entries: [...]}');
-  if (x.entries.length > 10_000) throw new HttpError(400, 'invalid_request', 'at most 10000 entries');
+  const body = agentBody(mfaReconcileRequestCheck, x); // 400: not {entries: [...]}, or over 10000 entries
   const out: ParsedReconcile = { entries: [], positions: [], malformed: [] };
-  x.entries.forEach((e: unknown, i: number) => {
-    const push = (entry: MfaReconcileEntry) => {
-      out.entries.push(entry);
+  body.entries.forEach((e, i) => {
+    if (mfaReconcileEntryCheck.check(e) && isValidMfaUser(e.user) && !Number.isNaN(Date.parse(e.at))) {
+      out.entries.push(e);
       out.positions.push(i);
-    };
-    if (!isObject(e) || !isValidMfaUser(e.user) || typeof e.at !== 'string' || e.at.length > 40 || Number.isNaN(Date.parse(e.at))) out.malformed.push(i);
-    else if (e.kind === 'step' && typeof e.step === 'number' && Number.isSafeInteger(e.step) && e.step >= 0) push({ user: e.user, kind: 'step', step: e.step, at: e.at });
-    else if (e.kind === 'recovery' && typeof e.recoveryId === 'number' && Number.isSafeInteger(e.recoveryId)) push({ user: e.user, kind: 'recovery', recoveryId: e.recoveryId, at: e.at });
-    else if (e.kind === 'failure') push({ user: e.user, kind: 'failure', at: e.at });
-    else out.malformed.push(i);
+    } else out.malformed.push(i);
   });
   return out;
 }
@@ -85,9 +91,8 @@ export function mfaRoutes(ctx: ConsoleContext): Route[] {
         const terminal = agentOf(req.agentId);
         // Checked before the code is looked at: once over, no more guesses are judged at all.
         if (rejectLimit.retryAfterSeconds(terminal) > 0) limited(terminal, rejectLimit, 'failed MFA verifications from this terminal', 'verify');
-        const b = req.json();
-        if (!isObject(b)) throw new HttpError(400, 'invalid_request', 'body must be a JSON object');
-        // Hostile values are judged (and rejected) by decide(); they never reach SQL unvalidated.
+        const b = agentBody(mfaVerifyRequestCheck, req.json());
+        // Hostile names and codes are judged (and rejected, and counted) by decide(); they never reach SQL unvalidated.
         const { verdict, state } = verifyAttempt(ctx, b.user, b.code, terminal);
         if (verdict.result === 'reject') rejectLimit.take(terminal);
         const reply: MfaVerifyResponse = {
