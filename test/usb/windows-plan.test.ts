@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaultUsbPolicy, type RegisteredMedia, type UsbException, type UsbPolicy } from '../../protocol/policy-usb.js';
-import { RESTRICTIONS, RSA_ROOT, SD_STORAGE_ID, SETUP_CLASS, activeExceptions, denyIdsForClassRules, planRegistry, usbInstanceId, validInstanceId, type PlanNote, type RegistryPlan } from '../../agent/usb/windows/plan.js';
+import { RESTRICTIONS, RSA_ROOT, SD_STORAGE_ID, SETUP_CLASS, activeExceptions, strictDefaultPlan, denyIdsForClassRules, planRegistry, usbInstanceId, validInstanceId, type PlanNote, type RegistryPlan } from '../../agent/usb/windows/plan.js';
 import { keyParts } from '../../agent/windows/registry.js';
 
 const NOW = new Date('2026-11-30T00:00:00Z');
@@ -60,6 +60,7 @@ describe('strict default policy', () => {
     expect(list.owned).toBe('all');
   });
   it('no notes: the default is exactly expressible', () => expect(pl.notes).toEqual([]));
+  it('strictDefaultPlan (what the installer writes) is this plan', () => expect(strictDefaultPlan()).toEqual(pl));
 });
 
 describe('monitor mode: no deny values anywhere', () => {

@@ -36,7 +36,7 @@
  * adapters and tethering are denied by their interface classes (02, 0a, e0, ef/04, ff).
  * The agent owns the values it writes: these keys must not also be set by a domain GPO.
  */
-import type { UsbException, UsbPolicy } from '../../../protocol/policy-usb.js';
+import { defaultUsbPolicy, type UsbException, type UsbPolicy } from '../../../protocol/policy-usb.js';
 import type { RegValue } from '../../windows/registry.js';
 import type { UsbPolicyInput } from '../platform.js';
 
@@ -363,4 +363,13 @@ function serialNote(subject: string): PlanNote {
     ja: `${subject} のシリアル番号は Windows のインスタンス ID に使われない文字を含むため(空白・制御文字・「,」「\\」・非 ASCII・長すぎる)、Windows では許可できません。遮断のままです。`,
     en: `${subject}: Windows does not use this serial in the instance ID (space, control or non-ASCII character, ',' or '\\', or too long), so it cannot be allowed on Windows; it stays blocked.`,
   };
+}
+
+/**
+ * The strict default (defaultUsbPolicy, no exceptions, enforcing): what the installer writes before
+ * the agent first runs, so a terminal is protected from the first boot; the agent's first plan is
+ * then the same and writes nothing.
+ */
+export function strictDefaultPlan(): RegistryPlan {
+  return planRegistry({ policy: defaultUsbPolicy(), exceptions: [], monitor: false, now: new Date(0), agentId: '' });
 }
