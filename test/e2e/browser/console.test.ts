@@ -20,7 +20,7 @@ import { requireTools } from '../tools.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const tools = requireTools('browser', [CHROMIUM, 'oathtool'], 'sudo apt-get install -y chromium oathtool fonts-noto-cjk', {
-  missing: existsSync(join(ROOT, 'dist/console/web/module.js')) ? [] : ['dist/console/web (run npm run build)'],
+  missing: existsSync(join(ROOT, 'dist/console/web/feature.js')) ? [] : ['dist/console/web (run npm run build)'],
 });
 const SHOTS = join(ROOT, 'test-output/screenshots');
 const HOSTILE = '<img src=x onerror=alert(1)>';
