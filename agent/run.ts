@@ -8,10 +8,12 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { HeartbeatRequest } from '../protocol/api.js';
 import type { PolicyDocument, PolicyVerdict } from '../protocol/policy.js';
+import { safeText } from '../protocol/text.js';
 import { isObject } from '../protocol/validate.js';
 import { SEKIMORI_VERSION } from '../protocol/version.js';
 import { createCapabilities } from './capabilities.js';
-import type { AgentContext, Capability, LogLevel, NewEvent } from './capability.js';
+import type { AgentEventType } from '../protocol/events.js';
+import type { AgentContext, Capability, LogLevel, NewEvent, TypedEvent } from './capability.js';
 import { MutualTlsLink } from './link.js';
 import { LocalApiServer } from './local-api.js';
 import { osDescription } from './os.js';
@@ -36,7 +38,7 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
     if (LEVELS.indexOf(level) >= minLevel) process.stderr.write(`[agent ${identity.agentId.slice(0, 8)}] ${new Date().toISOString()} ${level} ${m}\n`);
   };
   const outbox = new Outbox(paths.outbox, identity.agentId);
-  const emit = (e: NewEvent) => outbox.append(e);
+  const emit = <T extends AgentEventType>(e: TypedEvent<T>) => outbox.append(e as NewEvent);
   const link = new MutualTlsLink({
     consoleUrl: identity.consoleUrl,
     caPem: readFileSync(paths.ca, 'utf8'),
@@ -49,7 +51,7 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
   const store = new PolicyStore(paths.policy, readFileSync(paths.policyKey, 'utf8'));
   const loaded = store.load();
   if (loaded && !loaded.ok) {
-    emit({ type: 'agent.policy_rejected', data: { source: 'disk', reason: loaded.reason, detail: loaded.detail, inForce: store.policy().version } });
+    emit({ type: 'agent.policy_rejected', data: { source: 'disk', reason: loaded.reason, detail: safeText(loaded.detail, 2000), inForce: store.policy().version } });
     log('error', `stored policy rejected (${loaded.reason}): ${loaded.detail}; enforcing v${store.policy().version}`);
   }
   const startedAt = new Date().toISOString();
@@ -121,11 +123,13 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
       await applyPolicy(verdict.policy);
       return;
     }
-    const offered = isObject(reply.body) && isObject(reply.body.policy) ? reply.body.policy.version : null;
+    const raw = isObject(reply.body) && isObject(reply.body.policy) ? reply.body.policy.version : null;
+    // What the console offered is reported as it was, but only a number can be a version.
+    const offered = typeof raw === 'number' && Number.isFinite(raw) ? raw : null;
     const key = `${verdict.reason}:${String(offered)}:${isObject(reply.body) ? String(reply.body.signature).slice(0, 16) : ''}`;
     if (key !== lastRejection) {
       lastRejection = key;
-      emit({ type: 'agent.policy_rejected', data: { source: 'console', reason: verdict.reason, detail: verdict.detail, offeredVersion: offered, inForce: store.policy().version } });
+      emit({ type: 'agent.policy_rejected', data: { source: 'console', reason: verdict.reason, detail: safeText(verdict.detail, 2000), offeredVersion: offered, inForce: store.policy().version } });
       log('error', `policy rejected (${verdict.reason}): ${verdict.detail}; keeping v${store.policy().version}`);
     }
   };

@@ -8,14 +8,15 @@
 import { randomUUID } from 'node:crypto';
 import type { UploadResponse } from '../../protocol/api.js';
 import { isObject } from '../../protocol/validate.js';
-import type { ConsoleLink, ConsoleReply, LogLevel, NewEvent } from '../capability.js';
+import type { AgentEventType } from '../../protocol/events.js';
+import type { ConsoleLink, ConsoleReply, LogLevel, TypedEvent } from '../capability.js';
 import type { Outbox } from './outbox.js';
 
 export interface UploaderOptions {
   batchSize: () => number;
   maxBackoffMs: () => number;
   log: (level: LogLevel, m: string) => void;
-  emit: (e: NewEvent) => void;
+  emit: <T extends AgentEventType>(e: TypedEvent<T>) => void;
 }
 
 /** Backoff before retry number `attempt` (1-based): full jitter over an exponential ceiling. */
