@@ -25,7 +25,13 @@ export function seaDir(): string | undefined {
   // mkdtemp: a fresh 0700 directory with an unguessable name, so nobody can plant code in it
   // (the agent runs as root). Removed again on a normal exit (SIGTERM ends both programs normally).
   const dir = mkdtempSync(join(tmpdir(), 'sekimori-sea-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  process.once('exit', () => {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Windows cannot delete a loaded addon: the service wrapper empties its TMP before each start.
+    }
+  });
   for (const key of sea.getAssetKeys()) {
     const file = join(dir, key);
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });

@@ -1,8 +1,9 @@
 /*
  * sekimori-service.exe — the Windows service "SekimoriAgent" around sekimori-agent.exe.
  * Node cannot talk to the service control manager, so this small wrapper does:
- *   - locks C:\ProgramData\Sekimori (state, outbox, the agent's extracted addons) and the
- *     enrolment key HKLM\SOFTWARE\Sekimori\Enrollment to SYSTEM and Administrators;
+ *   - locks C:\ProgramData\Sekimori (state, outbox, the agent's extracted addons), the enrolment
+ *     key HKLM\SOFTWARE\Sekimori\Enrollment and the privacyIDEA Credential Provider's key (it
+ *     holds the terminal's credential) to SYSTEM and Administrators;
  *   - enrols once from that key (written by the MSI: Console, Token, CaFingerprint) and deletes the
  *     one-time token afterwards;
  *   - runs `sekimori-agent.exe run --state C:\ProgramData\Sekimori\agent`, restarts it when it ends
@@ -29,6 +30,7 @@
 #define SERVICE_NAME L"SekimoriAgent"
 #define EVENT_SOURCE L"Sekimori"
 #define ENROLL_KEY L"SOFTWARE\\Sekimori\\Enrollment"
+#define CP_KEY L"SOFTWARE\\Netknights GmbH\\PrivacyIDEA-CP"
 /* Owner SYSTEM; full control for SYSTEM and Administrators only; no inheritance from above. */
 #define PRIVATE_SDDL L"O:SYD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
 #define PRIVATE_KEY_SDDL L"O:SYD:P(A;CI;KA;;;SY)(A;CI;KA;;;BA)"
@@ -111,6 +113,20 @@ static BOOL private_dir(const wchar_t *dir) {
   return ok;
 }
 
+/* Restricts an existing HKLM key to SYSTEM and Administrators (FALSE only when it exists and fails). */
+static BOOL private_key(const wchar_t *path) {
+  HKEY key;
+  LONG rc = RegOpenKeyExW(HKEY_LOCAL_MACHINE, path, 0, WRITE_DAC | KEY_WOW64_64KEY, &key);
+  if (rc == ERROR_FILE_NOT_FOUND) return TRUE;
+  if (rc != ERROR_SUCCESS) return FALSE;
+  PSECURITY_DESCRIPTOR sd = NULL;
+  BOOL ok = ConvertStringSecurityDescriptorToSecurityDescriptorW(PRIVATE_KEY_SDDL, SDDL_REVISION_1, &sd, NULL) &&
+            RegSetKeySecurity(key, DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, sd) == ERROR_SUCCESS;
+  if (sd) LocalFree(sd);
+  RegCloseKey(key);
+  return ok;
+}
+
 static BOOL read_reg_sz(HKEY key, const wchar_t *name, wchar_t *out, DWORD cap) {
   DWORD type = 0, size = cap * sizeof(wchar_t);
   if (RegQueryValueExW(key, name, NULL, &type, (BYTE *)out, &size) != ERROR_SUCCESS || type != REG_SZ) return FALSE;
@@ -145,6 +161,38 @@ static HANDLE spawn_child(wchar_t *cmdline, const wchar_t *log) {
   return pi.hProcess;
 }
 
+/*
+ * Empties `dir` (depth-bounded): the agent writes its embedded addons there at each start and
+ * cannot remove them itself on Windows (a loaded DLL cannot be deleted). Runs while no agent runs.
+ */
+static void empty_dir(const wchar_t *dir, int depth) {
+  if (depth > 8) return;
+  wchar_t pattern[MAX_PATH * 2];
+  _snwprintf(pattern, MAX_PATH * 2 - 1, L"%ls\\*", dir);
+  pattern[MAX_PATH * 2 - 1] = 0;
+  WIN32_FIND_DATAW fd;
+  HANDLE h = FindFirstFileW(pattern, &fd);
+  if (h == INVALID_HANDLE_VALUE) return;
+  do {
+    if (wcscmp(fd.cFileName, L".") == 0 || wcscmp(fd.cFileName, L"..") == 0) continue;
+    wchar_t path[MAX_PATH * 2];
+    _snwprintf(path, MAX_PATH * 2 - 1, L"%ls\\%ls", dir, fd.cFileName);
+    path[MAX_PATH * 2 - 1] = 0;
+    /* Never follow a link out of our folder. */
+    if (fd.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) {
+      if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) RemoveDirectoryW(path);
+      else DeleteFileW(path);
+    } else if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) {
+      empty_dir(path, depth + 1);
+      RemoveDirectoryW(path);
+    } else {
+      SetFileAttributesW(path, FILE_ATTRIBUTE_NORMAL);
+      DeleteFileW(path);
+    }
+  } while (FindNextFileW(h, &fd));
+  FindClose(h);
+}
+
 /* Waits `ms` or until the service is asked to stop; TRUE when asked to stop. */
 static BOOL stop_requested(DWORD ms) { return WaitForSingleObject(g_stop_event, ms) == WAIT_OBJECT_0; }
 
@@ -157,14 +205,10 @@ static BOOL enroll_from_registry(const wchar_t *agent, const wchar_t *state, con
   _snwprintf(identity, MAX_PATH + 31, L"%ls\\identity.json", state);
   identity[MAX_PATH + 31] = 0;
   HKEY key;
-  if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, ENROLL_KEY, 0, KEY_READ | KEY_SET_VALUE | WRITE_DAC | KEY_WOW64_64KEY, &key) != ERROR_SUCCESS)
+  if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, ENROLL_KEY, 0, KEY_READ | KEY_SET_VALUE | KEY_WOW64_64KEY, &key) != ERROR_SUCCESS)
     return TRUE; /* nothing to enrol from: enrolled by hand, or the agent reports "not enrolled" */
-  PSECURITY_DESCRIPTOR sd = NULL;
-  if (ConvertStringSecurityDescriptorToSecurityDescriptorW(PRIVATE_KEY_SDDL, SDDL_REVISION_1, &sd, NULL)) {
-    if (RegSetKeySecurity(key, DACL_SECURITY_INFORMATION, sd) != ERROR_SUCCESS)
-      log_event(EVENTLOG_WARNING_TYPE, EV_SETUP_FAILED, L"登録キーのアクセス権を設定できません / cannot restrict the enrolment key");
-    LocalFree(sd);
-  }
+  if (!private_key(ENROLL_KEY))
+    log_event(EVENTLOG_WARNING_TYPE, EV_SETUP_FAILED, L"登録キーのアクセス権を設定できません / cannot restrict the enrolment key");
   wchar_t console[512], token[512], fp[512];
   BOOL has_token = read_reg_sz(key, L"Token", token, 512);
   if (GetFileAttributesW(identity) != INVALID_FILE_ATTRIBUTES || !has_token) {
@@ -238,6 +282,9 @@ static void WINAPI service_main(DWORD argc, wchar_t **argv) {
   /* The agent writes its embedded addons to TMP and loads them: TMP must be closed to users. */
   if (!private_dir(data) || !private_dir(state) || !private_dir(tmp))
     log_event(EVENTLOG_WARNING_TYPE, EV_SETUP_FAILED, L"%ls のアクセス権を制限できません / cannot restrict access to %ls (error %lu)", data, data, GetLastError());
+  /* The Credential Provider's key holds the terminal's credential (default_realm). */
+  if (!private_key(CP_KEY))
+    log_event(EVENTLOG_WARNING_TYPE, EV_SETUP_FAILED, L"Credential Provider のキーのアクセス権を設定できません / cannot restrict the Credential Provider key");
   SetEnvironmentVariableW(L"TMP", tmp);
   SetEnvironmentVariableW(L"TEMP", tmp);
   SetEnvironmentVariableW(L"SEKIMORI_AGENT_STATE", state);
@@ -255,6 +302,7 @@ static void WINAPI service_main(DWORD argc, wchar_t **argv) {
     wchar_t cmd[MAX_PATH * 2 + 64];
     _snwprintf(cmd, MAX_PATH * 2 + 63, L"\"%ls\" run --state \"%ls\"", agent, state);
     cmd[MAX_PATH * 2 + 63] = 0;
+    empty_dir(tmp, 0);
     ULONGLONG started = GetTickCount64();
     HANDLE child = spawn_child(cmd, log);
     if (!child) {

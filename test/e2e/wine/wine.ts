@@ -10,7 +10,7 @@
  *
  * Needs root (chroot, mount). Tier gate: requireWine() — skips loudly, fails under CI=true.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -66,6 +66,10 @@ export interface WineOptions {
   input?: string;
   /** Host working folder (under the checkout or /tmp). */
   cwd?: string;
+  /** Another WINEPREFIX (clonePrefix) for a test that changes machine-wide state (an MSI, a service). */
+  prefix?: string;
+  /** Run a program of the root itself (e.g. wineserver) instead of a Windows program. */
+  unix?: boolean;
 }
 
 export interface WineResult {
@@ -91,14 +95,14 @@ function sh(s: string): string {
 }
 
 /** The shell script that mounts what the root needs and execs wine (same pid: kill() reaches it). */
-function script(args: string[], env: Record<string, string>, io: { stdin: string; stdout: string; stderr: string }, cwd: string): string {
+function script(argv: string[], env: Record<string, string>, io: { stdin: string; stdout: string; stderr: string }, cwd: string): string {
   const envArgs = Object.entries(env).map(([k, v]) => sh(`${k}=${v}`)).join(' ');
   return [
     'set -e',
     `mount -t proc proc ${sh(WINE_ROOT + '/proc')}`,
     `mount --rbind /dev ${sh(WINE_ROOT + '/dev')}`,
     ...MOUNTS.map((m) => `mkdir -p ${sh(WINE_ROOT + m)} && mount --bind ${sh(m)} ${sh(WINE_ROOT + m)}`),
-    `exec chroot ${sh(WINE_ROOT)} /bin/sh -c ${sh(`cd ${sh(cwd)} && exec env -i ${envArgs} wine ${args.map(sh).join(' ')}`)}` +
+    `exec chroot ${sh(WINE_ROOT)} /bin/sh -c ${sh(`cd ${sh(cwd)} && exec env -i ${envArgs} ${argv.map(sh).join(' ')}`)}` +
       ` <${sh(io.stdin)} >${sh(io.stdout)} 2>${sh(io.stderr)}`,
   ].join('\n');
 }
@@ -115,12 +119,12 @@ export function startWine(args: string[], opts: WineOptions = {}): WineProcess {
     HOME: '/root',
     LANG: 'C.UTF-8',
     XDG_RUNTIME_DIR: xdg,
-    WINEPREFIX: WINE_PREFIX,
+    WINEPREFIX: opts.prefix ?? WINE_PREFIX,
     WINEDEBUG: '-all',
     WINEDLLOVERRIDES: 'mscoree,mshtml=', // never offer to download Mono/Gecko
     ...opts.env,
   };
-  const proc = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script(args, env, files, opts.cwd ?? '/')], {
+  const proc = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script(opts.unix ? args : ['wine', ...args], env, files, opts.cwd ?? '/')], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let mountErr = '';
@@ -191,4 +195,23 @@ export function parseRegQuery(text: string): Map<string, Map<string, { type: str
     if (m && current) current.set(m[1]!, { type: m[2]!, data: m[3] ?? '' });
   }
   return keys;
+}
+
+/**
+ * A private prefix for a test that installs things machine-wide (MSI, services, HKLM policy
+ * values other tests read): hard links of the shared prefix under .tools/ (seconds, not a 0.8 GB
+ * copy). Wine replaces its registry files by rename, so the shared prefix is not written through.
+ */
+export function clonePrefix(name: string): string {
+  const dir = join(TOOLS_REAL, `wine-prefix-${name}-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  execFileSync('cp', ['-al', WINE_PREFIX, dir]);
+  return dir;
+}
+
+/** Ends every wine process of a private prefix (never the shared one) and removes it. */
+export async function dropPrefix(prefix: string): Promise<void> {
+  if (resolve(prefix) === resolve(WINE_PREFIX)) throw new Error('dropPrefix: not the shared prefix');
+  await runWine(['wineserver', '-k'], { prefix, unix: true, timeoutMs: 30_000 }).catch(() => undefined);
+  rmSync(prefix, { recursive: true, force: true });
 }
