@@ -170,6 +170,14 @@ describe('WindowsSoftwarePlatform with recorded commands', () => {
     expect(r.calls.filter((c) => c.includes(' kill ')).length).toBe(1);
   });
 
+  it('protectedPids before any listing takes one, so the parents of the agent are known at start', () => {
+    const r = new FakeRunner([[/list$/, ok(listing([[300, 200, '30', 'C:\\S\\sekimori-agent.exe', null], [200, 4, '20', 'C:\\S\\sekimori-service.exe', null]]))]]);
+    const p = new WindowsSoftwarePlatform({ env: ENV, runner: r, helper: 'h.exe', pid: 300 });
+    expect([...p.protectedPids()].sort((a, b) => a - b)).toEqual([0, 4, 200, 300]);
+    const failing = new WindowsSoftwarePlatform({ env: ENV, runner: new FakeRunner([]), helper: 'h.exe', pid: 300 });
+    expect([...failing.protectedPids()].sort((a, b) => a - b)).toEqual([0, 4, 300]);
+  });
+
   it('a failing helper kills nothing and reports failed', async () => {
     const r = new FakeRunner([
       [/list$/, ok(listing([[700, 600, '123', 'C:\\x.exe', null]]))],

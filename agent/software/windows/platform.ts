@@ -87,7 +87,7 @@ export interface WindowsSoftwareOptions {
   helper?: string;
   /** This agent's pid (tests). */
   pid?: number;
-  /** How often installed programs and profiles are re-read (ms). */
+  /** How often the Uninstall keys are re-read (ms, default 30 s: Node has no registry change notification). */
   refreshMs?: number;
   log?: (m: string) => void;
 }
@@ -143,6 +143,7 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
   private readonly helper: string;
   private readonly pid: number;
   private readonly log: (m: string) => void;
+  private readonly refreshMs: number;
   /** Latest complete process listing (ancestry, owners, creation times for kill). */
   private last: WinProcess[] = [];
   private profiles: UserProfile[] = [];
@@ -154,6 +155,7 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
     this.helper = o.helper ?? this.env.SEKIMORI_PROCLIST ?? join(dirname(process.execPath), HELPER_NAME);
     this.pid = o.pid ?? process.pid;
     this.log = o.log ?? (() => undefined);
+    this.refreshMs = Math.max(1000, o.refreshMs ?? 30_000);
   }
 
   // ---- paths as decide.ts sees them (seam additions) ------------------------------------
@@ -358,7 +360,14 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
     return exePath; // a running image cannot be overwritten on Windows: the path holds what runs
   }
 
+  /** Before the first listing (the capability asks at start) one is taken now, so the ancestry is known. */
   protectedPids(): Set<number> {
+    if (this.last.length === 0) {
+      const r = this.runner.runSync(this.helper, ['list'], 10_000);
+      const list = r.code === 0 ? parseProcList(r.stdout.toString('latin1')) : null;
+      if (list) this.last = list;
+      else this.log('software: process listing failed at start: only this agent itself is protected');
+    }
     return windowsAncestry(this.pid, this.last);
   }
 
@@ -399,7 +408,7 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
       },
       // No change notification for the registry from Node: poll (the capability debounces).
       watch: (onChange) => {
-        const t = setInterval(onChange, 30_000);
+        const t = setInterval(onChange, this.refreshMs);
         t.unref?.();
         return () => clearInterval(t);
       },
