@@ -54,6 +54,11 @@ export interface WindowsRegistry {
   addKey(key: string): Promise<void>;
   /** Deletes one value, or with no name the key and everything under it. Already absent = success. */
   delete(key: string, name?: string): Promise<void>;
+  /**
+   * The key and every key under it (one `reg query /s` run instead of one per key); null when the
+   * key does not exist. Keys come with their values and direct subkey names.
+   */
+  queryTree?(key: string): Promise<RegKey[] | null>;
 }
 
 export class RegistryError extends Error {
@@ -252,6 +257,55 @@ export function parseRegQuery(output: string, key: string): RegKey {
   return { key: want, values, subkeys };
 }
 
+/**
+ * Parses `reg query KEY /s`: every key line must be KEY or under it, value lines belong to the key
+ * line before them, a value name appears once per key. Keys without a line of their own (wine prints
+ * a key only when it has values) are implied by their descendants. Anything else throws.
+ */
+export function parseRegQueryTree(output: string, key: string, maxKeys = 50_000): RegKey[] {
+  const want = normaliseKey(key);
+  const { hive, parts } = keyParts(want);
+  const printed = [LONG_HIVE[hive]!, ...parts].join('\\');
+  const keys = new Map<string, { key: string; values: RegValue[]; names: Set<string>; subkeys: Set<string> }>();
+  const node = (path: string) => {
+    let n = keys.get(path.toLowerCase());
+    if (!n) {
+      if (keys.size >= maxKeys) throw new RegistryError('reg query /s: too many keys', want);
+      n = { key: path, values: [], names: new Set(), subkeys: new Set() };
+      keys.set(path.toLowerCase(), n);
+    }
+    return n;
+  };
+  node(want);
+  let current: ReturnType<typeof node> | null = null;
+  for (const line of output.split(/\r?\n/)) {
+    if (line.trim() === '') continue;
+    const m = VALUE_LINE.exec(line);
+    if (m && current) {
+      const name = DEFAULT_NAMES.has(m[1]!) ? '' : m[1]!;
+      if (current.names.has(name.toLowerCase())) throw new RegistryError('reg query /s: value listed twice', current.key);
+      current.names.add(name.toLowerCase());
+      current.values.push({ name, ...parseData(m[2]!, m[3] ?? '') });
+      continue;
+    }
+    let rest: string | null = null;
+    if (sameKey(line, printed) || sameKey(line, want)) rest = '';
+    else if (sameKey(line.slice(0, printed.length + 1), printed + '\\')) rest = line.slice(printed.length + 1);
+    else if (sameKey(line.slice(0, want.length + 1), want + '\\')) rest = line.slice(want.length + 1);
+    if (rest === null) throw new RegistryError('reg query /s: unexpected line', want);
+    const names = rest === '' ? [] : rest.split('\\');
+    if (names.some((n) => n === '' || CONTROL.test(n))) throw new RegistryError('reg query /s: malformed key line', want);
+    let path = want;
+    for (const n of names) {
+      node(path).subkeys.add(n);
+      path = `${path}\\${n}`;
+      node(path);
+    }
+    current = node(path);
+  }
+  return [...keys.values()].map((k) => ({ key: k.key, values: k.values, subkeys: [...k.subkeys] }));
+}
+
 /** reg.exe output bytes as text: UTF-8 when valid, else the Japanese OEM code page (CP932). */
 export function decodeRegOutput(buf: Buffer): string {
   try {
@@ -313,6 +367,14 @@ export class RegExeRegistry implements WindowsRegistry {
     // Failed: missing, or something else (access denied, timeout). Ask the parent's listing.
     if ((await this.keyExists(k)) === false) return null;
     throw new RegistryError(`reg query failed (exit ${r.code})`, k, r.code);
+  }
+
+  async queryTree(key: string): Promise<RegKey[] | null> {
+    const k = normaliseKey(key);
+    const r = await this.run(['query', k, '/s', '/reg:64']);
+    if (r.code === 0) return parseRegQueryTree(decodeRegOutput(r.stdout), k);
+    if ((await this.keyExists(k)) === false) return null;
+    throw new RegistryError(`reg query /s failed (exit ${r.code})`, k, r.code);
   }
 
   /** true/false from the parent's listing, walking up at most the path's depth; null = cannot tell. */
@@ -408,6 +470,20 @@ export class MemoryRegistry implements WindowsRegistry {
     const n = this.node(k, false);
     if (!n) return null;
     return { key: k, values: [...n.values.values()].map((v) => structuredClone(v)), subkeys: [...n.children.values()].map((c) => c.name) };
+  }
+
+  async queryTree(key: string): Promise<RegKey[] | null> {
+    const k = normaliseKey(key);
+    this.record({ op: 'query', key: k });
+    const root = this.node(k, false);
+    if (!root) return null;
+    const out: RegKey[] = [];
+    const walk = (path: string, n: MemKey) => {
+      out.push({ key: path, values: [...n.values.values()].map((v) => structuredClone(v)), subkeys: [...n.children.values()].map((c) => c.name) });
+      for (const c of n.children.values()) walk(`${path}\\${c.name}`, c);
+    };
+    walk(k, root);
+    return out;
   }
 
   async add(key: string, value: RegValue): Promise<void> {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ENUM_USB, listEnumUsb, mapEnumDevice, serialFromInstance, type EnumInstance } from '../../agent/usb/windows/devices.js';
 import { decideUsb } from '../../agent/usb/decide.js';
 import { defaultUsbPolicy } from '../../protocol/policy-usb.js';
-import { MemoryRegistry, type RegValue } from '../../agent/windows/registry.js';
+import { MemoryRegistry, type RegValue, type WindowsRegistry } from '../../agent/windows/registry.js';
 
 const sz = (name: string, data: string): RegValue => ({ name, type: 'REG_SZ', data });
 const multi = (name: string, ...data: string[]): RegValue => ({ name, type: 'REG_MULTI_SZ', data });
@@ -118,14 +118,32 @@ describe('listEnumUsb (against the in-memory registry)', () => {
       ['USB\\VID_1111&PID_2222\\5&aa&0&3', null, false],
     ]);
   });
-  it('an unreadable key is reported, the rest listed', async () => {
+  it('key by key (a registry without queryTree): an unreadable key is reported, the rest listed', async () => {
     const m = new MemoryRegistry();
     for (const v of STICK.values) await m.add(`${ENUM_USB}\\${STICK.deviceKey}\\${STICK.instance}`, v);
     await m.add(`${ENUM_USB}\\VID_1111&PID_2222\\X1`, sz('Service', 'x'));
     m.failWhen = (o) => o.op === 'query' && o.key.includes('VID_1111');
-    const r = await listEnumUsb(m);
+    const keyByKey: WindowsRegistry = { query: (k) => m.query(k), add: (k, v) => m.add(k, v), addKey: (k) => m.addKey(k), delete: (k, n) => m.delete(k, n) };
+    const r = await listEnumUsb(keyByKey);
     expect(r.devices).toHaveLength(1);
     expect(r.errors).toHaveLength(1);
+  });
+  it('whole tree in one query: the same devices, one registry read', async () => {
+    const m = new MemoryRegistry();
+    for (const v of STICK.values) await m.add(`${ENUM_USB}\\${STICK.deviceKey}\\${STICK.instance}`, v);
+    await m.add(`${ENUM_USB}\\${STICK.deviceKey}\\${STICK.instance}\\Device Parameters`, sz('SymbolicName', 'x'));
+    await m.add(`${ENUM_USB}\\VID_1111&PID_2222\\5&aa&0&3`, multi('CompatibleIDs', 'USB\\Class_E0&SubClass_01&Prot_03'));
+    m.ops.length = 0;
+    const r = await listEnumUsb(m);
+    expect(m.ops).toEqual([{ op: 'query', key: ENUM_USB }]);
+    expect(r.devices.map((d) => d.path)).toEqual(['USB\\VID_0781&PID_5567\\4C530001231120115142', 'USB\\VID_1111&PID_2222\\5&aa&0&3']);
+  });
+  it('whole tree unreadable: reported, nothing listed', async () => {
+    const m = new MemoryRegistry();
+    await m.addKey(ENUM_USB);
+    m.failWhen = (o) => o.op === 'query';
+    const r = await listEnumUsb(m);
+    expect(r).toEqual({ devices: [], errors: [expect.stringMatching(/injected failure/)] });
   });
   it('no Enum\\USB key: nothing, no error', async () => {
     expect(await listEnumUsb(new MemoryRegistry())).toEqual({ devices: [], errors: [] });

@@ -6,6 +6,7 @@ import {
   decodeRegOutput,
   normaliseKey,
   parseRegQuery,
+  parseRegQueryTree,
   regAddArgs,
   subkey,
   type RegExeResult,
@@ -264,5 +265,45 @@ describe('MemoryRegistry', () => {
     m.failWhen = (op) => op.op === 'add';
     await expect(m.add('HKLM\\Software\\A', { name: 'X', type: 'REG_DWORD', data: 1 })).rejects.toThrow();
     expect(await m.query('HKLM\\Software\\A')).toBeNull();
+  });
+});
+
+describe('parseRegQueryTree (reg query /s)', () => {
+  const ROOT = 'HKLM\\SYSTEM\\CurrentControlSet\\Enum\\USB';
+  const L = 'HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Enum\\USB';
+  it('keys with values, implied keys without a line of their own, subkeys derived', () => {
+    const out = [
+      '',
+      `${L}\\VID_0781&PID_5567\\SER1`,
+      '    CompatibleIDs    REG_MULTI_SZ    USB\\Class_08&SubClass_06&Prot_50\\0USB\\Class_08',
+      '    ConfigFlags    REG_DWORD    0x40',
+      '',
+      `${L}\\VID_0781&PID_5567\\SER1\\Device Parameters`,
+      '    SymbolicName    REG_SZ    x',
+      '',
+    ].join('\r\n');
+    const t = parseRegQueryTree(out, ROOT);
+    const by = Object.fromEntries(t.map((k) => [k.key, k]));
+    expect(by[ROOT]!.subkeys).toEqual(['VID_0781&PID_5567']);
+    expect(by[`${ROOT}\\VID_0781&PID_5567`]).toEqual({ key: `${ROOT}\\VID_0781&PID_5567`, values: [], subkeys: ['SER1'] });
+    expect(by[`${ROOT}\\VID_0781&PID_5567\\SER1`]!.values).toEqual([
+      { name: 'CompatibleIDs', type: 'REG_MULTI_SZ', data: ['USB\\Class_08&SubClass_06&Prot_50', 'USB\\Class_08'] },
+      { name: 'ConfigFlags', type: 'REG_DWORD', data: 0x40 },
+    ]);
+    expect(by[`${ROOT}\\VID_0781&PID_5567\\SER1`]!.subkeys).toEqual(['Device Parameters']);
+  });
+  it('empty output: the key alone', () => expect(parseRegQueryTree('\r\n', ROOT)).toEqual([{ key: ROOT, values: [], subkeys: [] }]));
+  it.each([
+    ['a key outside the root', `\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\X\r\n    A    REG_SZ    1\r\n`],
+    ['a sibling with the root as prefix', `\r\n${L}X\\A\r\n`],
+    ['a value before any key line', '\r\n    A    REG_SZ    1\r\n'],
+    ['a value listed twice (forged by a line break in data)', `\r\n${L}\\K\r\n    A    REG_SZ    1\r\n    A    REG_SZ    2\r\n`],
+    ['an empty path component', `\r\n${L}\\\\K\r\n`],
+    ['a control character in a key name', `\r\n${L}\\K\u0007\r\n`],
+    ['stray text', `\r\n${L}\\K\r\nEnd of search\r\n`],
+  ])('throws on %s', (_n, out) => expect(() => parseRegQueryTree(out, ROOT)).toThrow(RegistryError));
+  it('bounded', () => {
+    const out = Array.from({ length: 20 }, (_, i) => `${L}\\K${i}`).join('\r\n');
+    expect(() => parseRegQueryTree(out, ROOT, 10)).toThrow(/too many keys/);
   });
 });

@@ -149,8 +149,36 @@ export interface EnumListing {
   errors: string[];
 }
 
-/** Reads Enum\USB (bounded) and maps every device. */
+/** Instance keys (depth 2 under root) from a whole-tree listing. */
+function instancesFromTree(tree: readonly RegKey[], root: string): EnumInstance[] {
+  const out: EnumInstance[] = [];
+  const perDevice = new Map<string, number>();
+  for (const k of tree) {
+    if (k.key.length <= root.length + 1 || k.key.slice(0, root.length).toLowerCase() !== root.toLowerCase()) continue;
+    const rel = k.key.slice(root.length + 1).split('\\');
+    if (rel.length !== 2 || !DEVICE_KEY.test(rel[0]!)) continue;
+    const n = perDevice.get(rel[0]!.toLowerCase()) ?? 0;
+    if (n >= MAX_INSTANCES_PER_KEY || (n === 0 && perDevice.size >= MAX_DEVICE_KEYS)) continue;
+    perDevice.set(rel[0]!.toLowerCase(), n + 1);
+    out.push({ deviceKey: rel[0]!, instance: rel[1]!, values: k.values });
+  }
+  return out;
+}
+
+/**
+ * Reads Enum\USB (bounded) and maps every device: one `reg query /s` where the registry offers it
+ * (the agent polls this; a run per key would be a hundred reg.exe runs on a used terminal), else key by key.
+ */
 export async function listEnumUsb(reg: WindowsRegistry, root = ENUM_USB): Promise<EnumListing> {
+  if (reg.queryTree) {
+    try {
+      const tree = await reg.queryTree(root);
+      const instances = tree ? instancesFromTree(tree, root) : [];
+      return { devices: instances.map((i) => mapEnumDevice(i, functionsOf(i, instances))).filter((d): d is UsbDeviceInfo => d !== null), errors: [] };
+    } catch (e) {
+      return { devices: [], errors: [`${root}: ${(e as Error).message}`] };
+    }
+  }
   const errors: string[] = [];
   const top = await reg.query(root).catch((e: unknown) => {
     errors.push(`${root}: ${(e as Error).message}`);
