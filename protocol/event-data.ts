@@ -46,7 +46,7 @@ const UsbInterfaceVerdictSchema = Type.Object({
 const UsbDeviceSchema = Type.Object({
   kind: Type.Literal('usb'),
   mode: Mode,
-  port: Text(64),
+  port: Text(1024), // Linux "1-2.3"; Windows the device instance id (long)
   busnum: Nullable(Int),
   devnum: Nullable(Int),
   vendorId: Hex4,
