@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ENUM_USB, listEnumUsb, mapEnumDevice, serialFromInstance, type EnumInstance } from '../../agent/usb/windows/devices.js';
 import { decideUsb } from '../../agent/usb/decide.js';
+import { usbEventData } from '../../agent/usb/events.js';
+import { eventDataErrors } from '../../protocol/event-data.js';
 import { defaultUsbPolicy } from '../../protocol/policy-usb.js';
 import { MemoryRegistry, type RegValue, type WindowsRegistry } from '../../agent/windows/registry.js';
 
@@ -103,6 +105,23 @@ describe('mapEnumDevice', () => {
     ['x'.repeat(127), null],
     ['AB\u0007', null],
   ])('serial from instance %j → %j', (inst, want) => expect(serialFromInstance(inst)).toBe(want));
+});
+
+describe('events from Windows devices: the same usb.* data as on Linux, valid against the catalogue', () => {
+  it.each<[string, EnumInstance]>([
+    ['a driven stick', STICK],
+    ['a refused stick without serial, hostile description', { deviceKey: 'VID_0781&PID_5567', instance: '5&1a2b&0&2', values: [sz('DeviceDesc', '\u001b]0;pwn\u0007' + 'é'.repeat(600)), multi('CompatibleIDs', 'USB\\Class_08&SubClass_06&Prot_50')] }],
+  ])('%s', (_n, inst) => {
+    const d = mapEnumDevice(inst)!;
+    const dec = decideUsb(defaultUsbPolicy(), d, { agentId: 'a', now: new Date(), exceptions: [], others: [] });
+    const data = usbEventData(d, dec, 'enforce');
+    expect(eventDataErrors(dec.eventType, data)).toEqual([]);
+    expect(data.port).toBe(d.path);
+    expect(data.busnum).toBeNull();
+    expect(data.descriptorHash).toBe('');
+    expect(data.serialHex).toBe(d.serial ? d.serial.toString('hex') : null);
+    expect(data.product).not.toMatch(/[\u0000-\u001f]/);
+  });
 });
 
 describe('listEnumUsb (against the in-memory registry)', () => {
