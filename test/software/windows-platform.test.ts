@@ -199,6 +199,8 @@ describe('WindowsSoftwarePlatform with recorded commands', () => {
         hp.emit('P 10 1 1 ' + h('C:\\a.exe') + ' -\nP 4 0 0 - -\n'); // not complete yet: nothing reported
         expect(seen).toEqual([]);
         hp.emit('T 2\nP 11 1 2 ' + h('C:\\b.exe') + ' -\nG 10 1\nT 2\n');
+        // the agent's own one-shot lister (its child, the helper's path in another case): never reported
+        hp.emit('P 12 1 3 ' + h('c:\\s\\SEKIMORI-PROCLIST.EXE') + ' -\nT 3\n');
         hp.emit('G 99 1\n'); // a process it never announced: desync → restart
       } else {
         hp.emit('P 11 1 2 ' + h('C:\\b.exe') + ' -\nT 1\n');
@@ -212,7 +214,7 @@ describe('WindowsSoftwarePlatform with recorded commands', () => {
     expect(r.calls[0]).toBe('C:\\S\\sekimori-proclist.exe watch 250');
     expect(r.helpers[0]!.stopped).toBe(true);
     expect(r.helpers[1]!.stopped).toBe(true);
-    expect(w.ticks).toBe(3);
+    expect(w.ticks).toBe(4);
   });
 
   it('installed(): both machine views and loaded user hives; a missing WOW key is no error, an unreadable machine key is', async () => {

@@ -314,6 +314,7 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
           stats.ticks++;
           for (const p of u.fresh) {
             if (stopped) break;
+            if (this.isOwnHelper(p)) continue; // the agent's own lister is not something to judge or kill
             try {
               o.onExec({ pid: p.pid, exeLink: p.image!, seenAt: t0 });
             } catch {
@@ -339,6 +340,13 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
         return stats.totalMs;
       },
     };
+  }
+
+  /** A sekimori-proclist started by this agent (its child, the helper's own path). */
+  isOwnHelper(p: WinProcess): boolean {
+    if (p.ppid !== this.pid || p.image === null) return false;
+    const a = scopeKey(p.image);
+    return a !== null && a === scopeKey(this.helper);
   }
 
   parseExe(exeLink: string): { path: string; deleted: boolean } {
