@@ -30,6 +30,9 @@ export function writeFileDurably(path: string, content: string, mode = 0o600): v
   }
   try {
     fsyncSync(dfd);
+  } catch (e) {
+    // Where Windows (and wine) does open the folder, flushing it fails with EPERM: same reason.
+    if (process.platform !== 'win32' || (e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
   } finally {
     closeSync(dfd);
   }
