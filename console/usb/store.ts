@@ -94,7 +94,8 @@ export function deviceSpecOf(x: { vendorId: string; productId: string; serial: s
   const base = `${x.vendorId}:${x.productId}`;
   if (typeof x.serialHex === 'string') {
     const text = Buffer.from(x.serialHex, 'hex').toString('utf8');
-    const plain = text.length <= 255 && /\S/.test(text) && Buffer.from(text, 'utf8').toString('hex') === x.serialHex && !/[#\u0000-\u001f\u007f-\u009f]/.test(text);
+    // Text only when it reads back as the same bytes, shows as itself, and survives the form's trim().
+    const plain = text.length <= 255 && text === text.trim() && text !== '' && Buffer.from(text, 'utf8').toString('hex') === x.serialHex && !/[#\u0000-\u001f\u007f-\u009f]/.test(text);
     return plain ? `${base}:${text}` : `${base}#${x.serialHex}`;
   }
   return x.serial === null ? base : `${base}:${x.serial}`;
