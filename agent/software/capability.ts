@@ -82,6 +82,7 @@ export class SoftwareCapability implements Capability {
   private processes: ProcessWatch | null = null;
   private files: FileWatcher | null = null;
   private syncTimer: NodeJS.Timeout | null = null;
+  private rootsTimer: NodeJS.Timeout | null = null;
   private protectedPids = new Set<number>();
   private exemptions: LocalExemption[] = [];
   private reportedFiles = new Map<string, string>(); // path → sha256 last reported
@@ -118,6 +119,21 @@ export class SoftwareCapability implements Capability {
     });
     await this.startObservers();
     this.scheduleSync();
+    if (this.platform.rootsChanged) {
+      // A new account's folders (Windows profiles) become watched within a minute of appearing.
+      this.rootsTimer = setInterval(() => void this.track(this.refreshRoots()), 60_000);
+      this.rootsTimer.unref?.();
+    }
+  }
+
+  private async refreshRoots(): Promise<void> {
+    if (this.stopped || !this.platform.rootsChanged?.()) return;
+    this.roots = this.platform.watchedRoots(this.policy);
+    this.recompile();
+    if (this.observerKey() !== this.watchKey) {
+      await this.stopObservers();
+      await this.startObservers();
+    }
   }
 
   private scheduleSync(): void {
@@ -138,6 +154,7 @@ export class SoftwareCapability implements Capability {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.syncTimer) clearInterval(this.syncTimer);
+    if (this.rootsTimer) clearInterval(this.rootsTimer);
     await this.stopObservers();
     await Promise.allSettled([...this.pending]);
   }
@@ -160,8 +177,25 @@ export class SoftwareCapability implements Capability {
   private setPolicy(policy: PolicyDocument): void {
     this.policy = normalizeSoftwarePolicy(policy.software);
     this.roots = this.platform.watchedRoots(this.policy);
-    this.compiled = compilePolicy(this.policy, this.exemptions);
+    this.recompile();
     this.reportedFiles.clear(); // a new policy may judge the same files differently
+  }
+
+  /** The policy and the restored files as the platform's path keys (identity on Linux). */
+  private recompile(): void {
+    const key = (p: string) => this.judgedPath(p);
+    const policy = this.platform.compilable ? this.platform.compilable(this.policy) : this.policy;
+    const exemptions = this.platform.judgedPath ? this.exemptions.map((e) => ({ ...e, path: key(e.path) })).filter((e) => e.path !== '') : this.exemptions;
+    this.compiled = compilePolicy(policy, exemptions);
+  }
+
+  private inScope(path: string): boolean {
+    return this.platform.inScope ? this.platform.inScope(path, this.roots) : inScope(path, this.roots);
+  }
+
+  /** The path as decide.ts judges it: the platform's key, else the path itself. */
+  private judgedPath(path: string): string {
+    return this.platform.judgedPath ? this.platform.judgedPath(path) : path;
   }
 
   private observerKey(): string {
@@ -251,7 +285,7 @@ export class SoftwareCapability implements Capability {
 
   private onExec(s: ProcessSeen): void {
     const { path: exePath, deleted } = this.platform.parseExe(s.exeLink);
-    const exeIn = inScope(exePath, this.roots);
+    const exeIn = this.inScope(exePath);
     const interp = interpreterName(exePath, undefined, this.policy.interpreters);
     if (!exeIn && !interp) return; // outside every watched location: not ours to judge
     void this.track(this.judgeProcess(s, exePath, deleted, exeIn, interp));
@@ -272,7 +306,7 @@ export class SoftwareCapability implements Capability {
         } catch {
           real = null;
         }
-        if (real && inScope(real, this.roots)) {
+        if (real && this.inScope(real)) {
           try {
             script = { path: real, digest: await this.hasher.digest(real) };
           } catch {
@@ -295,9 +329,9 @@ export class SoftwareCapability implements Capability {
     if (this.stopped) return;
     // From here on no await: the verdict, the record and the action use the policy in force now.
     const owner = (path: string, md5: string) => this.installedSource?.owner?.(path, md5) ?? null;
-    if (script) scriptVerdict = judge(this.compiled, { path: script.path, sha256: script.digest.sha256, owner: owner(script.path, script.digest.md5) });
+    if (script) scriptVerdict = judge(this.compiled, { path: this.judgedPath(script.path), sha256: script.digest.sha256, owner: owner(script.path, script.digest.md5) });
     if (exeIn && exeDigest) {
-      exeVerdict = judge(this.compiled, { path: exePath, sha256: exeDigest.sha256, deleted, owner: deleted ? null : owner(exePath, exeDigest.md5) });
+      exeVerdict = judge(this.compiled, { path: this.judgedPath(exePath), sha256: exeDigest.sha256, deleted, owner: deleted ? null : owner(exePath, exeDigest.md5) });
     }
     const { verdict, decidedBy } = combine(exeVerdict, scriptVerdict);
     if (verdict.allowed) return;
@@ -327,7 +361,7 @@ export class SoftwareCapability implements Capability {
     });
     if (!enforce) return;
     // Last check against the policy in force now: only what lies in a watched location is ever killed.
-    if (!(inScope(target.path, this.roots) || inScope(exePath, this.roots))) return;
+    if (!(this.inScope(target.path) || this.inScope(exePath))) return;
     const r = this.platform.kill(pid, s.exeLink, exeDigest ? identityKey(exeDigest) : null);
     const killMs = Math.round((performance.now() - s.seenAt) * 10) / 10;
     if (r === 'killed') {
@@ -348,8 +382,9 @@ export class SoftwareCapability implements Capability {
       // A symlink is judged by what it points to (if that is in scope, it has its own events).
       real = l.isSymbolicLink() ? realpathSync(rawPath) : rawPath;
       const st = statSync(real);
-      if (!st.isFile() || !inScope(real, this.roots)) return;
-      if (!looksExecutable(st.mode, readHead(real))) return;
+      if (!st.isFile() || !this.inScope(real)) return;
+      const head = readHead(real);
+      if (!(this.platform.looksExecutable ? this.platform.looksExecutable(real, st.mode, head) : looksExecutable(st.mode, head))) return;
     } catch {
       return; // vanished or unreadable
     }
@@ -359,7 +394,7 @@ export class SoftwareCapability implements Capability {
     } catch {
       return;
     }
-    const verdict = judge(this.compiled, { path: real, sha256: d.sha256, owner: this.installedSource?.owner?.(real, d.md5) ?? null });
+    const verdict = judge(this.compiled, { path: this.judgedPath(real), sha256: d.sha256, owner: this.installedSource?.owner?.(real, d.md5) ?? null });
     // Hashing took time: a capability stopped meanwhile must not act on old orders.
     if (verdict.allowed || this.stopped) return;
     if (this.reportedFiles.get(real) === d.sha256) return;
@@ -426,7 +461,7 @@ export class SoftwareCapability implements Capability {
       // The administrator vouched for this exact file at this path: do not quarantine it again.
       this.exemptions.push({ path: rec.originalPath, sha256: rec.sha256 });
       this.state.saveExemptions(this.exemptions);
-      this.compiled = compilePolicy(this.policy, this.exemptions);
+      this.recompile();
       this.ctx.emit({ type: 'software.restored', data: restoredData(id, rec, by) });
       return { ok: true, record: rec };
     } catch (e) {

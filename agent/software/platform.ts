@@ -89,6 +89,21 @@ export interface SoftwarePlatform {
    * where the policy names the Linux defaults; the policy's paths are POSIX paths.
    */
   watchedRoots(policy: SoftwarePolicy): string[];
+  /**
+   * Optional path hooks for platforms whose paths are not POSIX-shaped (Windows: drive letters,
+   * case-insensitive names, 8.3 aliases). decide.ts compares POSIX-shaped keys; without these hooks
+   * the capability uses paths as they are (Linux).
+   * - inScope: whether a path lies in the watched roots (default: decide.ts inScope).
+   * - judgedPath: the key a path is judged by ('' when no path rule may match: fail closed).
+   * - compilable: the policy with its paths as such keys, for compilePolicy.
+   * - looksExecutable: whether a file is worth judging (default: mode bits and magic, decide.ts).
+   * - rootsChanged: true when the default roots moved (a new account's profile): observers restart.
+   */
+  inScope?(path: string, roots: readonly string[]): boolean;
+  judgedPath?(path: string): string;
+  compilable?(policy: SoftwarePolicy): SoftwarePolicy;
+  looksExecutable?(path: string, mode: number, head: Uint8Array): boolean;
+  rootsChanged?(): boolean;
   /** Starts looking for new processes every `intervalMs`; `onExec` gets each new one. */
   watchProcesses(o: { intervalMs: number; onExec(p: ProcessSeen): void }): ProcessWatch;
   /** Splits the executable report into path and "the file was deleted after start". */
