@@ -24,7 +24,8 @@ export interface UsbEnforceResult {
    * Set by declarative platforms: the device needed no action of the agent because the policy in
    * the OS already enforces the decision ('policy'), or enforces it more strictly than decided
    * ('stricter': e.g. Windows' Removable Storage Access is class-wide, so one stick cannot be
-   * writable while another is read-only). The capability reports 'stricter' instead of loosening.
+   * writable while another is read-only). Never loosened to match: the platform says why in
+   * `errors`, which the capability logs (the decision itself was recorded before this call).
    */
   enforcedBy?: 'agent' | 'policy' | 'stricter';
 }
