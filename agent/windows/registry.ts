@@ -20,6 +20,8 @@
  * are ASCII, so this matters only for display text (device descriptions) — decoded best effort.
  */
 import { execFile } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export type RegValueType = 'REG_SZ' | 'REG_EXPAND_SZ' | 'REG_MULTI_SZ' | 'REG_DWORD' | 'REG_QWORD' | 'REG_BINARY' | 'REG_NONE';
 
@@ -59,7 +61,14 @@ export interface WindowsRegistry {
    * key does not exist. Keys come with their values and direct subkey names.
    */
   queryTree?(key: string): Promise<RegKey[] | null>;
+  /**
+   * Runs adds and deletes of values in order as one unit where the registry can (reg import of one
+   * file): far fewer process starts. On failure it throws, and how many ran is unknown.
+   */
+  batch?(ops: readonly RegBatchOp[]): Promise<void>;
 }
+
+export type RegBatchOp = { op: 'add'; key: string; value: RegValue } | { op: 'delete'; key: string; name: string };
 
 export class RegistryError extends Error {
   constructor(
@@ -175,6 +184,41 @@ export function regAddArgs(key: string, v: RegValue): string[] {
     default:
       throw new RegistryError('unsupported value type', k);
   }
+}
+
+/** A .reg file's string escaping: backslash and double quote. */
+const regFileString = (x: string) => '"' + x.replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
+
+/**
+ * The text of a .reg file (Windows Registry Editor Version 5.00) doing these operations in order;
+ * null when one cannot be written exactly that way (only REG_SZ and REG_DWORD values are).
+ * Throws on anything regAddArgs would refuse: no control character reaches the file.
+ */
+export function regFileText(ops: readonly RegBatchOp[]): string | null {
+  const lines = ['Windows Registry Editor Version 5.00', ''];
+  let current = '';
+  for (const o of ops) {
+    const k = normaliseKey(o.key);
+    const { hive, parts } = keyParts(k);
+    if (parts.length === 0 || parts.some((p) => p.includes(']') || p.includes('['))) return null;
+    if (k !== current) {
+      if (current) lines.push('');
+      lines.push(`[${[LONG_HIVE[hive]!, ...parts].join('\\')}]`);
+      current = k;
+    }
+    if (o.op === 'delete') {
+      const problem = valueProblem({ name: o.name, type: 'REG_SZ', data: '' });
+      if (problem) throw new RegistryError(problem, k);
+      lines.push(`${o.name === '' ? '@' : regFileString(o.name)}=-`);
+      continue;
+    }
+    regAddArgs(k, o.value); // the same checks as a single add
+    const name = o.value.name === '' ? '@' : regFileString(o.value.name);
+    if (o.value.type === 'REG_SZ') lines.push(`${name}=${regFileString(o.value.data)}`);
+    else if (o.value.type === 'REG_DWORD') lines.push(`${name}=dword:${o.value.data.toString(16).padStart(8, '0')}`);
+    else return null;
+  }
+  return lines.join('\r\n') + '\r\n';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -336,6 +380,12 @@ export interface RegExeOptions {
   timeoutMs?: number;
   /** Replaces execFile (tests). */
   run?: RegExeRunner;
+  /**
+   * A directory only SYSTEM and Administrators can write (the agent's state folder): batches are
+   * written there as .reg files and imported. Never a shared temp folder (a file swapped between
+   * write and import would be imported as SYSTEM). Unset: batches run value by value.
+   */
+  importDir?: string;
 }
 
 export function defaultRegExe(env: NodeJS.ProcessEnv = process.env): string {
@@ -353,11 +403,34 @@ function execRunner(exe: string, timeoutMs: number): RegExeRunner {
     });
 }
 
+let batchCounter = 0;
+
 export class RegExeRegistry implements WindowsRegistry {
   private readonly run: RegExeRunner;
+  private readonly importDir: string | undefined;
 
   constructor(opts: RegExeOptions = {}) {
     this.run = opts.run ?? execRunner(opts.regExe ?? defaultRegExe(), opts.timeoutMs ?? 15_000);
+    this.importDir = opts.importDir;
+  }
+
+  async batch(ops: readonly RegBatchOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    const text = this.importDir ? regFileText(ops) : null;
+    if (text === null || ops.length < 3) {
+      for (const o of ops) await (o.op === 'add' ? this.add(o.key, o.value) : this.delete(o.key, o.name));
+      return;
+    }
+    batchCounter += 1;
+    const file = join(this.importDir!, `sekimori-reg-${process.pid}-${batchCounter}.reg`);
+    // UTF-16LE with a BOM, as regedit writes; 'wx': never follow or reuse a file someone left there.
+    writeFileSync(file, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]), { flag: 'wx', mode: 0o600 });
+    try {
+      const r = await this.run(['import', file, '/reg:64']);
+      if (r.code !== 0) throw new RegistryError(`reg import failed (exit ${r.code})`, normaliseKey(ops[0]!.key), r.code);
+    } finally {
+      rmSync(file, { force: true });
+    }
   }
 
   async query(key: string): Promise<RegKey | null> {

@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   MemoryRegistry,
@@ -7,6 +10,7 @@ import {
   normaliseKey,
   parseRegQuery,
   parseRegQueryTree,
+  regFileText,
   regAddArgs,
   subkey,
   type RegExeResult,
@@ -305,5 +309,76 @@ describe('parseRegQueryTree (reg query /s)', () => {
   it('bounded', () => {
     const out = Array.from({ length: 20 }, (_, i) => `${L}\\K${i}`).join('\r\n');
     expect(() => parseRegQueryTree(out, ROOT, 10)).toThrow(/too many keys/);
+  });
+});
+
+describe('batches: one .reg file, one reg import', () => {
+  it('regFileText: sections per key in order, escaping, deletions', () => {
+    expect(
+      regFileText([
+        { op: 'add', key: 'HKLM\\Software\\P\\L', value: { name: '1', type: 'REG_SZ', data: 'USB\\VID_0781&PID_5567\\A"B' } },
+        { op: 'add', key: 'HKLM\\Software\\P', value: { name: 'Deny_Read', type: 'REG_DWORD', data: 1 } },
+        { op: 'delete', key: 'HKLM\\Software\\P', name: 'Old "x"' },
+        { op: 'add', key: 'HKLM\\Software\\P\\L', value: { name: '', type: 'REG_SZ', data: '' } },
+      ]),
+    ).toBe(
+      [
+        'Windows Registry Editor Version 5.00',
+        '',
+        '[HKEY_LOCAL_MACHINE\\Software\\P\\L]',
+        '"1"="USB\\\\VID_0781&PID_5567\\\\A\\"B"',
+        '',
+        '[HKEY_LOCAL_MACHINE\\Software\\P]',
+        '"Deny_Read"=dword:00000001',
+        '"Old \\"x\\""=-',
+        '',
+        '[HKEY_LOCAL_MACHINE\\Software\\P\\L]',
+        '@=""',
+        '',
+      ].join('\r\n'),
+    );
+  });
+  it.each([
+    ['a multi-string value (not written this way)', { op: 'add', key: 'HKLM\\S\\K', value: { name: 'M', type: 'REG_MULTI_SZ', data: ['a'] } }, null],
+    ['a key with a bracket', { op: 'add', key: 'HKLM\\S\\K]x', value: { name: 'A', type: 'REG_SZ', data: 'x' } }, null],
+  ] as const)('null for %s', (_n, op, want) => expect(regFileText([op as never])).toBe(want));
+  it.each([
+    { op: 'add', key: 'HKLM\\S\\K', value: { name: 'A', type: 'REG_SZ', data: 'x\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run]' } },
+    { op: 'add', key: 'HKLM\\S\\K\n[HKEY_LOCAL_MACHINE\\X]', value: { name: 'A', type: 'REG_SZ', data: 'x' } },
+    { op: 'delete', key: 'HKLM\\S\\K', name: 'a\nb' },
+  ])('a line break can never start a section of its own: %j throws', (op) => expect(() => regFileText([op as never])).toThrow(RegistryError));
+  it('RegExeRegistry.batch: a UTF-16LE file with a BOM in the private folder, imported, then removed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sekimori-regbatch-'));
+    try {
+      let seen: Buffer | null = null;
+      const calls: string[][] = [];
+      const reg = new RegExeRegistry({
+        importDir: dir,
+        run: async (args) => {
+          calls.push(args);
+          if (args[0] === 'import') seen = readFileSync(args[1]!);
+          return ok();
+        },
+      });
+      const ops = [1, 2, 3].map((i) => ({ op: 'add' as const, key: 'HKLM\\Software\\P', value: { name: String(i), type: 'REG_DWORD' as const, data: i } }));
+      await reg.batch(ops);
+      expect(calls).toHaveLength(1);
+      expect(calls[0]![0]).toBe('import');
+      expect(calls[0]![2]).toBe('/reg:64');
+      expect(seen!.subarray(0, 2)).toEqual(Buffer.from([0xff, 0xfe]));
+      expect(seen!.subarray(2).toString('utf16le')).toBe(regFileText(ops));
+      expect(readdirSync(dir)).toEqual([]);
+      const failing = new RegExeRegistry({ importDir: dir, run: async () => fail() });
+      await expect(failing.batch(ops)).rejects.toThrow(/reg import failed/);
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('without a private folder: value by value', async () => {
+    const { reg, calls } = scripted(() => ok());
+    await reg.batch([1, 2, 3].map((i) => ({ op: 'add' as const, key: 'HKLM\\Software\\P', value: { name: String(i), type: 'REG_DWORD' as const, data: i } })));
+    expect(calls.map((c) => c[0])).toEqual(['add', 'add', 'add']);
+    expect(existsSync(join(tmpdir(), 'sekimori-reg-'))).toBe(false);
   });
 });

