@@ -1,12 +1,12 @@
 /**
  * Windows tier: dist/sea/sekimori-agent.msi (npm run package).
- * - Its tables as built (msiinfo, no wine needed): strict device policy as Permanent components,
+ * - Its tables as built (msiinfo, no wine needed): the agent's strictDefaultPlan() as Permanent components,
  *   registry written before the service is installed and started, service auto-start as
  *   LocalSystem, enrolment and Credential Provider settings only when given, the token hidden
  *   from logs, major upgrade.
  * - Under wine 10's msiexec, in a private prefix (other tests read the shared prefix's HKLM):
  *   /i /qn with a real console's one-time token → policy, service and settings registered
- *   (`reg query` listings, parsed); the service enrols from the registry, deletes the token and its
+ *   (`reg query` listings, parsed; the agent's own enforcer finds nothing to change); the service enrols from the registry, deletes the token and its
  *   agent's agent.started reaches the console; /x removes the service and files and leaves the
  *   device policy (fail closed) and C:\ProgramData\Sekimori (state, outbox).
  * Wine's msiexec is not a faithful judge of service start-up on Windows: README says what only
@@ -16,6 +16,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyRegistryPlan } from '../../../agent/usb/windows/enforcer.js';
+import { strictDefaultPlan } from '../../../agent/usb/windows/plan.js';
+import { RegExeRegistry } from '../../../agent/windows/registry.js';
 import { startConsole, waitFor, type TestConsole } from '../../integration/harness.js';
 import { requireTools } from '../tools.js';
 import { clonePrefix, dropPrefix, NODE_EXE, parseRegQuery, ROOT, requireWine, runWine, startWine, winPath, type WineProcess } from './wine.js';
@@ -37,15 +40,22 @@ function table(name: string): Array<Record<string, string>> {
 const msitools = requireTools('MSI tables (msitools)', ['msiinfo'], 'apt-get install msitools; npm run package', { missing: existsSync(MSI) ? [] : ['dist/sea/sekimori-agent.msi (npm run package)'] });
 
 describe.skipIf(!msitools.ok)('sekimori-agent.msi tables (msiinfo)', () => {
-  it('strict default policy: Deny_Read/Write/Execute = 1 for the four classes, in Permanent 64-bit components', () => {
+  it("strict default policy: exactly the agent's strictDefaultPlan(), in Permanent 64-bit components", () => {
     const reg = table('Registry');
     const comps = new Map(table('Component').map((c) => [c.Component!, c]));
+    const planned = strictDefaultPlan().keys.filter((k) => k.values.length > 0);
+    // The four Removable Storage Access classes are among them, with Deny_Read and Deny_Write at least.
     for (const guid of CLASSES) {
-      const rows = reg.filter((r) => r.Root === '2' && r.Key!.toLowerCase() === `software\\policies\\microsoft\\windows\\removablestoragedevices\\${guid.toLowerCase()}\\`);
-      expect(rows.map((r) => `${r.Name}=${r.Value}`).sort(), guid).toEqual(['Deny_Execute=#1', 'Deny_Read=#1', 'Deny_Write=#1']);
+      const k = planned.find((p) => p.key.toLowerCase().endsWith(guid.toLowerCase()));
+      expect(k?.values.map((v) => `${v.name}=${String(v.data)}`), guid).toEqual(expect.arrayContaining(['Deny_Read=1', 'Deny_Write=1']));
+    }
+    for (const k of planned) {
+      const rows = reg.filter((r) => r.Root === '2' && `HKLM\\${r.Key}`.toLowerCase() === `${k.key}\\`.toLowerCase());
+      const want = k.values.map((v) => `${v.name}=${v.type === 'REG_DWORD' ? `#${v.data}` : String(v.data).replace(/\[/g, '[\\[]').replace(/\]/g, '[\\]]')}`).sort();
+      expect(rows.map((r) => `${r.Name}=${r.Value}`).sort(), k.key).toEqual(want);
       const attrs = Number(comps.get(rows[0]!.Component_!)!.Attributes);
-      expect(attrs & 16, 'msidbComponentAttributesPermanent').toBe(16);
-      expect(attrs & 256, 'msidbComponentAttributes64bit').toBe(256);
+      expect(attrs & 16, `${k.key}: msidbComponentAttributesPermanent`).toBe(16);
+      expect(attrs & 256, `${k.key}: msidbComponentAttributes64bit`).toBe(256);
     }
   });
 
@@ -122,12 +132,20 @@ describe.skipIf(!wine.ok)('sekimori-agent.msi under wine msiexec', () => {
     const policy = await query('HKLM\\Software\\Policies\\Microsoft\\Windows\\RemovableStorageDevices');
     for (const guid of CLASSES) {
       const v = policy.get(`${POLICY}\\${guid.toUpperCase()}`);
-      expect(v && Object.fromEntries([...v].map(([n, x]) => [n, `${x.type} ${x.data}`])), guid).toEqual({
-        Deny_Read: 'REG_DWORD 0x1',
-        Deny_Write: 'REG_DWORD 0x1',
-        Deny_Execute: 'REG_DWORD 0x1',
-      });
+      expect(v?.get('Deny_Read'), guid).toEqual({ type: 'REG_DWORD', data: '0x1' });
+      expect(v?.get('Deny_Write'), guid).toEqual({ type: 'REG_DWORD', data: '0x1' });
     }
+    // The agent's own enforcer, reading through wine's reg.exe, finds nothing to change: the MSI
+    // wrote exactly its strict default plan before the agent ran.
+    const reg = new RegExeRegistry({
+      run: async (args) => {
+        const x = await runWine(['reg', ...args], { prefix, timeoutMs: 60_000 });
+        return { code: x.code, stdout: Buffer.from(x.stdout, 'utf8'), stderr: Buffer.from(x.stderr, 'utf8') };
+      },
+    });
+    const applied = await applyRegistryPlan(reg, strictDefaultPlan().keys);
+    expect(applied.errors).toEqual([]);
+    expect(applied.wrote).toEqual([]);
     expect(await values(SERVICE_KEY)).toMatchObject({ Start: '0x2', Type: '0x10', ObjectName: 'LocalSystem', ImagePath: 'C:\\Program Files\\Sekimori\\sekimori-service.exe' });
     expect(await values(CP_KEY)).toMatchObject({ hostname: 'console.example.lg.jp', custom_port: '8444', excluded_account: 'PC01\\breakglass', ssl_ignore_unknown_ca: '0' });
     expect(await values('HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\Sekimori')).toMatchObject({ TypesSupported: '0x7' });
@@ -155,6 +173,13 @@ describe.skipIf(!wine.ok)('sekimori-agent.msi under wine msiexec', () => {
     });
   }, 480_000);
 
+  it('an agent killed under the service is started again (and the restart is seen at the console)', async () => {
+    const before = c.events(['--type', 'agent.started']).length;
+    const k = await runWine(['taskkill', '/F', '/IM', 'sekimori-agent.exe'], { prefix });
+    expect(k.code, k.stdout + k.stderr).toBe(0);
+    await waitFor('a second agent.started after the kill', () => c.events(['--type', 'agent.started']).length > before, 180_000, 1000);
+  }, 240_000);
+
   it('msiexec /x: service and files removed; device policy and C:\\ProgramData\\Sekimori stay', async () => {
     // Wine's msiexec does not wait for the service to stop (Windows does: ServiceControl Wait):
     // stop it first, or the running agent's executable cannot be removed.
@@ -166,6 +191,8 @@ describe.skipIf(!wine.ok)('sekimori-agent.msi under wine msiexec', () => {
     expect(existsSync(join(prefix, 'drive_c/Program Files/Sekimori/sekimori-agent.exe'))).toBe(false);
     const policy = await query('HKLM\\Software\\Policies\\Microsoft\\Windows\\RemovableStorageDevices');
     for (const guid of CLASSES) expect(policy.get(`${POLICY}\\${guid.toUpperCase()}`)?.get('Deny_Read')?.data, guid).toBe('0x1');
+    const restrictions = await values('HKLM\\Software\\Policies\\Microsoft\\Windows\\DeviceInstall\\Restrictions');
+    expect(restrictions).toMatchObject({ DenyDeviceIDs: '0x1', DenyDeviceClasses: '0x1' });
     expect(existsSync(join(prefix, 'drive_c/ProgramData/Sekimori/agent/identity.json'))).toBe(true);
   }, 360_000);
 });
