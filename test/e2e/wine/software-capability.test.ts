@@ -58,7 +58,9 @@ async function until(what, f, ms = 40000) {
 const reg = (args) => execFileSync(process.env.SystemRoot + '\\\\System32\\\\reg.exe', args, { stdio: ['ignore', 'pipe', 'pipe'] });
 const ctx = {
   agentId: 'wine-software',
-  stateDir: work + '\\\\state',
+  // Where the MSI puts the state (under ProgramData, itself a watched place): the quarantine inside
+  // it must never be judged (a quarantined .exe would be quarantined again, without end).
+  stateDir: process.env.ProgramData + '\\\\Sekimori-test-' + tag + '\\\\agent',
   monitorOnly: false,
   emit(e) {
     const ev = { ...e, seq: events.length + 1 };
@@ -115,11 +117,14 @@ const ctx = {
     await until('installed', () => events.find((e) => e.type === 'software.installed' && String(e.data.name).includes(tag)));
     reg(['delete', key, '/f', '/reg:64']);
     await until('removed', () => events.find((e) => e.type === 'software.removed' && String(e.data.name).includes(tag)));
+    await sleep(3000); // room for a wrong report about the quarantine folder to show up
     rmSync(procDir, { recursive: true, force: true });
   } catch (e) {
     out.errors.push(String((e && e.stack) || e));
   }
   await cap.stop().catch((e) => out.errors.push('stop: ' + e.message));
+  out.stateDir = ctx.stateDir;
+  rmSync(process.env.ProgramData + '\\\\Sekimori-test-' + tag, { recursive: true, force: true });
   out.events = events;
   process.stdout.write(JSON.stringify(out));
   process.exit(0);
@@ -140,6 +145,7 @@ interface Out {
   childPid: number;
   procExe: string;
   exit: unknown;
+  stateDir: string;
 }
 
 describe.skipIf(!wine.ok || !ready.ok || !seamUsed)('SoftwareCapability on Windows (node.exe under wine 10)', () => {
@@ -189,6 +195,12 @@ describe.skipIf(!wine.ok || !ready.ok || !seamUsed)('SoftwareCapability on Windo
     expect(f?.data).toMatchObject({ mode: 'enforce', action: 'quarantine', reason: 'not_allowed' });
     expect(q!.seq).toBeGreaterThan(f!.seq);
     expect(out.droppedGone).toBe(true);
+  });
+
+  it("nothing in the agent's own state folder (the quarantine under ProgramData) is ever judged", () => {
+    const inState = out.events.filter((e) => typeof e.data.path === 'string' && e.data.path.toLowerCase().startsWith(out.stateDir.toLowerCase()));
+    expect(inState).toEqual([]);
+    expect(out.events.filter((e) => e.type === 'software.quarantined').length).toBe(1);
   });
 
   it('a process started from a watched place: reported with its path, then killed', () => {
