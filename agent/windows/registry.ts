@@ -424,7 +424,13 @@ export class RegExeRegistry implements WindowsRegistry {
     batchCounter += 1;
     const file = join(this.importDir!, `sekimori-reg-${process.pid}-${batchCounter}.reg`);
     // UTF-16LE with a BOM, as regedit writes; 'wx': never follow or reuse a file someone left there.
-    writeFileSync(file, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]), { flag: 'wx', mode: 0o600 });
+    try {
+      writeFileSync(file, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]), { flag: 'wx', mode: 0o600 });
+    } catch {
+      // Nothing imported yet: value by value is as safe, only slower (folder missing, name taken).
+      for (const o of ops) await (o.op === 'add' ? this.add(o.key, o.value) : this.delete(o.key, o.name));
+      return;
+    }
     try {
       const r = await this.run(['import', file, '/reg:64']);
       if (r.code !== 0) throw new RegistryError(`reg import failed (exit ${r.code})`, normaliseKey(ops[0]!.key), r.code);

@@ -375,6 +375,12 @@ describe('batches: one .reg file, one reg import', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('the private folder missing: value by value (nothing was imported)', async () => {
+    const calls: string[][] = [];
+    const reg = new RegExeRegistry({ importDir: join(tmpdir(), 'sekimori-no-such-dir', 'x'), run: async (a) => (calls.push(a), ok()) });
+    await reg.batch([1, 2, 3].map((i) => ({ op: 'add' as const, key: 'HKLM\\Software\\P', value: { name: String(i), type: 'REG_DWORD' as const, data: i } })));
+    expect(calls.map((c) => c[0])).toEqual(['add', 'add', 'add']);
+  });
   it('without a private folder: value by value', async () => {
     const { reg, calls } = scripted(() => ok());
     await reg.batch([1, 2, 3].map((i) => ({ op: 'add' as const, key: 'HKLM\\Software\\P', value: { name: String(i), type: 'REG_DWORD' as const, data: i } })));
