@@ -5,12 +5,13 @@ import { capabilityNames, type CapabilityName } from './platform.js';
 import { createSoftwareCapability } from './software/index.js';
 import { createUsbCapability } from './usb/index.js';
 
-const FACTORIES: Record<CapabilityName, () => Capability> = {
-  mfa: createMfaCapability,
-  software: createSoftwareCapability,
-  usb: createUsbCapability,
+/** stateDir: the agent's state folder (a platform may keep files there, e.g. Windows' batched reg import). */
+const FACTORIES: Record<CapabilityName, (stateDir?: string) => Capability> = {
+  mfa: () => createMfaCapability(),
+  software: () => createSoftwareCapability(),
+  usb: (stateDir) => createUsbCapability(stateDir ? { stateDir } : {}),
 };
 
-export function createCapabilities(names: readonly CapabilityName[] = capabilityNames()): Capability[] {
-  return names.map((n) => FACTORIES[n]());
+export function createCapabilities(names: readonly CapabilityName[] = capabilityNames(), stateDir?: string): Capability[] {
+  return names.map((n) => FACTORIES[n](stateDir));
 }

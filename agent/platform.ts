@@ -62,7 +62,10 @@ export function localEndpoint(stateDir: string, os: AgentOs = agentOs(), env: No
 /** Whether the endpoint is a Windows named pipe (no chmod, no unlink of a stale socket). */
 export const isNamedPipe = (endpoint: string): boolean => /^\\\\[.?]\\pipe\\/i.test(endpoint);
 
-export type UsbPlatformOptions = LinuxUsbOptions;
+export interface UsbPlatformOptions extends LinuxUsbOptions {
+  /** The agent's state folder (Windows: where batched registry imports are written, SYSTEM-only). */
+  stateDir?: string;
+}
 
 /**
  * The USB platform for this OS. SEKIMORI_USB_SYSROOT points the Linux enforcer at another sysfs
@@ -72,8 +75,9 @@ export type UsbPlatformOptions = LinuxUsbOptions;
 export function usbPlatform(opts: UsbPlatformOptions = {}, os: AgentOs = agentOs(), env: NodeJS.ProcessEnv = process.env): UsbPlatform {
   switch (os) {
     case 'linux': {
-      const sysRoot = opts.sysRoot ?? env.SEKIMORI_USB_SYSROOT;
-      return new LinuxUsbPlatform({ ...opts, ...(sysRoot ? { sysRoot } : {}) });
+      const { stateDir: _unused, ...linux } = opts;
+      const sysRoot = linux.sysRoot ?? env.SEKIMORI_USB_SYSROOT;
+      return new LinuxUsbPlatform({ ...linux, ...(sysRoot ? { sysRoot } : {}) });
     }
     case 'windows':
       // NOT YET: agent/usb/windows/ (registry device control) is being written; the lead wires it here.

@@ -90,7 +90,7 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
     },
   }));
 
-  const capabilities: Capability[] = createCapabilities();
+  const capabilities: Capability[] = createCapabilities(undefined, paths.dir);
   for (const c of capabilities) {
     try {
       await c.start(ctx, store.policy());
