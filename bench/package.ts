@@ -9,6 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -54,8 +55,11 @@ function measure(argv: string[]): { first: number; median: number } {
   return { first, median: median(rest) };
 }
 
-const mb = (f: string): string => (statSync(f).size / 1024 / 1024).toFixed(1);
-const rows: string[][] = [['file', 'platform', 'size MB', 'first start ms', `median of ${runs} ms`]];
+const mb = (f: string): string => {
+  const size = statSync(f).size;
+  return size < 1024 * 1024 ? `${(size / 1024).toFixed(0)} KiB` : `${(size / 1024 / 1024).toFixed(1)} MiB`;
+};
+const rows: string[][] = [['file', 'platform', 'size', 'first start ms', `median of ${runs} ms`]];
 
 for (const name of ['sekimori-agent', 'sekimori-console']) {
   const exe = join(sea, name);
@@ -89,4 +93,5 @@ for (const f of ['sekimori-service.exe', 'sekimori-agent.msi']) {
 
 const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
 for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
-console.log(`\nnode ${process.version}, ${new Date().toISOString()}; Windows figures are under wine on Linux, not on Windows.`);
+// Shared 2-core machines: the load at the end says how much the times can be trusted.
+console.log(`\nnode ${process.version}, ${new Date().toISOString()}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; Windows figures are under wine on Linux, not on Windows.`);
