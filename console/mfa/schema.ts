@@ -87,8 +87,9 @@ export const mfaMigrations: string[] = [
 
 /** The Windows identity keys: a module of its own, migrated after 'mfa' (it does not depend on mfa_users' columns). */
 export const mfaIdentityMigrations: string[] = [
+  // Byte for byte as first released (indented for its old place in identity.ts).
   `CREATE TABLE mfa_user_keys (
-     user TEXT PRIMARY KEY,
-     canon TEXT NOT NULL UNIQUE
-   );`,
+       user TEXT PRIMARY KEY,
+       canon TEXT NOT NULL UNIQUE
+     );`,
 ];
