@@ -14,12 +14,12 @@
  * covered by the pure and recorded-command tests in test/software/windows-*.test.ts.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireTools } from '../tools.js';
-import { ROOT, requireWine, runNodeExe, winPath } from './wine.js';
+import { ROOT, WINE_PREFIX, requireWine, runNodeExe, winPath } from './wine.js';
 
 const wine = requireWine();
 const mingw = requireTools('wine software (mingw helper)', ['x86_64-w64-mingw32-gcc'], 'apt-get install gcc-mingw-w64-x86-64 (scripts/setup.sh --test)');
@@ -268,6 +268,23 @@ interface DriverOut {
   logs: string[];
 }
 
+/** Whatever this run left in the shared prefix (a driver that failed half-way does not clean up). */
+function cleanPrefix(tag: string): void {
+  const c = join(WINE_PREFIX, 'drive_c');
+  const under = (dir: string) => {
+    try {
+      for (const n of readdirSync(dir)) if (n.includes(tag)) rmSync(join(dir, n), { recursive: true, force: true });
+    } catch {
+      // not there: nothing to clean
+    }
+  };
+  under(join(c, 'ProgramData'));
+  for (const u of existsSync(join(c, 'users')) ? readdirSync(join(c, 'users')) : []) {
+    under(join(c, 'users', u, 'Downloads'));
+    under(join(c, 'users', u, 'AppData', 'Local'));
+  }
+}
+
 describe.skipIf(!wine.ok || !mingw.ok)('unauthorized software on Windows (node.exe under wine 10)', () => {
   let work = '';
   let out: DriverOut;
@@ -309,6 +326,7 @@ describe.skipIf(!wine.ok || !mingw.ok)('unauthorized software on Windows (node.e
     // Reported, not asserted (timings belong in bench/): under wine, 250 ms watch period.
     if (out?.measured) process.stdout.write(`wine software timings: ${JSON.stringify(out.measured)}\n`);
     if (work && existsSync(work)) rmSync(work, { recursive: true, force: true });
+    cleanPrefix(tag);
   });
 
   it('ran without errors', () => {
