@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
+import { Type } from 'typebox';
 import { canonicalJson } from './canonical.js';
+import { ISO_MS_PATTERN, Nullable, Sha256Hex, UUID_PATTERN, wireCheck } from './wire-check.js';
 
 export type Severity = 'info' | 'notice' | 'warning' | 'critical';
 
@@ -129,10 +131,6 @@ export function chainEvent(prevHash: string, e: UnsignedEvent): SekimoriEvent {
   return { ...e, prevHash, hash: eventHash(prevHash, e) };
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const TS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const HASH_RE = /^[0-9a-f]{64}$/;
-const SEVERITIES: readonly Severity[] = ['info', 'notice', 'warning', 'critical'];
 export const MAX_EVENT_DATA_BYTES = 32 * 1024;
 /** Deepest nesting of objects/arrays accepted in event data (real events use 3 or 4 levels). */
 export const MAX_EVENT_DATA_DEPTH = 32;
@@ -157,26 +155,40 @@ export function tooDeepPath(x: unknown, maxDepth = MAX_EVENT_DATA_DEPTH): string
   return null;
 }
 
+/**
+ * An event as it travels, declared once (protocol/api.ts uploads carry these). What JSON Schema
+ * cannot say is checked in eventShapeErrors: the type is in the catalogue, `ts` is a real instant,
+ * `data` is at most 32 levels deep and 32 KiB.
+ */
+export const SekimoriEventSchema = Type.Object(
+  {
+    id: Type.String({ pattern: UUID_PATTERN }),
+    agentId: Type.String({ minLength: 1, maxLength: 64 }),
+    seq: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+    ts: Type.String({ pattern: ISO_MS_PATTERN }),
+    type: Type.String({ minLength: 1, maxLength: 80 }),
+    severity: Type.Union([Type.Literal('info'), Type.Literal('notice'), Type.Literal('warning'), Type.Literal('critical')]),
+    user: Type.Optional(Nullable(Type.String({ maxLength: 256 }))),
+    data: Type.Record(Type.String(), Type.Unknown()),
+    prevHash: Sha256Hex,
+    hash: Sha256Hex,
+  },
+  { additionalProperties: false }, // a member outside the hash would be stored unsigned
+);
+const eventCheck = wireCheck(SekimoriEventSchema);
+
 /** Checks the shape of an event received from outside; returns what is wrong (empty = fine). */
 export function eventShapeErrors(x: unknown, where = 'event'): string[] {
   if (typeof x !== 'object' || x === null || Array.isArray(x)) return [`${where}: must be an object`];
+  const errors = eventCheck.errors(x, where, 20);
   const e = x as Record<string, unknown>;
-  const errors: string[] = [];
-  if (typeof e.id !== 'string' || !UUID_RE.test(e.id)) errors.push(`${where}.id: must be a lowercase UUID`);
-  if (typeof e.agentId !== 'string' || e.agentId.length < 1 || e.agentId.length > 64) errors.push(`${where}.agentId: must be a string`);
-  if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq < 1) errors.push(`${where}.seq: must be a positive integer`);
-  if (typeof e.ts !== 'string' || !TS_RE.test(e.ts) || Number.isNaN(Date.parse(e.ts))) errors.push(`${where}.ts: must be an ISO 8601 UTC timestamp with milliseconds`);
-  if (!isKnownEventType(e.type)) errors.push(`${where}.type: unknown event type ${JSON.stringify(String(e.type)).slice(0, 80)}`);
-  if (typeof e.severity !== 'string' || !SEVERITIES.includes(e.severity as Severity)) errors.push(`${where}.severity: must be one of ${SEVERITIES.join(', ')}`);
-  if (!(e.user === null || e.user === undefined || (typeof e.user === 'string' && e.user.length <= 256))) errors.push(`${where}.user: must be a string or null`);
-  if (typeof e.data !== 'object' || e.data === null || Array.isArray(e.data)) errors.push(`${where}.data: must be an object`);
-  else {
+  if (typeof e.type === 'string' && !isKnownEventType(e.type)) errors.push(`${where}.type: unknown event type ${JSON.stringify(e.type).slice(0, 80)}`);
+  if (typeof e.ts === 'string' && errors.every((m) => !m.startsWith(`${where}.ts:`)) && Number.isNaN(Date.parse(e.ts))) errors.push(`${where}.ts: not a real instant`);
+  if (typeof e.data === 'object' && e.data !== null && !Array.isArray(e.data)) {
     // Depth first: measuring the size with JSON.stringify recurses and would overflow on deep data.
     const deep = tooDeepPath(e.data);
     if (deep !== null) errors.push(`${where}.data${deep}: nested deeper than ${MAX_EVENT_DATA_DEPTH} levels`);
     else if (Buffer.byteLength(JSON.stringify(e.data)) > MAX_EVENT_DATA_BYTES) errors.push(`${where}.data: larger than ${MAX_EVENT_DATA_BYTES} bytes`);
   }
-  if (typeof e.prevHash !== 'string' || !HASH_RE.test(e.prevHash)) errors.push(`${where}.prevHash: must be a sha256 hex digest`);
-  if (typeof e.hash !== 'string' || !HASH_RE.test(e.hash)) errors.push(`${where}.hash: must be a sha256 hex digest`);
   return errors;
 }

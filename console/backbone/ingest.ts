@@ -4,26 +4,13 @@
  * either every event is held (new or already held) and acknowledged, or nothing changes.
  */
 import type Database from 'better-sqlite3';
-import { eventHash, genesisHash, isAgentEventType, MAX_EVENT_DATA_BYTES, MAX_EVENT_DATA_DEPTH, tooDeepPath, type SekimoriEvent } from '../../protocol/events.js';
-import { MAX_BATCH_EVENTS, uploadEnvelopeCheck, wireEventCheck, type UploadResponse } from '../../protocol/api.js';
+import { eventHash, eventShapeErrors, genesisHash, isAgentEventType, type SekimoriEvent } from '../../protocol/events.js';
+import { MAX_BATCH_EVENTS, uploadEnvelopeCheck, type UploadResponse } from '../../protocol/api.js';
 import { eventDataErrors, eventDataValid } from '../../protocol/event-data.js';
 import { HttpError } from '../module.js';
 import { insertEventStatement, recordConsoleEvent, tsJudge, type ChainStatus } from '../core/events.js';
 
 export { MAX_BATCH_EVENTS };
-
-/** Problems of one event beyond its schema: what JSON Schema cannot say. */
-function eventExtraErrors(e: SekimoriEvent, where: string, agentId: string): string[] {
-  const errors: string[] = [];
-  if (Number.isNaN(Date.parse(e.ts))) errors.push(`${where}.ts: not a real instant`);
-  if (!isAgentEventType(e.type)) errors.push(`${where}.type: ${JSON.stringify(e.type.slice(0, 64))} is not an agent event type`);
-  if (e.agentId !== agentId) errors.push(`${where}.agentId: does not match the client certificate`);
-  // Depth first: measuring the size with JSON.stringify recurses and would overflow on deep data.
-  const deep = tooDeepPath(e.data);
-  if (deep !== null) errors.push(`${where}.data${deep}: nested deeper than ${MAX_EVENT_DATA_DEPTH} levels`);
-  else if (Buffer.byteLength(JSON.stringify(e.data)) > MAX_EVENT_DATA_BYTES) errors.push(`${where}.data: larger than ${MAX_EVENT_DATA_BYTES} bytes`);
-  return errors;
-}
 
 /**
  * The upload body (protocol/api.ts UploadRequest), checked whole before anything is stored:
@@ -41,9 +28,13 @@ export function parseBatch(body: unknown, agentId: string): SekimoriEvent[] {
   for (let i = 0; i < events.length && errors.length < 100; i++) {
     const e = events[i];
     const where = `events[${i}]`;
-    // The data's depth is judged before the schema looks at it (the schema does not descend into data).
-    if (!wireEventCheck.check(e)) errors.push(...wireEventCheck.errors(e, where, 10));
-    else errors.push(...eventExtraErrors(e as SekimoriEvent, where, agentId));
+    const shape = eventShapeErrors(e, where);
+    if (shape.length) errors.push(...shape);
+    else {
+      const { type, agentId: claimed } = e as SekimoriEvent;
+      if (!isAgentEventType(type)) errors.push(`${where}.type: ${JSON.stringify(type.slice(0, 64))} is not an agent event type`);
+      if (claimed !== agentId) errors.push(`${where}.agentId: does not match the client certificate`);
+    }
   }
   for (let i = 1; i < events.length && !errors.length; i++) {
     if ((events[i] as SekimoriEvent).seq <= (events[i - 1] as SekimoriEvent).seq) errors.push(`events[${i}].seq: must increase within a batch`);
