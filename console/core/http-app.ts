@@ -106,6 +106,10 @@ export function buildConsoleApp(ctx: OpenConsole, allRoutes: Route[], log: (m: s
       agentId = agentFromCertificate(clientCertificate(request.raw), lookupAgent);
       limiters.agent.check(agentId, 'requests from this terminal');
     } else limiters.anonymous.check(sourceKey(request.raw.socket.remoteAddress ?? ''), 'requests from this address');
+    // A declared length over the limit is refused here, before the body parser: a refusal from the
+    // parser would close the connection (Fastify), one from here lets Node discard the rest and keep it.
+    const limit = route.maxBody ?? DEFAULT_MAX_BODY;
+    if (Number(request.headers['content-length'] ?? '0') > limit) throw new HttpError(413, 'body_too_large', `request body larger than ${limit} bytes`);
     admitted.set(request, { route, params, agentId, path, query });
   }
 

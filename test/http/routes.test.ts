@@ -174,6 +174,12 @@ describe('agent routes: bad bodies', () => {
     expect(t.logs).toEqual([]); // a refusal, not an internal error
   });
 
+  it('a declared length over the limit is refused without closing the connection (Node discards the rest, the client reads the 413)', async () => {
+    const r = await t.inject({ method: 'POST', url: '/api/agent/events', payload: big, headers: { ...agent.headers, 'content-type': 'application/json' } });
+    expect(r.statusCode).toBe(413);
+    expect(r.headers.connection).not.toBe('close');
+  });
+
   it('the certificate is checked before the body is read: none with a huge body → 401, not 413', async () => {
     const r = await t.inject({ method: 'POST', url: '/api/agent/events', payload: big, headers: { 'content-type': 'application/json' } });
     expect(r.statusCode).toBe(401);
