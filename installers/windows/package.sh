@@ -18,6 +18,8 @@ cd "$root"
 source installers/windows/versions.env
 v=$NODE_WIN_VERSION
 
+# SEKIMORI_PACKAGE_WINDOWS=0: Linux files only (e.g. a test that needs only those, in a hurry).
+[[ ${SEKIMORI_PACKAGE_WINDOWS:-1} == 0 ]] && exit 0
 missing=()
 for c in osslsigncode wixl x86_64-w64-mingw32-gcc; do command -v "$c" >/dev/null || missing+=("$c"); done
 if (( ${#missing[@]} )); then
@@ -50,6 +52,7 @@ osslsigncode remove-signature -in "$root/.tools/win/node-$v/node.exe" -out "$exe
 postject "$exe" NODE_SEA_BLOB "$work/agent-win.blob" --sentinel-fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2 >/dev/null
 mv -f "$exe" "$out/sekimori-agent.exe"
 echo "package: $out/sekimori-agent.exe ($(du -m "$out/sekimori-agent.exe" | cut -f1) MB, win-x64, Node v$v)"
-cp dist/windows/sekimori-service.exe "$out/sekimori-service.exe"
+cp dist/windows/sekimori-service.exe "$work/sekimori-service.exe"
+mv -f "$work/sekimori-service.exe" "$out/sekimori-service.exe" # atomic, like the others
 
 if [[ -f installers/windows/msi/build-msi.sh ]]; then bash installers/windows/msi/build-msi.sh "$work"; fi

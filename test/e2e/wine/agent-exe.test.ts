@@ -8,10 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startConsole, waitFor, type TestConsole } from '../../integration/harness.js';
-import { ROOT, requireWine, runWine, startWine, winPath, type WineProcess } from './wine.js';
+import { requireTools } from '../tools.js';
+import { AGENT_EXE, ensureWindowsPackage, PACKAGE_TOOLS, requireWine, runWine, startWine, winPath, type WineProcess } from './wine.js';
 
-const AGENT_EXE = join(ROOT, 'dist/sea/sekimori-agent.exe');
-const wine = requireWine([AGENT_EXE]);
+const tools = requireTools('Windows package (npm run package)', PACKAGE_TOOLS, 'bash scripts/setup.sh --test');
+const wine = tools.ok ? requireWine() : tools;
 
 describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine', () => {
   let c: TestConsole;
@@ -24,8 +25,9 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine', () => {
   const pipe = `\\\\.\\pipe\\sekimori-wine-test-${process.pid}`;
 
   beforeAll(async () => {
+    ensureWindowsPackage();
     c = await startConsole();
-  });
+  }, 600_000);
 
   afterAll(async () => {
     await agent?.stop('SIGKILL');

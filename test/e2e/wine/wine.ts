@@ -215,3 +215,28 @@ export async function dropPrefix(prefix: string): Promise<void> {
   await runWine(['wineserver', '-k'], { prefix, unix: true, timeoutMs: 30_000 }).catch(() => undefined);
   rmSync(prefix, { recursive: true, force: true });
 }
+
+/** Tools `npm run package` needs for the Windows files (installers/windows/package.sh). */
+export const PACKAGE_TOOLS = ['osslsigncode', 'wixl', 'msibuild', 'msiinfo', 'x86_64-w64-mingw32-gcc', 'flock'];
+export const AGENT_EXE = join(ROOT, 'dist/sea/sekimori-agent.exe');
+export const AGENT_MSI = join(ROOT, 'dist/sea/sekimori-agent.msi');
+
+/**
+ * Builds the Windows files (agent exe, service wrapper, MSI) from the built tree when they are
+ * missing or older than dist/ — only the Windows part, not the Linux executables. A lock makes
+ * test files that ask at the same time build once.
+ */
+export function ensureWindowsPackage(): void {
+  const script = [
+    'set -euo pipefail',
+    'fresh() { [[ dist/sea/sekimori-agent.exe -nt dist/agent/cli.js && dist/sea/sekimori-agent.msi -nt dist/agent/cli.js ]]; }',
+    'fresh && exit 0',
+    'mkdir -p dist/sea',
+    'w=$(mktemp -d dist/sea/build-win.XXXXXX)',
+    'trap \'rm -rf "$w"\' EXIT',
+    'node scripts/sea/bundle.mjs "$w"',
+    'CI=true bash installers/windows/package.sh "$w"', // CI=true: a missing tool is an error here, not a skip
+  ].join('\n');
+  mkdirSync(join(ROOT, 'dist/sea'), { recursive: true });
+  execFileSync(join(ROOT, 'scripts/n24'), ['flock', join(ROOT, 'dist/sea/.windows.lock'), 'bash', '-c', script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 });
+}
