@@ -17,7 +17,7 @@ import type { Socket } from 'node:net';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConsoleReply, LocalApi, LocalHandler, LocalPeer, LogLevel } from './capability.js';
-import { isNamedPipe } from './platform.js';
+import { isNamedPipe } from './os.js';
 
 const MAX_BODY = 16 * 1024;
 /** Peer look-ups (one short-lived helper process each) running at once on the unlock socket. */

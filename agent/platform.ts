@@ -1,20 +1,16 @@
 /**
- * The one place that looks at process.platform: which capabilities run, which platform
- * implementation each gets, and where the local API listens. Everything else in agent/ receives
- * what this file chose, so a Windows implementation slots in here and nowhere else.
+ * The one place that picks per OS: which capabilities run and which platform implementation each
+ * gets (the OS itself, and the facts that need no implementation — state folder, local API
+ * endpoint — are in os.ts, light enough for every CLI command to import). Everything else in
+ * agent/ receives what this file chose, so a Windows implementation slots in here and nowhere else.
  */
-import { createHash } from 'node:crypto';
-import { join, win32 } from 'node:path';
+import { agentOs, type AgentOs } from './os.js';
 import { LinuxSoftwarePlatform, type LinuxSoftwareOptions } from './software/linux/platform.js';
 import { unavailableSoftwarePlatform, type SoftwarePlatform } from './software/platform.js';
 import { LinuxUsbPlatform, type LinuxUsbOptions } from './usb/linux/platform.js';
 import { noUsbPlatform, type UsbPlatform } from './usb/platform.js';
 
-export type AgentOs = 'linux' | 'windows' | 'other';
-
-export function agentOs(platform: NodeJS.Platform = process.platform): AgentOs {
-  return platform === 'linux' ? 'linux' : platform === 'win32' ? 'windows' : 'other';
-}
+export { agentOs, defaultStateDir, isNamedPipe, localEndpoint, WINDOWS_PIPE, type AgentOs } from './os.js';
 
 export type CapabilityName = 'mfa' | 'software' | 'usb';
 
@@ -33,34 +29,6 @@ export function capabilityNames(os: AgentOs = agentOs()): CapabilityName[] {
       return ['software', 'usb'];
   }
 }
-
-/** The agent's local API on Windows: a named pipe (pipes live in their own namespace, not in the state folder). */
-export const WINDOWS_PIPE = '\\\\.\\pipe\\sekimori-agent';
-
-/** Where an agent keeps its state unless --state says otherwise. */
-export function defaultStateDir(os: AgentOs = agentOs(), env: NodeJS.ProcessEnv = process.env): string {
-  if (os === 'windows') return win32.join(env.ProgramData ?? env.PROGRAMDATA ?? 'C:\\ProgramData', 'Sekimori', 'agent');
-  return '/var/lib/sekimori-agent';
-}
-
-/**
- * Where the root-only local API listens. Linux: STATE/agent.sock (unchanged). Windows: the named
- * pipe \\.\pipe\sekimori-agent for the default state folder, and one named after a hash of the
- * folder for any other, so agents with different --state folders still run side by side. The
- * pipe gets Windows' default DACL (full control for SYSTEM, Administrators and the creator; read
- * only for Everyone, which cannot send a request), and Node creates it with
- * FILE_FLAG_FIRST_PIPE_INSTANCE, so a pipe someone else made first makes listen fail instead of
- * being shared.
- */
-export function localEndpoint(stateDir: string, os: AgentOs = agentOs(), env: NodeJS.ProcessEnv = process.env): string {
-  if (os !== 'windows') return join(stateDir, 'agent.sock');
-  const dir = win32.resolve(stateDir).toLowerCase();
-  if (dir === win32.resolve(defaultStateDir(os, env)).toLowerCase()) return WINDOWS_PIPE;
-  return `${WINDOWS_PIPE}-${createHash('sha256').update(dir).digest('hex').slice(0, 16)}`;
-}
-
-/** Whether the endpoint is a Windows named pipe (no chmod, no unlink of a stale socket). */
-export const isNamedPipe = (endpoint: string): boolean => /^\\\\[.?]\\pipe\\/i.test(endpoint);
 
 export interface UsbPlatformOptions extends LinuxUsbOptions {
   /** The agent's state folder (Windows: where batched registry imports are written, SYSTEM-only). */

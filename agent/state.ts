@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { defaultStateDir, localEndpoint } from './platform.js';
+import { defaultStateDir, localEndpoint } from './os.js';
 
 export const DEFAULT_STATE_DIR = process.env.SEKIMORI_AGENT_STATE ?? defaultStateDir();
 
