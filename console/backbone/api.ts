@@ -1,5 +1,5 @@
 /** HTTP API of the backbone (console ↔ agent): enrollment, event upload, heartbeat, policy. */
-import { enrollRequestCheck, type EnrollResponse, type HeartbeatResponse } from '../../protocol/api.js';
+import type { EnrollResponse, HeartbeatResponse } from '../../protocol/api.js';
 import { HttpError, type ConsoleContext, type Route } from '../module.js';
 import type { OpenConsole } from '../core/open-console.js';
 import { RateLimiter, tooManyRequests } from '../core/limits.js';
@@ -9,7 +9,7 @@ import { sourceKey } from '../core/limits.js';
 import { GroupCommit, createIngester, parseBatch } from './ingest.js';
 import { agentExists, findEnrollToken, hashToken, insertAgent, sameNameAs, spendEnrollToken } from './store.js';
 import { HeartbeatBuffer, beatOf, parseHeartbeat } from './heartbeat.js';
-import { agentBody } from './body.js';
+import { parseEnroll } from './body.js';
 
 function enrollRoute(ctx: OpenConsole): Route {
   const attempts = new RateLimiter(consoleLimits(ctx.config).enrollPerAddress);
@@ -30,7 +30,7 @@ function enrollRoute(ctx: OpenConsole): Route {
         refused(req.remoteAddress, 'rate limited', '');
         throw tooManyRequests(attempts.retryAfterSeconds(source, now), 'enrollment attempts from this address');
       }
-      const r = agentBody(enrollRequestCheck, req.json());
+      const r = parseEnroll(req.json());
       const tokenHash = hashToken(r.token);
       const tok = findEnrollToken(ctx, tokenHash);
       const refuse = (why: string) => {
