@@ -9,6 +9,8 @@ import { LinuxSoftwarePlatform, type LinuxSoftwareOptions } from './software/lin
 import { unavailableSoftwarePlatform, type SoftwarePlatform } from './software/platform.js';
 import { LinuxUsbPlatform, type LinuxUsbOptions } from './usb/linux/platform.js';
 import { noUsbPlatform, type UsbPlatform } from './usb/platform.js';
+import { createWindowsSoftwarePlatform } from './software/windows/platform.js';
+import { createWindowsUsbPlatform } from './usb/windows/platform.js';
 
 export { agentOs, defaultStateDir, isNamedPipe, localEndpoint, WINDOWS_PIPE, type AgentOs } from './os.js';
 
@@ -48,8 +50,8 @@ export function usbPlatform(opts: UsbPlatformOptions = {}, os: AgentOs = agentOs
       return new LinuxUsbPlatform({ ...linux, ...(sysRoot ? { sysRoot } : {}) });
     }
     case 'windows':
-      // NOT YET: agent/usb/windows/ (registry device control) is being written; the lead wires it here.
-      return noUsbPlatform('windows', 'Windows device control not wired yet (agent/usb/windows): devices are not controlled by the agent');
+      // Batched `reg import` files go to the state folder (SYSTEM and Administrators only).
+      return createWindowsUsbPlatform(opts.stateDir ? { importDir: opts.stateDir } : {});
     default:
       return noUsbPlatform(os, `no device control for platform ${process.platform}`);
   }
@@ -63,8 +65,7 @@ export function softwarePlatform(opts: SoftwarePlatformOptions = {}, os: AgentOs
     case 'linux':
       return new LinuxSoftwarePlatform(opts);
     case 'windows':
-      // NOT YET: agent/software/windows/ (process list, Uninstall keys, taskkill) is being written; the lead wires it here.
-      return unavailableSoftwarePlatform('windows', 'Windows software control not wired yet (agent/software/windows): nothing is watched');
+      return createWindowsSoftwarePlatform();
     default:
       return unavailableSoftwarePlatform(os, `no software control for platform ${process.platform}`);
   }

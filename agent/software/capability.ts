@@ -254,6 +254,7 @@ export class SoftwareCapability implements Capability {
         locations: existing,
         depth: p.watchDepth,
         exclude: [this.quarantineDir(), this.ctx.stateDir],
+        isExcluded: (path) => this.platform.inScope?.(path, [this.quarantineDir(), this.ctx.stateDir]) ?? false,
         onFile: (path, event, seenAt) => void this.track(this.onFile(path, event, seenAt)),
         onError: (e) => this.ctx.log('warn', `software: watcher: ${(e as Error).message ?? String(e)}`),
       });

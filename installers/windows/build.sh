@@ -22,3 +22,8 @@ x86_64-w64-mingw32-windres -i "$work/sekimori-service.rc" -I "$work" -O coff -o 
   "$src/sekimori-service.c" "$work/messages.o" -ladvapi32
 mv -f "$work/sekimori-service.exe" "$out/sekimori-service.exe"
 echo "sekimori build: dist/windows/sekimori-service.exe"
+# The software capability's process lister (no PowerShell/WMI): installed beside sekimori-agent.exe.
+"$cc" -O2 -Wall -Wextra -Wno-missing-field-initializers -Werror -static -s -o "$work/sekimori-proclist.exe" \
+  "$root/agent/software/windows/proclist.c" -ladvapi32
+mv -f "$work/sekimori-proclist.exe" "$out/sekimori-proclist.exe"
+echo "sekimori build: dist/windows/sekimori-proclist.exe"

@@ -11,6 +11,8 @@ export interface FileWatcherOptions {
   depth: number;
   /** Paths never reported (the quarantine, the agent's own state). */
   exclude: string[];
+  /** The platform's own test for the same (Windows: C:\… never matches a POSIX prefix). */
+  isExcluded?(path: string): boolean;
   quietMs?: number;
   onFile(path: string, event: 'add' | 'change', seenAt: number): void;
   onError?(e: unknown): void;
@@ -24,13 +26,14 @@ export class FileWatcher {
   /** Resolves once the initial directory walk is done (events before that are not missed: ignoreInitial only skips existing files). */
   async start(): Promise<void> {
     const exclude = this.o.exclude;
+    const isExcluded = this.o.isExcluded;
     const w = watch(this.o.locations, {
       ignoreInitial: true,
       followSymlinks: false,
       depth: this.o.depth,
       ignorePermissionErrors: true,
       persistent: true,
-      ignored: (p: string) => exclude.some((x) => underPrefix(p, x)),
+      ignored: (p: string) => exclude.some((x) => underPrefix(p, x)) || (isExcluded?.(p) ?? false),
     });
     this.w = w;
     const handle = (event: 'add' | 'change') => (path: string) => this.queue(path, event);
