@@ -35,7 +35,12 @@ function makeEvents(agentId: string, n: number): SekimoriEvent[] {
       type: i % 3 ? 'usb.blocked' : 'mfa.success',
       severity: 'warning',
       user: `user${i % 50}`,
-      data: { busPort: '1-2', vid: '0781', pid: '5567', product: 'Cruzer Blade', serial: `SN${i}`, interfaces: ['08/06/50'], rule: 'class:08' },
+      // What agents really send (USB decisions and MFA results), so ingest takes the path of valid, declared data.
+      data: i % 3
+        ? { kind: 'usb', mode: 'enforce', port: '1-2', busnum: 1, devnum: i % 120, vendorId: '0781', productId: '5567', bcdDevice: '0100', deviceClass: '00', interfaceClasses: ['08'],
+            interfaces: [{ number: 0, classes: ['08/06/50'], allow: false, rule: 'class:08' }], manufacturer: 'SanDisk', product: 'Cruzer Blade', serial: `SN${i}`,
+            serialHex: Buffer.from(`SN${i}`).toString('hex'), descriptorHash: 'a'.repeat(64), rule: 'class:08', partial: false, readonly: false, exceptionId: null }
+        : { terminal: agentId, result: 'accept', reason: 'ok', offline: false, service: 'login', tty: 'tty1', rhost: '' },
     });
     out.push(e);
     prev = e.hash;
