@@ -18,10 +18,11 @@ function migrationDigests(): Record<string, { count: number; digest: string }> {
 }
 
 describe('migrations per module name', () => {
-  it('are unchanged for the modules this work moved (backbone, mfa, mfa-identity, web)', () => {
+  it('are unchanged for the modules this work moved (backbone, mfa, mfa-identity, web, software, usb)', () => {
     const now = migrationDigests();
     if (process.env.SEKIMORI_PRINT_MIGRATIONS) console.log(JSON.stringify(now));
     expect({ backbone: now.backbone, mfa: now.mfa, 'mfa-identity': now['mfa-identity'], web: now.web }).toEqual(PINNED);
+    expect({ software: now.software, usb: now.usb }).toEqual(PINNED_USB_SOFTWARE);
   });
   it('every module name is unique (one migration history each)', () => {
     const names = modules.map((m) => m.name);
@@ -36,4 +37,10 @@ const PINNED = {
   mfa: { count: 3, digest: '01bfc767fd5bb3c5' },
   'mfa-identity': { count: 1, digest: '77d838759d923e15' },
   web: { count: 2, digest: '81e7308644c5a1fa' },
+};
+
+// Computed at 9b81490 (before console/usb and console/software were reshaped) with migrationDigests().
+const PINNED_USB_SOFTWARE = {
+  software: { count: 2, digest: 'cda4b74ad995afa3' },
+  usb: { count: 5, digest: 'c32703f9a8118f68' },
 };
