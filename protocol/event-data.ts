@@ -86,6 +86,13 @@ export type UsbBlockDeviceEventData = Static<typeof UsbBlockDeviceSchema>;
 const UsbEventSchema = Type.Union([UsbDeviceSchema, UsbBlockDeviceSchema]);
 export type UsbEventData = UsbDeviceEventData | UsbBlockDeviceEventData;
 
+/** usb.enforced_stricter: what the platform could not express exactly and enforces more strictly (never looser). */
+const UsbEnforcedStricterSchema = Type.Object({
+  platform: Text(32),
+  policyVersion: Count,
+  notes: Type.Array(Type.Object({ code: Text(64), subject: Text(1024), ja: Text(), en: Text() }), { maxItems: 1024 }),
+});
+
 // ---- mfa ---------------------------------------------------------------------------------------
 
 /** A verification judged on a terminal (agent/mfa) or by the console (/validate/check). */
@@ -298,6 +305,7 @@ export const EVENT_DATA = {
   'usb.readonly': UsbEventSchema,
   'usb.exception_used': UsbEventSchema,
   'usb.would_block': UsbEventSchema,
+  'usb.enforced_stricter': UsbEnforcedStricterSchema,
   'mfa.success': MfaVerifySchema,
   'mfa.failure': MfaVerifySchema,
   'mfa.locked': MfaVerifySchema,

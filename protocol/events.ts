@@ -15,6 +15,7 @@ export const AGENT_EVENT_TYPES = {
   'usb.readonly': 'notice',
   'usb.exception_used': 'notice',
   'usb.would_block': 'notice',
+  'usb.enforced_stricter': 'warning', // the OS cannot express the policy exactly: enforced more strictly (Windows)
   'mfa.success': 'info',
   'mfa.failure': 'warning',
   'mfa.locked': 'critical',

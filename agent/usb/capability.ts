@@ -9,7 +9,7 @@ import { defaultUsbPolicy, type UsbException, type UsbPolicy } from '../../proto
 import { decideBlockDevice, decideUsb, type UsbDecision } from './decide.js';
 import { builtinEventData, builtinEventType, usbEventData, usbEventType } from './events.js';
 import type { UsbDeviceInfo } from './observe.js';
-import type { UnboundMedium, UsbChange, UsbPlatform } from './platform.js';
+import type { UnboundMedium, UsbChange, UsbEnforceResult, UsbPlatform } from './platform.js';
 import { UsbState } from './state.js';
 import { fetchExceptions, sameExceptions } from './sync.js';
 import { monoMs, writeTrace, type TraceMarks } from './trace.js';
@@ -52,6 +52,8 @@ export class UsbCapability implements Capability {
   private stopped = false;
   private watchStop: (() => Promise<void>) | null = null;
   private roWatch = new Map<string, number>(); // path → watch-until (ms)
+  private policyVersion = 0;
+  private stricterReported = ''; // notes last reported: re-applying the same policy reports nothing new
 
   constructor(private readonly opts: UsbCapabilityOptions) {
     this.platform = opts.platform;
@@ -65,6 +67,7 @@ export class UsbCapability implements Capability {
     this.ctx = ctx;
     this.state = new UsbState(ctx.stateDir);
     this.policy = policy.usb ?? defaultUsbPolicy();
+    this.policyVersion = policy.version;
     this.exceptions = this.state.loadExceptions();
     const media = this.platform.builtinMedia;
     this.unbound = media ? this.state.loadUnbound(media.isUnbound) : [];
@@ -95,16 +98,28 @@ export class UsbCapability implements Capability {
   private async applyToPlatform(): Promise<void> {
     const ctx = this.ctx;
     if (!ctx || ctx.monitorOnly) return;
-    this.reportEnforce(
-      await this.platform.applyPolicy({
-        policy: this.policy,
-        exceptions: this.exceptions,
-        monitor: this.monitor,
-        monitorOnly: ctx.monitorOnly,
-        now: ctx.console.consoleNow(),
-        agentId: ctx.agentId,
-      }),
-    );
+    const r = await this.platform.applyPolicy({
+      policy: this.policy,
+      exceptions: this.exceptions,
+      monitor: this.monitor,
+      monitorOnly: ctx.monitorOnly,
+      now: ctx.console.consoleNow(),
+      agentId: ctx.agentId,
+    });
+    this.reportStricter(r.notes ?? []);
+    this.reportEnforce(r);
+  }
+
+  /**
+   * What the platform enforces more strictly than the policy says is reported, not only logged:
+   * once per policy/exception change that yields notes (the same notes again report nothing).
+   */
+  private reportStricter(notes: NonNullable<UsbEnforceResult['notes']>): void {
+    const key = notes.length ? JSON.stringify([this.policyVersion, notes]) : '';
+    if (key === this.stricterReported) return;
+    this.stricterReported = key;
+    if (!notes.length) return;
+    this.ctx!.emit({ type: 'usb.enforced_stricter', data: { platform: this.platform.name, policyVersion: this.policyVersion, notes } });
   }
 
   /** (Re)starts polling the console for exceptions at the policy's period. */
@@ -116,6 +131,7 @@ export class UsbCapability implements Capability {
   async applyPolicy(policy: PolicyDocument): Promise<void> {
     const pollBefore = this.policy.exceptionPollSeconds;
     this.policy = policy.usb ?? defaultUsbPolicy();
+    this.policyVersion = policy.version;
     if (this.platform.unavailable) return;
     if (this.pollTimer && this.policy.exceptionPollSeconds !== pollBefore) this.scheduleExceptionPoll();
     await this.applyToPlatform();

@@ -28,6 +28,8 @@ export interface UsbEnforceResult {
    * `errors`, which the capability logs (the decision itself was recorded before this call).
    */
   enforcedBy?: 'agent' | 'policy' | 'stricter';
+  /** applyPolicy of a declarative platform: what it enforces more strictly than the policy says (reported as usb.enforced_stricter). */
+  notes?: { code: string; subject: string; ja: string; en: string }[];
 }
 
 export const emptyResult = (): UsbEnforceResult => ({ wrote: [], errors: [] });

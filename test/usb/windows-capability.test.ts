@@ -80,4 +80,67 @@ describe('UsbCapability on the Windows platform (in-memory registry)', () => {
     // Stopping the agent leaves Windows' policy in force.
     expect((await reg.query(`${RESTRICTIONS}\\DenyDeviceIDs`))!.values).toHaveLength(strictDefaultPlan().denyDeviceIds.length);
   });
+
+  describe('usb.enforced_stricter: what Windows cannot express exactly is reported once per change', () => {
+    const stick = (id: string, serial: string, access: 'allow' | 'readonly') => ({ id, vendorId: '0781', productId: '5567', serial, access });
+    const doc = (version: number, registered: ReturnType<typeof stick>[]) => {
+      const p = builtinPolicy();
+      p.version = version;
+      p.usb = { ...p.usb!, registered };
+      return p;
+    };
+    const stricter = (emitted: NewEvent[]) => emitted.filter((e) => e.type === 'usb.enforced_stricter');
+
+    async function started(first: ReturnType<typeof doc>) {
+      const state = mkdtempSync(join(tmpdir(), 'sekimori-wincap-'));
+      dirs.push(state);
+      const emitted: NewEvent[] = [];
+      cap = new UsbCapability({ platform: new WindowsUsbPlatform({ registry: new MemoryRegistry(), pollMs: 60_000 }), rescanMs: 60_000 });
+      await cap.start(fakeContext(state, emitted), first);
+      return emitted;
+    }
+
+    it('one stick writable and another read-only: one warning with the notes in Japanese and English and the policy version', async () => {
+      const emitted = await started(doc(7, [stick('w', 'W1', 'allow'), stick('r', 'R1', 'readonly')]));
+      const ev = stricter(emitted);
+      expect(ev).toHaveLength(1);
+      expect(eventDataErrors('usb.enforced_stricter', ev[0]!.data)).toEqual([]);
+      const data = ev[0]!.data as { platform: string; policyVersion: number; notes: { code: string; ja: string; en: string }[] };
+      expect(data.platform).toBe('windows');
+      expect(data.policyVersion).toBe(7);
+      expect(data.notes.map((n) => n.code)).toContain('readonly-class-wide');
+      for (const n of data.notes) {
+        expect(n.ja).toMatch(/[\u3040-\u30ff\u4e00-\u9fff]/);
+        expect(n.en).toMatch(/[a-z]/);
+      }
+    });
+
+    // [what happens next, the policy applied, how many usb.enforced_stricter in total]
+    const cases: [string, ReturnType<typeof doc> | null, number][] = [
+      ['the same policy applied again (a poll, a restart of the policy loop)', doc(7, [stick('w', 'W1', 'allow'), stick('r', 'R1', 'readonly')]), 1],
+      ['a new version with the same gap', doc(8, [stick('w', 'W1', 'allow'), stick('r', 'R1', 'readonly')]), 2],
+      ['a policy Windows expresses exactly (both read-only)', doc(8, [stick('w', 'W1', 'readonly'), stick('r', 'R1', 'readonly')]), 1],
+      ['nothing changes after start', null, 1],
+    ];
+    it.each(cases)('%s', async (_name, next, total) => {
+      const emitted = await started(doc(7, [stick('w', 'W1', 'allow'), stick('r', 'R1', 'readonly')]));
+      if (next) await cap!.applyPolicy(next);
+      expect(stricter(emitted)).toHaveLength(total);
+    });
+
+    it('a policy with no gap reports nothing, and the gap appearing later is reported', async () => {
+      const emitted = await started(doc(3, [stick('r', 'R1', 'readonly')]));
+      expect(stricter(emitted)).toHaveLength(0);
+      await cap!.applyPolicy(doc(4, [stick('w', 'W1', 'allow'), stick('r', 'R1', 'readonly')]));
+      await cap!.applyPolicy(doc(5, [stick('r', 'R1', 'readonly')]));
+      await cap!.applyPolicy(doc(6, [stick('w', 'W1', 'allow'), stick('r', 'R1', 'readonly')]));
+      expect(stricter(emitted).map((e) => (e.data as { policyVersion: number }).policyVersion)).toEqual([4, 6]);
+    });
+
+    it('hostile registration ids and serials reach the event as declared data', async () => {
+      const emitted = await started(doc(9, [stick('w\u001b[2J\n', 'W\u0000\u202e1', 'allow'), stick('r'.repeat(200), 'R1', 'readonly')]));
+      for (const e of stricter(emitted)) expect(eventDataErrors(e.type, e.data)).toEqual([]);
+      expect(stricter(emitted)).toHaveLength(1);
+    });
+  });
 });

@@ -78,6 +78,7 @@ export class WindowsUsbPlatform implements UsbPlatform {
     const plan = planRegistry(input, present);
     const r = await applyRegistryPlan(this.reg, plan.keys);
     this.lastPlan = plan;
+    r.notes = plan.notes.map((n) => ({ code: n.code, subject: n.subject, ja: n.ja, en: n.en }));
     for (const n of plan.notes) r.errors.push(`usb.windows stricter (${n.code}) ${n.subject}: ${n.ja} / ${n.en}`);
     this.scheduleExpiry(input);
     return r;
