@@ -20,7 +20,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-const HEARTBEAT = { hostname: 'pc-1', os: 'test', agentVersion: 'test', policyVersion: 1, outboxDepth: 0, monitorOnly: false };
+const HEARTBEAT = { ts: new Date().toISOString(), hostname: 'pc-1', os: 'test', agentVersion: 'test', policyVersion: 1, outboxDepth: 0, monitorOnly: false };
 
 function json(body: string): Record<string, unknown> {
   return JSON.parse(body) as Record<string, unknown>;
