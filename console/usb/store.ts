@@ -1,111 +1,18 @@
 /**
- * Time-limited exceptions (一時許可) for one device on one terminal: their tables and the only
- * code that writes them. Granted here, judged by this console's clock (the agent receives
+ * The only code on the removable-media tables (./schema.ts). Time-limited exceptions (一時許可) for
+ * one device on one terminal: granted here, judged by this console's clock (the agent receives
  * `serverTime` and judges expiry with ctx.console.consoleNow()), fetched by the agent on a timer
  * and on plug. The device's matching key is its raw serial (serialHex); `serial` is display text.
+ *
+ * 一時許可の申請と承認: a request for a temporary exception is recorded by one console account
+ * (e.g. the person who took the staff member's call, with the reason) and decided by another.
+ * Approval creates the grant; the requester can never approve their own request (separation of
+ * duties, so one account alone cannot open a terminal's USB through this path).
  */
 import { randomBytes } from 'node:crypto';
 import type { UsbException, UsbExceptionsResponse } from '../../protocol/policy-usb.js';
-import { safeText } from '../../protocol/text.js';
-import { parseDuration, type ConsoleContext } from '../module.js';
-
-export const usbMigrations = [
-  `CREATE TABLE usb_exceptions (
-     id TEXT PRIMARY KEY,
-     agent_id TEXT NOT NULL,
-     vendor_id TEXT NOT NULL,
-     product_id TEXT NOT NULL,
-     serial TEXT,
-     access TEXT NOT NULL CHECK (access IN ('allow', 'readonly')),
-     granted_at TEXT NOT NULL,
-     expires_at TEXT NOT NULL,
-     granted_by TEXT NOT NULL,
-     reason TEXT NOT NULL,
-     revoked_at TEXT,
-     revoked_by TEXT
-   )`,
-  `CREATE INDEX usb_exceptions_agent ON usb_exceptions (agent_id, expires_at)`,
-  // 一時許可の申請 (console/usb/requests.ts)
-  `CREATE TABLE usb_exception_requests (
-  id TEXT PRIMARY KEY,
-  agent_id TEXT NOT NULL,
-  vendor_id TEXT NOT NULL,
-  product_id TEXT NOT NULL,
-  serial TEXT,
-  access TEXT NOT NULL CHECK (access IN ('allow', 'readonly')),
-  for_ms INTEGER NOT NULL,
-  staff_user TEXT NOT NULL,
-  reason TEXT NOT NULL,
-  requested_by TEXT NOT NULL,
-  requested_at TEXT NOT NULL,
-  status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
-  decided_by TEXT,
-  decided_at TEXT,
-  decision_note TEXT,
-  grant_id TEXT
-)`,
-  // The matching key: the raw serial bytes as hex (the display serial cannot match every device).
-  // NULL in rows from before it: their `serial` text is compared as then.
-  `ALTER TABLE usb_exceptions ADD COLUMN serial_hex TEXT`,
-  `ALTER TABLE usb_exception_requests ADD COLUMN serial_hex TEXT`,
-];
-
-/** A duration of at most 30 days (an exception is temporary by design), in milliseconds. */
-export function exceptionDuration(s: string): number | null {
-  const ms = parseDuration(s);
-  return ms !== null && ms > 0 && ms <= 30 * 86_400_000 ? ms : null;
-}
-
-/** A device as an exception names it: the matching key (serialHex) and the text people read (serial). */
-export interface DeviceSpec {
-  vendorId: string;
-  productId: string;
-  /** Display text (safeText for a serial given as bytes); null = no serial: any device with this VID:PID. */
-  serial: string | null;
-  /** Raw serial bytes, lowercase hex; null when serial is null. */
-  serialHex: string | null;
-}
-
-const SERIAL_HEX_MAX = 2048;
-
-/**
- * "VID:PID[:SERIAL]" (hex ids; the serial is text and may itself contain colons) or
- * "VID:PID#HEX" (the serial as its raw bytes in hex: what "grant from this event" fills in, so a
- * serial with control characters, invalid UTF-8 or more than 128 characters matches too). A text
- * serial's key is its UTF-8 bytes, which is how the agent reads a serial.
- */
-export function parseDeviceSpec(s: string): DeviceSpec | null {
-  const h = /^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})#([0-9a-fA-F]+)$/.exec(s);
-  if (h) {
-    const hex = h[3]!.toLowerCase();
-    if (hex.length % 2 !== 0 || hex.length > SERIAL_HEX_MAX) return null;
-    const text = safeText(Buffer.from(hex, 'hex'), 128);
-    return { vendorId: h[1]!.toLowerCase(), productId: h[2]!.toLowerCase(), serial: /\S/.test(text) ? text : '#' + hex.slice(0, 64), serialHex: hex };
-  }
-  const m = /^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})(?::(.+))?$/.exec(s);
-  if (!m) return null;
-  const serial = m[3] ?? null;
-  if (serial !== null && (serial.length > 255 || !/\S/.test(serial))) return null;
-  return { vendorId: m[1]!.toLowerCase(), productId: m[2]!.toLowerCase(), serial, serialHex: serial === null ? null : Buffer.from(serial, 'utf8').toString('hex') };
-}
-
-/** The spec that names exactly this device again (the hex form when the text would not). */
-export function deviceSpecOf(x: { vendorId: string; productId: string; serial: string | null; serialHex?: string | null | undefined }): string {
-  const base = `${x.vendorId}:${x.productId}`;
-  if (typeof x.serialHex === 'string') {
-    const text = Buffer.from(x.serialHex, 'hex').toString('utf8');
-    // Text only when it reads back as the same bytes, shows as itself, and survives the form's trim().
-    const plain = text.length <= 255 && text === text.trim() && text !== '' && Buffer.from(text, 'utf8').toString('hex') === x.serialHex && !/[#\u0000-\u001f\u007f-\u009f]/.test(text);
-    return plain ? `${base}:${text}` : `${base}#${x.serialHex}`;
-  }
-  return x.serial === null ? base : `${base}:${x.serial}`;
-}
-
-/** The wire form of a stored key: an old row (text, no hex) keeps the old shape so the agent compares text. */
-export function serialHexOf(serial: string | null, serialHex: string | null): { serialHex?: string | null } {
-  if (serialHex !== null) return { serialHex };
-  return serial === null ? { serialHex: null } : {};
-}
+import type { ConsoleContext } from '../module.js';
+import { deviceSpecOf, parseDeviceSpec, serialHexOf } from './device.js';
 
 interface Row {
   id: string;
@@ -223,3 +130,156 @@ export function exceptionsForAgent(ctx: ConsoleContext, agentId: string, now = n
   };
 }
 
+// ---- 申請と承認 (requests) -----------------------------------------------------------------------
+
+export interface ExceptionRequest {
+  id: string;
+  agentId: string;
+  vendorId: string;
+  productId: string;
+  serial: string | null;
+  /** The matching key (raw serial bytes, hex); absent in requests recorded before it. */
+  serialHex?: string | null;
+  access: 'allow' | 'readonly';
+  forMs: number;
+  staffUser: string;
+  reason: string;
+  requestedBy: string;
+  requestedAt: string;
+  status: 'pending' | 'approved' | 'rejected';
+  decidedBy: string | null;
+  decidedAt: string | null;
+  decisionNote: string | null;
+  grantId: string | null;
+}
+
+interface RequestRow {
+  id: string;
+  agent_id: string;
+  vendor_id: string;
+  product_id: string;
+  serial: string | null;
+  serial_hex: string | null;
+  access: 'allow' | 'readonly';
+  for_ms: number;
+  staff_user: string;
+  reason: string;
+  requested_by: string;
+  requested_at: string;
+  status: ExceptionRequest['status'];
+  decided_by: string | null;
+  decided_at: string | null;
+  decision_note: string | null;
+  grant_id: string | null;
+}
+
+const toRequest = (r: RequestRow): ExceptionRequest => ({
+  id: r.id,
+  agentId: r.agent_id,
+  vendorId: r.vendor_id,
+  productId: r.product_id,
+  serial: r.serial,
+  ...serialHexOf(r.serial, r.serial_hex ?? null),
+  access: r.access,
+  forMs: r.for_ms,
+  staffUser: r.staff_user,
+  reason: r.reason,
+  requestedBy: r.requested_by,
+  requestedAt: r.requested_at,
+  status: r.status,
+  decidedBy: r.decided_by,
+  decidedAt: r.decided_at,
+  decisionNote: r.decision_note,
+  grantId: r.grant_id,
+});
+
+export class RequestError extends Error {}
+
+export function requestException(
+  ctx: ConsoleContext,
+  q: { agentId: string; device: string; forMs: number; access: 'allow' | 'readonly'; staffUser: string; reason: string; actor: string },
+  now = new Date(),
+): ExceptionRequest {
+  const dev = parseDeviceSpec(q.device);
+  if (!dev) throw new RequestError('device must be VID:PID[:SERIAL] or VID:PID#SERIAL_HEX (hex ids)');
+  if (!q.reason.trim()) throw new RequestError('a reason is required / 理由は必須です');
+  if (!ctx.db.prepare('SELECT 1 FROM agents WHERE id = ?').get(q.agentId)) throw new RequestError(`unknown terminal (agent id): ${q.agentId}`);
+  const row: RequestRow = {
+    id: 'uxr-' + randomBytes(6).toString('hex'),
+    agent_id: q.agentId,
+    vendor_id: dev.vendorId,
+    product_id: dev.productId,
+    serial: dev.serial,
+    serial_hex: dev.serialHex,
+    access: q.access,
+    for_ms: q.forMs,
+    staff_user: q.staffUser,
+    reason: q.reason,
+    requested_by: q.actor,
+    requested_at: now.toISOString(),
+    status: 'pending',
+    decided_by: null,
+    decided_at: null,
+    decision_note: null,
+    grant_id: null,
+  };
+  ctx.db.transaction(() => {
+    ctx.recordEvent({
+      type: 'admin.usb_exception_requested',
+      user: q.actor,
+      terminalId: q.agentId,
+      data: { id: row.id, vendorId: row.vendor_id, productId: row.product_id, serial: row.serial, serialHex: row.serial_hex, access: row.access, forMs: row.for_ms, staffUser: row.staff_user, reason: row.reason },
+    });
+    ctx.db
+      .prepare(
+        `INSERT INTO usb_exception_requests (id, agent_id, vendor_id, product_id, serial, serial_hex, access, for_ms, staff_user, reason, requested_by, requested_at, status)
+         VALUES (@id, @agent_id, @vendor_id, @product_id, @serial, @serial_hex, @access, @for_ms, @staff_user, @reason, @requested_by, @requested_at, @status)`,
+      )
+      .run(row);
+  })();
+  return toRequest(row);
+}
+
+/** Approves (→ a grant starting now, for the requested period) or rejects a pending request. */
+export function decideRequest(
+  ctx: ConsoleContext,
+  id: string,
+  decision: 'approve' | 'reject',
+  actor: string,
+  note = '',
+  now = new Date(),
+): { request: ExceptionRequest; grant: UsbExceptionRow | null } {
+  return ctx.db.transaction(() => {
+    const r = ctx.db.prepare('SELECT * FROM usb_exception_requests WHERE id = ?').get(id) as RequestRow | undefined;
+    if (!r) throw new RequestError(`no such request: ${id}`);
+    if (r.status !== 'pending') throw new RequestError(`request ${id} is already ${r.status}`);
+    if (r.requested_by === actor) throw new RequestError('申請者本人は承認・却下できません / the requester cannot decide their own request');
+    let grant: UsbExceptionRow | null = null;
+    if (decision === 'approve') {
+      grant = grantException(
+        ctx,
+        {
+          agentId: r.agent_id,
+          device: deviceSpecOf({ vendorId: r.vendor_id, productId: r.product_id, serial: r.serial, ...serialHexOf(r.serial, r.serial_hex ?? null) }),
+          forMs: r.for_ms,
+          reason: `${r.id}: ${r.reason}`,
+          access: r.access,
+          actor,
+        },
+        now,
+      );
+    } else {
+      ctx.recordEvent({ type: 'admin.usb_exception_rejected', user: actor, terminalId: r.agent_id, data: { id, requestedBy: r.requested_by, note } });
+    }
+    const status = decision === 'approve' ? 'approved' : 'rejected';
+    ctx.db
+      .prepare('UPDATE usb_exception_requests SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?, grant_id = ? WHERE id = ?')
+      .run(status, actor, now.toISOString(), note, grant?.id ?? null, id);
+    return { request: toRequest({ ...r, status, decided_by: actor, decided_at: now.toISOString(), decision_note: note, grant_id: grant?.id ?? null }), grant };
+  })();
+}
+
+export function listRequests(ctx: ConsoleContext, f: { all?: boolean } = {}): ExceptionRequest[] {
+  const sql = f.all ? 'SELECT * FROM usb_exception_requests ORDER BY requested_at DESC LIMIT 500' : "SELECT * FROM usb_exception_requests WHERE status = 'pending' ORDER BY requested_at";
+  return (ctx.db.prepare(sql).all() as RequestRow[]).map(toRequest);
+}

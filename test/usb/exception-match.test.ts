@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { exceptionMatches } from '../../agent/usb/decide.js';
-import { deviceSpecOf, parseDeviceSpec, serialHexOf } from '../../console/usb/store.js';
+import { deviceSpecOf, parseDeviceSpec, serialHexOf } from '../../console/usb/device.js';
 import { grantSpecOf } from '../../console/web/pages/exceptions.js';
 
 const dev = (serial: Buffer | null, vendorId = '0781', productId = '5567') => ({ vendorId, productId, serial });

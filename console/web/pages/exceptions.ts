@@ -6,8 +6,8 @@
 import { isUsbDeviceData, readEventData } from '../../../protocol/event-data.js';
 import { safeText } from '../../../protocol/text.js';
 import { listAgents } from '../../backbone/store.js';
-import { deviceSpecOf, grantException, listExceptions, parseDeviceSpec, exceptionDuration, revokeException } from '../../usb/store.js';
-import { decideRequest, listRequests, requestException } from '../../usb/requests.js';
+import { deviceSpecOf, exceptionDuration, parseDeviceSpec } from '../../usb/device.js';
+import { decideRequest, grantException, listExceptions, listRequests, requestException, revokeException } from '../../usb/store.js';
 import { HttpError } from '../../module.js';
 import { html, qs } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';

@@ -1,23 +1,9 @@
-/**
- * Console side of removable-media control: the agent's route for its exceptions and the
- * `usb-exception` CLI. The data lives in store.ts (exceptions) and requests.ts (申請と承認).
- */
+/** `sekimori-console usb-exception …` — temporary USB exceptions and their requests. */
 import { parseArgs } from 'node:util';
 import { safeText } from '../../protocol/text.js';
-import { exceptionDuration, exceptionsForAgent, grantException, listExceptions, revokeException, usbMigrations, type UsbExceptionRow } from './store.js';
-import { decideRequest, listRequests, requestException, RequestError, type ExceptionRequest } from './requests.js';
-import { withConsole, type CliCommand, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
-
-function routes(ctx: ConsoleContext): Route[] {
-  return [
-    {
-      method: 'GET',
-      path: '/api/agent/usb/exceptions',
-      auth: 'agent',
-      handle: (req) => ({ status: 200, json: exceptionsForAgent(ctx, req.agentId!) }),
-    },
-  ];
-}
+import { withConsole, type CliCommand } from '../module.js';
+import { exceptionDuration } from './device.js';
+import { decideRequest, grantException, listExceptions, listRequests, requestException, revokeException, RequestError, type ExceptionRequest, type UsbExceptionRow } from './store.js';
 
 const USAGE =
   'usb-exception grant --agent ID --device VID:PID[:SERIAL] --for 2h [--reason TEXT] [--readonly] | list [--agent ID] [--all] | revoke ID | ' +
@@ -118,11 +104,4 @@ export const usbExceptionCommand: CliCommand = {
     process.stderr.write(`使い方 / usage: sekimori-console ${USAGE}\n`);
     return 2;
   },
-};
-
-export const usbModule: ConsoleModule = {
-  name: 'usb',
-  migrations: usbMigrations,
-  routes,
-  commands: { 'usb-exception': usbExceptionCommand },
 };

@@ -1,0 +1,44 @@
+/**
+ * Tables of the removable-media feature: exceptions (一時許可) and their requests (申請と承認).
+ * Module name 'usb' as stored databases know it; only ./store.ts touches these tables.
+ */
+export const usbMigrations = [
+  `CREATE TABLE usb_exceptions (
+     id TEXT PRIMARY KEY,
+     agent_id TEXT NOT NULL,
+     vendor_id TEXT NOT NULL,
+     product_id TEXT NOT NULL,
+     serial TEXT,
+     access TEXT NOT NULL CHECK (access IN ('allow', 'readonly')),
+     granted_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     granted_by TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     revoked_at TEXT,
+     revoked_by TEXT
+   )`,
+  `CREATE INDEX usb_exceptions_agent ON usb_exceptions (agent_id, expires_at)`,
+  // 一時許可の申請 (console/usb/requests.ts)
+  `CREATE TABLE usb_exception_requests (
+  id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL,
+  vendor_id TEXT NOT NULL,
+  product_id TEXT NOT NULL,
+  serial TEXT,
+  access TEXT NOT NULL CHECK (access IN ('allow', 'readonly')),
+  for_ms INTEGER NOT NULL,
+  staff_user TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  requested_at TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+  decided_by TEXT,
+  decided_at TEXT,
+  decision_note TEXT,
+  grant_id TEXT
+)`,
+  // The matching key: the raw serial bytes as hex (the display serial cannot match every device).
+  // NULL in rows from before it: their `serial` text is compared as then.
+  `ALTER TABLE usb_exceptions ADD COLUMN serial_hex TEXT`,
+  `ALTER TABLE usb_exception_requests ADD COLUMN serial_hex TEXT`,
+];
