@@ -6,7 +6,7 @@
 import type { ConsoleModule } from './module.js';
 import { backboneModule } from './backbone/feature.js';
 import { mfaIdentityModule, mfaModule } from './mfa/feature.js';
-import { softwareModule } from './software/module.js';
+import { softwareModule } from './software/feature.js';
 import { usbModule } from './usb/feature.js';
 import { webModule } from './web/feature.js';
 

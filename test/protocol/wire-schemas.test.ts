@@ -12,7 +12,7 @@ import { pointerPath } from '../../protocol/wire-check.js';
 import { agentBody } from '../../console/backbone/body.js';
 import { parseHeartbeat } from '../../console/backbone/heartbeat.js';
 import { parseBatch } from '../../console/backbone/ingest.js';
-import { parseSync } from '../../console/software/module.js';
+import { parseSync } from '../../console/software/api.js';
 import { HttpError } from '../../console/module.js';
 
 const AGENT = '0b7c3c1e-8d0b-4b8e-9f5e-2d6f1a3b4c5d';

@@ -3,7 +3,7 @@
  * the next signed policy) and quarantined files. Data and rules belong to console/software.
  */
 import { safeText } from '../../../protocol/text.js';
-import { approveBaseline, importBaseline, listBaselines, listQuarantined, rejectBaseline, requestRestore } from '../../software/module.js';
+import { approveBaseline, importBaseline, listBaselines, listQuarantined, rejectBaseline, requestRestore } from '../../software/store.js';
 import { html } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
 import { csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, type WebRouteSpec } from '../web.js';

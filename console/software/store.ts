@@ -1,51 +1,15 @@
 /**
- * Console side of unauthorized-software control: baselines (import → administrator approval →
- * published in the signed policy) and the fleet's quarantine (listed from what agents report,
- * restored on an administrator's request which the agent collects on its next sync).
+ * The only code on the unauthorized-software tables (./schema.ts): baselines (import → administrator
+ * approval → published in the signed policy) and the fleet's quarantine (listed from what agents
+ * report, restored on an administrator's request which the agent collects on its next sync).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { softwareSyncRequestCheck, type SoftwareSyncRequest, type SoftwareSyncResponse } from '../../protocol/api.js';
+import type { SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
 import { t } from '../../protocol/i18n.js';
 import type { PolicyBody } from '../../protocol/policy.js';
 import { baselineDocumentErrors, normalizeSoftwarePolicy, type SoftwareBaselineDocument, type SoftwareBaselineRef } from '../../protocol/policy-software.js';
 import { safeText } from '../../protocol/text.js';
-import { agentBody } from '../backbone/body.js';
-import { HttpError, withConsole, type CliCommand, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
-
-export const softwareMigrations = [
-  `CREATE TABLE software_baselines (
-     id TEXT PRIMARY KEY,
-     digest TEXT NOT NULL,
-     host TEXT NOT NULL,
-     created_at TEXT NOT NULL,
-     imported_at TEXT NOT NULL,
-     imported_by TEXT NOT NULL,
-     status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
-     decided_at TEXT,
-     decided_by TEXT,
-     policy_version INTEGER,
-     packages INTEGER NOT NULL,
-     files INTEGER NOT NULL,
-     doc TEXT NOT NULL
-   )`,
-  `CREATE TABLE software_quarantine (
-     agent_id TEXT NOT NULL,
-     id TEXT NOT NULL,
-     path TEXT NOT NULL,
-     sha256 TEXT NOT NULL,
-     size INTEGER NOT NULL,
-     quarantined_at TEXT NOT NULL,
-     rule TEXT NOT NULL,
-     state TEXT NOT NULL CHECK (state IN ('quarantined', 'restore_requested', 'restored', 'restore_failed', 'gone')),
-     requested_by TEXT,
-     requested_at TEXT,
-     updated_at TEXT NOT NULL,
-     error TEXT,
-     PRIMARY KEY (agent_id, id)
-   )`,
-];
+import type { ConsoleContext } from '../module.js';
 
 // ---- baselines -------------------------------------------------------------------------------
 
@@ -217,18 +181,6 @@ export function requestRestore(ctx: ConsoleContext, id: string, actor: string, a
   return listQuarantined(ctx, r.agentId).find((x) => x.id === id)!;
 }
 
-/**
- * POST /api/agent/software/sync's body, checked by its schema (protocol/api.ts): 400 naming the
- * failing path. Display text is normalised (safeText) before it is stored.
- */
-export function parseSync(x: unknown): SoftwareSyncRequest {
-  const b = agentBody(softwareSyncRequestCheck, x);
-  return {
-    quarantine: b.quarantine.map((q) => ({ id: q.id, path: safeText(q.path, 1024), sha256: q.sha256, size: q.size, quarantinedAt: safeText(q.quarantinedAt, 64), rule: safeText(q.rule, 512) })),
-    results: b.results.map((r) => ({ id: r.id, ok: r.ok, ...(r.error !== undefined ? { error: safeText(r.error) } : {}) })),
-  };
-}
-
 /** One agent's report: what it holds in quarantine now, and how requested restores went. */
 export function syncAgent(ctx: ConsoleContext, agentId: string, req: SoftwareSyncRequest): SoftwareSyncResponse {
   const now = new Date().toISOString();
@@ -253,96 +205,3 @@ export function syncAgent(ctx: ConsoleContext, agentId: string, req: SoftwareSyn
   });
   return { restore: tx() };
 }
-
-function routes(ctx: ConsoleContext): Route[] {
-  return [
-    {
-      method: 'POST',
-      path: '/api/agent/software/sync',
-      auth: 'agent',
-      maxBody: 1024 * 1024,
-      handle(req) {
-        if (!req.agentId) throw new HttpError(401, 'client_certificate_required', 'agent certificate required');
-        return { status: 200, json: syncAgent(ctx, req.agentId, parseSync(req.json())) };
-      },
-    },
-  ];
-}
-
-// ---- CLI ---------------------------------------------------------------------------------------
-
-const USAGE =
-  'software baseline import --file F | baseline list | baseline approve ID | baseline reject ID | quarantine list [--agent ID] | quarantine restore QID [--agent ID]   (--data DIR [--by NAME] [--json])';
-
-export const softwareCommand: CliCommand = {
-  summary: USAGE + '   無許可ソフトウェア対策 / unauthorized software',
-  run(args, open) {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        data: { type: 'string' },
-        file: { type: 'string' },
-        agent: { type: 'string' },
-        by: { type: 'string', default: 'cli' },
-        json: { type: 'boolean', default: false },
-      },
-    });
-    const [area, action, arg] = positionals;
-    const print = (x: unknown, human: string) => process.stdout.write(values.json ? JSON.stringify(x, null, 2) + '\n' : human);
-    const actor = safeText(values.by, 64);
-    if (area === 'baseline' && action === 'import') {
-      if (!values.file) throw new Error('usage: software baseline import --file F');
-      const text = readFileSync(values.file, 'utf8');
-      return withConsole(open, (ctx) => {
-        const b = importBaseline(ctx, text, actor);
-        print(b, `${t('ベースラインを取り込みました(承認待ち)', 'baseline imported (pending approval)')}: ${b.id}  ${b.packages} packages, ${b.files} files\n`);
-        return 0;
-      });
-    }
-    if (area === 'baseline' && action === 'list') {
-      return withConsole(open, (ctx) => {
-        const list = listBaselines(ctx);
-        print(list, list.map((b) => `${b.id}  ${b.status.padEnd(9)} ${safeText(b.host, 30).padEnd(20)} ${b.packages} pkgs ${b.files} files  ${b.importedAt}\n`).join(''));
-        return 0;
-      });
-    }
-    if (area === 'baseline' && (action === 'approve' || action === 'reject')) {
-      if (!arg) throw new Error(`usage: software baseline ${action} ID`);
-      return withConsole(open, (ctx) => {
-        if (action === 'reject') {
-          rejectBaseline(ctx, arg, actor);
-          print({ id: arg, status: 'rejected' }, t(`却下しました: ${arg}\n`, `rejected ${arg}\n`));
-          return 0;
-        }
-        const r = approveBaseline(ctx, arg, actor);
-        print(r, t(`承認し、ポリシー v${r.policyVersion} として公開しました: ${arg}\n`, `approved ${arg}, published as policy v${r.policyVersion}\n`));
-        return 0;
-      });
-    }
-    if (area === 'quarantine' && action === 'list') {
-      return withConsole(open, (ctx) => {
-        const list = listQuarantined(ctx, values.agent);
-        print(list, list.map((q) => `${q.id}  ${q.agentId.slice(0, 8)}  ${q.state.padEnd(17)} ${safeText(q.path, 80)}  ${q.sha256.slice(0, 12)}\n`).join(''));
-        return 0;
-      });
-    }
-    if (area === 'quarantine' && action === 'restore') {
-      if (!arg) throw new Error('usage: software quarantine restore QID [--agent ID]');
-      return withConsole(open, (ctx) => {
-        const r = requestRestore(ctx, arg, actor, values.agent);
-        print(r, t(`復元を要求しました(端末の次回同期で実行): ${arg}\n`, `restore requested (done at the terminal's next sync): ${arg}\n`));
-        return 0;
-      });
-    }
-    process.stderr.write(`usage: sekimori-console ${USAGE}\n`);
-    return 2;
-  },
-};
-
-export const softwareModule: ConsoleModule = {
-  name: 'software',
-  migrations: softwareMigrations,
-  routes,
-  commands: { software: softwareCommand },
-};
