@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { UsbException, UsbExceptionsResponse } from '../../protocol/policy-usb.js';
+import { agentExists } from '../backbone/store.js';
 import type { ConsoleContext } from '../module.js';
 import { deviceSpecOf, parseDeviceSpec, serialHexOf } from './device.js';
 
@@ -62,8 +63,7 @@ export function grantException(
 ): UsbExceptionRow {
   const dev = parseDeviceSpec(g.device);
   if (!dev) throw new Error('--device must be VID:PID[:SERIAL] or VID:PID#SERIAL_HEX (hex ids), e.g. 0781:5581:4C530001');
-  const known = ctx.db.prepare('SELECT 1 FROM agents WHERE id = ?').pluck().get(g.agentId);
-  if (!known) throw new Error(`unknown terminal (agent id): ${g.agentId}`);
+  if (!agentExists(ctx, g.agentId)) throw new Error(`unknown terminal (agent id): ${g.agentId}`);
   const id = 'ux-' + randomBytes(6).toString('hex');
   const row: Row = {
     id,
@@ -203,7 +203,7 @@ export function requestException(
   const dev = parseDeviceSpec(q.device);
   if (!dev) throw new RequestError('device must be VID:PID[:SERIAL] or VID:PID#SERIAL_HEX (hex ids)');
   if (!q.reason.trim()) throw new RequestError('a reason is required / 理由は必須です');
-  if (!ctx.db.prepare('SELECT 1 FROM agents WHERE id = ?').get(q.agentId)) throw new RequestError(`unknown terminal (agent id): ${q.agentId}`);
+  if (!agentExists(ctx, q.agentId)) throw new RequestError(`unknown terminal (agent id): ${q.agentId}`);
   const row: RequestRow = {
     id: 'uxr-' + randomBytes(6).toString('hex'),
     agent_id: q.agentId,
