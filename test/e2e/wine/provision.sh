@@ -46,6 +46,8 @@ if [[ ! -f $prefix/system.reg ]]; then
     mount --bind /tmp '$wr/tmp'
     chroot '$wr' env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 WINEDEBUG=-all \
       WINEDLLOVERRIDES='mscoree,mshtml=' WINEPREFIX='$prefix' wineboot -i >/dev/null 2>&1 </dev/null || true
+    # wineserver writes system.reg only when it exits (a few seconds after its last client): wait for it.
+    chroot '$wr' env -i PATH=/usr/bin:/bin HOME=/root WINEPREFIX='$prefix' wineserver -w </dev/null || true
   "
   [[ -f $prefix/system.reg ]] || { echo "wine tier provision: wineboot did not create $prefix" >&2; exit 1; }
   echo "wine tier provision: prefix ready in $prefix"
