@@ -4,11 +4,11 @@
  * packages.json (the installed-software snapshot, so changes made while the agent was down are
  * reported at start).
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJsonState, writeJsonState } from '../durable.js';
 import type { LocalExemption } from './decide.js';
-import type { InstalledProgram } from './platform.js';
+import type { InstalledProgram, QuarantineRecord } from './platform.js';
 
 const isExemption = (x: unknown): x is LocalExemption => {
   const e = x as Partial<LocalExemption> | null;
@@ -19,6 +19,33 @@ const isProgram = (x: unknown): x is InstalledProgram => {
   const p = x as Partial<InstalledProgram> | null;
   return !!p && typeof p.name === 'string' && typeof p.version === 'string' && typeof p.arch === 'string';
 };
+
+/** Quarantine ids are random UUIDs: anything else never names a file in the quarantine. */
+export const QUARANTINE_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The quarantine's records (`<id>.json` beside `<id>.bin`), oldest first; the same layout on every
+ * platform. A record without its file, or with an id that is not one of ours, is not listed.
+ */
+export function listQuarantine(dir: string): QuarantineRecord[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: QuarantineRecord[] = [];
+  for (const n of names) {
+    if (!n.endsWith('.json')) continue;
+    try {
+      const rec = JSON.parse(readFileSync(join(dir, n), 'utf8')) as QuarantineRecord;
+      if (QUARANTINE_ID_RE.test(rec.id) && existsSync(join(dir, `${rec.id}.bin`))) out.push(rec);
+    } catch {
+      // unreadable record: left for an administrator to look at
+    }
+  }
+  return out.sort((a, b) => a.quarantinedAt.localeCompare(b.quarantinedAt));
+}
 
 export class SoftwareState {
   readonly dir: string;

@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { diffPackages, PackageDb, parseDpkgStatus, parseMd5sums } from '../../agent/software/observe/dpkg.js';
 import { Hasher } from '../../agent/software/observe/hash.js';
 import { ProcScanner, ancestry, readArgv } from '../../agent/software/observe/proc.js';
-import { listQuarantine, quarantineFile, restoreFile, UserNames } from '../../agent/software/linux/actions.js';
+import { quarantineFile, restoreFile, UserNames } from '../../agent/software/linux/actions.js';
+import { listQuarantine } from '../../agent/software/state.js';
 import { createHash } from 'node:crypto';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sekimori-sw-unit-'));

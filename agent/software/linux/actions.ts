@@ -3,10 +3,11 @@
  * move a file into a root-only quarantine with the metadata needed to put it back exactly.
  */
 import { randomUUID } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, unlinkSync, utimesSync, existsSync, lstatSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, readlinkSync, renameSync, statSync, unlinkSync, utimesSync, existsSync, lstatSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeFileDurably } from '../../durable.js';
 import { identityKey } from '../observe/hash.js';
+import { QUARANTINE_ID_RE } from '../state.js';
 import type { QuarantineRecord } from '../platform.js';
 
 /** SIGKILL only if /proc/PID/exe is still the same inode we judged (pid reuse, exec since). */
@@ -87,31 +88,10 @@ export function quarantineFile(dir: string, path: string, sha256: string, rule: 
   return rec;
 }
 
-export function listQuarantine(dir: string): QuarantineRecord[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const out: QuarantineRecord[] = [];
-  for (const n of names) {
-    if (!n.endsWith('.json')) continue;
-    try {
-      const rec = JSON.parse(readFileSync(join(dir, n), 'utf8')) as QuarantineRecord;
-      if (existsSync(join(dir, `${rec.id}.bin`))) out.push(rec);
-    } catch {
-      // unreadable record: left for an administrator to look at
-    }
-  }
-  return out.sort((a, b) => a.quarantinedAt.localeCompare(b.quarantinedAt));
-}
-
-const ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Puts a quarantined file back exactly: same path, mode, owner and times. Refuses to overwrite. */
 export function restoreFile(dir: string, id: string): QuarantineRecord {
-  if (!ID_RE.test(id)) throw new Error('bad quarantine id');
+  if (!QUARANTINE_ID_RE.test(id)) throw new Error('bad quarantine id');
   const rec = JSON.parse(readFileSync(join(dir, `${id}.json`), 'utf8')) as QuarantineRecord;
   const src = join(dir, `${id}.bin`);
   if (existsSync(rec.originalPath)) throw new Error('a file exists at the original path');

@@ -8,7 +8,8 @@ import { parseExeLink } from '../decide.js';
 import { PackageDb } from '../observe/dpkg.js';
 import { ancestry, ProcScanner, readArgv, readCwd, readUid } from '../observe/proc.js';
 import type { InstalledProgram, InstalledSource, KillResult, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from '../platform.js';
-import { ensureQuarantineDir, killIfSame, listQuarantine, quarantineFile, restoreFile, UserNames } from './actions.js';
+import { listQuarantine } from '../state.js';
+import { ensureQuarantineDir, killIfSame, quarantineFile, restoreFile, UserNames } from './actions.js';
 
 export interface LinuxSoftwareOptions {
   /** Where /proc is (tests point it elsewhere). */

@@ -10,12 +10,13 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { constants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { constants, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { SoftwarePolicy } from '../../../protocol/policy-software.js';
 import type { InstalledProgram, InstalledSource, KillResult, ProcessCommand, ProcessOwner, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from '../platform.js';
 import type { SoftwareRule } from '../../../protocol/policy-software.js';
 import { decodeRegOutput, defaultRegExe } from '../../windows/registry.js';
+import { listQuarantine, QUARANTINE_ID_RE } from '../state.js';
 import { inventory, loadedUserSids, uninstallRoots } from './installed.js';
 import { defaultWindowsRoots, parseProfileList, parseShellFolders, PROFILE_LIST, USER_SHELL_FOLDERS, windowsWatchedRoots, type UserProfile } from './locations.js';
 import { hasShortNameSegment, inWindowsScope, looksExecutableWindows, policyPathKey, ruleKey, scopeKey } from './paths.js';
@@ -134,7 +135,6 @@ export function moveAcrossVolumes(from: string, to: string, undo: () => void): v
   }
 }
 
-const ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class WindowsSoftwarePlatform implements SoftwarePlatform {
   readonly name = 'windows';
@@ -478,28 +478,12 @@ export class WindowsSoftwarePlatform implements SoftwarePlatform {
   }
 
   listQuarantine(dir: string): QuarantineRecord[] {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      return [];
-    }
-    const out: QuarantineRecord[] = [];
-    for (const n of names) {
-      if (!n.endsWith('.json')) continue;
-      try {
-        const rec = JSON.parse(readFileSync(join(dir, n), 'utf8')) as QuarantineRecord;
-        if (ID_RE.test(rec.id) && existsSync(join(dir, `${rec.id}.bin`))) out.push(rec);
-      } catch {
-        // unreadable record: left for an administrator
-      }
-    }
-    return out.sort((a, b) => a.quarantinedAt.localeCompare(b.quarantinedAt));
+    return listQuarantine(dir);
   }
 
   /** Puts the file back at its path; never overwrites (rename would: a hard link refuses). */
   restore(dir: string, id: string): QuarantineRecord {
-    if (!ID_RE.test(id)) throw new Error('bad quarantine id');
+    if (!QUARANTINE_ID_RE.test(id)) throw new Error('bad quarantine id');
     const rec = JSON.parse(readFileSync(join(dir, `${id}.json`), 'utf8')) as QuarantineRecord;
     if (typeof rec.originalPath !== 'string' || !isAbsolute(rec.originalPath)) throw new Error('the record has no absolute original path');
     const src = join(dir, `${id}.bin`);
