@@ -104,6 +104,8 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and softw
   beforeAll(async () => {
     ensureWindowsPackage();
     prefix = clonePrefix('scenarios');
+    // Real Windows has C:\Users\Public\Downloads; wine's prefix lacks it, and a watched place missing when the watcher starts is not watched.
+    mkdirSync(join(prefix, 'drive_c/users/Public/Downloads'), { recursive: true });
     c = await startConsole({ policy: body('monitor') });
     version1 = c.json<{ policy: PolicyDocument }>(['policy', 'get']).policy.version;
   }, 600_000);
