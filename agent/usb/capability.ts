@@ -9,7 +9,7 @@ import { defaultUsbPolicy, type UsbException, type UsbPolicy } from '../../proto
 import { decideBlockDevice, decideUsb, type UsbDecision } from './decide.js';
 import { builtinEventData, builtinEventType, usbEventData, usbEventType } from './events.js';
 import type { UsbDeviceInfo } from './observe.js';
-import type { UnboundMedium, UsbChange, UsbEnforceResult, UsbPlatform } from './platform.js';
+import type { StricterNote, UnboundMedium, UsbChange, UsbPlatform } from './platform.js';
 import { UsbState } from './state.js';
 import { fetchExceptions, sameExceptions } from './sync.js';
 import { monoMs, writeTrace, type TraceMarks } from './trace.js';
@@ -105,16 +105,18 @@ export class UsbCapability implements Capability {
       monitorOnly: ctx.monitorOnly,
       now: ctx.console.consoleNow(),
       agentId: ctx.agentId,
+      onStricter: (notes) => this.reportStricter(notes),
     });
-    this.reportStricter(r.notes ?? []);
     this.reportEnforce(r);
   }
 
   /**
    * What the platform enforces more strictly than the policy says is reported, not only logged:
    * once per policy/exception change that yields notes (the same notes again report nothing).
+   * Exception expiry re-applied by the platform itself comes through here too.
    */
-  private reportStricter(notes: NonNullable<UsbEnforceResult['notes']>): void {
+  private reportStricter(notes: StricterNote[]): void {
+    if (!this.ctx || this.stopped) return;
     const key = notes.length ? JSON.stringify([this.policyVersion, notes]) : '';
     if (key === this.stricterReported) return;
     this.stricterReported = key;

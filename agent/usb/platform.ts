@@ -28,8 +28,6 @@ export interface UsbEnforceResult {
    * `errors`, which the capability logs (the decision itself was recorded before this call).
    */
   enforcedBy?: 'agent' | 'policy' | 'stricter';
-  /** applyPolicy of a declarative platform: what it enforces more strictly than the policy says (reported as usb.enforced_stricter). */
-  notes?: { code: string; subject: string; ja: string; en: string }[];
 }
 
 export const emptyResult = (): UsbEnforceResult => ({ wrote: [], errors: [] });
@@ -46,6 +44,20 @@ export interface UsbPolicyInput {
   /** The console's clock (exceptions start and end on it, not on the terminal's). */
   now: Date;
   agentId: string;
+  /**
+   * A declarative platform calls this with what it will enforce more strictly than the policy says
+   * (Windows' class-wide read-only, …), BEFORE writing, on every application including its own
+   * re-application at an exception's expiry: the capability reports it (usb.enforced_stricter).
+   */
+  onStricter?: (notes: StricterNote[]) => void;
+}
+
+/** One thing a platform enforces more strictly than the policy says, in Japanese and English. */
+export interface StricterNote {
+  code: string;
+  subject: string;
+  ja: string;
+  en: string;
 }
 
 /** What the platform noticed. The capability decides what to do with it. */

@@ -142,5 +142,44 @@ describe('UsbCapability on the Windows platform (in-memory registry)', () => {
       for (const e of stricter(emitted)) expect(eventDataErrors(e.type, e.data)).toEqual([]);
       expect(stricter(emitted)).toHaveLength(1);
     });
+  
+    it('an exception change is reported before its entry is written, and the expiry the platform re-applies by itself is reported too', async () => {
+      const reg = new MemoryRegistry();
+      const state = mkdtempSync(join(tmpdir(), 'sekimori-wincap-'));
+      dirs.push(state);
+      const emitted: { type: string; data: unknown; excWritten: boolean }[] = [];
+      const allow = async () => ((await reg.query(`${RESTRICTIONS}\\AllowInstanceIDs`))?.values ?? []).map((v) => String(v.data));
+      let local = Date.parse('2026-11-30T00:00:00.000Z');
+      const timers: { fn: () => void; at: number }[] = [];
+      const exc = { id: 'ex1', agentId: 'agent-win', vendorId: '0951', productId: '1666', serial: 'AB12', access: 'allow', grantedAt: new Date(local - 1000).toISOString(), expiresAt: new Date(local + 60_000).toISOString(), grantedBy: 'admin', reason: 'test' };
+      let granted: (typeof exc)[] = [];
+      const ctx = fakeContext(state, []);
+      ctx.emit = (e) => {
+        // Whether the exception's entry had been written when the event was recorded.
+        emitted.push({ type: e.type, data: e.data, excWritten: JSON.stringify(reg.ops).includes('AB12') });
+        return {} as ReturnType<AgentContext['emit']>;
+      };
+      ctx.console = { request: async () => ({ status: 200, body: { exceptions: granted } }), consoleNow: () => new Date(local), reachable: () => true } as unknown as AgentContext['console'];
+      const platform = new WindowsUsbPlatform({ registry: reg, pollMs: 60_000, localNow: () => local, setTimer: (fn, ms) => { const t = { fn, at: local + ms }; timers.push(t); return () => void timers.splice(timers.indexOf(t), 1); } });
+      cap = new UsbCapability({ platform, rescanMs: 60_000 });
+      await cap.start(ctx, doc(5, [stick('w', 'W1', 'allow'), stick('r', 'R1', 'readonly')]));
+      const subjects = () => stricter(emitted as NewEvent[]).map((e) => (e.data as { notes: { subject: string }[] }).notes.map((n) => n.subject).sort());
+      expect(subjects()).toEqual([['registered:w']]);
+
+      granted = [exc];
+      expect(await cap.refreshExceptions()).toBe(true);
+      expect(subjects()).toEqual([['registered:w'], ['exception:ex1', 'registered:w']]);
+      expect(stricter(emitted as NewEvent[]).map((e) => (e as unknown as { excWritten: boolean }).excWritten)).toEqual([false, false]); // recorded before acting
+      expect(await allow()).toContain('USB\\VID_0951&PID_1666\\AB12');
+
+      local += 60_001; // console clock past the expiry: the platform's own timer re-applies
+      const due = timers.filter((t) => t.at <= local);
+      expect(due).toHaveLength(1);
+      for (const t of due) t.fn();
+      for (let i = 0; i < 1000 && subjects().length < 3; i++) await new Promise((r) => setImmediate(r));
+      expect(subjects()).toEqual([['registered:w'], ['exception:ex1', 'registered:w'], ['registered:w']]);
+      for (let i = 0; i < 1000 && (await allow()).includes('USB\\VID_0951&PID_1666\\AB12'); i++) await new Promise((r) => setImmediate(r));
+      expect(await allow()).not.toContain('USB\\VID_0951&PID_1666\\AB12');
+    });
   });
 });

@@ -76,9 +76,10 @@ export class WindowsUsbPlatform implements UsbPlatform {
     if (input.monitorOnly) return emptyResult(); // enrolled --monitor: change nothing on this machine
     const present = [...this.devices.values()].map((d) => ({ instanceId: d.path, vendorId: d.vendorId, productId: d.productId }));
     const plan = planRegistry(input, present);
+    // Reported before anything is written (the capability records it durably).
+    input.onStricter?.(plan.notes.map((n) => ({ code: n.code, subject: n.subject, ja: n.ja, en: n.en })));
     const r = await applyRegistryPlan(this.reg, plan.keys);
     this.lastPlan = plan;
-    r.notes = plan.notes.map((n) => ({ code: n.code, subject: n.subject, ja: n.ja, en: n.en }));
     for (const n of plan.notes) r.errors.push(`usb.windows stricter (${n.code}) ${n.subject}: ${n.ja} / ${n.en}`);
     this.scheduleExpiry(input);
     return r;
