@@ -163,6 +163,9 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and softw
     ).catch((e: Error) => {
       throw new Error(`${e.message}: ${JSON.stringify(last)}${output()}`);
     });
+    // A writable exception while a registered stick is read-only: the new gap is reported too.
+    const subjectsOf = (e: ConsoleEventJson) => (e.data.notes as { subject: string }[]).map((n) => n.subject);
+    await eventOf('usb.enforced_stricter naming the exception', 'usb.enforced_stricter', (e) => subjectsOf(e).includes(`exception:${grant!.id}`), 30_000);
   }, 120_000);
 
   it('a refused device under Enum\\USB → usb.blocked at the console with the Linux fields', async () => {
