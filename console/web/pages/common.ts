@@ -1,5 +1,6 @@
 /** Small pieces shared by the pages: terminal names, event summaries, status badges. */
 import type Database from 'better-sqlite3';
+import { isUsbDeviceData, readEventData } from '../../../protocol/event-data.js';
 import { safeText } from '../../../protocol/text.js';
 import type { StoredEvent } from '../../core/events.js';
 import { html, type Html } from '../html.js';
@@ -16,10 +17,21 @@ export function terminalLabel(names: Map<string, string>, id: string): string {
   return h ? `${safeText(h, 64)}` : id.slice(0, 8);
 }
 
+/** The USB events whose data describes one device (protocol/event-data.ts UsbEventSchema). */
+const USB_DEVICE_EVENTS = new Set(['usb.blocked', 'usb.allowed', 'usb.readonly', 'usb.exception_used', 'usb.would_block']);
+
 /** One line describing an event's data; every value is attacker-controlled text. */
 export function summary(e: StoredEvent, limit = 160): string {
   const parts: string[] = [];
+  // A USB device leads with what an administrator recognises: maker, product, ids, serial, rule.
+  const usb = USB_DEVICE_EVENTS.has(e.type) ? readEventData('usb.blocked', e.data) : null;
+  const shown = new Set<string>();
+  if (usb && isUsbDeviceData(usb)) {
+    parts.push(`${usb.manufacturer} ${usb.product} (${usb.vendorId}:${usb.productId})`.trim(), `serial=${usb.serial}`, `rule=${usb.rule}`);
+    for (const k of ['kind', 'manufacturer', 'product', 'vendorId', 'productId', 'serial', 'serialHex', 'rule']) shown.add(k);
+  }
   for (const [k, v] of Object.entries(e.data)) {
+    if (shown.has(k)) continue;
     const s = typeof v === 'string' ? v : JSON.stringify(v);
     parts.push(`${k}=${s}`);
     if (parts.join(' ').length > limit) break;

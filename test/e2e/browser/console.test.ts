@@ -62,6 +62,15 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
+/** A usb.blocked event's data as the agent's usbEventData writes it (protocol/event-data.ts declares it). */
+function usbBlocked(vendorId: string, productId: string, serial: string, manufacturer: string, product: string): Record<string, unknown> {
+  return {
+    kind: 'usb', mode: 'enforce', port: '1-2', busnum: 1, devnum: 5, vendorId, productId, bcdDevice: '0100', deviceClass: '00', interfaceClasses: ['08'],
+    interfaces: [{ number: 0, classes: ['08/06/50'], allow: false, rule: 'class:08' }], manufacturer, product, serial,
+    serialHex: Buffer.from(serial).toString('hex'), descriptorHash: 'a'.repeat(64), rule: 'class:08', partial: false, readonly: false, exceptionId: null,
+  };
+}
+
 describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
   let c: TestConsole;
   let agent: TestAgent;
@@ -86,8 +95,8 @@ describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
     agent = await enrollAgent(c, { monitor: true, start: false });
     const o = new Outbox(agentPaths(agent.stateDir).outbox, agent.agentId);
     try {
-      o.append({ type: 'usb.blocked', user: 'tanaka', data: { kind: 'usb', vendorId: '0781', productId: '5581', serial: '4C530001', manufacturer: 'SanDisk', product: HOSTILE } });
-      o.append({ type: 'usb.blocked', user: FORMULA, data: { kind: 'usb', vendorId: '0951', productId: '1666', serial: 'X1', manufacturer: 'Kingston', product: 'DataTraveler' } });
+      o.append({ type: 'usb.blocked', user: 'tanaka', data: usbBlocked('0781', '5581', '4C530001', 'SanDisk', HOSTILE) });
+      o.append({ type: 'usb.blocked', user: FORMULA, data: usbBlocked('0951', '1666', 'X1', 'Kingston', 'DataTraveler') });
       o.append({ type: 'mfa.failure', user: 'tanaka', data: { reason: 'bad_code' } });
       o.append({ type: 'software.unauthorized_process', user: 'suzuki', data: { path: '/tmp/evil', sha256: 'ab'.repeat(32) } });
     } finally {
