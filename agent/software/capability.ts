@@ -119,17 +119,18 @@ export class SoftwareCapability implements Capability {
     });
     await this.startObservers();
     this.scheduleSync();
-    if (this.platform.rootsChanged) {
-      // A new account's folders (Windows profiles) become watched within a minute of appearing.
-      this.rootsTimer = setInterval(() => void this.track(this.refreshRoots()), 60_000);
-      this.rootsTimer.unref?.();
-    }
+    // A new account's folders (Windows profiles), and a watched folder created after the start
+    // (a user's Downloads made at first logon), become watched within a minute of appearing.
+    this.rootsTimer = setInterval(() => void this.track(this.refreshRoots()), 60_000);
+    this.rootsTimer.unref?.();
   }
 
   private async refreshRoots(): Promise<void> {
-    if (this.stopped || !this.platform.rootsChanged?.()) return;
-    this.roots = this.platform.watchedRoots(this.policy);
-    this.recompile();
+    if (this.stopped) return;
+    if (this.platform.rootsChanged?.()) {
+      this.roots = this.platform.watchedRoots(this.policy);
+      this.recompile();
+    }
     if (this.observerKey() !== this.watchKey) {
       await this.stopObservers();
       await this.startObservers();
@@ -200,7 +201,8 @@ export class SoftwareCapability implements Capability {
 
   private observerKey(): string {
     const p = this.policy;
-    return JSON.stringify([this.configured(), this.roots, p.watchDepth, p.scanIntervalMs, p.packages, p.quarantine.dir]);
+    // Which roots exist is part of the key: a folder missing at the start is watched once it appears.
+    return JSON.stringify([this.configured(), this.roots, this.roots.map(isDirectory), p.watchDepth, p.scanIntervalMs, p.packages, p.quarantine.dir]);
   }
 
   private quarantineDir(): string {
@@ -242,13 +244,7 @@ export class SoftwareCapability implements Capability {
       return;
     }
     this.processes = this.platform.watchProcesses({ intervalMs: p.scanIntervalMs, onExec: (s) => this.onExec(s) });
-    const existing = this.roots.filter((l) => {
-      try {
-        return statSync(l).isDirectory();
-      } catch {
-        return false;
-      }
-    });
+    const existing = this.roots.filter(isDirectory);
     if (existing.length) {
       const files = new FileWatcher({
         locations: existing,
@@ -475,5 +471,13 @@ export class SoftwareCapability implements Capability {
     const d = this.quarantineDir();
     this.platform.ensureQuarantineDir(d);
     return d;
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }
