@@ -375,15 +375,18 @@ export async function changePassword(ctx: ConsoleContext, username: string, sess
   } finally {
     l.verifications.leave();
   }
-  if (!sessionAlive()) return { result: 'ended' }; // ended by a parallel guess meanwhile: this result does not count
   if (!ok) {
+    // Every guess that was checked is recorded, also one that finished after a parallel guess
+    // ended the session (the count taken before the check keeps them to the allowance).
     ctx.recordEvent({ type: 'admin.password_change_failed', severity: 'warning', user: username, data: { account: username, failures: tries, max } });
+    if (!sessionAlive()) return { result: 'ended' };
     if (tries >= max) {
       endSessionForGuessing(ctx, username, sid, tries);
       return { result: 'ended' };
     }
     return { result: 'wrong', left: max - tries };
   }
+  if (!sessionAlive()) return { result: 'ended' }; // ended by a parallel guess meanwhile: no password change from it
   l.passwordChangeFailures.delete(sid);
   const sessionsEnded = ctx.db.transaction(() => {
     setPasswordHash(ctx.db, username, nextHash);

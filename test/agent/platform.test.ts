@@ -15,6 +15,8 @@ import { SoftwareCapability } from '../../agent/software/capability.js';
 import { LinuxSoftwarePlatform } from '../../agent/software/linux/platform.js';
 import { UsbCapability } from '../../agent/usb/capability.js';
 import { LinuxUsbPlatform } from '../../agent/usb/linux/platform.js';
+import { WindowsUsbPlatform } from '../../agent/usb/windows/platform.js';
+import { WindowsSoftwarePlatform } from '../../agent/software/windows/platform.js';
 import { builtinPolicy } from '../../protocol/policy.js';
 
 const dirs: string[] = [];
@@ -110,8 +112,13 @@ describe('platform implementations', () => {
     expect(softwarePlatform({}, 'linux')).toBeInstanceOf(LinuxSoftwarePlatform);
   });
 
+  it('Windows gets the registry device control and the Windows software platform', () => {
+    expect(usbPlatform({}, 'windows')).toBeInstanceOf(WindowsUsbPlatform);
+    expect(softwarePlatform({}, 'windows')).toBeInstanceOf(WindowsSoftwarePlatform);
+  });
+
   it('an OS without an implementation: the capabilities start idle, say so, and touch nothing', async () => {
-    for (const os of ['windows', 'other'] as const) {
+    for (const os of ['other'] as const) {
       const state = mkdtempSync(join(tmpdir(), 'sekimori-platform-'));
       dirs.push(state);
       const logs: [LogLevel, string][] = [];
