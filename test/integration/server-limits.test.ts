@@ -128,7 +128,7 @@ describe('request limits per client', () => {
     const p = agentPaths(agent.stateDir);
     const keepAlive = new Agent({ keepAlive: true, maxSockets: 4, ca, key: readFileSync(p.key), cert: readFileSync(p.cert) });
     try {
-      const body = JSON.stringify({ hostname: 'flood', os: 'x', agentVersion: 'x', policyVersion: 1, outboxDepth: 0, monitorOnly: false });
+      const body = JSON.stringify({ ts: new Date().toISOString(), hostname: 'flood', os: 'x', agentVersion: 'x', policyVersion: 1, outboxDepth: 0, monitorOnly: false });
       // Faster than the refill rate until refused (bounded: at most 100 rounds).
       const answers: Answer[] = [];
       for (let round = 0; round < 100 && !answers.some((a) => a.status === 429); round++) {
