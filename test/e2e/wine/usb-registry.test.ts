@@ -18,8 +18,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, parseRegQuery, requireWine, runNodeExe, runWine, winPath } from './wine.js';
-import { planRegistry, RESTRICTIONS, RSA_ROOT } from '../../../agent/usb/windows/plan.js';
+import { clonePrefix, dropPrefix, ROOT, parseRegQuery, requireWine, runNodeExe, runWine, winPath } from './wine.js';
+
+/** A private prefix: other wine tests clone the shared one, and must not inherit this test's policy. */
+let prefix = '';
+import { planRegistry } from '../../../agent/usb/windows/plan.js';
 import { defaultUsbPolicy, type UsbPolicy } from '../../../protocol/policy-usb.js';
 
 const wine = requireWine();
@@ -109,7 +112,7 @@ main().catch((e) => { console.log(JSON.stringify({ steps: {}, errors: [String(e 
 
 /** Values of one key as `reg query` prints them, parsed by wine.ts (independent of our parser). */
 async function regValues(key: string): Promise<Record<string, [string, string]> | null> {
-  const r = await runWine(['reg', 'query', key], { timeoutMs: 120_000 });
+  const r = await runWine(['reg', 'query', key], { prefix, timeoutMs: 120_000 });
   const long = key.replace(/^HKLM\\/, 'HKEY_LOCAL_MACHINE\\').toUpperCase();
   const vals = parseRegQuery(r.stdout).get(long);
   if (!vals) return null;
@@ -125,12 +128,8 @@ describe.skipIf(!wine.ok)('usb registry in node.exe under wine 10', () => {
   let work = '';
   let out: { steps: Record<string, Record<string, unknown>>; errors: string[] } = { steps: {}, errors: [] };
   let stderr = '';
-  const cleanup = async () => {
-    for (const k of [`${RSA_ROOT}`, RESTRICTIONS, ENUM_KEY.slice(0, ENUM_KEY.lastIndexOf('\\'))]) await runWine(['reg', 'delete', k, '/f'], { timeoutMs: 120_000 });
-  };
-
   beforeAll(async () => {
-    await cleanup();
+    prefix = clonePrefix('usb-registry');
     work = mkdtempSync(join(tmpdir(), 'sekimori-wine-usb-'));
     await build({
       stdin: { contents: DRIVER, resolveDir: ROOT, sourcefile: 'usb-registry-driver.ts', loader: 'ts' },
@@ -142,6 +141,7 @@ describe.skipIf(!wine.ok)('usb registry in node.exe under wine 10', () => {
       logLevel: 'error',
     });
     const r = await runNodeExe([winPath(join(work, 'driver.cjs'))], {
+      prefix,
       env: { SEK_CFG: JSON.stringify({ policy: POLICY, exception: EXCEPTION, agent: AGENT, t0: T0, enumKey: ENUM_KEY, importDir: winPath(work) }) },
       timeoutMs: 400_000,
     });
@@ -151,7 +151,7 @@ describe.skipIf(!wine.ok)('usb registry in node.exe under wine 10', () => {
   }, 600_000);
 
   afterAll(async () => {
-    if (wine.ok) await cleanup();
+    if (prefix) await dropPrefix(prefix);
     if (work) rmSync(work, { recursive: true, force: true });
   }, 300_000);
 
