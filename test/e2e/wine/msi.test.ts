@@ -120,6 +120,11 @@ describe.skipIf(!wine.ok)('sekimori-agent.msi under wine msiexec', () => {
     ensureWindowsPackage();
     c = await startConsole();
     prefix = clonePrefix('msi');
+    // A terminal without any device policy before the install: whatever other tests' agents left in
+    // the shared prefix is removed from the clone, so what is found afterwards is the MSI's.
+    for (const k of ['HKLM\\Software\\Policies\\Microsoft\\Windows\\RemovableStorageDevices', 'HKLM\\Software\\Policies\\Microsoft\\Windows\\DeviceInstall']) {
+      await runWine(['reg', 'delete', k, '/f'], { prefix, timeoutMs: 120_000 });
+    }
     // Wine ends its services when the last ordinary process ends: one stays while the test runs.
     keeper = startWine([winPath(NODE_EXE), '-e', 'setTimeout(() => {}, 600000)'], { prefix, timeoutMs: 600_000 });
   }, 600_000);

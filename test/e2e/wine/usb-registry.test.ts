@@ -22,7 +22,7 @@ import { clonePrefix, dropPrefix, ROOT, parseRegQuery, requireWine, runNodeExe, 
 
 /** A private prefix: other wine tests clone the shared one, and must not inherit this test's policy. */
 let prefix = '';
-import { planRegistry } from '../../../agent/usb/windows/plan.js';
+import { planRegistry, RESTRICTIONS, RSA_ROOT } from '../../../agent/usb/windows/plan.js';
 import { defaultUsbPolicy, type UsbPolicy } from '../../../protocol/policy-usb.js';
 
 const wine = requireWine();
@@ -130,6 +130,8 @@ describe.skipIf(!wine.ok)('usb registry in node.exe under wine 10', () => {
   let stderr = '';
   beforeAll(async () => {
     prefix = clonePrefix('usb-registry');
+    // A known start in the clone: whatever other tests' agents left in the shared prefix is removed.
+    for (const k of [RSA_ROOT, RESTRICTIONS, ENUM_KEY.slice(0, ENUM_KEY.lastIndexOf('\\'))]) await runWine(['reg', 'delete', k, '/f'], { prefix, timeoutMs: 120_000 });
     work = mkdtempSync(join(tmpdir(), 'sekimori-wine-usb-'));
     await build({
       stdin: { contents: DRIVER, resolveDir: ROOT, sourcefile: 'usb-registry-driver.ts', loader: 'ts' },
