@@ -6,7 +6,7 @@ import { exceptionDuration } from './device.js';
 import { decideRequest, grantException, listExceptions, listRequests, requestException, revokeException, RequestError, type ExceptionRequest, type UsbExceptionRow } from './store.js';
 
 const USAGE =
-  'usb-exception grant --agent ID --device VID:PID[:SERIAL] --for 2h [--reason TEXT] [--readonly] | list [--agent ID] [--all] | revoke ID | ' +
+  'usb-exception grant --agent ID --device VID:PID[:SERIAL] or VID:PID#SERIAL_HEX --for 2h [--reason TEXT] [--readonly] | list [--agent ID] [--all] | revoke ID | ' +
   'request --agent ID --device … --for 2h --reason TEXT [--user STAFF] [--readonly] | requests [--all] | approve REQ | reject REQ [--reason TEXT]   (--data DIR [--by NAME] [--json])';
 
 export const usbExceptionCommand: CliCommand = {
