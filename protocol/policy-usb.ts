@@ -39,6 +39,29 @@ export interface RegisteredMedia {
   label?: string;
 }
 
+/**
+ * A device model opened for NAMED interface classes only (USBGuard's `allow id V:P with-interface
+ * ff:*:*`): a card reader's vendor-specific interface, a label printer's class 07. Never a storage,
+ * still-image/MTP, communications or network interface (exportInterface), whatever the rule says:
+ * a stick that spoofs the reader's VID:PID gets nothing. Reported as the rule `model:<id>`.
+ */
+export interface UsbModelRule {
+  /** Stable name, reported as the deciding rule (`model:<id>`). */
+  id: string;
+  vendorId: string; // 4 lowercase hex digits
+  productId: string; // 4 lowercase hex digits
+  /** Optional: only the unit with this exact iSerialNumber. */
+  serial?: string;
+  /** Optional: only devices whose sysfs `descriptors` hash to this sha256 (hex). */
+  descriptorHash?: string;
+  /** Interface classes this rule opens: "ff", "ff/01" or "07/01/02" (class[/subclass[/protocol]], lowercase hex). */
+  interfaces: string[];
+  /** Ready-made entries ship disabled; an administrator enables them. Disabled rules match nothing. */
+  enabled: boolean;
+  label?: string;
+  comment?: string;
+}
+
 export interface UsbPolicy {
   /** `monitor` reports what would be blocked and changes nothing. */
   mode: 'enforce' | 'monitor';
@@ -47,6 +70,11 @@ export interface UsbPolicy {
   /** First match wins, per interface. */
   classRules: UsbClassRule[];
   registered: RegisteredMedia[];
+  /**
+   * Device models opened for named interface classes (first enabled match wins). Optional: absent
+   * = none (policies signed before model rules, and what the console sends when there are none).
+   */
+  models?: UsbModelRule[];
   /** Built-in (non-USB) optical drives, sr*. USB ones are judged as USB devices. */
   optical: BlockAccess;
   /** SD/MMC card readers on the host controller (mmcblk*). */
@@ -55,12 +83,19 @@ export interface UsbPolicy {
   exceptionPollSeconds: number;
 }
 
-/** The strict default: HID, hubs and smart-card readers work; storage, phones and network adapters do not. */
+/**
+ * The strict default: HID, hubs, smart-card (CCID) readers and audio work; storage, phones,
+ * network adapters, printers and vendor-specific devices do not. Audio (01) carries sound only, no
+ * files (headsets at the counter); printing (07) is an export channel, so a printer is opened as a
+ * model (UsbModelRule), never as a class. Interfaces no rule names (video 0e, …) fall to default.
+ */
 export function defaultUsbClassRules(): UsbClassRule[] {
   return [
     { class: '03', verdict: 'allow', comment: 'HID: keyboard, mouse' },
     { class: '09', verdict: 'allow', comment: 'hub' },
     { class: '0b', verdict: 'allow', comment: 'smart-card reader (IC card login)' },
+    { class: '01', verdict: 'allow', comment: 'audio: headsets (sound only, no files)' },
+    { class: '07', verdict: 'block', comment: 'printer: an export channel (open a printer model instead)' },
     { class: '08', verdict: 'block', comment: 'mass storage' },
     { class: '06', verdict: 'block', comment: 'still image / MTP / PTP' },
     { class: '02', verdict: 'block', comment: 'communications (CDC, tethering)' },
@@ -77,10 +112,40 @@ export function defaultUsbPolicy(): UsbPolicy {
     defaultVerdict: 'block',
     classRules: defaultUsbClassRules(),
     registered: [],
+    models: usbModelCatalogue(),
     optical: 'block',
     sdCard: 'block',
     exceptionPollSeconds: 10,
   };
+}
+
+/**
+ * Interface classes no model rule ever opens (data leaves through them): mass storage 08, still
+ * image/MTP/PTP 06, communications 02 and CDC data 0a, wireless controller e0, RNDIS over Misc ef/04.
+ */
+export function exportInterface(cls: number, subclass: number): boolean {
+  return cls === 0x08 || cls === 0x06 || cls === 0x02 || cls === 0x0a || cls === 0xe0 || (cls === 0xef && subclass === 0x04);
+}
+
+/** A model rule's interface pattern: class[/subclass[/protocol]], lowercase hex. */
+export const MODEL_INTERFACE = /^[0-9a-f]{2}(\/[0-9a-f]{2}(\/[0-9a-f]{2})?)?$/;
+
+/** Whether a pattern ("ff", "ff/01", "07/01/02") names this interface. */
+export function modelInterfaceMatches(pattern: string, cls: number, subclass: number, protocol: number): boolean {
+  const [c, sc, p] = pattern.split('/').map((x) => parseInt(x, 16));
+  return c === cls && (sc === undefined || sc === subclass) && (p === undefined || p === protocol);
+}
+
+/**
+ * Ready-made model rules for the readers used with the マイナンバーカード whose interface is
+ * vendor-specific (CCID readers need none: class 0b is allowed). Shipped disabled: an administrator
+ * enables one with a click (console) and it goes out through diff → sign → version like any change.
+ */
+export function usbModelCatalogue(): UsbModelRule[] {
+  return [
+    { id: 'sony-rc-s380-s', vendorId: '054c', productId: '06c1', interfaces: ['ff'], enabled: false, label: 'Sony PaSoRi RC-S380/S', comment: 'マイナンバーカード読取 (NFC, vendor-specific ff)' },
+    { id: 'sony-rc-s380-p', vendorId: '054c', productId: '06c3', interfaces: ['ff'], enabled: false, label: 'Sony PaSoRi RC-S380/P', comment: 'マイナンバーカード読取 (NFC, vendor-specific ff)' },
+  ];
 }
 
 const HEX2 = /^[0-9a-f]{2}$/;
@@ -88,6 +153,7 @@ const HEX4 = /^[0-9a-f]{4}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const ID = /^[A-Za-z0-9_.-]{1,64}$/;
 const USB_KEYS = ['mode', 'defaultVerdict', 'classRules', 'registered', 'optical', 'sdCard', 'exceptionPollSeconds'] as const;
+const OPTIONAL_USB_KEYS = ['models'] as const;
 
 function strErrors(x: unknown, where: string, max: number, re?: RegExp, what = 'a string'): string[] {
   if (typeof x !== 'string' || x.length < 1 || x.length > max || (re && !re.test(x))) return [`${where}: must be ${what}`];
@@ -96,7 +162,7 @@ function strErrors(x: unknown, where: string, max: number, re?: RegExp, what = '
 
 export function usbPolicyErrors(x: unknown, where = 'usb'): string[] {
   if (!isObject(x)) return [`${where}: must be an object`];
-  const errors = unknownKeys(x, USB_KEYS, where);
+  const errors = unknownKeys(x, [...USB_KEYS, ...OPTIONAL_USB_KEYS], where);
   for (const k of USB_KEYS) if (!(k in x)) errors.push(`${where}.${k}: missing`);
   errors.push(...oneOfErrors(x.mode, `${where}.mode`, ['enforce', 'monitor'] as const));
   errors.push(...oneOfErrors(x.defaultVerdict, `${where}.defaultVerdict`, ['allow', 'block'] as const));
@@ -138,6 +204,41 @@ export function usbPolicyErrors(x: unknown, where = 'usb'): string[] {
       return undefined;
     });
   }
+  if (x.models !== undefined) errors.push(...modelErrors(x.models, `${where}.models`));
+  return errors;
+}
+
+function modelErrors(list: unknown, where: string): string[] {
+  if (!Array.isArray(list) || list.length > 1000) return [`${where}: must be a list of at most 1000 models`];
+  const errors: string[] = [];
+  const ids = new Set<string>();
+  list.forEach((r, i) => {
+    const w = `${where}[${i}]`;
+    if (!isObject(r)) return errors.push(`${w}: must be an object`);
+    errors.push(...unknownKeys(r, ['id', 'vendorId', 'productId', 'serial', 'descriptorHash', 'interfaces', 'enabled', 'label', 'comment'], w));
+    errors.push(...strErrors(r.id, `${w}.id`, 64, ID, 'letters, digits, . _ - (1-64)'));
+    if (typeof r.id === 'string') {
+      if (ids.has(r.id)) errors.push(`${w}.id: duplicate ${JSON.stringify(r.id)}`);
+      ids.add(r.id);
+    }
+    errors.push(...strErrors(r.vendorId, `${w}.vendorId`, 4, HEX4, 'four lowercase hex digits'));
+    errors.push(...strErrors(r.productId, `${w}.productId`, 4, HEX4, 'four lowercase hex digits'));
+    if (r.serial !== undefined) errors.push(...strErrors(r.serial, `${w}.serial`, 255, /\S/, 'a non-empty serial number'));
+    if (r.descriptorHash !== undefined) errors.push(...strErrors(r.descriptorHash, `${w}.descriptorHash`, 64, SHA256, 'a lowercase sha256 hex digest'));
+    if (typeof r.enabled !== 'boolean') errors.push(`${w}.enabled: must be true or false`);
+    if (r.label !== undefined) errors.push(...strErrors(r.label, `${w}.label`, 200));
+    if (r.comment !== undefined) errors.push(...strErrors(r.comment, `${w}.comment`, 200));
+    if (!Array.isArray(r.interfaces) || r.interfaces.length < 1 || r.interfaces.length > 16) return errors.push(`${w}.interfaces: must name 1 to 16 interface classes`);
+    r.interfaces.forEach((p, j) => {
+      if (typeof p !== 'string' || !MODEL_INTERFACE.test(p)) return errors.push(`${w}.interfaces[${j}]: must be class[/subclass[/protocol]] in lowercase hex, e.g. "ff"`);
+      const [c, sc] = p.split('/').map((h) => parseInt(h, 16));
+      // ef alone would include RNDIS (ef/04): named subclasses only for ef.
+      if (exportInterface(c!, sc ?? -1) || (c === 0xef && sc === undefined))
+        return errors.push(`${w}.interfaces[${j}]: ${p} carries data off the terminal (storage, MTP/PTP, communications, network): a model rule never opens it; register the medium instead`);
+      return undefined;
+    });
+    return undefined;
+  });
   return errors;
 }
 

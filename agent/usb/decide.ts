@@ -2,13 +2,16 @@
  * The USB decision: policy × observed device → which interfaces the kernel may bind.
  * Pure (no I/O, no clock: `now` is the console's clock, passed in), exhaustively unit-tested.
  *
- * Order: a valid time-limited exception for this device on this terminal opens every interface;
- * else registered media open their mass-storage interfaces (allow or read-only); every other
- * interface is judged by the first matching class rule, else the default verdict. A device that
- * shares VID:PID:serial with another device present at the same time gets no registration or
- * exception (a cloned serial cannot ride on a registered one).
+ * Order, per interface (the first that applies decides, and is the rule the event names):
+ *   1. a valid time-limited exception for this device on this terminal opens every interface;
+ *   2. registered media open their mass-storage interfaces (allow or read-only);
+ *   3. the first enabled model rule matching the device opens the interfaces it names, never a
+ *      storage, MTP/PTP, communications or network one (exportInterface);
+ *   4. the first matching class rule; 5. the default verdict.
+ * A device that shares VID:PID:serial with another device present at the same time gets no
+ * registration, serial-bound model rule or exception (a cloned serial cannot ride on a registered one).
  */
-import type { RegisteredMedia, UsbClassRule, UsbException, UsbPolicy } from '../../protocol/policy-usb.js';
+import { exportInterface, modelInterfaceMatches, type RegisteredMedia, type UsbClassRule, type UsbException, type UsbModelRule, type UsbPolicy } from '../../protocol/policy-usb.js';
 import { hex2, interfaceLabel, type UsbDeviceInfo, type UsbInterfaceInfo } from './observe.js';
 
 export const MASS_STORAGE = 0x08;
@@ -89,6 +92,23 @@ export function findRegistration(policy: UsbPolicy, d: UsbDeviceInfo): Registere
   return null;
 }
 
+/** The first enabled model rule naming this device (VID:PID, and its serial / descriptor hash when the rule has them). */
+export function findModel(policy: UsbPolicy, d: UsbDeviceInfo): UsbModelRule | null {
+  for (const m of policy.models ?? []) {
+    if (!m.enabled) continue;
+    if (!sameIdentity(d, m.vendorId, m.productId, m.serial ?? null)) continue;
+    if (m.descriptorHash !== undefined && lc(m.descriptorHash) !== d.descriptorHash) continue;
+    return m;
+  }
+  return null;
+}
+
+/** Whether a model rule opens this alt setting: named by the rule, and never an export class. */
+export function modelOpens(m: UsbModelRule, i: UsbInterfaceInfo): boolean {
+  if (exportInterface(i.class, i.subclass)) return false;
+  return m.interfaces.some((p) => modelInterfaceMatches(p, i.class, i.subclass, i.protocol));
+}
+
 /**
  * Whether an exception names this device. Its matching key is serialHex, the raw serial bytes
  * (the display serial in events is escaped and cut, so it cannot match every device); an
@@ -135,13 +155,17 @@ export function decideUsb(policy: UsbPolicy, d: UsbDeviceInfo, ctx: DecideContex
   const cloned = isCloned(ctx, d);
   const exception = cloned ? null : findException(ctx, d);
   const registration = cloned || exception ? null : findRegistration(policy, d);
+  const modelFound = exception ? null : findModel(policy, d);
+  // A serial-bound model rule is a registration of one unit: a clone of that serial gets nothing from it.
+  const model = modelFound && cloned && modelFound.serial !== undefined ? null : modelFound;
   let note: string | null = null;
-  if (cloned && (findException(ctx, d) || findRegistration(policy, d))) note = 'clone-suspected: another present device has the same VID:PID:serial';
+  if (cloned && (findException(ctx, d) || findRegistration(policy, d) || (modelFound && !model))) note = 'clone-suspected: another present device has the same VID:PID:serial';
 
   const groups = groupInterfaces(d.interfaces);
   const interfaces: InterfaceVerdict[] = [];
   let readonly = false;
   let usedRegistration = false;
+  let usedModel = false;
   for (const [number, alts] of [...groups.entries()].sort((a, b) => a[0] - b[0])) {
     const classes = alts.map(interfaceLabel);
     if (exception) {
@@ -153,6 +177,11 @@ export function decideUsb(policy: UsbPolicy, d: UsbDeviceInfo, ctx: DecideContex
       interfaces.push({ number, classes, allow: true, rule: `registered:${registration.id}` });
       usedRegistration = true;
       if (registration.access === 'readonly') readonly = true;
+      continue;
+    }
+    if (model && alts.every((a) => modelOpens(model, a))) {
+      interfaces.push({ number, classes, allow: true, rule: `model:${model.id}` });
+      usedModel = true;
       continue;
     }
     let allow = true;
@@ -179,6 +208,7 @@ export function decideUsb(policy: UsbPolicy, d: UsbDeviceInfo, ctx: DecideContex
   else if (blocked.length) rule = blocked[0]!.rule;
   else if (exception) rule = `exception:${exception.id}`;
   else if (usedRegistration && registration) rule = `registered:${registration.id}`;
+  else if (usedModel && model) rule = `model:${model.id}`;
   else rule = allowed[0]!.rule;
 
   let eventType: UsbEventType;
