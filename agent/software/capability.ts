@@ -3,6 +3,10 @@
  * and installed-software source) → decide (decide.ts, pure) → record (ctx.emit, durable; data from
  * events.ts) → act (the platform's kill and quarantine, enforce mode only). Console sync in
  * sync.ts, state files in state.ts.
+ *
+ * One executable path is judged fully (resolve, hash, package owner, decide) by
+ * `SoftwareCapability.judgeExecutable(path)`: the /proc scan and the file watcher use the same
+ * steps, and a pre-exec helper can be handed that method as its judge.
  */
 import { closeSync, lstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +29,7 @@ import {
   shouldEnforce,
   type CompiledPolicy,
   type LocalExemption,
+  type Subject,
   type Verdict,
 } from './decide.js';
 import {
@@ -58,6 +63,19 @@ export interface SoftwareStats {
   ownedPaths: number;
 }
 
+/** What judgeExecutable found: the verdict and what it was judged on (event data, a verdict cache). */
+export interface ExecutableJudgement {
+  verdict: Verdict;
+  /** The path as resolved (realpath; the given path when deleted), content hash and package owner. */
+  subject: Subject;
+  /** Content and file identity the verdict holds for (identityKey(digest) keys a cache); null when not read. */
+  digest: Digest | null;
+  /** Inside the policy's watched locations: only there is anything judged, reported or stopped. */
+  inScope: boolean;
+}
+
+const OUTSIDE: Verdict = { allowed: true, reason: 'allow_rule', rule: 'outside watched locations' };
+
 function readHead(path: string): Buffer {
   const fd = openSync(path, 'r');
   try {
@@ -76,6 +94,8 @@ export class SoftwareCapability implements Capability {
   private compiled!: CompiledPolicy;
   private state!: SoftwareState;
   private roots: string[] = [];
+  /** The platform offers a package database that vouches for files (Linux with a dpkg admin dir). */
+  private packageDb = false;
   private readonly hasher = new Hasher(4);
   private installedSource: InstalledSource | null = null;
   private installedStop: (() => void) | null = null;
@@ -178,6 +198,8 @@ export class SoftwareCapability implements Capability {
   private setPolicy(policy: PolicyDocument): void {
     this.policy = normalizeSoftwarePolicy(policy.software);
     this.roots = this.platform.watchedRoots(this.policy);
+    // Constructing a source reads nothing; only whether it can name file owners matters here.
+    this.packageDb = typeof this.platform.installed(this.policy)?.loadOwners === 'function';
     this.recompile();
     this.reportedFiles.clear(); // a new policy may judge the same files differently
   }
@@ -187,7 +209,7 @@ export class SoftwareCapability implements Capability {
     const key = (p: string) => this.judgedPath(p);
     const policy = this.platform.compilable ? this.platform.compilable(this.policy) : this.policy;
     const exemptions = this.platform.judgedPath ? this.exemptions.map((e) => ({ ...e, path: key(e.path) })).filter((e) => e.path !== '') : this.exemptions;
-    this.compiled = compilePolicy(policy, exemptions);
+    this.compiled = compilePolicy(policy, exemptions, { packageDb: this.packageDb });
   }
 
   private inScope(path: string): boolean {
@@ -212,12 +234,13 @@ export class SoftwareCapability implements Capability {
   // ---- observers ---------------------------------------------------------------------------
 
   /**
-   * With no allowlist at all (no baseline approved, no rule) every executable would be
-   * "unauthorized": reporting all of them helps nobody and enforcing would stop the terminal.
-   * Until an administrator approves a baseline or writes a rule, only package changes are watched.
+   * With nothing that trusts anything (no package database, no baseline approved, no rule) every
+   * executable would be "unauthorized": reporting all of them helps nobody and enforcing would
+   * stop the terminal, so only package changes are watched (Windows without a baseline or rule).
+   * On Linux the dpkg database trusts what it installed, so the agent is active out of the box.
    */
   private configured(): boolean {
-    return this.policy.baseline !== null || this.policy.rules.length > 0;
+    return this.packageDb || this.policy.baseline !== null || this.policy.rules.length > 0;
   }
 
   /** Resolves when the file watcher finished its first walk (tests wait for it via /software/status). */
@@ -314,7 +337,7 @@ export class SoftwareCapability implements Capability {
     }
     if (!exeIn && !script) return;
     let exeDigest: Digest | null = null;
-    let exeVerdict: Verdict = { allowed: true, reason: 'allow_rule', rule: 'outside watched locations' };
+    let exeVerdict: Verdict = OUTSIDE;
     if (exeIn) {
       try {
         // Hash what the process runs, not what the path holds now.
@@ -325,11 +348,8 @@ export class SoftwareCapability implements Capability {
     }
     if (this.stopped) return;
     // From here on no await: the verdict, the record and the action use the policy in force now.
-    const owner = (path: string, md5: string) => this.installedSource?.owner?.(path, md5) ?? null;
-    if (script) scriptVerdict = judge(this.compiled, { path: this.judgedPath(script.path), sha256: script.digest.sha256, owner: owner(script.path, script.digest.md5) });
-    if (exeIn && exeDigest) {
-      exeVerdict = judge(this.compiled, { path: this.judgedPath(exePath), sha256: exeDigest.sha256, deleted, owner: deleted ? null : owner(exePath, exeDigest.md5) });
-    }
+    if (script) scriptVerdict = this.verdictFor(script.path, script.digest, false).verdict;
+    if (exeIn && exeDigest) exeVerdict = this.verdictFor(exePath, exeDigest, deleted).verdict;
     const { verdict, decidedBy } = combine(exeVerdict, scriptVerdict);
     if (verdict.allowed) return;
     const { uid, user } = this.platform.processOwner(pid);
@@ -369,6 +389,48 @@ export class SoftwareCapability implements Capability {
     }
   }
 
+  // ---- one executable ----------------------------------------------------------------------
+
+  /**
+   * The decision for content already hashed, with no await: the policy in force now. The package
+   * owner is looked up by path and compared by md5; both come from caches (the digest is cached
+   * by file identity, the dpkg index by path), so a hot binary costs a stat and two map lookups.
+   */
+  private verdictFor(path: string, d: Digest, deleted: boolean): { verdict: Verdict; subject: Subject } {
+    const owner = deleted ? null : (this.installedSource?.owner?.(path, d.md5) ?? null);
+    const subject: Subject = { path, sha256: d.sha256, deleted, owner };
+    return { verdict: judge(this.compiled, { ...subject, path: this.judgedPath(path) }), subject };
+  }
+
+  /**
+   * Judges one executable fully: resolve the path, hash the content (cached by identity), look up
+   * the package that installed it, decide. Never throws: what cannot be read is not allowed
+   * (reason 'unreadable'). `hashPath` reads the bytes through another name for the same file
+   * (/proc/PID/exe, /proc/self/fd/N: the inode actually run); `deleted` marks a path that no
+   * longer names what runs (path rules may block it, never allow it; no package vouches for it).
+   */
+  async judgeExecutable(path: string, opts: { hashPath?: string; deleted?: boolean } = {}): Promise<ExecutableJudgement> {
+    const deleted = opts.deleted === true;
+    let real = path;
+    if (!deleted) {
+      try {
+        real = realpathSync(path);
+      } catch {
+        real = path; // gone already: judged by the name it was run as, through hashPath if given
+      }
+    }
+    const inScope = this.inScope(real);
+    if (!inScope) return { verdict: OUTSIDE, subject: { path: real, sha256: '', deleted, owner: null }, digest: null, inScope };
+    let d: Digest;
+    try {
+      d = await this.hasher.digest(opts.hashPath ?? real);
+    } catch (e) {
+      const verdict: Verdict = { allowed: false, reason: 'unreadable', rule: `unreadable: ${safeText((e as Error).message ?? String(e), 200)}` };
+      return { verdict, subject: { path: real, sha256: '', deleted, owner: null }, digest: null, inScope };
+    }
+    return { ...this.verdictFor(real, d, deleted), digest: d, inScope };
+  }
+
   // ---- files -------------------------------------------------------------------------------
 
   private async onFile(rawPath: string, event: 'add' | 'change', seenAt: number): Promise<void> {
@@ -391,7 +453,7 @@ export class SoftwareCapability implements Capability {
     } catch {
       return;
     }
-    const verdict = judge(this.compiled, { path: this.judgedPath(real), sha256: d.sha256, owner: this.installedSource?.owner?.(real, d.md5) ?? null });
+    const { verdict } = this.verdictFor(real, d, false);
     // Hashing took time: a capability stopped meanwhile must not act on old orders.
     if (verdict.allowed || this.stopped) return;
     if (this.reportedFiles.get(real) === d.sha256) return;
@@ -433,6 +495,7 @@ export class SoftwareCapability implements Capability {
       // The snapshot persists, so packages changed while the agent was down are reported at start.
       const prev = this.state.loadPackages();
       this.state.savePackages(now);
+      this.syncer.inventoryChanged(now, this.platform.name); // the console's inventory (asset management), sent with the next sync
       if (!prev) return;
       const changes = diffPackages(prev, now);
       if (!changes.length) return;

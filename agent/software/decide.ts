@@ -1,6 +1,21 @@
 /**
  * Pure decisions for unauthorized software: policy × observation → verdict. No I/O here; the
  * observers (observe/) resolve paths, hash content and look up package ownership first.
+ *
+ * Order (judge): block rules → allow rules → approved baseline (files, then packages) → files an
+ * administrator restored → the package database → not allowed.
+ *
+ * Trust from the package database (fapolicyd's rpm trust, for dpkg): an executable that dpkg
+ * installed and whose content still matches dpkg's md5sums is trusted out of the box, so a new
+ * terminal with no baseline and no rule reports a binary copied to /tmp (or /home, /dev/shm,
+ * /opt, a modified /usr/bin binary) from its first start instead of watching nothing.
+ *
+ * Once a baseline is approved it REPLACES this trust rather than adding to it: the baseline is
+ * the administrator's statement of which packages (name AND version) are approved, so a package
+ * installed later that is not in it is not trusted merely because dpkg installed it (the install
+ * itself is reported as software.installed, authorized=false). Without that, approving a baseline
+ * could never narrow anything, and "refine" would only ever mean "allow more". Rules refine both
+ * ways in either case (block rules first, then allow rules).
  */
 import { posix } from 'node:path';
 import type { SoftwarePolicy, SoftwareRule } from '../../protocol/policy-software.js';
@@ -10,6 +25,8 @@ export interface PackageOwner {
   name: string;
   version: string;
   intact: boolean;
+  /** dpkg lists the path but has no md5sum for it: its content cannot be checked (never trusted). */
+  unverifiable?: boolean;
 }
 
 export interface Subject {
@@ -21,7 +38,19 @@ export interface Subject {
   owner?: PackageOwner | null;
 }
 
-export type VerdictReason = 'block_rule' | 'allow_rule' | 'baseline_file' | 'baseline_package' | 'restored' | 'not_allowed';
+export type VerdictReason =
+  | 'block_rule'
+  | 'allow_rule'
+  | 'baseline_file'
+  | 'baseline_package'
+  | 'restored'
+  /** Trusted: dpkg installed it and the content matches dpkg's md5sums (no baseline approved). */
+  | 'package_db'
+  /** Not allowed: dpkg installed this path but the content differs from its md5sums (a modified system binary). */
+  | 'package_modified'
+  /** Not allowed: the file could not be read to judge it (fail closed). */
+  | 'unreadable'
+  | 'not_allowed';
 
 export interface Verdict {
   allowed: boolean;
@@ -43,6 +72,8 @@ export interface CompiledPolicy {
   baselineFiles: Map<string, Set<string>>; // path → allowed sha256s
   baselinePackages: Map<string, Set<string>>; // name → allowed versions
   exemptions: Set<string>; // `${path}\0${sha256}` restored from quarantine by an administrator
+  /** Trust dpkg-installed, unmodified files: only while no baseline is approved (see the header). */
+  trustPackageDb: boolean;
 }
 
 /**
@@ -67,7 +98,11 @@ export function inScope(path: string, locations: readonly string[]): boolean {
   return n !== null && locations.some((l) => underPrefix(n, l));
 }
 
-export function compilePolicy(p: SoftwarePolicy, exemptions: readonly LocalExemption[] = []): CompiledPolicy {
+/**
+ * `packageDb`: the platform has a package database that vouches for files (Linux: dpkg's lists and
+ * md5sums). Without one (Windows, or no dpkg admin dir in the policy) nothing is trusted that way.
+ */
+export function compilePolicy(p: SoftwarePolicy, exemptions: readonly LocalExemption[] = [], opts: { packageDb?: boolean } = {}): CompiledPolicy {
   const rules = p.rules.map((rule, index) => ({ index, rule }));
   const baselineFiles = new Map<string, Set<string>>();
   const baselinePackages = new Map<string, Set<string>>();
@@ -89,7 +124,13 @@ export function compilePolicy(p: SoftwarePolicy, exemptions: readonly LocalExemp
     baselineFiles,
     baselinePackages,
     exemptions: new Set(exemptions.map((e) => `${e.path}\0${e.sha256}`)),
+    trustPackageDb: p.baseline === null && opts.packageDb === true,
   };
+}
+
+/** The rule text that names a package as dpkg knows it (what trusted the file, or what it was). */
+export function describePackage(o: Pick<PackageOwner, 'name' | 'version'>): string {
+  return `dpkg ${o.name}=${o.version}`;
 }
 
 export function describeRule(index: number, r: SoftwareRule): string {
@@ -120,7 +161,10 @@ function ruleMatches(r: SoftwareRule, s: Subject, path: string | null): boolean 
 /**
  * The decision, in this order: block rules (first match, they win in every mode), allow rules
  * (first match), the approved baseline (file = path AND content; package = name AND version AND
- * intact content), files an administrator restored from quarantine, otherwise not allowed.
+ * intact content), files an administrator restored from quarantine, the package database (dpkg
+ * installed it, content intact; only while no baseline is approved), otherwise not allowed — and
+ * the not-allowed rule text says what dpkg knows about the file, so a modified system binary reads
+ * as such.
  */
 export function judge(c: CompiledPolicy, s: Subject): Verdict {
   const path = normalizePath(s.path);
@@ -134,6 +178,12 @@ export function judge(c: CompiledPolicy, s: Subject): Verdict {
     return { allowed: true, reason: 'baseline_package', rule: `baseline ${c.baselineId} package ${o.name}=${o.version}` };
   }
   if (path !== null && sha && c.exemptions.has(`${path}\0${sha}`)) return { allowed: true, reason: 'restored', rule: 'restored by administrator' };
+  if (o && !subject.deleted) {
+    if (o.intact && c.trustPackageDb) return { allowed: true, reason: 'package_db', rule: describePackage(o) };
+    if (o.unverifiable) return { allowed: false, reason: 'not_allowed', rule: `default deny (${describePackage(o)} has no md5sum for this file)` };
+    if (!o.intact) return { allowed: false, reason: 'package_modified', rule: `${describePackage(o)}: content differs from dpkg's md5sums` };
+    return { allowed: false, reason: 'not_allowed', rule: `default deny (${describePackage(o)} is not in baseline ${c.baselineId})` };
+  }
   return { allowed: false, reason: 'not_allowed', rule: 'default deny (not in allowlist)' };
 }
 
@@ -143,6 +193,8 @@ export function judgePackage(c: CompiledPolicy, name: string, version: string): 
   for (const { index, rule } of c.blockRules) if (matches(rule)) return { allowed: false, reason: 'block_rule', rule: describeRule(index, rule) };
   for (const { index, rule } of c.allowRules) if (matches(rule)) return { allowed: true, reason: 'allow_rule', rule: describeRule(index, rule) };
   if (c.baselinePackages.get(name)?.has(version)) return { allowed: true, reason: 'baseline_package', rule: `baseline ${c.baselineId} package ${name}=${version}` };
+  // Out of the box dpkg is trusted: what it installs runs (the install is still reported).
+  if (c.trustPackageDb) return { allowed: true, reason: 'package_db', rule: describePackage({ name, version }) };
   return { allowed: false, reason: 'not_allowed', rule: 'default deny (not in allowlist)' };
 }
 

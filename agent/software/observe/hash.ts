@@ -1,6 +1,8 @@
 /**
- * Content hashing with a cache keyed by file identity (dev, inode, mtime, size): a running
- * binary seen again in the next /proc scan costs one stat, not a re-read. Reads stream, so a large
+ * Content hashing with a cache keyed by file identity (dev, inode, size, mtime AND ctime): a
+ * running binary seen again in the next /proc scan costs one stat, not a re-read (and so does its
+ * dpkg md5sums check, which compares the cached md5). ctime is in the key because mtime is not
+ * evidence: `touch -d` puts a modified binary's mtime back, but nothing but the kernel sets ctime. Reads stream, so a large
  * binary never sits in memory whole, and a semaphore bounds how many files are read at once.
  */
 import { createHash } from 'node:crypto';
@@ -14,6 +16,7 @@ export interface Digest {
   dev: number;
   ino: number;
   mtimeMs: number;
+  ctimeMs: number;
   mode: number;
   uid: number;
   gid: number;
@@ -21,8 +24,8 @@ export interface Digest {
 
 export const MAX_HASH_BYTES = 2 * 1024 * 1024 * 1024;
 
-export function identityKey(s: Pick<Stats, 'dev' | 'ino' | 'mtimeMs' | 'size'>): string {
-  return `${s.dev}:${s.ino}:${s.mtimeMs}:${s.size}`;
+export function identityKey(s: Pick<Stats, 'dev' | 'ino' | 'mtimeMs' | 'ctimeMs' | 'size'>): string {
+  return `${s.dev}:${s.ino}:${s.mtimeMs}:${s.ctimeMs}:${s.size}`;
 }
 
 export class Semaphore {
@@ -94,6 +97,7 @@ export class Hasher {
       dev: after.dev,
       ino: after.ino,
       mtimeMs: after.mtimeMs,
+      ctimeMs: after.ctimeMs,
       mode: after.mode,
       uid: after.uid,
       gid: after.gid,
