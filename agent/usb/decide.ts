@@ -2,7 +2,8 @@
  * The USB decision: policy × observed device → which interfaces the kernel may bind.
  * Pure (no I/O, no clock: `now` is the console's clock, passed in), exhaustively unit-tested.
  *
- * Order, per interface (the first that applies decides, and is the rule the event names):
+ * Order, per alt setting of each interface (the first that applies decides, and is the rule the
+ * event names; an interface opens only when every one of its alt settings does):
  *   1. a valid time-limited exception for this device on this terminal opens every interface;
  *   2. registered media open their mass-storage interfaces (allow or read-only);
  *   3. the first enabled model rule matching the device opens the interfaces it names, never a
@@ -173,31 +174,48 @@ export function decideUsb(policy: UsbPolicy, d: UsbDeviceInfo, ctx: DecideContex
       if (exception.access === 'readonly' && alts.some((a) => a.class === MASS_STORAGE)) readonly = true;
       continue;
     }
-    if (registration && alts.every((a) => a.class === MASS_STORAGE)) {
-      interfaces.push({ number, classes, allow: true, rule: `registered:${registration.id}` });
-      usedRegistration = true;
-      if (registration.access === 'readonly') readonly = true;
-      continue;
-    }
-    if (model && alts.every((a) => modelOpens(model, a))) {
-      interfaces.push({ number, classes, allow: true, rule: `model:${model.id}` });
-      usedModel = true;
-      continue;
-    }
+    // Each alt setting goes through the documented order on its own (registration → model → class
+    // rules → default); the interface opens only if every alt setting does, since the host can
+    // switch to any of them once the driver is bound. The rule named: the first that blocked, else
+    // the registration or model that opened some alt setting, else the first class rule.
     let allow = true;
-    let rule = '';
+    let blockedBy = '';
+    let byRegistration = false;
+    let byModel = false;
+    let byClass = '';
     for (const a of alts) {
+      if (registration && a.class === MASS_STORAGE) {
+        byRegistration = true;
+        continue;
+      }
+      if (model && modelOpens(model, a)) {
+        byModel = true;
+        continue;
+      }
       const v = judgeInterfaceByClass(policy, a);
       if (!v.allow) {
         allow = false;
-        rule = v.rule;
+        blockedBy = v.rule;
         break;
       }
-      rule ||= v.rule;
+      byClass ||= v.rule;
     }
+    if (!allow) {
+      interfaces.push({ number, classes, allow, rule: blockedBy });
+      continue;
+    }
+    if (byRegistration) {
+      usedRegistration = true;
+      if (registration!.access === 'readonly') readonly = true;
+    }
+    if (byModel) usedModel = true;
+    const rule = byRegistration ? `registered:${registration!.id}` : byModel ? `model:${model!.id}` : byClass;
     interfaces.push({ number, classes, allow, rule });
   }
 
+  // A model that matched yet opened nothing (a stick spoofing a reader's VID:PID) is said so: the
+  // administrator who enabled it sees why the device stays blocked.
+  if (model && !usedModel && note === null) note = `model-not-applicable: ${model.id} matches this VID:PID but names none of its interfaces (never storage, MTP/PTP, communications or network)`;
   const allowed = interfaces.filter((i) => i.allow);
   const blocked = interfaces.filter((i) => !i.allow);
   const authorizeDevice = allowed.length > 0;
