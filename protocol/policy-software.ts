@@ -81,6 +81,22 @@ export interface SoftwarePolicy {
   };
   /** How often the agent asks the console for restore requests (and reports its quarantine). */
   syncSeconds: number;
+  /** Pre-exec enforcement (Linux, fanotify): a refused program never starts. Optional on the wire. */
+  preExec: PreExecPolicy;
+}
+
+/**
+ * The pre-exec helper (agent/software/linux/preexec/): in enforce mode it answers every exec on the
+ * marked mounts before the program runs. `fallback` applies when the agent does not answer within
+ * `timeoutMs` (or is gone): `deny` by default, because an attacker who can stall the agent (a flood
+ * of large unknown files) must not thereby run anything; files already judged keep their verdict.
+ */
+export interface PreExecPolicy {
+  enabled: boolean;
+  fallback: 'allow' | 'deny';
+  timeoutMs: number;
+  /** Paths whose mounts are marked; empty = the mounts of `locations`. */
+  marks: string[];
 }
 
 export const DEFAULT_SOFTWARE_LOCATIONS = [
@@ -113,6 +129,7 @@ export function defaultSoftwarePolicy(): SoftwarePolicy {
     packages: { adminDir: '/var/lib/dpkg', root: '/' },
     quarantine: { enabled: true, dir: '' },
     syncSeconds: 10,
+    preExec: { enabled: true, fallback: 'deny', timeoutMs: 1000, marks: [] },
   };
 }
 
@@ -234,10 +251,11 @@ export function normalizeSoftwarePolicy(x: Partial<SoftwarePolicy> & Pick<Softwa
     ...x,
     packages: { ...d.packages, ...(x.packages ?? {}) },
     quarantine: { ...d.quarantine, ...(x.quarantine ?? {}) },
+    preExec: { ...d.preExec, ...(x.preExec ?? {}) },
   };
 }
 
-const KEYS = ['mode', 'rules', 'baseline', 'locations', 'watchDepth', 'scanIntervalMs', 'interpreters', 'packages', 'quarantine', 'syncSeconds'];
+const KEYS = ['mode', 'rules', 'baseline', 'locations', 'watchDepth', 'scanIntervalMs', 'interpreters', 'packages', 'quarantine', 'syncSeconds', 'preExec'];
 
 export function softwarePolicyErrors(x: unknown, where = 'software'): string[] {
   if (!isObject(x)) return [`${where}: must be an object`];
@@ -267,5 +285,16 @@ export function softwarePolicyErrors(x: unknown, where = 'software'): string[] {
     }
   }
   if ('syncSeconds' in x) errors.push(...intErrors(x.syncSeconds, `${where}.syncSeconds`, 1, 3600));
+  if ('preExec' in x) {
+    const p = x.preExec;
+    if (!isObject(p)) errors.push(`${where}.preExec: must be an object`);
+    else {
+      errors.push(...unknownKeys(p, ['enabled', 'fallback', 'timeoutMs', 'marks'], `${where}.preExec`));
+      if (p.enabled !== undefined) errors.push(...boolErrors(p.enabled, `${where}.preExec.enabled`));
+      if (p.fallback !== undefined) errors.push(...oneOfErrors(p.fallback, `${where}.preExec.fallback`, ['allow', 'deny'] as const));
+      if (p.timeoutMs !== undefined) errors.push(...intErrors(p.timeoutMs, `${where}.preExec.timeoutMs`, 50, 10_000));
+      if (p.marks !== undefined) errors.push(...arrayErrors(p.marks, `${where}.preExec.marks`, 64, (m, w) => (isCleanAbsolutePath(m) ? [] : [`${w}: must be a clean absolute path`])));
+    }
+  }
   return errors;
 }
