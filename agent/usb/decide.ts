@@ -213,11 +213,11 @@ export function decideUsb(policy: UsbPolicy, d: UsbDeviceInfo, ctx: DecideContex
     interfaces.push({ number, classes, allow, rule });
   }
 
-  // A model that matched yet opened nothing (a stick spoofing a reader's VID:PID) is said so: the
-  // administrator who enabled it sees why the device stays blocked.
-  if (model && !usedModel && note === null) note = `model-not-applicable: ${model.id} matches this VID:PID but names none of its interfaces (never storage, MTP/PTP, communications or network)`;
   const allowed = interfaces.filter((i) => i.allow);
   const blocked = interfaces.filter((i) => !i.allow);
+  // A model that matched yet opened nothing of a blocked device (a stick spoofing a reader's
+  // VID:PID) is said so: the administrator who enabled it sees why the device stays blocked.
+  if (model && !usedModel && blocked.length && note === null) note = `model-not-applicable: ${model.id} matches this VID:PID but names none of its interfaces (never storage, MTP/PTP, communications or network)`;
   const authorizeDevice = allowed.length > 0;
   const partial = authorizeDevice && blocked.length > 0;
   // The rule named in the event: what blocked it if anything was blocked, else what opened it.

@@ -223,7 +223,13 @@ describe('order: exceptions, registrations, models, class rules', () => {
       [0, true, 'model:rcs380'],
       [1, true, 'registered:reg-7'],
     ]);
-    expect(d).toMatchObject({ authorizeDevice: true, partial: false, readonly: true, eventType: 'usb.readonly', rule: 'registered:reg-7' });
+    expect(d).toMatchObject({ authorizeDevice: true, partial: false, readonly: true, eventType: 'usb.readonly', rule: 'registered:reg-7', note: null });
+  });
+
+  it('a registered stick of a VID:PID a model also names: storage through the registration, no note', () => {
+    const p = withModels([model()], { registered: [{ id: 'reg-8', vendorId: '054c', productId: '06c1', serial: '0123456', access: 'allow' }] });
+    const d = decideUsb(p, reader({ interfaces: [iface(0, 0x08, 6, 0x50)] }), ctx());
+    expect(d).toMatchObject({ authorizeDevice: true, rule: 'registered:reg-8', eventType: 'usb.allowed', note: null });
   });
 
   it('a registration never opens the ff interface and a model never the storage one', () => {
