@@ -44,7 +44,7 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
     state = join(work, 'state');
     mkdirSync(state, { recursive: true });
     const images: Record<string, string> = {};
-    for (const id of ['pre', 'blk', 'reg', 'ro', 'kill', ...SAMPLE_STICKS]) {
+    for (const id of ['pre', 'blk', 'mdl', 'reg', 'ro', 'kill', ...SAMPLE_STICKS]) {
       images[id] = join(work, `${id}.img`);
       writeFileSync(images[id], Buffer.alloc(0));
       execFileSync('truncate', ['-s', '16M', images[id]]);
@@ -70,6 +70,9 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
             { id: 'reg-1', ...QEMU_STORAGE, serial: 'SEKI-REG-1', access: 'allow', label: '登録USBメモリ' },
             { id: 'ro-1', ...QEMU_STORAGE, serial: 'SEKI-RO-1', access: 'readonly', label: '読み取り専用' },
           ],
+          // Issue 18: an enabled model rule for QEMU's usb-storage VID:PID naming only vendor-specific
+          // ff. It must never open the stick's 08 interface (every stick of this tier is that model).
+          models: [...defaultUsbPolicy().models!, { id: 'qemu-stick-ff', ...QEMU_STORAGE, interfaces: ['ff'], enabled: true, label: 'QEMU usb-storage (ff only)' }],
         },
         software: { mode: 'monitor', locations: ['/tmp/sekimori-sw'], scanIntervalMs: 60000 },
       },
@@ -136,6 +139,25 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
     // usb-storage waits ~1 s before scanning: keep watching well past that.
     await new Promise((r) => setTimeout(r, 5000));
     const path = pathOfSerial(readWatch(state), 'SEKI-BLK-1')!;
+    expect(path).toBeTruthy();
+    blockedPaths.push(path);
+    expect(driverWindows(readWatch(state), path)).toEqual([]);
+    expect(kernelWindowsNow(path)).toEqual([]);
+    const r = await vm.run(`cat /sys/bus/usb/devices/${path}/authorized; ls /sys/block`);
+    expect(r.out.split('\n')[0]).toBe('0');
+    expect(r.out).not.toMatch(/^sd/m);
+  }, 600_000);
+
+  it('a model rule for the stick\'s own VID:PID naming only ff never opens storage: no driver, no block device, the event names class:08', async () => {
+    // The signed policy in force carries the enabled model rule.
+    const signed = con.json<{ policy: { usb: { models?: { id: string; enabled: boolean; interfaces: string[] }[] } } }>(['policy', 'get']);
+    expect(signed.policy.usb.models?.find((m) => m.id === 'qemu-stick-ff')).toMatchObject({ enabled: true, interfaces: ['ff'] });
+    await vm.deviceAdd({ driver: 'usb-storage', drive: 'mdl', bus: 'xhci.0', serial: 'SEKI-MDL-1', id: 'mdl' });
+    const ev = await waitFor('usb.blocked for SEKI-MDL-1 at the console', () => usbEvents('usb.blocked').find((e) => e.data.serial === 'SEKI-MDL-1'), STEP, 1000);
+    expect(ev.data).toMatchObject({ ...QEMU_STORAGE, rule: 'class:08', interfaceClasses: ['08'] });
+    expect(String(ev.data.note)).toMatch(/^model-not-applicable: qemu-stick-ff /);
+    await new Promise((r) => setTimeout(r, 5000)); // past usb-storage's scan delay
+    const path = pathOfSerial(readWatch(state), 'SEKI-MDL-1')!;
     expect(path).toBeTruthy();
     blockedPaths.push(path);
     expect(driverWindows(readWatch(state), path)).toEqual([]);
