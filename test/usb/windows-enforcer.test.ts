@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultUsbPolicy, type UsbException, type UsbPolicy } from '../../protocol/policy-usb.js';
+import { defaultUsbPolicy, type UsbException, type UsbModelRule, type UsbPolicy } from '../../protocol/policy-usb.js';
 import { RESTRICTIONS, RSA_ROOT, planRegistry, type PlannedKey } from '../../agent/usb/windows/plan.js';
 import { applyRegistryPlan, diffRegistry } from '../../agent/usb/windows/enforcer.js';
 import { MemoryRegistry, type RegBatchOp, type RegKey, type RegValue } from '../../agent/windows/registry.js';
@@ -68,6 +68,7 @@ function expected(keys: PlannedKey[]): Record<string, Record<string, unknown>> {
 const nonEmpty = (s: Record<string, Record<string, unknown>>) => Object.fromEntries(Object.entries(s).filter(([, v]) => Object.keys(v).length > 0));
 
 const policyWith = (over: Partial<UsbPolicy>): UsbPolicy => ({ ...defaultUsbPolicy(), ...over });
+const reader = (enabled: boolean): UsbModelRule => ({ id: 'reader', vendorId: '054c', productId: '06c1', serial: '0123ABCD', interfaces: ['ff'], enabled });
 const TRANSITIONS: Array<{ name: string; from: PlannedKey[] | null; to: PlannedKey[]; extra?: (m: MemoryRegistry) => Promise<void> }> = [
   { name: 'nothing → strict default (first start)', from: null, to: keysFor(defaultUsbPolicy()) },
   { name: 'default → a registered stick', from: keysFor(defaultUsbPolicy()), to: keysFor(policyWith({ registered: [stick('s1', 'A1')] })) },
@@ -89,6 +90,27 @@ const TRANSITIONS: Array<{ name: string; from: PlannedKey[] | null; to: PlannedK
     name: 'default allow with a few blocks → strict default (deny list grows, renumbered)',
     from: keysFor(policyWith({ defaultVerdict: 'allow', classRules: [{ class: 'e0', verdict: 'block' }, { class: '08', verdict: 'block' }] })),
     to: keysFor(defaultUsbPolicy()),
+  },
+  {
+    // A terminal upgraded from the default before issue 18, which denied audio (01) by the default verdict.
+    name: 'previous default (audio denied) → this default (audio allowed, printers by their own rule)',
+    from: keysFor(policyWith({ classRules: [{ class: '01', verdict: 'block' }, ...defaultUsbPolicy().classRules] })),
+    to: keysFor(defaultUsbPolicy()),
+  },
+  {
+    name: 'serial-bound model rule enabled (its instance ID only)',
+    from: keysFor(defaultUsbPolicy()),
+    to: keysFor(policyWith({ models: [reader(true)] })),
+  },
+  {
+    name: 'model rule disabled again (its instance ID removed first)',
+    from: keysFor(policyWith({ models: [reader(true)] })),
+    to: keysFor(policyWith({ models: [reader(false)] })),
+  },
+  {
+    name: 'a stick registered while a model rule is on: the model is withheld, the stick allowed',
+    from: keysFor(policyWith({ models: [reader(true)] })),
+    to: keysFor(policyWith({ models: [reader(true)], registered: [stick('s1', 'A1')] })),
   },
   {
     name: 'foreign and wrong-typed values in owned places',
@@ -143,7 +165,7 @@ describe.each([false, true])('fail-closed: each step failing in turn (batched: %
       const firstLoosen = ops.findIndex((o) => o.phase === 'loosen');
       // Phase order itself: no tightening after a loosening.
       if (firstLoosen >= 0) expect(ops.slice(firstLoosen).every((o) => o.phase === 'loosen')).toBe(true);
-      // Every step of short lists; of long ones (the 254-entry deny list) the ends, the phase boundary and a stride.
+      // Every step of short lists; of long ones (the 253-entry deny list) the ends, the phase boundary and a stride.
       const steps = [...Array(ops.length).keys()].filter(
         (i) => ops.length <= 40 || i < 8 || i >= ops.length - 8 || Math.abs(i - firstLoosen) <= 3 || i % 23 === 0,
       );
@@ -185,7 +207,10 @@ describe('recorded commands', () => {
     const lastEntry = writes.findLastIndex((o) => o.key.endsWith('\\DenyDeviceIDs'));
     expect(lastEntry).toBeLessThan(denyIdx);
     expect(writes.at(-1)).toMatchObject({ op: 'add', key: RESTRICTIONS, value: { name: 'AllowDenyLayered', data: 1 } });
-    expect(writes).toHaveLength(254 + 1 + 5 + 3 + 2 + 2 + 2);
+    // Deny entries: 256 class codes − the 4 the default allows (01 audio, 03 HID, 09 hub, 0b smart card)
+    // + SD\CLASS_STORAGE = 253; the WPD setup class; 5 Restrictions flags; 3 + 2 + 2 + 2 RSA values.
+    expect(writes.filter((o) => o.key.endsWith('\\DenyDeviceIDs'))).toHaveLength(253);
+    expect(writes).toHaveLength(253 + 1 + 5 + 3 + 2 + 2 + 2);
   });
   it('an exception granted: its allow entry, the class-wide denies lifted, the allow flag last (all loosening)', async () => {
     const m = await seeded(keysFor(defaultUsbPolicy()));
@@ -208,6 +233,19 @@ describe('recorded commands', () => {
     const w = m.ops.filter((o) => o.op !== 'query');
     expect(w[0]).toEqual({ op: 'delete', key: `${RESTRICTIONS}\\AllowInstanceIDs`, name: '1' });
     expect(w.map((o) => (o.op === 'add' ? `+${o.value.name}` : o.op === 'delete' ? `-${o.name}` : o.op))).toEqual(['-1', '+Deny_Read', '+Deny_Write', '+Deny_Execute', '+Deny_Read', '+Deny_Write', '+Deny_Read', '+Deny_Write', '-AllowInstanceIDs']);
+  });
+  it('a model rule enabled: its entry, then the allow flag; no deny touched. Disabled: both gone, tightening only', async () => {
+    const m = await seeded(keysFor(defaultUsbPolicy()));
+    await applyRegistryPlan(m, keysFor(policyWith({ models: [reader(true)] })));
+    expect(m.ops.filter((o) => o.op !== 'query')).toEqual([
+      { op: 'add', key: `${RESTRICTIONS}\\AllowInstanceIDs`, value: { name: '1', type: 'REG_SZ', data: 'USB\\VID_054C&PID_06C1\\0123ABCD' } },
+      { op: 'add', key: RESTRICTIONS, value: { name: 'AllowInstanceIDs', type: 'REG_DWORD', data: 1 } },
+    ]);
+    m.ops.length = 0;
+    const ops = diffRegistry(keysFor(policyWith({ models: [reader(false)] })), new Map(await Promise.all(keysFor(defaultUsbPolicy()).map(async (k) => [k.key, await m.query(k.key)] as [string, RegKey | null]))));
+    expect(ops.map((o) => `${o.phase} ${o.op === 'add' ? '+' + o.value.name : '-' + o.name}`)).toEqual(['tighten -1', 'tighten -AllowInstanceIDs']);
+    await applyRegistryPlan(m, keysFor(policyWith({ models: [reader(false)] })));
+    expect(nonEmpty(snapshot(m))).toEqual(expected(keysFor(defaultUsbPolicy())));
   });
   it('an unreadable key: its denies written anyway, no loosening at all, error reported', async () => {
     const m = await seeded(keysFor(defaultUsbPolicy(), [exc('e1', 'AB12')]));

@@ -38,8 +38,8 @@ const allClassesBut = (...allowed: string[]) =>
 
 describe('strict default policy', () => {
   const pl = plan(defaultUsbPolicy());
-  it('denies every interface class but HID, hub and smart card, and SD cards', () => {
-    expect(pl.denyDeviceIds).toEqual([...allClassesBut('03', '09', '0B'), SD_STORAGE_ID]);
+  it('denies every interface class but audio, HID, hub and smart card, and SD cards', () => {
+    expect(pl.denyDeviceIds).toEqual([...allClassesBut('01', '03', '09', '0B'), SD_STORAGE_ID]);
   });
   it('denies the WPD setup class, never the Net class', () => {
     expect(pl.denyClasses).toEqual([SETUP_CLASS.wpd]);
@@ -56,7 +56,8 @@ describe('strict default policy', () => {
     expect(valuesOf(pl, `${RESTRICTIONS}\\AllowInstanceIDs`)).toEqual({});
     const list = pl.keys.find((k) => k.key === `${RESTRICTIONS}\\DenyDeviceIDs`)!;
     expect(list.values[0]).toEqual({ name: '1', type: 'REG_SZ', data: 'USB\\Class_00' });
-    expect(list.values.at(-1)).toEqual({ name: String(254), type: 'REG_SZ', data: SD_STORAGE_ID });
+    // 256 class codes − 4 allowed (01 03 09 0b) + SD\CLASS_STORAGE.
+    expect(list.values.at(-1)).toEqual({ name: String(253), type: 'REG_SZ', data: SD_STORAGE_ID });
     expect(list.owned).toBe('all');
   });
   it('no notes: the default is exactly expressible', () => expect(pl.notes).toEqual([]));

@@ -33,10 +33,31 @@
  *   the instance ID is made up from the port, and a registration by serial cannot be expressed.
  *
  * The Net setup class is never denied: it also holds the terminal's own network adapter. USB network
- * adapters and tethering are denied by their interface classes (02, 0a, e0, ef/04, ff).
+ * adapters and tethering are denied by their interface classes (02, 0a, e0, ef/04, ff). Likewise the
+ * Media and AudioEndpoint setup classes (built-in sound is in them): a USB headset is opened or closed
+ * by USB\Class_01 alone (usbaudio binds that compatible ID; no Class_01 function, no endpoints), and
+ * the Printer / PrintQueue classes (network printers, Print to PDF) — USB printers are closed by
+ * USB\Class_07 (usbprint binds it; no USB Printing Support, no printer device).
+ *
+ * Model rules (UsbModelRule: VID:PID opened for NAMED interface classes only). Windows has no ID that
+ * joins VID:PID with an interface class, so it cannot open only some interfaces of a device:
+ * - AllowDeviceIDs (USB\VID_v&PID_p, or &MI_nn for a composite function) is useless here: in layered
+ *   evaluation (Microsoft: instance IDs > device IDs > setup classes > removable; within a layer Prevent
+ *   before Allow — "unless another policy setting at the same or higher layer specifically prevents that
+ *   installation") a USB\Class_ff deny in DenyDeviceIDs beats it. Everything not denied installs anyway
+ *   (no "deny all not described"), so it would open nothing and is never written.
+ * - Only AllowInstanceIDs (the top layer) opens a denied class, and it opens the device node AS A WHOLE:
+ *   a single-function device gets its function whatever its class; a composite device only its parent
+ *   (its &MI_nn functions keep their own, unknown, instance IDs and stay denied by class: stricter).
+ * So a SERIAL-bound model rule becomes its instance ID, as a registration does, and only while this plan
+ *   denies Removable Disks, CD/DVD and WPD completely (Deny_Read+Deny_Write): a device that copies the
+ *   VID:PID and serial and offers storage or MTP gets a driver but no access (never open storage). A
+ *   serial-less rule (the catalogue entries) has no instance ID Windows derives from the policy (it is made
+ *   from the port, which any device plugged there shares): not opened on Windows, noted. A rule whose named
+ *   classes Windows does not deny anyway needs nothing. Disabled rules: nothing.
  * The agent owns the values it writes: these keys must not also be set by a domain GPO.
  */
-import { defaultUsbPolicy, type UsbException, type UsbPolicy } from '../../../protocol/policy-usb.js';
+import { MODEL_INTERFACE, defaultUsbPolicy, exportInterface, type UsbException, type UsbPolicy } from '../../../protocol/policy-usb.js';
 import type { RegValue } from '../../windows/registry.js';
 import type { UsbPolicyInput } from '../platform.js';
 
@@ -56,6 +77,12 @@ export const SETUP_CLASS = {
   wpd: '{eec5ad98-8080-425f-922a-dabf3de3f69a}',
   /** Listed to say why it is NOT used: the terminal's own NIC is in it. */
   net: '{4d36e972-e325-11ce-bfc1-08002be10318}',
+  /** Not used either: built-in sound (HD Audio) is in Media, its endpoints in AudioEndpoint. */
+  media: '{4d36e96c-e325-11ce-bfc1-08002be10318}',
+  audioEndpoint: '{c166523c-fe0c-4a94-a586-f1a80cfbbf3e}',
+  /** Not used: network printers and Print to PDF are in Printer / PrintQueue. */
+  printer: '{4d36e979-e325-11ce-bfc1-08002be10318}',
+  printQueue: '{1ed2bbf9-11f0-4084-b21f-ad83a8e6dcdc}',
 } as const;
 
 export const SD_STORAGE_ID = 'SD\\CLASS_STORAGE';
@@ -78,7 +105,9 @@ export interface PlanNote {
     | 'serial-less-exception'
     | 'readonly-class-wide'
     | 'narrower-allow-in-blocked-class'
-    | 'optical-class-wide';
+    | 'optical-class-wide'
+    | 'model-needs-serial'
+    | 'model-would-open-storage';
   /** What it is about: `registered:<id>`, `exception:<id>`, `class:ef/04`, `sdCard`, … */
   subject: string;
   ja: string;
@@ -302,6 +331,49 @@ export function planRegistry(input: Pick<UsbPolicyInput, 'policy' | 'exceptions'
       en: `USB optical drives also get the optical setting (${policy.optical}): Windows' CD/DVD access is class-wide.`,
     });
 
+  // Model rules last: whether one may be written depends on what everything else left open.
+  const storageClosed = fullyDenied(disks) && fullyDenied(wpd) && fullyDenied(optical);
+  for (const m of policy.models ?? []) {
+    if (!m.enabled) continue;
+    if (!HEX4.test(m.vendorId) || !HEX4.test(m.productId)) continue; // cannot pass validation; never written
+    const denied = (m.interfaces ?? []).filter((p) => patternDenied(p, denyIds));
+    if (denied.length === 0) continue; // Windows denies none of the named classes: nothing to open
+    const subject = `model:${m.id}`;
+    if (m.descriptorHash !== undefined) {
+      notes.push({
+        code: 'descriptor-hash-unenforceable',
+        subject,
+        ja: `${subject} は記述子ハッシュで固定されていますが、Windows はインストール時にハッシュを確認できません。この機種は Windows では許可しません(より厳しい扱い)。`,
+        en: `${subject} is pinned to a descriptor hash, which Windows cannot check at install time: the model is not allowed on Windows (stricter).`,
+      });
+      continue;
+    }
+    if (m.serial === undefined) {
+      notes.push({
+        code: 'model-needs-serial',
+        subject,
+        ja: `${subject}(${m.vendorId}:${m.productId}、インターフェース ${denied.join(', ')})は Windows では開けません。Windows は VID:PID とインターフェースクラスを組み合わせて許可できず、機種(VID:PID)単位の許可はクラスの遮断に負けます。シリアル番号のない機器のインスタンス ID はポートから作られ、同じポートに挿した別の機器(記憶媒体を装うものを含む)も同じ ID になります。遮断のままです(より厳しい扱い)。Windows で使うには、読取機ごとにシリアル番号付きの機種ルールを作成してください。`,
+        en: `${subject} (${m.vendorId}:${m.productId}, interfaces ${denied.join(', ')}) cannot be opened on Windows: Windows cannot allow a VID:PID for some interface classes only, and a model-wide allow (device IDs) loses to the class deny; a device without a serial gets an instance ID made from the port, which any other device plugged there (a stick posing as the reader too) would share. It stays blocked (stricter). To use it on Windows, make a model rule with each reader's serial.`,
+      });
+      continue;
+    }
+    const id = usbInstanceId(m.vendorId, m.productId, m.serial);
+    if (!id) {
+      notes.push(serialNote(subject));
+      continue;
+    }
+    if (!storageClosed) {
+      notes.push({
+        code: 'model-would-open-storage',
+        subject,
+        ja: `${subject} は Windows ではインスタンス ID による機器全体の許可になり、指定のインターフェースだけを開けません。この端末では取り外し可能記憶域(ディスク・CD/DVD・WPD)がほかの規則で開いているため、同じ VID:PID とシリアル番号を装う記憶媒体にデータを書き出せてしまいます。許可しません(より厳しい扱い)。`,
+        en: `${subject} would be an instance-ID allow of the whole device on Windows, not of its named interfaces only; removable storage (disks, CD/DVD or WPD) is open on this terminal by other rules, so a storage device copying this VID:PID and serial could take data off. Not allowed (stricter).`,
+      });
+      continue;
+    }
+    allow.add(id);
+  }
+
   const allowIds = [...allow].sort();
   if (input.monitor) {
     // Monitor: nothing denied, nothing to allow. The keys stay, empty, so the enforcer removes old values.
@@ -333,6 +405,36 @@ export function planRegistry(input: Pick<UsbPolicyInput, 'policy' | 'exceptions'
     denyClasses,
     allowInstanceIds: allowIds,
   };
+}
+
+/** A Removable Storage Access class that nothing may read or write. */
+function fullyDenied(values: readonly RegValue[]): boolean {
+  return values.some((v) => v.name === 'Deny_Read') && values.some((v) => v.name === 'Deny_Write');
+}
+
+/**
+ * Whether the deny list closes any interface a model pattern ("ff", "ff/01", "07/01/02") names: the
+ * class entry, or an entry for one of the subclasses / protocols inside the pattern. Compared
+ * case-insensitively: Windows matches IDs that way.
+ */
+export function patternDenied(pattern: string, denyIds: readonly string[]): boolean {
+  // A pattern no model may name (bad shape, storage/MTP/comms/network, ef without subclass) opens
+  // nothing on Linux (decide.ts modelOpens): it must never be the reason for an allow here.
+  if (!MODEL_INTERFACE.test(pattern)) return false;
+  const [ci, si] = pattern.split('/').map((x) => parseInt(x, 16));
+  if (exportInterface(ci!, si ?? -1) || (ci === 0xef && si === undefined)) return false;
+  const [c, sc, p] = pattern.toUpperCase().split('/');
+  const ids = denyIds.map((d) => d.toUpperCase());
+  const cls = `USB\\CLASS_${c}`;
+  return ids.some((d) => {
+    if (d === cls) return true;
+    if (!d.startsWith(cls + '&')) return false;
+    if (sc === undefined) return true;
+    const sub = `${cls}&SUBCLASS_${sc}`;
+    if (d === sub) return true;
+    if (!d.startsWith(sub + '&')) return false;
+    return p === undefined || d === `${sub}&PROT_${p}`;
+  });
 }
 
 function emptyKeys(): PlannedKey[] {

@@ -169,17 +169,41 @@ export class WindowsUsbPlatform implements UsbPlatform {
 /**
  * Whether Windows, under this plan, gives the device less than the decision: storage interfaces
  * allowed by a registration or exception the plan could not express, or writable where the
- * class-wide Deny_Write makes every removable disk read-only.
+ * class-wide Deny_Write makes every removable disk read-only; or interfaces a model rule opened whose
+ * class the plan denies, unless the device is a single-function one allowed by its instance ID (a
+ * composite device's functions keep their class deny: the parent's instance ID does not cover them).
  */
 export function stricterOnWindows(device: UsbDeviceInfo, decision: UsbDecision, plan: RegistryPlan | null): boolean {
   if (!plan || !decision.authorizeDevice) return false;
   const opened = decision.rule.startsWith('registered:') || decision.rule.startsWith('exception:') || !!decision.exceptionId;
   const allowedById = plan.allowInstanceIds.some((id) => id.toLowerCase() === device.path.toLowerCase());
   if (opened && !allowedById) return true;
+  const byModel = decision.interfaces.filter((i) => i.allow && i.rule.startsWith('model:'));
+  if (byModel.some((i) => i.classes.some((c) => classDenied(c, plan.denyDeviceIds))) && (!allowedById || compositeOnWindows(device))) return true;
   const storage = decision.interfaces.some((i) => i.allow && i.classes.some((c) => c.startsWith('08/')));
   const disks = plan.keys.find((k) => /\{53f5630d-b6bf-11d0-94f2-00a0c91efb8b\}$/i.test(k.key));
   const denyWrite = !!disks?.values.some((v) => v.name === 'Deny_Write');
   return storage && !decision.readonly && denyWrite;
+}
+
+/** Whether a "cc/ss/pp" interface matches an entry of the deny list (Windows compares case-insensitively). */
+export function classDenied(label: string, denyIds: readonly string[]): boolean {
+  const m = /^([0-9a-f]{2})\/([0-9a-f]{2})\/([0-9a-f]{2})$/i.exec(label);
+  if (!m) return true; // not a class we can name: assume Windows denies it (stricter is what we report)
+  const [c, s, p] = [m[1]!, m[2]!, m[3]!].map((x) => x.toUpperCase());
+  const ids = new Set([`USB\\CLASS_${c}`, `USB\\CLASS_${c}&SUBCLASS_${s}`, `USB\\CLASS_${c}&SUBCLASS_${s}&PROT_${p}`]);
+  return denyIds.some((d) => ids.has(d.toUpperCase()));
+}
+
+/**
+ * Windows loads the generic parent (usbccgp) and makes one node per function when the device class is
+ * 00 (or the IAD triple ef/02/01) and there is more than one interface (Microsoft: USB common class
+ * generic parent driver). Otherwise the device is one node.
+ */
+export function compositeOnWindows(d: Pick<UsbDeviceInfo, 'deviceClass' | 'deviceSubclass' | 'deviceProtocol' | 'interfaces'>): boolean {
+  const numbers = new Set(d.interfaces.map((i) => i.number));
+  if (numbers.size < 2) return false;
+  return d.deviceClass === 0 || (d.deviceClass === 0xef && d.deviceSubclass === 0x02 && d.deviceProtocol === 0x01);
 }
 
 export function createWindowsUsbPlatform(opts: WindowsUsbOptions = {}): UsbPlatform {
