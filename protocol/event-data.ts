@@ -210,6 +210,35 @@ const SoftwareRemovedSchema = Type.Object({ name: Text(), version: Text(), arch:
 
 const SoftwareRestoredSchema = Type.Object({ id: Text(64), path: Text(), sha256: Sha256, by: Text() });
 
+// Pre-exec line (agent/software/linux/preexec): an exec refused before the program ran, the
+// helper's lifecycle, and fallbacks (counted: one event per window, not one per exec).
+const SoftwareExecDeniedSchema = Type.Object({
+  path: Text(),
+  sha256: Nullable(Sha256),
+  rule: Text(512),
+  reason: Text(64),
+  pid: Int,
+  uid: Nullable(Int),
+  mode: Mode,
+  decideMs: Num,
+});
+const SoftwarePreexecFallbackSchema = Type.Object({
+  fallback: Text(8),
+  count: Count,
+  reasons: Type.Record(Type.String({ maxLength: 16 }), Count),
+  timeoutMs: Count,
+});
+const SoftwarePreexecStartedSchema = Type.Object({ pid: Int, marks: Strings(64), fallback: Text(8), timeoutMs: Count, restarts: Count });
+const SoftwarePreexecStoppedSchema = Type.Object({
+  pid: Nullable(Int),
+  code: Nullable(Int),
+  signal: Nullable(Text(16)),
+  error: Text(512),
+  restarts: Count,
+  restartInMs: Nullable(Count),
+});
+const SoftwarePreexecUnavailableSchema = Type.Object({ reason: Text(64), message: Text(512) });
+
 // ---- agent lifecycle ---------------------------------------------------------------------------
 
 const AgentStartedSchema = Type.Object({
@@ -322,6 +351,11 @@ export const EVENT_DATA = {
   'software.killed': SoftwareKilledSchema,
   'software.quarantined': SoftwareQuarantinedSchema,
   'software.restored': SoftwareRestoredSchema,
+  'software.exec_denied': SoftwareExecDeniedSchema,
+  'software.preexec_fallback': SoftwarePreexecFallbackSchema,
+  'software.preexec_started': SoftwarePreexecStartedSchema,
+  'software.preexec_stopped': SoftwarePreexecStoppedSchema,
+  'software.preexec_unavailable': SoftwarePreexecUnavailableSchema,
   'agent.started': AgentStartedSchema,
   'agent.stopped': AgentStoppedSchema,
   'agent.tamper': AgentTamperSchema,
@@ -365,6 +399,7 @@ export const EVENT_DATA = {
   'admin.forbidden': Type.Object({ path: Text(), method: Text(16), role: Type.Optional(Text(32)) }),
   'admin.report_generated': Type.Object({ from: Text(64), to: Text(64) }),
   'admin.events_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
+  'admin.usb_devices_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.mfa_enrolled': StaffUserSchema,
   'admin.mfa_reset': StaffUserSchema,
   'admin.mfa_confirmed': StaffUserSchema,

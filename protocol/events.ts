@@ -30,6 +30,11 @@ export const AGENT_EVENT_TYPES = {
   'software.killed': 'warning',
   'software.quarantined': 'warning',
   'software.restored': 'notice',
+  'software.exec_denied': 'warning', // refused before the program ran (pre-exec helper)
+  'software.preexec_fallback': 'warning', // the agent did not answer in time: the policy's fallback applied (counted)
+  'software.preexec_started': 'info',
+  'software.preexec_stopped': 'warning', // the helper exited: the /proc scan is the only line until it restarts
+  'software.preexec_unavailable': 'notice',
   'agent.started': 'info',
   'agent.stopped': 'notice',
   'agent.tamper': 'critical',

@@ -11,7 +11,8 @@ version=$(node -p "require('$root/package.json').version")
 agent_bin=$root/dist/sea/sekimori-agent
 pam_so=$root/dist/pam/pam_sekimori.so
 peercred=$root/dist/pam/sekimori-peercred
-for f in "$agent_bin" "$pam_so" "$peercred"; do
+exec_guard=$root/dist/exec-guard/sekimori-exec-guard
+for f in "$agent_bin" "$pam_so" "$peercred" "$exec_guard"; do
   [[ -f $f ]] || { echo "build-deb: missing $f (run npm run build && npm run package)" >&2; exit 1; }
 done
 command -v dpkg-deb >/dev/null || { echo "build-deb: dpkg-deb missing (apt-get install dpkg-dev)" >&2; exit 1; }
@@ -28,6 +29,8 @@ install -D -m 0644 "$here/udev/70-sekimori-usb-readonly.rules" "$stage/lib/udev/
 install -D -m 0755 "$here/udev/usb-readonly" "$stage/usr/lib/sekimori/usb-readonly"
 # Run by the agent (root) to learn who is on its unlock socket: root's, not writable by others.
 install -D -m 0755 "$peercred" "$stage/usr/lib/sekimori/sekimori-peercred"
+# The pre-exec helper (fanotify), started by the agent in enforce mode: root's, not writable by others.
+install -D -m 0755 "$exec_guard" "$stage/usr/lib/sekimori/sekimori-exec-guard"
 install -D -m 0644 "$here/systemd/sekimori-agent.service" "$stage/lib/systemd/system/sekimori-agent.service"
 install -d -m 0700 "$stage/var/lib/sekimori-agent"
 install -d -m 0755 "$stage/DEBIAN"

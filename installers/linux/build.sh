@@ -6,6 +6,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 src="$root/installers/linux/pam"
 out="$root/dist/pam"
+# The pre-exec helper needs only gcc and the kernel's fanotify header (libc6-dev): built apart from PAM.
+if command -v gcc >/dev/null 2>&1 && [[ -f /usr/include/x86_64-linux-gnu/sys/fanotify.h || -f /usr/include/sys/fanotify.h ]]; then
+  mkdir -p "$root/dist/exec-guard"
+  make -s -C "$root/installers/linux/exec-guard" SRC="$root/agent/software/linux/preexec/sekimori-exec-guard.c" OUT="$root/dist/exec-guard/sekimori-exec-guard"
+  echo "sekimori build: dist/exec-guard/sekimori-exec-guard"
+else
+  echo "sekimori build: pre-exec helper NOT built — needs gcc and libc6-dev (apt-get install gcc libc6-dev)" >&2
+fi
 if ! command -v gcc >/dev/null 2>&1 || [[ ! -f /usr/include/security/pam_modules.h ]]; then
   echo "sekimori build: PAM module NOT built — needs gcc and libpam headers (apt-get install gcc make libpam0g-dev)" >&2
   exit 0

@@ -1,0 +1,142 @@
+/**
+ * The pre-exec line as the software capability sees it: one object, one method. `update()` is
+ * called whenever something it depends on may have changed (observers started or stopped, the
+ * policy or the restored files recompiled); it reads the capability's current state, plans
+ * (protocol.ts planPreExec, pure), and starts, stops, restarts or flushes the helper to match.
+ * Updates run one at a time, in order.
+ */
+import { join } from 'node:path';
+import type { AgentContext } from '../../../capability.js';
+import type { SoftwarePolicy } from '../../../../protocol/policy-software.js';
+import { helperPath, PreExecGuard, type ExecJudge, type GuardStats } from './guard.js';
+import { helperAllows, planPreExec, type Plan } from './protocol.js';
+
+export interface PreExecState {
+  ctx: AgentContext;
+  policy: SoftwarePolicy;
+  /** The capability is judging processes now (observers running, not stopped). */
+  active: boolean;
+  judge: ExecJudge;
+  uidOf(pid: number): number | null;
+}
+
+export interface PreExecEnv {
+  platform: string;
+  isRoot: boolean;
+  helper(): string | null;
+  /** Tests run the helper inside their private mount namespace (nsenter -t PID -m --). */
+  prefix?: string[];
+}
+
+export interface PreExecStatus {
+  running: boolean;
+  why: string;
+  message: string;
+  marks: string[];
+  stats: GuardStats | null;
+}
+
+const defaultEnv = (): PreExecEnv => ({
+  platform: process.platform,
+  isRoot: typeof process.getuid === 'function' && process.getuid() === 0,
+  helper: () => helperPath(),
+});
+
+export class PreExecLine {
+  private guard: PreExecGuard | null = null;
+  private guardKey = '';
+  private chain: Promise<void> = Promise.resolve();
+  private reportedWhy = '';
+  private plan: Plan | null = null;
+
+  constructor(
+    private readonly state: () => PreExecState,
+    private readonly env: PreExecEnv = defaultEnv(),
+  ) {}
+
+  update(): Promise<void> {
+    const next = this.chain.then(() => this.apply()).catch((e) => this.state().ctx.log('warn', `software: pre-exec: ${(e as Error).message}`));
+    this.chain = next;
+    return next;
+  }
+
+  status(): PreExecStatus {
+    const p = this.plan;
+    return {
+      running: this.guard?.stats.running ?? false,
+      why: p === null ? 'not_started' : p.run ? 'running' : p.why,
+      message: p && !p.run ? p.message : '',
+      marks: p && p.run ? p.marks : [],
+      stats: this.guard ? { ...this.guard.stats } : null,
+    };
+  }
+
+  /** For the benchmark and tests: the helper's own counters. */
+  helperStats(): Promise<GuardStats['helper']> {
+    return this.guard?.helperStats() ?? Promise.resolve(null);
+  }
+
+  private async apply(): Promise<void> {
+    const s = this.state();
+    const p = s.policy;
+    const helper = this.env.helper();
+    const plan = planPreExec({
+      platform: this.env.platform,
+      isRoot: this.env.isRoot,
+      mode: p.mode,
+      monitorOnly: s.ctx.monitorOnly,
+      active: s.active,
+      preExec: p.preExec,
+      locations: p.locations,
+      helper,
+    });
+    this.plan = plan;
+    if (!plan.run) {
+      await this.stopGuard();
+      if (plan.why !== this.reportedWhy) {
+        this.reportedWhy = plan.why;
+        // Worth an event only where pre-exec control was expected and cannot be had.
+        if (plan.why === 'not_root' || plan.why === 'no_marks') s.ctx.emit({ type: 'software.preexec_unavailable', data: { reason: plan.why, message: plan.message } });
+        else if (plan.why !== 'inactive') s.ctx.log('info', `software: pre-exec: ${plan.message}`);
+      }
+      return;
+    }
+    this.reportedWhy = '';
+    const key = JSON.stringify([helper, plan.args, this.env.prefix ?? []]);
+    if (this.guard && this.guardKey === key) {
+      this.guard.flush(); // same helper settings, new verdicts: forget the cached ones
+      return;
+    }
+    await this.stopGuard();
+    const ctx = s.ctx;
+    const guard = new PreExecGuard({
+      helper: helper!,
+      args: plan.args,
+      marks: plan.marks,
+      fallback: p.preExec.fallback,
+      timeoutMs: p.preExec.timeoutMs,
+      // Read at answer time: a policy applied since the question decides.
+      allows: (allowed) => {
+        const now = this.state();
+        return helperAllows(allowed, now.policy.mode, now.ctx.monitorOnly);
+      },
+      judge: (path, o) => this.state().judge(path, o),
+      emit: ctx.emit.bind(ctx),
+      log: (level, m) => ctx.log(level, m),
+      uidOf: (pid) => this.state().uidOf(pid),
+      pidFile: join(ctx.stateDir, 'preexec.pid'),
+      ...(this.env.prefix ? { prefix: this.env.prefix } : {}),
+    });
+    this.guard = guard;
+    this.guardKey = key;
+    const ok = await guard.start();
+    if (!ok) ctx.log('warn', `software: pre-exec helper did not start: ${guard.stats.lastError || 'no READY'}`);
+  }
+
+  private async stopGuard(): Promise<void> {
+    const g = this.guard;
+    this.guard = null;
+    this.guardKey = '';
+    if (g) await g.stop();
+  }
+}
