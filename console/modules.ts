@@ -7,7 +7,7 @@ import type { ConsoleModule } from './module.js';
 import { backboneModule } from './backbone/feature.js';
 import { mfaIdentityModule, mfaModule } from './mfa/feature.js';
 import { softwareModule } from './software/feature.js';
-import { usbModule } from './usb/feature.js';
+import { usbDevicesModule, usbModule } from './usb/feature.js';
 import { webModule } from './web/feature.js';
 
-export const modules: ConsoleModule[] = [backboneModule, mfaModule, mfaIdentityModule, softwareModule, usbModule, webModule];
+export const modules: ConsoleModule[] = [backboneModule, mfaModule, mfaIdentityModule, softwareModule, usbModule, usbDevicesModule, webModule];

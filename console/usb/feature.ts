@@ -3,15 +3,27 @@
  * (一時許可) and their requests. Same shape as every feature folder: schema.ts (migrations), store.ts
  * (the only code on its tables), device.ts (device specs, pure), api.ts (routes), cli.ts; the page
  * is console/web/pages/exceptions.ts.
+ *
+ * The device inventory (機器一覧) is a module of its own here: devices.ts (pure: sightings and the
+ * policy changes made from a row), devices-store.ts (its table, kept at ingest), devices-cli.ts;
+ * its page is console/web/pages/devices.ts.
  */
 import type { ConsoleModule } from '../module.js';
 import { usbRoutes } from './api.js';
 import { usbExceptionCommand } from './cli.js';
-import { usbMigrations } from './schema.js';
+import { devicesCommand } from './devices-cli.js';
+import { usbDeviceMigrations, usbMigrations } from './schema.js';
 
 export const usbModule: ConsoleModule = {
   name: 'usb',
   migrations: usbMigrations,
   routes: usbRoutes,
   commands: { 'usb-exception': usbExceptionCommand },
+};
+
+/** 機器一覧: its own migration history (module name 'usb-devices'), `devices` CLI. */
+export const usbDevicesModule: ConsoleModule = {
+  name: 'usb-devices',
+  migrations: usbDeviceMigrations,
+  commands: { devices: devicesCommand },
 };

@@ -42,3 +42,33 @@ export const usbMigrations = [
   `ALTER TABLE usb_exceptions ADD COLUMN serial_hex TEXT`,
   `ALTER TABLE usb_exception_requests ADD COLUMN serial_hex TEXT`,
 ];
+
+/**
+ * 機器一覧: every USB device each terminal has reported, one row per terminal × VID:PID × raw serial
+ * × descriptor hash (a clone with the same serial but other descriptors is a row of its own).
+ * Kept by one UPSERT per usb.* device event at ingest (devices-store.ts). A module of its own
+ * ('usb-devices') so the 'usb' module's pinned migration history stays as it is.
+ */
+export const usbDeviceMigrations = [
+  `CREATE TABLE usb_devices (
+     id INTEGER PRIMARY KEY,
+     agent_id TEXT NOT NULL,
+     vendor_id TEXT NOT NULL,
+     product_id TEXT NOT NULL,
+     serial_hex TEXT NOT NULL,
+     descriptor_hash TEXT NOT NULL,
+     serial TEXT NOT NULL,
+     manufacturer TEXT NOT NULL,
+     product TEXT NOT NULL,
+     interfaces TEXT NOT NULL,
+     last_type TEXT NOT NULL,
+     last_rule TEXT NOT NULL,
+     last_user TEXT,
+     last_rid INTEGER NOT NULL,
+     first_seen TEXT NOT NULL,
+     last_seen TEXT NOT NULL,
+     seen INTEGER NOT NULL,
+     UNIQUE (agent_id, vendor_id, product_id, serial_hex, descriptor_hash)
+   );
+   CREATE INDEX usb_devices_last_seen ON usb_devices (last_seen, id);`,
+];
