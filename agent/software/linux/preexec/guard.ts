@@ -99,6 +99,8 @@ export class PreExecGuard {
     lines.on('line', (l) => this.onLine(child, l));
     child.once('error', (e) => {
       this.stats.lastError = safeText(e.message, 200);
+      // A helper that could not be spawned (missing, not executable) never emits 'exit'.
+      if (child.pid === undefined) this.onExit(child, null, null, '');
     });
     child.once('exit', (code, signal) => this.onExit(child, code, signal, stderr));
     // Bounded: a helper that neither says READY nor exits is treated as failed.
