@@ -11,6 +11,7 @@ import { purgeSessions } from './auth.js';
 import { userCommand } from './cli.js';
 import { accountRoutes } from './pages/accounts.js';
 import { dashboardRoutes } from './pages/dashboard.js';
+import { deviceRoutes } from './pages/devices.js';
 import { eventRoutes } from './pages/events.js';
 import { exceptionRoutes } from './pages/exceptions.js';
 import { loginRoutes } from './pages/login.js';
@@ -49,7 +50,7 @@ function staticRoute(): Route {
 }
 
 function routes(ctx: ConsoleContext): Route[] {
-  const specs = [...loginRoutes, ...dashboardRoutes, ...eventRoutes, ...terminalRoutes, ...policyRoutes, ...softwareRoutes, ...userRoutes, ...accountRoutes, ...exceptionRoutes, ...reportRoutes];
+  const specs = [...loginRoutes, ...dashboardRoutes, ...eventRoutes, ...terminalRoutes, ...policyRoutes, ...softwareRoutes, ...userRoutes, ...accountRoutes, ...exceptionRoutes, ...deviceRoutes, ...reportRoutes];
   return [staticRoute(), ...specs.map((s) => toRoute(ctx, s))];
 }
 

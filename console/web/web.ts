@@ -70,6 +70,7 @@ const NAV: { href: string; key: MsgKey }[] = [
   { href: '/software', key: 'software' },
   { href: '/users', key: 'users' },
   { href: '/exceptions', key: 'exceptions' },
+  { href: '/devices', key: 'devices' },
   { href: '/report', key: 'report' },
   { href: '/accounts', key: 'accounts' },
 ];

@@ -66,10 +66,26 @@ function currentValues(doc: PolicyDocument): Record<Section, string> {
   return { agent: pretty(doc.agent), usb: pretty(doc.usb), mfa: pretty(doc.mfa), software: pretty(doc.software) };
 }
 
-function confirmForm(r: WebReq, body: unknown, base: number, from: number | null): Html {
+/** Where a change was proposed from (e.g. `devices:allow-model:054c:06c1`), recorded in admin.policy_changed. */
+const VIA = /^[a-z-]{1,32}:[A-Za-z0-9_.:-]{1,96}$/;
+
+function confirmForm(r: WebReq, body: unknown, base: number, from: number | null, via: string | null = null): Html {
   return html`<form method="post" action="/policy/publish" id="publish-form">${csrfField(r)}<input type="hidden" name="base" value="${base}">${
     from !== null ? html`<input type="hidden" name="from" value="${from}">` : ''
-  }<input type="hidden" name="body" value="${JSON.stringify(body)}"><button type="submit">${tr(r.lang, 'publish')}</button></form>`;
+  }${via !== null && VIA.test(via) ? html`<input type="hidden" name="via" value="${via}">` : ''}<input type="hidden" name="body" value="${JSON.stringify(body)}"><button type="submit">${tr(r.lang, 'publish')}</button></form>`;
+}
+
+/**
+ * A change proposed elsewhere (the devices page: allow a model, register a stick, enable a
+ * catalogue entry) shown exactly as the preview shows an edit: diff against the policy in force,
+ * then the same confirm form, which signs and publishes through /policy/publish.
+ */
+export function proposalView(r: WebReq, body: PolicyBody, via: string): Html {
+  const L = r.lang;
+  const cur = r.ctx.currentPolicy().policy;
+  const d = diffLines(pretty(bodyOf(cur)), pretty(body));
+  return html`<p>${tr(L, 'currentPolicy')}: v${cur.version} → v${cur.version + 1}</p><h2>${tr(L, 'diff')}</h2>${diffView(d, L)}
+${changed(d) ? confirmForm(r, body, cur.version, null, via) : ''}`;
 }
 
 export const policyRoutes: WebRouteSpec[] = [
@@ -113,6 +129,8 @@ ${changed(d) ? confirmForm(r, body, base, null) : ''}<p><a href="/policy">${tr(L
       const actor = r.session!.username;
       const base = Number(field(r, 'base', 12));
       const fromRaw = field(r, 'from', 12);
+      const via = field(r, 'via', 130);
+      if (via && !VIA.test(via)) throw new HttpError(400, 'invalid_request', 'via: malformed');
       let body: unknown;
       try {
         body = JSON.parse(field(r, 'body', 1024 * 1024));
@@ -140,6 +158,7 @@ ${changed(d) ? confirmForm(r, body, base, null) : ''}<p><a href="/policy">${tr(L
           after: { version: signed.policy.version },
           sections,
           ...(fromRaw ? { rolledForwardFrom: Number(fromRaw) } : {}),
+          ...(via ? { via } : {}),
           diff: d.filter((l) => l.op !== ' ').slice(0, 300).map((l) => `${l.op} ${l.text}`),
         },
       });
