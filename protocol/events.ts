@@ -148,6 +148,9 @@ export const MAX_EVENT_DATA_DEPTH = 32;
  */
 export function tooDeepPath(x: unknown, maxDepth = MAX_EVENT_DATA_DEPTH): string | null {
   if (typeof x !== 'object' || x === null) return null;
+  // Every ingested event passes here: first a check that allocates nothing (its recursion stops at
+  // maxDepth, so deep input cannot overflow the stack); the path is built only for data that fails.
+  if (withinDepth(x, maxDepth, 1)) return null;
   const stack: { v: object; depth: number; path: string }[] = [{ v: x, depth: 1, path: '' }];
   while (stack.length > 0) {
     const { v, depth, path } = stack.pop()!;
@@ -159,6 +162,22 @@ export function tooDeepPath(x: unknown, maxDepth = MAX_EVENT_DATA_DEPTH): string
     }
   }
   return null;
+}
+
+function withinDepth(x: object, maxDepth: number, depth: number): boolean {
+  if (Array.isArray(x)) {
+    for (let i = 0; i < x.length; i++) {
+      const c: unknown = x[i];
+      if (typeof c === 'object' && c !== null && (depth + 1 > maxDepth || !withinDepth(c, maxDepth, depth + 1))) return false;
+    }
+    return true;
+  }
+  for (const k in x) {
+    if (!Object.prototype.hasOwnProperty.call(x, k)) continue;
+    const c: unknown = (x as Record<string, unknown>)[k];
+    if (typeof c === 'object' && c !== null && (depth + 1 > maxDepth || !withinDepth(c, maxDepth, depth + 1))) return false;
+  }
+  return true;
 }
 
 /**

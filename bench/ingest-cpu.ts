@@ -1,0 +1,58 @@
+/**
+ * bench/ingest-cpu: the console's CPU work per event, in one process, without TLS or fsync noise:
+ * JSON.parse of upload bodies, parseBatch (shape checks), and the ingest transaction (hash check,
+ * insert, data findings) into a real console schema with synchronous=OFF. Run under
+ * `valgrind --tool=callgrind` its instruction count is repeatable on a busy machine.
+ *   npm run build && scripts/n24 node dist/bench/ingest-cpu.js [--events 20000]
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { migrate, openDatabase } from '../console/core/db.js';
+import { coreMigrations } from '../console/core/schema.js';
+import { createIngester, parseBatch } from '../console/backbone/ingest.js';
+import { chainEvent, genesisHash, type SekimoriEvent } from '../protocol/events.js';
+
+const { values } = parseArgs({ options: { events: { type: 'string', default: '20000' }, batch: { type: 'string', default: '500' } } });
+const N = Number(values.events);
+const BATCH = Number(values.batch);
+const agentId = randomUUID();
+const events: SekimoriEvent[] = [];
+let prev = genesisHash(agentId);
+const t0 = Date.now() - N;
+for (let i = 1; i <= N; i++) {
+  const e = chainEvent(prev, {
+    id: randomUUID(), agentId, seq: i, ts: new Date(t0 + i).toISOString(), type: i % 3 ? 'usb.blocked' : 'mfa.success', severity: 'warning', user: `user${i % 50}`,
+    data: i % 3
+      ? { kind: 'usb', mode: 'enforce', port: '1-2', busnum: 1, devnum: i % 120, vendorId: '0781', productId: '5567', bcdDevice: '0100', deviceClass: '00', interfaceClasses: ['08'],
+          interfaces: [{ number: 0, classes: ['08/06/50'], allow: false, rule: 'class:08' }], manufacturer: 'SanDisk', product: 'Cruzer Blade', serial: `SN${i}`,
+          serialHex: Buffer.from(`SN${i}`).toString('hex'), descriptorHash: 'a'.repeat(64), rule: 'class:08', partial: false, readonly: false, exceptionId: null }
+      : { terminal: agentId, result: 'accept', reason: 'ok', offline: false, service: 'login', tty: 'tty1', rhost: '' },
+  });
+  events.push(e);
+  prev = e.hash;
+}
+const bodies: string[] = [];
+for (let i = 0; i < N; i += BATCH) bodies.push(JSON.stringify({ batchId: randomUUID(), events: events.slice(i, i + BATCH) }));
+const dir = mkdtempSync(join(tmpdir(), 'sekimori-ingest-cpu-'));
+try {
+  const db = openDatabase(join(dir, 'console.db'));
+  db.pragma('synchronous = OFF');
+  migrate(db, 'core', coreMigrations);
+  db.prepare("INSERT INTO agents (id, hostname, os, agent_version, cert_fingerprint, enrolled_at, last_seen, status) VALUES (?, 'h', 'linux', '1', 'x', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'online')").run(agentId);
+  const ingest = createIngester(db);
+  const start = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
+  let stored = 0;
+  for (const b of bodies) stored += ingest(agentId, parseBatch(JSON.parse(b), agentId)).response.stored;
+  const s = Number(process.hrtime.bigint() - start) / 1e9;
+  const c = process.cpuUsage(cpu0);
+  const cpuS = (c.user + c.system) / 1e6;
+  db.close();
+  if (stored !== N) throw new Error(`stored ${stored} of ${N}`);
+  console.log(`ingest CPU (parse + check + hash + insert, no TLS, no fsync): ${N} events, ${cpuS.toFixed(2)} s CPU (${Math.round(N / cpuS)} events per CPU second), ${s.toFixed(2)} s wall`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
