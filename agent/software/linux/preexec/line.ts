@@ -49,10 +49,13 @@ export class PreExecLine {
   private reportedWhy = '';
   private plan: Plan | null = null;
 
-  constructor(
-    private readonly state: () => PreExecState,
-    private readonly env: PreExecEnv = defaultEnv(),
-  ) {}
+  private env: PreExecEnv = defaultEnv();
+  constructor(private readonly state: () => PreExecState) {}
+
+  /** Tests and the benchmark: another helper executable, a namespace to run it in. Before start. */
+  setEnv(env: Partial<PreExecEnv>): void {
+    this.env = { ...this.env, ...env };
+  }
 
   update(): Promise<void> {
     const next = this.chain.then(() => this.apply()).catch((e) => this.state().ctx.log('warn', `software: pre-exec: ${(e as Error).message}`));
