@@ -48,6 +48,7 @@ import { Hasher, identityKey, type Digest } from './observe/hash.js';
 import type { InstalledSource, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from './platform.js';
 import { SoftwareState } from './state.js';
 import { SoftwareSync } from './sync.js';
+import { PreExecLine } from './linux/preexec/line.js';
 
 export interface SoftwareStats {
   active: boolean;
@@ -111,6 +112,14 @@ export class SoftwareCapability implements Capability {
   private stopped = false;
   private pending = new Set<Promise<unknown>>();
   readonly stats = { unauthorizedProcesses: 0, unauthorizedFiles: 0, killed: 0, quarantined: 0 };
+  /** Pre-exec line (Linux, fanotify; agent/software/linux/preexec): follows the observers, flushed on every recompile. */
+  readonly preExec = new PreExecLine(() => ({
+    ctx: this.ctx,
+    policy: this.policy,
+    active: this.processes !== null && !this.stopped,
+    judge: (path, o) => this.judgeExecutable(path, o),
+    uidOf: (pid) => this.platform.processOwner(pid).uid,
+  }));
 
   /** The platform defaults to this OS's (agent/platform.ts chooses); tests pass their own. */
   constructor(readonly platform: SoftwarePlatform = softwarePlatform()) {
@@ -210,6 +219,7 @@ export class SoftwareCapability implements Capability {
     const policy = this.platform.compilable ? this.platform.compilable(this.policy) : this.policy;
     const exemptions = this.platform.judgedPath ? this.exemptions.map((e) => ({ ...e, path: key(e.path) })).filter((e) => e.path !== '') : this.exemptions;
     this.compiled = compilePolicy(policy, exemptions, { packageDb: this.packageDb });
+    if (this.ctx) void this.track(this.preExec.update());
   }
 
   private inScope(path: string): boolean {
@@ -283,6 +293,7 @@ export class SoftwareCapability implements Capability {
         if (this.files === files) this.watching = true;
       });
     }
+    await this.preExec.update(); // after the package database loaded: the helper's first questions need it
   }
 
   private async stopObservers(): Promise<void> {
@@ -293,6 +304,7 @@ export class SoftwareCapability implements Capability {
     this.files = null;
     this.installedStop?.();
     this.installedStop = null;
+    await this.preExec.update();
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
