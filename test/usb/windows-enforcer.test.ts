@@ -113,6 +113,11 @@ const TRANSITIONS: Array<{ name: string; from: PlannedKey[] | null; to: PlannedK
     to: keysFor(policyWith({ models: [reader(true)], registered: [stick('s1', 'A1')] })),
   },
   {
+    name: 'an exception granted while a model rule is on: the model entry goes (tighten) before the exception opens disks',
+    from: keysFor(policyWith({ models: [reader(true)] })),
+    to: keysFor(policyWith({ models: [reader(true)] }), [exc('e1', 'AB12')]),
+  },
+  {
     name: 'foreign and wrong-typed values in owned places',
     from: keysFor(defaultUsbPolicy()),
     to: keysFor(policyWith({ registered: [stick('s1', 'A1')] })),

@@ -8,7 +8,10 @@
  *   - a registered stick → its AllowInstanceIDs entry;
  *   - an exception granted → its entry added; the platform's own timer, on an injected clock,
  *     removes it at expiry (console clock);
- *   - a fake device written under Enum\USB → listed with the right fields.
+ *   - a fake device written under Enum\USB → listed with the right fields;
+ *   - a serial-bound model rule (issue 18) enabled → its instance ID in AllowInstanceIDs and the flag,
+ *     every other value as planned; a serial-less one → noted (usb.enforced_stricter), nothing written;
+ *     the rule disabled → entry and flag removed. Read back with reg.exe's own `reg query` output.
  * What wine cannot show: Windows itself refusing a driver, Removable Storage Access blocking a
  * disk. Those are Windows' own mechanisms; the plan and the fail-closed order are unit-tested
  * (test/usb/windows-*.test.ts).
@@ -23,7 +26,7 @@ import { clonePrefix, dropPrefix, ROOT, parseRegQuery, requireWine, runNodeExe, 
 /** A private prefix: other wine tests clone the shared one, and must not inherit this test's policy. */
 let prefix = '';
 import { planRegistry, RESTRICTIONS, RSA_ROOT } from '../../../agent/usb/windows/plan.js';
-import { defaultUsbPolicy, type UsbPolicy } from '../../../protocol/policy-usb.js';
+import { defaultUsbPolicy, usbModelCatalogue, type UsbPolicy } from '../../../protocol/policy-usb.js';
 
 const wine = requireWine();
 
@@ -42,6 +45,19 @@ const POLICY: UsbPolicy = {
   ],
   registered: [{ id: 'stick-1', vendorId: '0781', productId: '5567', serial: '4C530001231120115142', access: 'readonly' }],
 };
+/** Vendor-specific ff blocked too (the model rule's class), storage closed (no registration): the rule may be written. */
+const MODEL_POLICY: UsbPolicy = {
+  ...POLICY,
+  classRules: [...POLICY.classRules, { class: 'ff', verdict: 'block' }],
+  registered: [],
+  models: [
+    { id: 'reader-desk1', vendorId: '054c', productId: '06c1', serial: 'SEKIREADER01', interfaces: ['ff'], enabled: true, label: 'RC-S380 at desk 1' },
+    ...usbModelCatalogue().map((m) => (m.id === 'sony-rc-s380-p' ? { ...m, enabled: true } : m)),
+  ],
+};
+const MODEL_OFF: UsbPolicy = { ...MODEL_POLICY, models: MODEL_POLICY.models!.map((m) => ({ ...m, enabled: false })) };
+const READER_INSTANCE = 'USB\\VID_054C&PID_06C1\\SEKIREADER01';
+
 const EXCEPTION = {
   id: 'ex-wine',
   agentId: AGENT,
@@ -59,7 +75,8 @@ const DRIVER = `
 import { RegExeRegistry } from './agent/windows/registry.ts';
 import { WindowsUsbPlatform } from './agent/usb/windows/platform.ts';
 import { listEnumUsb } from './agent/usb/windows/devices.ts';
-import { RESTRICTIONS } from './agent/usb/windows/plan.ts';
+import { RESTRICTIONS, planRegistry } from './agent/usb/windows/plan.ts';
+import { execFile } from 'node:child_process';
 
 const cfg = JSON.parse(process.env.SEK_CFG);
 const reg = new RegExeRegistry({ timeoutMs: 60000, importDir: cfg.importDir }); // batches through reg import
@@ -71,7 +88,18 @@ const p = new WindowsUsbPlatform({
   localNow: () => local,
   setTimer: (fn, ms) => { const t = { fn, at: local + ms }; timers.push(t); return () => timers.splice(timers.indexOf(t), 1); },
 });
-const input = (exceptions, now) => ({ policy: cfg.policy, exceptions, monitor: false, monitorOnly: false, now: new Date(now), agentId: cfg.agent });
+let notes = [];
+const input = (exceptions, now, policy = cfg.policy) => ({ policy, exceptions, monitor: false, monitorOnly: false, now: new Date(now), agentId: cfg.agent, onStricter: (n) => { notes = n; } });
+/** reg.exe's own output for every planned key: parsed by the test (wine.ts), not by our parser. */
+const regExe = (process.env.SystemRoot || 'C:\\\\Windows') + '\\\\System32\\\\reg.exe';
+// reg query exits 1 for a key that does not exist (an emptied key): that is an empty listing, not an error.
+const rawQuery = (key) => new Promise((res) => execFile(regExe, ['query', key], { windowsHide: true, timeout: 60000 }, (e, stdout, stderr) => res(String(stdout || '') + (e && e.code !== 1 ? '\\n[reg failed: ' + e.message + ' ' + String(stderr || '') + ']' : ''))));
+async function rawKeys(policy) {
+  const keys = planRegistry({ policy, exceptions: [], monitor: false, now: new Date(cfg.t0), agentId: cfg.agent }).keys.map((k) => k.key);
+  const out = {};
+  for (const k of keys) out[k] = await rawQuery(k);
+  return out;
+}
 const allowList = async () => ((await reg.query(RESTRICTIONS + '\\\\AllowInstanceIDs'))?.values ?? []).map((v) => v.data);
 async function step(name, f) {
   const t = Date.now();
@@ -104,6 +132,18 @@ await step('enum', async () => {
   const r = await listEnumUsb(reg);
   const d = r.devices.find((x) => x.path.endsWith('SEKITEST0001'));
   return { errors: r.errors, device: d ? { ...d, serial: d.serial && d.serial.toString('latin1'), product: d.product && d.product.toString(), manufacturer: null } : null };
+});
+await step('model-on', async () => {
+  const r = await p.applyPolicy(input([], p.consoleNow().getTime(), cfg.modelPolicy));
+  return { wrote: r.wrote, errors: r.errors.filter((e) => !e.startsWith('usb.windows stricter')), notes: notes.map((n) => n.code + ' ' + n.subject), ja: notes.map((n) => n.ja), allow: await allowList(), raw: await rawKeys(cfg.modelPolicy) };
+});
+await step('model-off', async () => {
+  const r = await p.applyPolicy(input([], p.consoleNow().getTime(), cfg.modelOff));
+  return { wrote: r.wrote, errors: r.errors, notes: notes.map((n) => n.code + ' ' + n.subject), allow: await allowList(), raw: await rawKeys(cfg.modelOff) };
+});
+await step('restore', async () => {
+  const r = await p.applyPolicy(input([], p.consoleNow().getTime()));
+  return { wrote: r.wrote.length, errors: r.errors };
 });
 console.log(JSON.stringify(out));
 }
@@ -144,7 +184,7 @@ describe.skipIf(!wine.ok)('usb registry in node.exe under wine 10', () => {
     });
     const r = await runNodeExe([winPath(join(work, 'driver.cjs'))], {
       prefix,
-      env: { SEK_CFG: JSON.stringify({ policy: POLICY, exception: EXCEPTION, agent: AGENT, t0: T0, enumKey: ENUM_KEY, importDir: winPath(work) }) },
+      env: { SEK_CFG: JSON.stringify({ policy: POLICY, modelPolicy: MODEL_POLICY, modelOff: MODEL_OFF, exception: EXCEPTION, agent: AGENT, t0: T0, enumKey: ENUM_KEY, importDir: winPath(work) }) },
       timeoutMs: 400_000,
     });
     stderr = r.stderr;
@@ -159,7 +199,7 @@ describe.skipIf(!wine.ok)('usb registry in node.exe under wine 10', () => {
 
   it('the driver ran every step without errors', () => {
     expect(out.errors, stderr).toEqual([]);
-    expect(Object.keys(out.steps)).toEqual(['apply', 'grant', 'expire', 'enum']);
+    expect(Object.keys(out.steps)).toEqual(['apply', 'grant', 'expire', 'enum', 'model-on', 'model-off', 'restore']);
   });
 
   it('a policy applied: reg query shows exactly the planned values; the registered stick has its allow entry', async () => {
@@ -209,6 +249,48 @@ describe.skipIf(!wine.ok)('usb registry in node.exe under wine 10', () => {
       descriptorHash: null,
       authorized: false,
     });
+  });
+
+  /** One step's raw `reg query` outputs, parsed by wine.ts, compared key by key with a plan. */
+  function expectRegistryIs(step: Record<string, unknown>, policy: UsbPolicy): void {
+    const raw = step.raw as Record<string, string>;
+    const plan = planRegistry({ policy, exceptions: [], monitor: false, now: new Date(T0), agentId: AGENT });
+    for (const k of plan.keys) {
+      const long = k.key.replace(/^HKLM\\/, 'HKEY_LOCAL_MACHINE\\').toUpperCase();
+      const vals = parseRegQuery(raw[k.key] ?? '').get(long);
+      const got = vals ? Object.fromEntries([...vals].filter(([n]) => n !== '(Default)').map(([n, v]) => [n, [v.type, v.data]])) : {};
+      expect(got, `${k.key}\n${raw[k.key] ?? '(no output)'}`).toEqual(expectedText(k.key, k.values));
+    }
+  }
+
+  it('a serial-bound model rule enabled → its instance ID and the allow flag in reg.exe\'s registry; a serial-less one is noted, not written', () => {
+    const on = out.steps['model-on']!;
+    expect(on.errors).toEqual([]);
+    const plan = planRegistry({ policy: MODEL_POLICY, exceptions: [], monitor: false, now: new Date(T0), agentId: AGENT });
+    expect(plan.allowInstanceIds).toEqual([READER_INSTANCE]);
+    expect(on.allow).toEqual([READER_INSTANCE]);
+    expect(on.notes).toEqual(['model-needs-serial model:sony-rc-s380-p']);
+    expect((on.ja as string[])[0]).toContain('遮断のまま');
+    const raw = on.raw as Record<string, string>;
+    const list = parseRegQuery(raw[`${RESTRICTIONS}\\AllowInstanceIDs`]!).get(`${RESTRICTIONS}\\AllowInstanceIDs`.replace(/^HKLM\\/, 'HKEY_LOCAL_MACHINE\\').toUpperCase());
+    expect(Object.fromEntries([...(list ?? new Map())].map(([n, v]) => [n, v.data]))).toEqual({ '1': READER_INSTANCE });
+    expectRegistryIs(on, MODEL_POLICY);
+    // Written in the fail-closed order: the ff deny (tighten) before the model's allow entry and flag (loosen).
+    const wrote = on.wrote as string[];
+    const ffDeny = wrote.findIndex((w) => w.includes(JSON.stringify('USB\\Class_FF')));
+    const allowEntry = wrote.findIndex((w) => w.includes(JSON.stringify(READER_INSTANCE)));
+    expect(ffDeny).toBeGreaterThanOrEqual(0);
+    expect(allowEntry).toBeGreaterThan(ffDeny);
+  });
+
+  it('the model rule disabled → its entry and the allow flag removed; the rest as planned', () => {
+    const off = out.steps['model-off']!;
+    expect(off.errors).toEqual([]);
+    expect(off.notes).toEqual([]);
+    expect(off.allow).toEqual([]);
+    expect(off.wrote).toEqual([`reg delete ${RESTRICTIONS}\\AllowInstanceIDs /v 1`, `reg delete ${RESTRICTIONS} /v AllowInstanceIDs`]);
+    expectRegistryIs(off, MODEL_OFF);
+    expect(out.steps.restore!.errors).toEqual([]);
   });
 
   it('reports how long the real reg.exe runs took (printed, not asserted)', () => {
