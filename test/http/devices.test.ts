@@ -121,6 +121,7 @@ describe('devices routes', () => {
     const prop = await post('/devices/allow-model', admin, { id: String(ids['054c:06c1']) });
     expect(prop.statusCode).toBe(200);
     expect(prop.body).toContain('id="policy-diff"');
+    expect(prop.body).toContain('<code id="proposal-rule">model:sony-rc-s380-s</code>');
     expect(prop.body).toContain(`v${cur.version} → v${cur.version + 1}`);
     expect(t.ctx.currentPolicy().policy.version).toBe(cur.version); // nothing published before the confirm
     const pub = await confirm(prop.body, admin);

@@ -118,7 +118,8 @@ function proposalPage(r: WebReq, p: Proposal, via: string, intro: Html) {
   if (!p.ok) throw new HttpError(400, 'invalid_request', refusalText(r.lang, p.refusal));
   const cur = r.ctx.currentPolicy().policy;
   const body = { ...bodyOf(cur), usb: p.usb };
-  return page(r, 'proposedChange', '/devices', html`${intro}${proposalView(r, body, via)}<p><a href="/devices">${tr(r.lang, 'devices')}</a></p>`);
+  const kind = via.startsWith('devices:register:') ? 'registered' : 'model';
+  return page(r, 'proposedChange', '/devices', html`${intro}<p>${tr(r.lang, 'rule')}: <code id="proposal-rule">${kind}:${p.ruleId}</code></p>${proposalView(r, body, via)}<p><a href="/devices">${tr(r.lang, 'devices')}</a></p>`);
 }
 
 function deviceIntro(r: WebReq, d: InventoryDevice, names: Map<string, string>): Html {

@@ -1,0 +1,127 @@
+/**
+ * Browser tier, 機器一覧: a real agent uploads a blocked Sony RC-S380 (and a stick with a hostile
+ * name) through its outbox; in real Chromium the device appears in the inventory, "この機種を許可"
+ * shows the policy diff, the confirm publishes a signed version +1 whose only change is the
+ * reader's model rule (interfaces ["ff"]) enabled, and the agent receives that version. Reuses the
+ * console/agent harness and the login of console.test.ts (same steps; that file is not changed).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Outbox } from '../../../agent/report/outbox.js';
+import { agentPaths } from '../../../agent/state.js';
+import type { SignedPolicy } from '../../../protocol/policy.js';
+import { enrollAgent, ROOT, startConsole, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
+import { RC_S380, STICK, usbData } from '../../usb/devices-fixtures.js';
+import { requireTools } from '../tools.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const tools = requireTools('browser', [CHROMIUM, 'oathtool'], 'sudo apt-get install -y chromium oathtool fonts-noto-cjk', {
+  missing: existsSync(join(ROOT, 'dist/console/web/pages/devices.js')) ? [] : ['dist/console/web/pages/devices.js (run npm run build)'],
+});
+const SHOTS = join(ROOT, 'test-output/screenshots');
+const HOSTILE = '<img src=x onerror=alert(1)>';
+
+function field(text: string, name: string): string {
+  const m = new RegExp(`^${name}: (.+)$`, 'm').exec(text);
+  if (!m) throw new Error(`${name} not found`);
+  return m[1]!.trim();
+}
+
+async function login(page: Page, url: string, user: string, password: string, secret: string): Promise<void> {
+  await page.goto(`${url}/login`);
+  await page.fill('input[name=username]', user);
+  await page.fill('input[name=password]', password);
+  await page.fill('input[name=code]', execFileSync('oathtool', ['--totp', '-b', secret], { encoding: 'utf8' }).trim());
+  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.click('form.login button[type=submit]')]);
+}
+
+describe.skipIf(!tools.ok)('browser: 機器一覧 → この機種を許可 → diff → signed version', () => {
+  let c: TestConsole;
+  let agent: TestAgent;
+  let browser: Browser;
+  let page: Page;
+  const dialogs: string[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    c = await startConsole();
+    agent = await enrollAgent(c, { monitor: true, start: false });
+    const o = new Outbox(agentPaths(agent.stateDir).outbox, agent.agentId);
+    try {
+      o.append({ type: 'usb.blocked', user: 'tanaka', data: usbData(RC_S380) });
+      o.append({ type: 'usb.blocked', user: 'tanaka', data: usbData({ ...STICK, product: HOSTILE }) });
+    } finally {
+      o.close();
+    }
+    await agent.start();
+    const db = new Database(join(c.dataDir, 'console.db'), { readonly: true });
+    try {
+      await waitFor('devices in the inventory', () => (db.prepare('SELECT count(*) AS n FROM usb_devices').get() as { n: number }).n >= 2, 30_000);
+    } finally {
+      db.close();
+    }
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 1400, height: 900 } });
+    page = await ctx.newPage();
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    const creds = readFileSync(join(c.dataDir, 'initial-admin.txt'), 'utf8');
+    await login(page, c.url, field(creds, 'username'), field(creds, 'password'), field(creds, 'totp-secret'));
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await agent?.cleanup();
+    await c?.cleanup();
+  });
+
+  it('the blocked RC-S380 appears; allowing its model publishes v+1 with only its rule enabled (ff)', async () => {
+    const before = c.json<SignedPolicy>(['policy', 'get']).policy;
+    await page.goto(`${c.url}/devices`);
+    const row = page.locator('tr[data-vidpid="054c:06c1"]');
+    await expect(row.locator('[data-verdict]').getAttribute('data-verdict')).resolves.toBe('usb.blocked');
+    await expect(row.locator('td.model').textContent()).resolves.toContain('RC-S380/S');
+    // The hostile product name is shown as text, never run.
+    await expect(page.locator('tr[data-vidpid="0781:5581"] td.model').textContent()).resolves.toContain(HOSTILE);
+    await expect(page.locator('tr[data-vidpid="0781:5581"] [data-refusal="only-export"]').count()).resolves.toBe(1);
+    await page.screenshot({ path: join(SHOTS, '20-devices.png'), fullPage: true });
+
+    await Promise.all([page.waitForURL((u) => u.pathname === '/devices/allow-model'), row.locator('form.allow-model button[type=submit]').click()]);
+    const diff = (await page.locator('#policy-diff').textContent())!;
+    expect(diff).toMatch(/^- +"enabled": false,$/m);
+    expect(diff).toMatch(/^\+ +"enabled": true,$/m);
+    expect(diff.split('\n').filter((l) => /^[-+] /.test(l))).toHaveLength(2); // one line changed, nothing else
+    await page.screenshot({ path: join(SHOTS, '21-devices-allow-model-diff.png'), fullPage: true });
+    expect(c.json<SignedPolicy>(['policy', 'get']).policy.version).toBe(before.version); // not before the confirm
+
+    await page.click('#publish-form button[type=submit]');
+    await expect(page.locator('#published').textContent()).resolves.toContain(`v${before.version + 1}`);
+    const after = c.json<SignedPolicy>(['policy', 'get']).policy;
+    expect(after.version).toBe(before.version + 1);
+    const expected = { ...before, usb: { ...before.usb, models: before.usb.models!.map((m) => (m.id === 'sony-rc-s380-s' ? { ...m, enabled: true } : m)) } };
+    const strip = ({ version: _v, issuedAt: _i, issuedBy: _b, ...rest }: typeof before) => rest;
+    expect(strip(after)).toEqual(strip(expected));
+    expect(after.usb.models!.find((m) => m.vendorId === '054c' && m.productId === '06c1')).toMatchObject({ interfaces: ['ff'], enabled: true });
+
+    const changed = c.events(['--type', 'admin.policy_changed']).at(-1)!;
+    expect(changed.user).toBe(after.issuedBy);
+    expect(changed.data).toMatchObject({ via: 'devices:allow-model:054c:06c1', after: { version: after.version } });
+    // The catalogue on the same page now says 有効 for that entry, and the agent takes the new version.
+    await page.goto(`${c.url}/devices`);
+    await expect(page.locator('tr[data-entry="sony-rc-s380-s"] td.state').textContent()).resolves.toBe('有効');
+    await waitFor('agent applies the new policy', () => (agent.status() as { policyVersion?: number }).policyVersion === after.version, 60_000);
+    // The CLI reads the same inventory.
+    const cli = c.json<{ total: number; devices: { vendorId: string; lastType: string }[] }>(['devices', 'list', '--search', '054c:06c1']);
+    expect(cli.total).toBe(1);
+    expect(dialogs).toEqual([]);
+  }, 120_000);
+});
