@@ -4,6 +4,7 @@
  * that schema compiled once (protocol/wire-check.ts). Requests are closed (an unknown member is an
  * error: a typo is not silently ignored); every bound is explicit.
  */
+import { createHash } from 'node:crypto';
 import { Type, type Static } from 'typebox';
 import { SekimoriEventSchema, type SekimoriEvent } from './events.js';
 import type { SignedPolicy } from './policy.js';
@@ -134,4 +135,66 @@ export const softwareSyncRequestCheck = wireCheck(SoftwareSyncRequestSchema);
 /** Its answer: quarantine ids the console wants restored. */
 export interface SoftwareSyncResponse {
   restore: string[];
+}
+
+/**
+ * POST /api/agent/software/inventory — the terminal's installed software (dpkg packages on Linux,
+ * the "Apps & features" entries on Windows). Compact: the agent sends its digest first; only when
+ * the console answers `unknown` does it send the full list (`packages`), which replaces the
+ * terminal's list atomically. More than MAX_INVENTORY_ENTRIES entries is 413, judged before the
+ * entries; a list whose digest is not `digest` is 400 (nothing is stored).
+ */
+export const MAX_INVENTORY_ENTRIES = 20_000;
+/** Longest field values on the wire (UTF-16 units, as JavaScript counts): the agent clips to these. */
+export const INVENTORY_FIELD_LIMITS = { name: 512, version: 256, arch: 32 } as const;
+export const InventoryEntrySchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: INVENTORY_FIELD_LIMITS.name }),
+    version: Type.String({ maxLength: INVENTORY_FIELD_LIMITS.version }),
+    arch: Type.String({ maxLength: INVENTORY_FIELD_LIMITS.arch }),
+  },
+  closed,
+);
+export type InventoryEntry = Static<typeof InventoryEntrySchema>;
+export const SoftwareInventoryRequestSchema = Type.Object(
+  {
+    platform: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }), // the agent's software platform ('linux', 'windows')
+    digest: Sha256Hex, // inventoryDigest() of the list the terminal holds (as sent)
+    total: SafeCount, // entries on the terminal; more than `packages` holds when the list was clipped
+    // No maxItems here: more than MAX_INVENTORY_ENTRIES is its own answer (413), judged first.
+    packages: Type.Optional(Type.Array(InventoryEntrySchema)),
+  },
+  closed,
+);
+export type SoftwareInventoryRequest = Static<typeof SoftwareInventoryRequestSchema>;
+export const softwareInventoryRequestCheck = wireCheck(SoftwareInventoryRequestSchema);
+/** Only the envelope: the count of `packages` is judged before its entries. */
+export const softwareInventoryEnvelopeCheck = wireCheck(
+  Type.Object({ ...SoftwareInventoryRequestSchema.properties, packages: Type.Optional(Type.Array(Type.Unknown())) }, closed),
+);
+
+/** `current`: the console holds this digest (nothing more to send); `unknown`: send the full list; `stored`: the full list replaced the old one. */
+export interface SoftwareInventoryResponse {
+  status: 'current' | 'unknown' | 'stored';
+}
+
+/** The entries in their one order (name, arch, version by UTF-16 code units), each once. */
+export function canonicalInventory(entries: readonly InventoryEntry[]): InventoryEntry[] {
+  const seen = new Set<string>();
+  const out: InventoryEntry[] = [];
+  for (const e of entries) {
+    const k = JSON.stringify([e.name, e.arch, e.version]);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push({ name: e.name, version: e.version, arch: e.arch });
+  }
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return out.sort((a, b) => cmp(a.name, b.name) || cmp(a.arch, b.arch) || cmp(a.version, b.version));
+}
+
+/** sha256 of the canonical list, one JSON array per line: the same on both sides whatever the order sent. */
+export function inventoryDigest(entries: readonly InventoryEntry[]): string {
+  const h = createHash('sha256');
+  for (const e of canonicalInventory(entries)) h.update(JSON.stringify([e.name, e.version, e.arch]) + '\n');
+  return h.digest('hex');
 }

@@ -1,11 +1,13 @@
 /**
  * Console sync of the software capability: the terminal's quarantine goes up, the restore
- * requests administrators made come back, and their results go up with the next sync.
+ * requests administrators made come back, and their results go up with the next sync. The
+ * installed-software inventory goes up on the same period (inventory.ts decides when and what).
  */
-import type { SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
+import type { SoftwareInventoryRequest, SoftwareInventoryResponse, SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
 import { safeText } from '../../protocol/text.js';
 import type { ConsoleLink } from '../capability.js';
-import type { QuarantineRecord } from './platform.js';
+import { INVENTORY_FULL_RETRY_MS, inventoryReport, inventoryStep, maySendFull, retryAfterMs, type InventoryReport, type InventorySyncState } from './inventory.js';
+import type { InstalledProgram, QuarantineRecord } from './platform.js';
 
 type Results = SoftwareSyncRequest['results'];
 
@@ -37,6 +39,10 @@ export function restoreIds(body: unknown): string[] | null {
 export class SoftwareSync {
   private results: Results = [];
   private syncing = false;
+  private report: InventoryReport | null = null;
+  private platform = 'linux';
+  private inventorySyncing = false;
+  readonly inventory: InventorySyncState = { latest: null, confirmed: null, confirmedAt: 0, fullNotBefore: 0, notBefore: 0 };
 
   constructor(
     private readonly link: () => ConsoleLink,
@@ -48,8 +54,58 @@ export class SoftwareSync {
   /** One exchange; again at once while the console keeps sending restore requests (each round restores up to 100). */
   async run(): Promise<void> {
     for (let round = 0; round < 100; round++) {
-      if (!(await this.once())) return;
+      if (!(await this.once())) break;
     }
+    await this.syncInventory();
+  }
+
+  /**
+   * The installed-software list as just read (the capability calls this at start and after every
+   * change the package watch saw); it goes to the console with the next sync.
+   */
+  inventoryChanged(programs: ReadonlyMap<string, InstalledProgram>, platform: string): void {
+    this.report = inventoryReport(programs.values());
+    this.platform = /^[a-z0-9-]{1,32}$/.test(platform) ? platform : 'unknown';
+    this.inventory.latest = this.report.digest;
+  }
+
+  /** Digest first; the full list only when the console does not hold this digest. */
+  async syncInventory(now = Date.now()): Promise<void> {
+    const report = this.report;
+    if (!report || this.inventorySyncing || this.stopped() || inventoryStep(this.inventory, now) === 'none') return;
+    this.inventorySyncing = true;
+    try {
+      const base: SoftwareInventoryRequest = { platform: this.platform, digest: report.digest, total: report.total };
+      const first = await this.inventoryRequest(base, now);
+      if (first === 'unknown' && maySendFull(this.inventory, now)) {
+        const full = await this.inventoryRequest({ ...base, packages: report.entries }, now);
+        if (full !== 'stored') this.inventory.fullNotBefore = now + INVENTORY_FULL_RETRY_MS;
+      }
+    } finally {
+      this.inventorySyncing = false;
+    }
+  }
+
+  private async inventoryRequest(body: SoftwareInventoryRequest, now: number): Promise<SoftwareInventoryResponse['status'] | null> {
+    let reply;
+    try {
+      reply = await this.link().request('POST', '/api/agent/software/inventory', body, 30_000);
+    } catch {
+      return null; // unreachable: the next period asks again
+    }
+    if (reply.status === 429 || reply.status === 503) {
+      this.inventory.notBefore = now + retryAfterMs(reply.headers?.['retry-after']);
+      return null;
+    }
+    // A console without this route (older), or one refusing us: ask again later, not every period.
+    if (reply.status !== 200 && body.packages === undefined) this.inventory.notBefore = now + INVENTORY_FULL_RETRY_MS;
+    const status = reply.status === 200 ? (reply.body as Partial<SoftwareInventoryResponse> | null)?.status : undefined;
+    if (status === 'current' || status === 'stored') {
+      this.inventory.confirmed = body.digest;
+      this.inventory.confirmedAt = now;
+      this.inventory.fullNotBefore = 0;
+    }
+    return status === 'current' || status === 'stored' || status === 'unknown' ? status : null;
   }
 
   /** Returns whether the console asked for restores (then another round follows). */

@@ -1,9 +1,19 @@
-/** HTTP API of the unauthorized-software feature: each agent's quarantine sync. */
-import { softwareSyncRequestCheck, type SoftwareSyncRequest } from '../../protocol/api.js';
+/** HTTP API of the unauthorized-software feature: each agent's quarantine sync and its software inventory. */
+import {
+  MAX_INVENTORY_ENTRIES,
+  inventoryDigest,
+  softwareInventoryEnvelopeCheck,
+  softwareInventoryRequestCheck,
+  softwareSyncRequestCheck,
+  type InventoryEntry,
+  type SoftwareInventoryRequest,
+  type SoftwareSyncRequest,
+} from '../../protocol/api.js';
 import { safeText } from '../../protocol/text.js';
 import { agentBody } from '../backbone/body.js';
+import { RateLimiter, type RateLimit } from '../core/limits.js';
 import { HttpError, type ConsoleContext, type Route } from '../module.js';
-import { syncAgent } from './store.js';
+import { reportInventory, syncAgent } from './store.js';
 
 /**
  * POST /api/agent/software/sync's body, checked by its schema (protocol/api.ts): 400 naming the
@@ -17,7 +27,40 @@ export function parseSync(x: unknown): SoftwareSyncRequest {
   };
 }
 
+/** Largest inventory body: the agent keeps its list below 3 MiB (agent/software/inventory.ts). */
+export const INVENTORY_MAX_BODY = 4 * 1024 * 1024;
+
+/**
+ * Per terminal: digests are cheap (one every 10 s period is the agent's most), full lists are not
+ * (an agent sends one at start and after each package change; a burst covers an upgrade run).
+ */
+export const INVENTORY_LIMITS: { reports: RateLimit; fullLists: RateLimit } = {
+  reports: { burst: 30, perSecond: 0.2 },
+  fullLists: { burst: 6, perSecond: 1 / 300 },
+};
+
+/**
+ * POST /api/agent/software/inventory's body: the envelope first, so that a list of more than
+ * MAX_INVENTORY_ENTRIES is 413 before any entry is judged; then the schema (400 naming the path);
+ * then the digest, which must be the list's own (400 `digest_mismatch`: nothing stored).
+ */
+export function parseInventory(x: unknown): { req: SoftwareInventoryRequest; entries: InventoryEntry[] | null } {
+  const env = agentBody(softwareInventoryEnvelopeCheck, x);
+  if (env.packages && env.packages.length > MAX_INVENTORY_ENTRIES) {
+    throw new HttpError(413, 'too_many_packages', `inventory of ${env.packages.length} entries; at most ${MAX_INVENTORY_ENTRIES}`);
+  }
+  const b = agentBody(softwareInventoryRequestCheck, x);
+  const req: SoftwareInventoryRequest = { platform: b.platform, digest: b.digest, total: b.total };
+  if (!b.packages) return { req, entries: null };
+  if (inventoryDigest(b.packages) !== b.digest) throw new HttpError(400, 'digest_mismatch', 'body.digest: is not the digest of body.packages');
+  // Stored as display-safe text; an agent's own safeText makes this a no-op for honest lists.
+  const entries = b.packages.map((e) => ({ name: safeText(e.name, 512), version: safeText(e.version, 256), arch: safeText(e.arch, 32) }));
+  return { req, entries };
+}
+
 export function softwareRoutes(ctx: ConsoleContext): Route[] {
+  const reports = new RateLimiter(INVENTORY_LIMITS.reports);
+  const fullLists = new RateLimiter(INVENTORY_LIMITS.fullLists);
   return [
     {
       method: 'POST',
@@ -27,6 +70,21 @@ export function softwareRoutes(ctx: ConsoleContext): Route[] {
       handle(req) {
         if (!req.agentId) throw new HttpError(401, 'client_certificate_required', 'agent certificate required');
         return { status: 200, json: syncAgent(ctx, req.agentId, parseSync(req.json())) };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/agent/software/inventory',
+      auth: 'agent',
+      maxBody: INVENTORY_MAX_BODY,
+      handle(req) {
+        if (!req.agentId) throw new HttpError(401, 'client_certificate_required', 'agent certificate required');
+        const now = Date.now();
+        // Before parsing: a flood costs no JSON work.
+        reports.check(req.agentId, 'inventory reports from this terminal', now);
+        const { req: body, entries } = parseInventory(req.json());
+        if (entries !== null) fullLists.check(req.agentId, 'full inventory lists from this terminal', now);
+        return { status: 200, json: reportInventory(ctx, req.agentId, body, entries) };
       },
     },
   ];

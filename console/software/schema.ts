@@ -34,4 +34,23 @@ export const softwareMigrations = [
      error TEXT,
      PRIMARY KEY (agent_id, id)
    )`,
+  // Installed software per terminal (asset management): one row per terminal with the digest and
+  // when it was reported, its entries replaced together in one transaction per full report.
+  `CREATE TABLE software_inventory (
+     agent_id TEXT PRIMARY KEY,
+     platform TEXT NOT NULL,
+     digest TEXT NOT NULL,
+     total INTEGER NOT NULL,
+     stored INTEGER NOT NULL,
+     changed_at TEXT NOT NULL,
+     reported_at TEXT NOT NULL
+   )`,
+  `CREATE TABLE software_inventory_entries (
+     agent_id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     version TEXT NOT NULL,
+     arch TEXT NOT NULL,
+     PRIMARY KEY (agent_id, name, arch, version)
+   ) WITHOUT ROWID`,
+  `CREATE INDEX software_inventory_by_name ON software_inventory_entries (name COLLATE NOCASE, version)`,
 ];

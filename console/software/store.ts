@@ -4,12 +4,13 @@
  * report, restored on an administrator's request which the agent collects on its next sync).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
+import type { InventoryEntry, SoftwareInventoryRequest, SoftwareInventoryResponse, SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
 import { t } from '../../protocol/i18n.js';
 import type { PolicyBody } from '../../protocol/policy.js';
 import { baselineDocumentErrors, normalizeSoftwarePolicy, type SoftwareBaselineDocument, type SoftwareBaselineRef } from '../../protocol/policy-software.js';
 import { safeText } from '../../protocol/text.js';
 import type { ConsoleContext } from '../module.js';
+import { baselineDiff, likeContains, type BaselineDiff, type InventoryRow } from './inventory.js';
 
 // ---- baselines -------------------------------------------------------------------------------
 
@@ -204,4 +205,111 @@ export function syncAgent(ctx: ConsoleContext, agentId: string, req: SoftwareSyn
     return pending.map((p) => p.id).filter((id) => held.has(id));
   });
   return { restore: tx() };
+}
+
+// ---- inventory (asset management) -------------------------------------------------------------
+
+export interface InventorySummary {
+  agentId: string;
+  platform: string;
+  digest: string;
+  /** Entries on the terminal; `stored` < `total` when the agent had to clip its list. */
+  total: number;
+  stored: number;
+  /** When the list last changed here, and when the terminal last reported (changed or confirmed). */
+  changedAt: string;
+  reportedAt: string;
+}
+
+function rowToSummary(r: Record<string, unknown>): InventorySummary {
+  return {
+    agentId: r.agent_id as string,
+    platform: r.platform as string,
+    digest: r.digest as string,
+    total: r.total as number,
+    stored: r.stored as number,
+    changedAt: r.changed_at as string,
+    reportedAt: r.reported_at as string,
+  };
+}
+
+/**
+ * One terminal's report. Digest only: `current` (and the report time is renewed) when it is the
+ * list held here, else `unknown` (the agent then sends the list). With the list (its digest
+ * already checked by the route): the terminal's entries are replaced in one transaction.
+ */
+export function reportInventory(ctx: ConsoleContext, agentId: string, req: SoftwareInventoryRequest, entries: readonly InventoryEntry[] | null, now = new Date().toISOString()): SoftwareInventoryResponse {
+  const held = ctx.db.prepare('SELECT digest FROM software_inventory WHERE agent_id = ?').get(agentId) as { digest: string } | undefined;
+  if (entries === null) {
+    if (held?.digest !== req.digest) return { status: 'unknown' };
+    ctx.db.prepare('UPDATE software_inventory SET reported_at = ?, total = ?, platform = ? WHERE agent_id = ?').run(now, req.total, req.platform, agentId);
+    return { status: 'current' };
+  }
+  const tx = ctx.db.transaction(() => {
+    ctx.db.prepare('DELETE FROM software_inventory_entries WHERE agent_id = ?').run(agentId);
+    const ins = ctx.db.prepare('INSERT INTO software_inventory_entries (agent_id, name, version, arch) VALUES (?, ?, ?, ?)');
+    for (const e of entries) ins.run(agentId, e.name, e.version, e.arch);
+    ctx.db
+      .prepare(
+        `INSERT INTO software_inventory (agent_id, platform, digest, total, stored, changed_at, reported_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (agent_id) DO UPDATE SET platform = excluded.platform, total = excluded.total, stored = excluded.stored, reported_at = excluded.reported_at,
+           changed_at = CASE WHEN software_inventory.digest = excluded.digest THEN software_inventory.changed_at ELSE excluded.changed_at END, digest = excluded.digest`,
+      )
+      .run(agentId, req.platform, req.digest, Math.max(req.total, entries.length), entries.length, now, now);
+  });
+  tx();
+  return { status: 'stored' };
+}
+
+export function inventorySummaries(ctx: ConsoleContext): InventorySummary[] {
+  return (ctx.db.prepare('SELECT * FROM software_inventory ORDER BY agent_id').all() as Record<string, unknown>[]).map(rowToSummary);
+}
+
+export function inventorySummary(ctx: ConsoleContext, agentId: string): InventorySummary | null {
+  const r = ctx.db.prepare('SELECT * FROM software_inventory WHERE agent_id = ?').get(agentId) as Record<string, unknown> | undefined;
+  return r ? rowToSummary(r) : null;
+}
+
+/** A terminal's packages, by name; `contains` filters by name (case-insensitive, literal). */
+export function inventoryOf(ctx: ConsoleContext, agentId: string, contains = '', limit = 50_000): InventoryRow[] {
+  return (
+    contains
+      ? ctx.db
+          .prepare("SELECT name, version, arch FROM software_inventory_entries WHERE agent_id = ? AND name LIKE ? ESCAPE '\\' ORDER BY name, arch, version LIMIT ?")
+          .all(agentId, likeContains(contains), limit)
+      : ctx.db.prepare('SELECT name, version, arch FROM software_inventory_entries WHERE agent_id = ? ORDER BY name, arch, version LIMIT ?').all(agentId, limit)
+  ) as InventoryRow[];
+}
+
+export interface InventoryHit extends InventoryRow {
+  agentId: string;
+  reportedAt: string;
+}
+
+/**
+ * Which terminals have package `name` (exact, case-insensitive; `contains`: anywhere in the name),
+ * optionally only `version` (exact). At most `limit` rows, by name, terminal.
+ */
+export function terminalsWith(ctx: ConsoleContext, q: { name: string; version?: string; contains?: boolean }, limit = 10_000): InventoryHit[] {
+  const where = [q.contains ? "e.name LIKE ? ESCAPE '\\'" : 'e.name = ? COLLATE NOCASE'];
+  const args: unknown[] = [q.contains ? likeContains(q.name) : q.name];
+  if (q.version) {
+    where.push('e.version = ?');
+    args.push(q.version);
+  }
+  return (
+    ctx.db
+      .prepare(
+        `SELECT e.agent_id AS agentId, e.name, e.version, e.arch, i.reported_at AS reportedAt FROM software_inventory_entries e
+         JOIN software_inventory i ON i.agent_id = e.agent_id WHERE ${where.join(' AND ')} ORDER BY e.name, e.agent_id, e.arch, e.version LIMIT ?`,
+      )
+      .all(...args, limit) as InventoryHit[]
+  ).map((r) => ({ agentId: r.agentId, name: r.name, version: r.version, arch: r.arch, reportedAt: r.reportedAt }));
+}
+
+/** How a terminal differs from the approved baseline of the policy in force; null when none is approved. */
+export function inventoryBaselineDiff(ctx: ConsoleContext, agentId: string): (BaselineDiff & { baselineId: string }) | null {
+  const baseline = normalizeSoftwarePolicy(ctx.currentPolicy().policy.software).baseline;
+  if (!baseline) return null;
+  return { baselineId: baseline.id, ...baselineDiff(baseline.packages, inventoryOf(ctx, agentId)) };
 }

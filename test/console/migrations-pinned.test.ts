@@ -41,6 +41,6 @@ const PINNED = {
 
 // Computed at 9b81490 (before console/usb and console/software were reshaped) with migrationDigests().
 const PINNED_USB_SOFTWARE = {
-  software: { count: 2, digest: 'cda4b74ad995afa3' },
+  software: { count: 5, digest: 'ee1cfd17b1656bd4' }, // + software_inventory (issue 14), appended
   usb: { count: 5, digest: 'c32703f9a8118f68' },
 };
