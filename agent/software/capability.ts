@@ -508,7 +508,6 @@ export class SoftwareCapability implements Capability {
       const prev = this.state.loadPackages();
       this.state.savePackages(now);
       this.syncer.inventoryChanged(now, this.platform.name); // the console's inventory (asset management), sent with the next sync
-      this.syncer.inventoryChanged(now, this.platform.name); // the console's inventory (asset management), sent with the next sync
       if (!prev) return;
       const changes = diffPackages(prev, now);
       if (!changes.length) return;

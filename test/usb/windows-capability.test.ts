@@ -182,4 +182,60 @@ describe('UsbCapability on the Windows platform (in-memory registry)', () => {
       expect(await allow()).not.toContain('USB\\VID_0951&PID_1666\\AB12');
     });
   });
+
+  describe('model rules (issue 18): the reader, a spoofing stick, and what is reported', () => {
+    /** An RC-S380 as Windows enumerates it (single function, vendor-specific ff), with a driver; and a stick posing as it. */
+    async function readerAndSpoof(reg: MemoryRegistry) {
+      const r = `${ENUM_USB}\\VID_054C&PID_06C1\\0123ABCD`;
+      await reg.add(r, { name: 'HardwareID', type: 'REG_MULTI_SZ', data: ['USB\\VID_054C&PID_06C1&REV_0110', 'USB\\VID_054C&PID_06C1'] });
+      await reg.add(r, { name: 'CompatibleIDs', type: 'REG_MULTI_SZ', data: ['USB\\Class_FF&SubClass_FF&Prot_FF', 'USB\\Class_FF&SubClass_FF', 'USB\\Class_FF'] });
+      await reg.add(r, { name: 'Service', type: 'REG_SZ', data: 'port100' });
+      const s = `${ENUM_USB}\\VID_054C&PID_06C1\\SPOOF01`;
+      await reg.add(s, { name: 'CompatibleIDs', type: 'REG_MULTI_SZ', data: ['USB\\Class_08&SubClass_06&Prot_50', 'USB\\Class_08'] });
+      await reg.add(s, { name: 'ConfigFlags', type: 'REG_DWORD', data: 0x40 });
+    }
+    const run = async (models: NonNullable<ReturnType<typeof builtinPolicy>['usb']>['models']) => {
+      const reg = new MemoryRegistry();
+      await readerAndSpoof(reg);
+      const state = mkdtempSync(join(tmpdir(), 'sekimori-wincap-'));
+      dirs.push(state);
+      const emitted: NewEvent[] = [];
+      const policy = builtinPolicy();
+      policy.usb = { ...policy.usb!, models };
+      cap = new UsbCapability({ platform: new WindowsUsbPlatform({ registry: reg, pollMs: 60_000 }), rescanMs: 60_000 });
+      await cap.start(fakeContext(state, emitted), policy);
+      const byPort = Object.fromEntries(emitted.filter((e) => e.type.startsWith('usb.') && e.data.port).map((e) => [String(e.data.port), e]));
+      const notes = emitted.filter((e) => e.type === 'usb.enforced_stricter').flatMap((e) => (e.data as { notes: { code: string; subject: string }[] }).notes.map((n) => `${n.code} ${n.subject}`));
+      const allow = ((await reg.query(`${RESTRICTIONS}\\AllowInstanceIDs`))?.values ?? []).map((v) => v.data);
+      for (const e of emitted) expect(eventDataErrors(e.type, e.data), e.type).toEqual([]);
+      return { reader: byPort['USB\\VID_054C&PID_06C1\\0123ABCD']!, spoof: byPort['USB\\VID_054C&PID_06C1\\SPOOF01']!, notes, allow };
+    };
+    const catalogue = () => builtinPolicy().usb!.models!;
+
+    it('as shipped (catalogue disabled): the reader is blocked by class ff, nothing allowed, nothing reported', async () => {
+      const r = await run(catalogue());
+      expect(r.reader.type).toBe('usb.blocked');
+      expect(r.reader.data.rule).toBe('class:ff');
+      expect(r.spoof.data.rule).toBe('class:08');
+      expect(r.allow).toEqual([]);
+      expect(r.notes).toEqual([]);
+    });
+    it('the catalogue entry enabled (no serial): decided allowed, Windows keeps it blocked and says so', async () => {
+      const r = await run(catalogue().map((m) => (m.id === 'sony-rc-s380-s' ? { ...m, enabled: true } : m)));
+      expect(r.reader.type).toBe('usb.allowed');
+      expect(r.reader.data.rule).toBe('model:sony-rc-s380-s');
+      expect(r.allow).toEqual([]);
+      expect(r.notes).toEqual(['model-needs-serial model:sony-rc-s380-s']);
+      expect(r.spoof.type).toBe('usb.blocked'); // a model rule never opens storage
+      expect(r.spoof.data.rule).toBe('class:08');
+    });
+    it("a rule with the reader's serial: its instance ID allowed, nothing reported; the spoofing stick (another serial) stays blocked", async () => {
+      const r = await run([...catalogue(), { id: 'desk-1', vendorId: '054c', productId: '06c1', serial: '0123ABCD', interfaces: ['ff'], enabled: true }]);
+      expect(r.reader.type).toBe('usb.allowed');
+      expect(r.reader.data.rule).toBe('model:desk-1');
+      expect(r.allow).toEqual(['USB\\VID_054C&PID_06C1\\0123ABCD']);
+      expect(r.notes).toEqual([]);
+      expect(r.spoof.type).toBe('usb.blocked');
+    });
+  });
 });

@@ -295,6 +295,6 @@ describe.skipIf(!wine.ok)('usb registry in node.exe under wine 10', () => {
 
   it('reports how long the real reg.exe runs took (printed, not asserted)', () => {
     const s = out.steps;
-    console.log(`[wine usb] apply ${String(s.apply?.wrote)} writes in ${String(s.apply?.ms)} ms; grant ${String(s.grant?.ms)} ms; expire ${String(s.expire?.ms)} ms; enum ${String(s.enum?.ms)} ms`);
+    console.log(`[wine usb] apply ${String(s.apply?.wrote)} writes in ${String(s.apply?.ms)} ms; grant ${String(s.grant?.ms)} ms; expire ${String(s.expire?.ms)} ms; enum ${String(s.enum?.ms)} ms; model on ${String(s['model-on']?.ms)} ms, off ${String(s['model-off']?.ms)} ms (each with ${8} reg query runs)`);
   });
 });
