@@ -352,8 +352,8 @@ export function planRegistry(input: Pick<UsbPolicyInput, 'policy' | 'exceptions'
       notes.push({
         code: 'model-needs-serial',
         subject,
-        ja: `${subject}(${m.vendorId}:${m.productId}、インターフェース ${denied.join(', ')})は Windows では開けません。Windows は VID:PID とインターフェースクラスを組み合わせて許可できず、機種(VID:PID)単位の許可はクラスの遮断に負けます。シリアル番号のない機器のインスタンス ID はポートから作られ、同じポートに挿した別の機器(記憶媒体を装うものを含む)も同じ ID になります。遮断のままです(より厳しい扱い)。Windows で使うには、読取機ごとにシリアル番号付きの機種ルールを作成してください。`,
-        en: `${subject} (${m.vendorId}:${m.productId}, interfaces ${denied.join(', ')}) cannot be opened on Windows: Windows cannot allow a VID:PID for some interface classes only, and a model-wide allow (device IDs) loses to the class deny; a device without a serial gets an instance ID made from the port, which any other device plugged there (a stick posing as the reader too) would share. It stays blocked (stricter). To use it on Windows, make a model rule with each reader's serial.`,
+        ja: `${subject}(${m.vendorId}:${m.productId}、インターフェース ${denied.join(', ')})は Windows では開けません。Windows は VID:PID とインターフェースクラスを組み合わせて許可できず、機種(VID:PID)単位の許可はクラスの遮断に負けます。シリアル番号のない機器のインスタンス ID はポートから作られ、同じポートに挿した別の機器(記憶媒体を装うものを含む)も同じ ID になります。遮断のままです(より厳しい扱い)。Windows で使うには、機器 1 台ごとにシリアル番号付きの機種ルールを作成してください。`,
+        en: `${subject} (${m.vendorId}:${m.productId}, interfaces ${denied.join(', ')}) cannot be opened on Windows: Windows cannot allow a VID:PID for some interface classes only, and a model-wide allow (device IDs) loses to the class deny; a device without a serial gets an instance ID made from the port, which any other device plugged there (a stick posing as the reader too) would share. It stays blocked (stricter). To use it on Windows, make one model rule per unit, with its serial.`,
       });
       continue;
     }
