@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { safeText } from '../../protocol/text.js';
+import type Database from 'better-sqlite3';
 import type { ConsoleContext } from '../module.js';
 
 export function hashToken(token: string): string {
@@ -32,6 +33,27 @@ export interface AgentSummary {
   agentVersion: string;
   monitorOnly: boolean;
   outboxDepth: number;
+}
+
+/** id and claimed host name of every terminal (pages name terminals by these). */
+export function agentHostnames(db: Database.Database): { id: string; hostname: string }[] {
+  return db.prepare('SELECT id, hostname FROM agents').all() as { id: string; hostname: string }[];
+}
+
+/** Terminals per status, for the dashboard. */
+export function agentStatusCounts(db: Database.Database): { status: AgentSummary['status']; n: number }[] {
+  return db.prepare('SELECT status, count(*) AS n FROM agents GROUP BY status').all() as { status: AgentSummary['status']; n: number }[];
+}
+
+/** Terminals (not revoked) per policy version they last reported, newest first. */
+export function policyVersionCounts(db: Database.Database): { version: number; n: number }[] {
+  return db.prepare("SELECT policy_version AS version, count(*) AS n FROM agents WHERE status != 'revoked' GROUP BY policy_version ORDER BY policy_version DESC").all() as { version: number; n: number }[];
+}
+
+/** The enrolment row an agent request is authenticated against (core/http-app.ts), as one prepared lookup. */
+export function agentAuthLookup(db: Database.Database): (id: string) => { status: string; cert_fingerprint: string } | undefined {
+  const row = db.prepare('SELECT status, cert_fingerprint FROM agents WHERE id = ?');
+  return (id) => row.get(id) as { status: string; cert_fingerprint: string } | undefined;
 }
 
 export function listAgents(ctx: ConsoleContext): AgentSummary[] {

@@ -32,6 +32,7 @@ import {
 } from './http-request.js';
 import { RateLimiter, sourceKey } from './limits.js';
 import { consoleLimits } from './paths.js';
+import { agentAuthLookup } from '../backbone/store.js';
 
 /** Request limiters shared by the console's listeners, so an address has one budget whichever port it uses. */
 export interface SharedLimiters {
@@ -85,8 +86,7 @@ export function buildConsoleApp(ctx: OpenConsole, allRoutes: Route[], log: (m: s
   const limiters = opts.limiters ?? createSharedLimiters(ctx);
   const clientCertificate = opts.clientCertificate ?? tlsClientCertificate;
   const allowedHosts = certificateHosts(ctx.server.certPem);
-  const agentRow = ctx.db.prepare('SELECT status, cert_fingerprint FROM agents WHERE id = ?');
-  const lookupAgent = (id: string) => agentRow.get(id) as AgentAuthRow | undefined;
+  const lookupAgent: (id: string) => AgentAuthRow | undefined = agentAuthLookup(ctx.db);
   const admitted = new WeakMap<FastifyRequest, Admitted>();
 
   const refuse = (reply: FastifyReply, e: HttpError) => send(reply, { status: e.status, json: errorBody(kind, e), ...(e.headers ? { headers: e.headers } : {}) });

@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import { AGENT_EVENT_TYPES, CONSOLE_EVENT_TYPES } from '../../protocol/events.js';
 import { t } from '../../protocol/i18n.js';
 import { safeText } from '../../protocol/text.js';
-import { hostnameKey } from '../backbone/store.js';
+import { agentHostnames, agentStatusCounts, hostnameKey, policyVersionCounts } from '../backbone/store.js';
 import { eventWhere, rowToEvent, type StoredEvent } from '../core/events.js';
 
 export { hostnameKey };
@@ -307,7 +307,7 @@ export function terminalName(hostname: string, id: string, collides: boolean): s
 
 /** id → display name of every terminal (see terminalName). */
 export function terminalNames(db: Database.Database): Map<string, string> {
-  const agents = db.prepare('SELECT id, hostname FROM agents').all() as { id: string; hostname: string }[];
+  const agents = agentHostnames(db);
   const dup = collidingIds(agents);
   return new Map(agents.map((a) => [a.id, terminalName(a.hostname, a.id, dup.has(a.id))]));
 }
@@ -330,7 +330,7 @@ export function dashboard(db: Database.Database, now = new Date()): Dashboard {
   const today = dayString(now);
   const from = dayString(new Date(now.getTime() - 29 * 86_400_000));
   const t = { online: 0, offline: 0, silent: 0, revoked: 0 };
-  for (const r of db.prepare('SELECT status, count(*) AS n FROM agents GROUP BY status').all() as { status: keyof typeof t; n: number }[]) t[r.status] = r.n;
+  for (const r of agentStatusCounts(db)) t[r.status] = r.n;
   const byDay = perDay(db, BLOCKED_TYPES, from, today);
   return {
     terminals: t,
@@ -338,10 +338,7 @@ export function dashboard(db: Database.Database, now = new Date()): Dashboard {
     blockedByDay: byDay,
     topTerminals: topTerminals(db, BLOCKED_TYPES, from, today),
     topUsers: topUsers(db, BLOCKED_TYPES, from, today),
-    policyVersions: db.prepare("SELECT policy_version AS version, count(*) AS n FROM agents WHERE status != 'revoked' GROUP BY policy_version ORDER BY policy_version DESC").all() as {
-      version: number;
-      n: number;
-    }[],
+    policyVersions: policyVersionCounts(db),
     currentPolicy: (db.prepare('SELECT coalesce(max(version), 0) AS v FROM policies').get() as { v: number }).v,
     rollupLag: rollupLag(db),
     rollupSkipped: rollupSkipped(db),

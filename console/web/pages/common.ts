@@ -1,5 +1,6 @@
 /** Small pieces shared by the pages: terminal names, event summaries, status badges. */
 import type Database from 'better-sqlite3';
+import { agentHostnames } from '../../backbone/store.js';
 import { isUsbDeviceData, readEventData } from '../../../protocol/event-data.js';
 import { safeText } from '../../../protocol/text.js';
 import type { StoredEvent } from '../../core/events.js';
@@ -7,7 +8,7 @@ import { html, type Html } from '../html.js';
 import { tr, type Lang } from '../i18n.js';
 
 export function hostnames(db: Database.Database): Map<string, string> {
-  const rows = db.prepare('SELECT id, hostname FROM agents').all() as { id: string; hostname: string }[];
+  const rows = agentHostnames(db);
   return new Map(rows.map((r) => [r.id, r.hostname]));
 }
 
