@@ -400,6 +400,7 @@ export const EVENT_DATA = {
   'admin.report_generated': Type.Object({ from: Text(64), to: Text(64) }),
   'admin.events_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.usb_devices_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
+  'admin.software_inventory_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.mfa_enrolled': StaffUserSchema,
   'admin.mfa_reset': StaffUserSchema,
   'admin.mfa_confirmed': StaffUserSchema,

@@ -68,6 +68,7 @@ const NAV: { href: string; key: MsgKey }[] = [
   { href: '/terminals', key: 'terminals' },
   { href: '/policy', key: 'policy' },
   { href: '/software', key: 'software' },
+  { href: '/software/inventory', key: 'inventory' },
   { href: '/users', key: 'users' },
   { href: '/exceptions', key: 'exceptions' },
   { href: '/devices', key: 'devices' },

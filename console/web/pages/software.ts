@@ -8,9 +8,11 @@ import { html } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
 import { csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, type WebRouteSpec } from '../web.js';
 import { terminalLabel } from './common.js';
+import { softwareInventoryRoutes } from './software-inventory.js';
 import { terminalNames } from '../queries.js';
 
 export const softwareRoutes: WebRouteSpec[] = [
+  ...softwareInventoryRoutes,
   {
     method: 'GET',
     path: '/software',
@@ -22,6 +24,7 @@ export const softwareRoutes: WebRouteSpec[] = [
       const baselines = listBaselines(r.ctx).reverse();
       const quarantined = listQuarantined(r.ctx).reverse().slice(0, 500);
       const body = html`${r.api.query.get('done') ? html`<p class="ok" role="status">${tr(L, 'done')}</p>` : ''}
+<p><a href="/software/inventory">${tr(L, 'inventory')}</a></p>
 <h2>${tr(L, 'baselines')}</h2>
 <table id="baselines"><thead><tr><th>ID</th><th>${tr(L, 'hostname')}</th><th>${tr(L, 'createdAt')}</th><th>${tr(L, 'packages')}</th><th>${tr(L, 'files')}</th><th>${tr(L, 'status')}</th><th>${tr(L, 'policyVersion')}</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
 ${baselines.map(
