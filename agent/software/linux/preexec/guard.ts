@@ -65,6 +65,8 @@ export interface GuardStats {
   late: number;
   lastError: string;
   helper: Extract<HelperLine, { kind: 'stats' }> | null;
+  /** Question → answer written, ms, for the last 1000 answers (bench/software-preexec). */
+  answerMs: number[];
 }
 
 export class PreExecGuard {
@@ -75,7 +77,7 @@ export class PreExecGuard {
   private readonly fallbacks = new FallbackCounter();
   private readyResolve: ((ok: boolean) => void) | null = null;
   private statsWaiters: ((s: GuardStats['helper']) => void)[] = [];
-  readonly stats: GuardStats = { running: false, pid: null, restarts: 0, questions: 0, answered: 0, denied: 0, fallbacks: 0, cachedDenials: 0, late: 0, lastError: '', helper: null };
+  readonly stats: GuardStats = { running: false, pid: null, restarts: 0, questions: 0, answered: 0, denied: 0, fallbacks: 0, cachedDenials: 0, late: 0, lastError: '', helper: null, answerMs: [] };
 
   constructor(private readonly o: GuardOptions) {}
 
@@ -214,6 +216,7 @@ export class PreExecGuard {
     }
     this.stats.answered++;
     child.stdin!.write(answerLine(q.id, q.key, allow));
+    if (this.stats.answerMs.push(performance.now() - t0) > 1000) this.stats.answerMs.shift();
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, stderr: string): void {

@@ -70,7 +70,7 @@ export class PreExecLine {
       why: p === null ? 'not_started' : p.run ? 'running' : p.why,
       message: p && !p.run ? p.message : '',
       marks: p && p.run ? p.marks : [],
-      stats: this.guard ? { ...this.guard.stats } : null,
+      stats: this.guard ? { ...this.guard.stats, answerMs: [...this.guard.stats.answerMs] } : null,
     };
   }
 
