@@ -4,8 +4,9 @@ import { boolErrors, intErrors, isObject, oneOfErrors, unknownKeys } from './val
  * Unauthorized-software section of the signed policy (issue: unauthorized software).
  * Anchors: Santa (monitor/enforce, binary and path rules) and fapolicyd (trust from the package
  * database). Decision order (agent/software/decide.ts): block rules first (they win in every
- * mode), then allow rules, the approved baseline and locally restored files; anything else inside
- * a watched location is unauthorized.
+ * mode), then allow rules, the approved baseline, locally restored files, then — only while no
+ * baseline is approved — what dpkg installed with its content intact; anything else inside a
+ * watched location is unauthorized.
  */
 export type SoftwareRule =
   /** Santa-style binary rule: this exact content, wherever it lies. */
@@ -99,9 +100,18 @@ export interface PreExecPolicy {
   marks: string[];
 }
 
+/**
+ * Out of the box (dpkg trusted, no baseline) these are judged: the system binary folders, so a
+ * modified /usr/bin binary is caught (/bin and /sbin are the same folders on merged-/usr Debian
+ * and separate ones on older installs), hand-installed software (/usr/local, /opt), and every
+ * place a user can write and execute from (homes, the temp folders, /dev/shm, /run/user).
+ */
 export const DEFAULT_SOFTWARE_LOCATIONS = [
   '/usr/bin',
   '/usr/sbin',
+  '/bin',
+  '/sbin',
+  '/usr/libexec',
   '/usr/local',
   '/opt',
   '/home',
@@ -109,6 +119,7 @@ export const DEFAULT_SOFTWARE_LOCATIONS = [
   '/tmp',
   '/var/tmp',
   '/dev/shm',
+  '/run/user',
 ];
 
 export const DEFAULT_INTERPRETERS = [

@@ -8,7 +8,7 @@
  * `SoftwareCapability.judgeExecutable(path)`: the /proc scan and the file watcher use the same
  * steps, and a pre-exec helper can be handed that method as its judge.
  */
-import { closeSync, lstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentContext, Capability } from '../capability.js';
 import { softwarePlatform } from '../platform.js';
@@ -27,6 +27,7 @@ import {
   resolveScriptPath,
   scriptArgument,
   shouldEnforce,
+  underPrefix,
   type CompiledPolicy,
   type LocalExemption,
   type Subject,
@@ -265,10 +266,17 @@ export class SoftwareCapability implements Capability {
     const source = this.platform.installed(p);
     if (source) {
       this.installedSource = source;
-      if (active && source.loadOwners) await source.loadOwners().catch((e) => this.ctx.log('warn', `software: package database unreadable: ${(e as Error).message}`));
-      await this.checkPackages(true);
+      if (active && source.loadOwners) {
+        await source.loadOwners().catch((e: unknown) => {
+          // Nothing is trusted through it then (fail closed): say so where administrators look.
+          const error = safeText((e as Error).message ?? String(e), 300);
+          this.ctx.log('warn', `software: package database unreadable: ${error}`);
+          this.ctx.emit({ type: 'agent.error', data: actionErrorData('package_db', { path: p.packages.adminDir, error }) });
+        });
+      }
+      await this.checkPackages();
       this.installedStop = source.watch(
-        () => void this.track(this.checkPackages(false)),
+        () => void this.track(this.onPackagesChanged()),
         (m) => this.ctx.log('warn', m),
       );
     }
@@ -277,7 +285,7 @@ export class SoftwareCapability implements Capability {
       return;
     }
     this.processes = this.platform.watchProcesses({ intervalMs: p.scanIntervalMs, onExec: (s) => this.onExec(s) });
-    const existing = this.roots.filter(isDirectory);
+    const existing = watchRoots(this.roots);
     if (existing.length) {
       const files = new FileWatcher({
         locations: existing,
@@ -358,6 +366,10 @@ export class SoftwareCapability implements Capability {
         return; // exited before we could read it
       }
     }
+    await this.settleOwners(() => {
+      const exe = exeIn && exeDigest ? this.verdictFor(exePath, exeDigest, deleted).verdict : OUTSIDE;
+      return !combine(exe, script ? this.verdictFor(script.path, script.digest, false).verdict : null).verdict.allowed;
+    });
     if (this.stopped) return;
     // From here on no await: the verdict, the record and the action use the policy in force now.
     if (script) scriptVerdict = this.verdictFor(script.path, script.digest, false).verdict;
@@ -440,7 +452,19 @@ export class SoftwareCapability implements Capability {
       const verdict: Verdict = { allowed: false, reason: 'unreadable', rule: `unreadable: ${safeText((e as Error).message ?? String(e), 200)}` };
       return { verdict, subject: { path: real, sha256: '', deleted, owner: null }, digest: null, inScope };
     }
+    await this.settleOwners(() => !this.verdictFor(real, d, deleted).verdict.allowed);
     return { ...this.verdictFor(real, d, deleted), digest: d, inScope };
+  }
+
+  /**
+   * A not-allowed verdict against a package index older than dpkg's database waits for the reload
+   * (bounded by the load itself): during an upgrade dpkg unpacks new binaries and its maintainer
+   * scripts run them before the index has caught up, and they must not read as modified.
+   */
+  private async settleOwners(notAllowed: () => boolean): Promise<void> {
+    const s = refreshable(this.installedSource);
+    if (!s || !notAllowed() || !s.stale()) return;
+    await s.refresh();
   }
 
   // ---- files -------------------------------------------------------------------------------
@@ -449,9 +473,9 @@ export class SoftwareCapability implements Capability {
     if (this.stopped) return;
     let real: string;
     try {
-      const l = lstatSync(rawPath);
-      // A symlink is judged by what it points to (if that is in scope, it has its own events).
-      real = l.isSymbolicLink() ? realpathSync(rawPath) : rawPath;
+      // Judged by what it really is: a symlink by its target (if that is in scope, it has its own
+      // events), a path through a symlinked folder by the folder's real path (dpkg's index is keyed so).
+      real = realpathSync(rawPath);
       const st = statSync(real);
       if (!st.isFile() || !this.inScope(real)) return;
       const head = readHead(real);
@@ -465,6 +489,7 @@ export class SoftwareCapability implements Capability {
     } catch {
       return;
     }
+    await this.settleOwners(() => !this.verdictFor(real, d, false).verdict.allowed);
     const { verdict } = this.verdictFor(real, d, false);
     // Hashing took time: a capability stopped meanwhile must not act on old orders.
     if (verdict.allowed || this.stopped) return;
@@ -492,8 +517,14 @@ export class SoftwareCapability implements Capability {
 
   // ---- installed software ------------------------------------------------------------------
 
+  /** The inventory is diffed and reported; the owner index follows whatever dpkg changed. */
+  private async onPackagesChanged(): Promise<void> {
+    await this.checkPackages().catch((e: unknown) => this.ctx.log('warn', `software: package check: ${(e as Error).message}`));
+    if (this.processes) await refreshable(this.installedSource)?.refresh();
+  }
+
   private checkingPackages = false;
-  private async checkPackages(first: boolean): Promise<void> {
+  private async checkPackages(): Promise<void> {
     const source = this.installedSource;
     if (!source || this.checkingPackages || this.stopped) return;
     this.checkingPackages = true;
@@ -519,7 +550,6 @@ export class SoftwareCapability implements Capability {
         const v = judgePackage(this.compiled, c.name, c.version);
         this.ctx.emit({ type: 'software.installed', severity: v.allowed ? 'info' : 'warning', data: installedData(c, v, this.policy.mode) });
       }
-      if (!first && this.processes && source.loadOwners) await source.loadOwners();
     } finally {
       this.checkingPackages = false;
     }
@@ -547,6 +577,34 @@ export class SoftwareCapability implements Capability {
     this.platform.ensureQuarantineDir(d);
     return d;
   }
+}
+
+/** A source whose owner index can tell it is older than the package database (Linux dpkg). */
+interface Refreshable {
+  stale(): boolean;
+  refresh(): Promise<void>;
+}
+
+function refreshable(s: InstalledSource | null): (InstalledSource & Refreshable) | null {
+  const r = s as (InstalledSource & Partial<Refreshable>) | null;
+  return r && typeof r.stale === 'function' && typeof r.refresh === 'function' ? (r as InstalledSource & Refreshable) : null;
+}
+
+/**
+ * The folders to hand to the file watcher: existing ones, by their real path, none inside another
+ * (on merged-/usr Debian /bin IS /usr/bin: watching both doubles the inotify watches and events).
+ */
+export function watchRoots(roots: readonly string[]): string[] {
+  const real: string[] = [];
+  for (const r of roots) {
+    if (!isDirectory(r)) continue;
+    try {
+      real.push(realpathSync(r));
+    } catch {
+      // vanished between the two looks
+    }
+  }
+  return [...new Set(real)].filter((r, _i, all) => !all.some((o) => o !== r && underPrefix(r, o)));
 }
 
 function isDirectory(path: string): boolean {

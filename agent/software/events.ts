@@ -98,7 +98,7 @@ export function restoredData(id: string, rec: QuarantineRecord, by: string): Eve
   return { id, path: path1k(rec.originalPath), sha256: rec.sha256, by: safeText(by) };
 }
 
-/** agent.error for a step that failed (kill, quarantine). */
-export function actionErrorData(action: 'kill' | 'quarantine', fields: { pid?: number; path: string; error: string }): EventDataOf<'agent.error'> {
+/** agent.error for a step that failed (kill, quarantine, reading the package database). */
+export function actionErrorData(action: 'kill' | 'quarantine' | 'package_db', fields: { pid?: number; path: string; error: string }): EventDataOf<'agent.error'> {
   return { capability: 'software', action, ...(fields.pid !== undefined ? { pid: fields.pid } : {}), path: path1k(fields.path), error: fields.error };
 }

@@ -31,6 +31,31 @@ class DpkgSource implements InstalledSource {
     return this.db.load();
   }
 
+  private inflight: Promise<void> | null = null;
+  private refreshedAt = -Infinity;
+
+  /** The owner index may be older than dpkg's database (an upgrade is unpacking new binaries). */
+  stale(): boolean {
+    return this.db.stale();
+  }
+
+  /**
+   * Reloads the owner index when dpkg changed something: joins a reload in flight, and starts at
+   * most one a second (an apt run changes the status file many times; each load reads info/).
+   */
+  refresh(): Promise<void> {
+    if (this.inflight) return this.inflight;
+    if (performance.now() - this.refreshedAt < 1000 || !this.db.stale()) return Promise.resolve();
+    this.inflight = this.db
+      .load()
+      .catch(() => undefined) // unreadable now: the previous index stays (fail closed for what it lacks)
+      .finally(() => {
+        this.refreshedAt = performance.now();
+        this.inflight = null;
+      });
+    return this.inflight;
+  }
+
   owner(path: string, md5: string) {
     return this.db.owner(path, md5);
   }
