@@ -48,6 +48,7 @@ export class PreExecLine {
   private chain: Promise<void> = Promise.resolve();
   private reportedWhy = '';
   private plan: Plan | null = null;
+  private routed = false;
 
   private env: PreExecEnv = defaultEnv();
   constructor(private readonly state: () => PreExecState) {}
@@ -82,6 +83,11 @@ export class PreExecLine {
   private async apply(): Promise<void> {
     const s = this.state();
     const p = s.policy;
+    if (!this.routed) {
+      this.routed = true;
+      // Root-only local API: whether the pre-exec line runs, and if not why (Japanese / English).
+      s.ctx.local.route('GET', '/software/preexec', () => ({ status: 200, body: this.status() }));
+    }
     const helper = this.env.helper();
     const plan = planPreExec({
       platform: this.env.platform,
