@@ -39,6 +39,9 @@ const USB = {
     { id: 'stick-w', vendorId: '0781', productId: '5567', serial: 'SEKIW0001', access: 'allow' },
     { id: 'stick-r', vendorId: '0781', productId: '5567', serial: 'SEKIR0001', access: 'readonly' },
   ],
+  // A card-reader model bound to one unit (issue 18): with registered sticks opening removable disks,
+  // Windows could only allow it as a whole device a copied serial could use for storage: withheld, reported.
+  models: [{ id: 'reader-desk1', vendorId: '054c', productId: '06c1', serial: 'SEKIREADER01', interfaces: ['ff'], enabled: true }],
 };
 /** Software: with no rule and no baseline the agent watches package changes only, so one allow rule (for a folder nothing is dropped in). */
 const SOFTWARE_RULES = [{ kind: 'path', action: 'allow', prefix: '/C:/Program Files/Approved' }];
@@ -156,6 +159,7 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and softw
     expect(eventDataErrors('usb.enforced_stricter', stricter.data)).toEqual([]);
     const notes = stricter.data.notes as { code: string; subject: string; ja: string; en: string }[];
     expect(notes.map((n) => n.code)).toContain('readonly-class-wide');
+    expect(notes.map((n) => `${n.code} ${n.subject}`)).toContain('model-would-open-storage model:reader-desk1');
 
     const doc = c.json<{ policy: PolicyDocument }>(['policy', 'get']).policy;
     const plan = planRegistry({ policy: doc.usb!, exceptions: [], monitor: false, now: new Date(), agentId });
