@@ -63,6 +63,8 @@ export interface SoftwareStats {
   killed: number;
   quarantined: number;
   ownedPaths: number;
+  /** Processes judged (exe or script in scope), by what decided: `package_db` counts dpkg's trust at work. */
+  processVerdicts: Partial<Record<Verdict['reason'], number>>;
 }
 
 /** What judgeExecutable found: the verdict and what it was judged on (event data, a verdict cache). */
@@ -113,6 +115,7 @@ export class SoftwareCapability implements Capability {
   private stopped = false;
   private pending = new Set<Promise<unknown>>();
   readonly stats = { unauthorizedProcesses: 0, unauthorizedFiles: 0, killed: 0, quarantined: 0 };
+  private readonly processVerdicts: Partial<Record<Verdict['reason'], number>> = {};
   /** Pre-exec line (Linux, fanotify; agent/software/linux/preexec): follows the observers, flushed on every recompile. */
   readonly preExec = new PreExecLine(() => ({
     ctx: this.ctx,
@@ -200,6 +203,7 @@ export class SoftwareCapability implements Capability {
       cacheHits: this.hasher.hits,
       ...this.stats,
       ownedPaths: this.installedSource?.ownedPaths ?? 0,
+      processVerdicts: { ...this.processVerdicts },
     };
   }
 
@@ -375,6 +379,7 @@ export class SoftwareCapability implements Capability {
     if (script) scriptVerdict = this.verdictFor(script.path, script.digest, false).verdict;
     if (exeIn && exeDigest) exeVerdict = this.verdictFor(exePath, exeDigest, deleted).verdict;
     const { verdict, decidedBy } = combine(exeVerdict, scriptVerdict);
+    this.processVerdicts[verdict.reason] = (this.processVerdicts[verdict.reason] ?? 0) + 1;
     if (verdict.allowed) return;
     const { uid, user } = this.platform.processOwner(pid);
     const enforce = shouldEnforce({ allowed: false, inScope: true, mode: this.policy.mode, monitorOnly: this.ctx.monitorOnly }) && mayKill(pid, this.protectedPids);
