@@ -268,3 +268,65 @@ describe.skipIf(!tools.ok)('pre-exec: the agent stalled or killed while the help
     expect((await runIn(s, m('ok2.sh'), [m('out/ok2-b')]).done).rc).toBe(0);
   }, 60_000);
 });
+
+// ---- the helper alone, driven line by line: hostile and wrong answers --------------------------
+
+describe.skipIf(!tools.ok)('pre-exec: the helper refuses what is not an answer to its question', () => {
+  let s: Stage;
+  let h: ChildProcess;
+  const got: string[] = [];
+  const m = (name: string) => join(s.mnt, name);
+  const next = (pred: (l: string) => boolean, what: string) => waitFor(what, () => got.find(pred), 10_000, 20);
+  /** The n-th question (0-based) the helper asked, split into its fields. */
+  const question = async (n: number) => (await waitFor(`question ${n}`, () => got.filter((l) => l.startsWith('Q '))[n], 10_000, 20)).split(' ');
+  const asked = () => got.filter((l) => l.startsWith('Q ')).length;
+
+  beforeAll(async () => {
+    s = await stage(workDir('preexec-raw'));
+    for (const n of ['a.sh', 'b.sh', 'c.sh']) {
+      writeFileSync(s.outside(m(n)), script(n));
+      chmodSync(s.outside(m(n)), 0o755);
+    }
+    spawnOk(s.prefix, ['mkdir', '-m', '0777', m('out')]);
+    h = spawn(s.prefix[0]!, [...s.prefix.slice(1), built.path!, '--mark', s.mnt, '--timeout-ms', '700', '--fallback', 'deny', '--orphan-grace-ms', '0'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    createInterface({ input: h.stdout! }).on('line', (l) => got.push(l));
+    await next((l) => l.startsWith('READY '), 'READY');
+  }, 30_000);
+  afterAll(() => {
+    h?.kill('SIGKILL');
+    s?.close();
+  });
+
+  it('garbage, an over-long line and an answer for another file identity leave the question open: it times out to the fallback', async () => {
+    const run = runIn(s, m('a.sh'), [m('out/a')]);
+    const [, id, , , dev, ino, cs, cns] = await question(0);
+    h.stdin!.write('hello\n' + 'A'.repeat(100_000) + '\n' + `A ${id} ${dev} ${ino} ${cs} ${Number(cns) ^ 1} a\n` + `A ${id} 99999999999999999999999 ${ino} ${cs} ${cns} a\n` + `A ${id} ${dev} ${ino} ${cs} ${cns} maybe\n`);
+    const r = await run.done;
+    expect(r.rc).toBe(126);
+    expect(got).toContain(`F timeout d ${id}`);
+    expect(existsSync(s.outside(m('out/a')))).toBe(false);
+  });
+
+  it('still serves: a right answer lets the program run and is cached; X flushes the cache', async () => {
+    const run = runIn(s, m('b.sh'), [m('out/b1')]);
+    const [, id, , , dev, ino, cs, cns] = await question(1);
+    h.stdin!.write(`A ${id} ${dev} ${ino} ${cs} ${cns} a\n`);
+    expect((await run.done).rc).toBe(0);
+    expect((await runIn(s, m('b.sh'), [m('out/b2')]).done).rc).toBe(0); // from the cache: no new question
+    expect(asked()).toBe(2);
+    h.stdin!.write('X\n');
+    const again = runIn(s, m('b.sh'), [m('out/b3')]);
+    await question(2); // asked again after the flush
+    expect((await again.done).rc).toBe(126); // unanswered → fallback deny
+  });
+
+  it('the agent gone (stdin closed): pending and new questions get the fallback at once, then it exits', async () => {
+    const run = runIn(s, m('c.sh'), [m('out/c')]);
+    await question(3);
+    h.stdin!.end();
+    expect((await run.done).rc).toBe(126);
+    const code = await new Promise<number | null>((res) => (h.exitCode !== null ? res(h.exitCode) : h.once('exit', (c) => res(c))));
+    expect(code).toBe(0);
+    expect(got.some((l) => /^F orphan d \d+$/.test(l))).toBe(true);
+  });
+});
