@@ -8,6 +8,8 @@
  * captured from this machine (dpkg trust), so host processes are judged for real but never touched.
  * Phase 2 (enforce) watches only the scratch scope: only binaries this benchmark started are killed.
  * Targets (DESIGN.md): report ≤ 0.5 s, kill ≤ 1 s, idle CPU ≤ 0.5 % of one core.
+ * The pre-exec line (fanotify helper: exec latency it adds, time to a verdict, exposure window in
+ * enforce mode with and without it) is measured by bench/software-preexec.ts (root, Linux).
  */
 import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
