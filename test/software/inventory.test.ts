@@ -17,6 +17,7 @@ import {
 import { SoftwareSync } from '../../agent/software/sync.js';
 import type { ConsoleReply } from '../../agent/capability.js';
 import type { InstalledProgram } from '../../agent/software/platform.js';
+import { inventory, uninstallRoots, UNINSTALL } from '../../agent/software/windows/installed.js';
 import { baselineDiff, likeContains } from '../../console/software/inventory.js';
 import { parseInventory } from '../../console/software/api.js';
 import { HttpError } from '../../console/module.js';
@@ -292,5 +293,26 @@ describe('likeContains', () => {
     ['backslash', 'a\\b', '%a\\\\b%'],
   ])('%s', (_n, text, want) => {
     expect(likeContains(text)).toBe(want);
+  });
+});
+
+describe('Windows installed programs become the same report', () => {
+  const HKLM_U = 'HKEY_LOCAL_MACHINE\\' + UNINSTALL;
+  const WOW = 'HKEY_LOCAL_MACHINE\\SOFTWARE\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall';
+  const listing = (keys: [string, [string, string][]][]) =>
+    keys.map(([k, vals]) => ['', k, ...vals.map(([n, d]) => `    ${n}    REG_SZ    ${d}`)].join('\r\n')).join('\r\n') + '\r\n';
+  it('both views, side-by-side versions kept, hostile DisplayNames as data', () => {
+    const roots = uninstallRoots([]);
+    const inv = inventory([
+      { root: roots[0]!, text: listing([[HKLM_U, []], [`${HKLM_U}\\7-Zip`, [['DisplayName', '7-Zip 23.01 (x64)'], ['DisplayVersion', '23.01']]], [`${HKLM_U}\\Evil`, [['DisplayName', '=cmd|' + "'/c calc'!A1"], ['DisplayVersion', '<b>1</b>']]]]) },
+      { root: roots[1]!, text: listing([[WOW, []], [`${WOW}\\7-Zip`, [['DisplayName', '7-Zip 23.01 (x64)'], ['DisplayVersion', '22.00']]]]) },
+    ]);
+    const r = inventoryReport(inv.values());
+    expect(r.entries).toEqual([
+      { name: '7-Zip 23.01 (x64)', version: '23.01', arch: 'x64' },
+      { name: '7-Zip 23.01 (x64)', version: '22.00', arch: 'x86' },
+      { name: "=cmd|'/c calc'!A1", version: '<b>1</b>', arch: 'x64' },
+    ]);
+    expect(softwareInventoryRequestCheck.errors({ platform: 'windows', digest: r.digest, total: r.total, packages: r.entries })).toEqual([]);
   });
 });
