@@ -117,6 +117,7 @@ export class PreExecGuard {
     if (!l) return;
     switch (l.kind) {
       case 'ready':
+        if (l.marks < this.o.marks.length) this.o.log('warn', `software: pre-exec: only ${l.marks} of ${this.o.marks.length} mounts could be marked (${this.stats.lastError})`);
         this.stats.running = true;
         this.stats.pid = l.pid;
         try {

@@ -5,6 +5,7 @@
  * (protocol.ts planPreExec, pure), and starts, stops, restarts or flushes the helper to match.
  * Updates run one at a time, in order.
  */
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentContext } from '../../../capability.js';
 import type { SoftwarePolicy } from '../../../../protocol/policy-software.js';
@@ -89,14 +90,19 @@ export class PreExecLine {
       s.ctx.local.route('GET', '/software/preexec', () => ({ status: 200, body: this.status() }));
     }
     const helper = this.env.helper();
+    // Only paths that exist now: a missing location (no /opt on this terminal) would make the
+    // helper's fanotify_mark fail and the whole line stay off. A folder made later is marked at the
+    // next policy change or observer restart (the watch key includes which roots exist).
+    const present = (xs: readonly string[]) => (this.env.platform === 'linux' ? xs.filter(isDir) : [...xs]);
     const plan = planPreExec({
       platform: this.env.platform,
       isRoot: this.env.isRoot,
       mode: p.mode,
       monitorOnly: s.ctx.monitorOnly,
       active: s.active,
-      preExec: p.preExec,
-      locations: p.locations,
+      // The policy's own marks replace the locations, also when none of them exists (then: no_marks).
+      preExec: { ...p.preExec, marks: present(p.preExec.marks) },
+      locations: p.preExec.marks.length ? [] : present(p.locations),
       helper,
     });
     this.plan = plan;
@@ -147,5 +153,13 @@ export class PreExecLine {
     this.guard = null;
     this.guardKey = '';
     if (g) await g.stop();
+  }
+}
+
+function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
   }
 }

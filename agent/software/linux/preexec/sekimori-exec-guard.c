@@ -16,8 +16,9 @@
  * stay as the second line, and the agent restarts the helper.
  *
  * Protocol (ASCII lines). Helper -> agent:
- *   READY <pid> <marks>                    marks placed, serving
- *   ERR <stage> <errno> <text>             fatal (stage: args|init|mark), then exit
+ *   READY <pid> <marks>                    marks placed (how many), serving
+ *   ERR <stage> <errno> <text>             args|init: fatal, then exit; mark: that mount is not
+ *                                          guarded (exit only when no mark could be placed)
  *   Q <id> <pid> <fd> <dev> <ino> <cs> <cns>   a question; the file is /proc/<helper>/fd/<fd> until answered
  *   F <reason> <a|d> <id>                  fallback applied (reason: timeout|full|orphan|error|stop)
  *   D <pid> <dev> <ino> <cs> <cns>         a cached deny was applied
@@ -312,12 +313,15 @@ int main(int argc, char **argv) {
 
   fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
   if (fan < 0) { say("ERR init %d fanotify_init: %s", errno, strerror(errno)); return 3; }
-  for (int i = 0; i < nmarks; i++)
-    if (fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN_EXEC_PERM, AT_FDCWD, marks[i]) != 0) {
-      say("ERR mark %d %s", errno, strerror(errno));
-      return 3;
-    }
-  say("READY %d %d", (int)getpid(), nmarks);
+  /* A mount that cannot be marked (gone, a filesystem without fanotify) is reported; the others
+   * still are guarded. Only when none can be marked is there nothing to do. */
+  int marked = 0;
+  for (int i = 0; i < nmarks; i++) {
+    if (fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN_EXEC_PERM, AT_FDCWD, marks[i]) == 0) marked++;
+    else say("ERR mark %d %s", errno, strerror(errno));
+  }
+  if (!marked) return 3;
+  say("READY %d %d", (int)getpid(), marked);
 
   char buf[8192] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
   while (!stop_flag) {
