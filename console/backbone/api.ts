@@ -10,7 +10,6 @@ import { GroupCommit, createIngester, parseBatch } from './ingest.js';
 import { agentExists, findEnrollToken, hashToken, insertAgent, sameNameAs, spendEnrollToken } from './store.js';
 import { HeartbeatBuffer, beatOf, parseHeartbeat } from './heartbeat.js';
 import { parseEnroll } from './body.js';
-import { inventoryIngestHook } from '../usb/devices-store.js';
 
 function enrollRoute(ctx: OpenConsole): Route {
   const attempts = new RateLimiter(consoleLimits(ctx.config).enrollPerAddress);
@@ -80,8 +79,7 @@ export function heartbeatSeconds(ctx: ConsoleContext): number {
 
 export function backboneRoutes(c: ConsoleContext): Route[] {
   const ctx = c as OpenConsole;
-  // The device inventory is kept at ingest (one UPSERT per USB device event, same transaction).
-  const ingest = new GroupCommit(ctx.db, createIngester(ctx.db, inventoryIngestHook(ctx.db)));
+  const ingest = new GroupCommit(ctx.db, createIngester(ctx.db));
   const beats = heartbeatBuffer(ctx);
   const policyVersion = ctx.db.prepare('SELECT max(version) AS v FROM policies');
   const statusOf = ctx.db.prepare('SELECT status, hostname FROM agents WHERE id = ?');

@@ -108,15 +108,7 @@ interface Head {
   last_hash: string | null;
 }
 
-/**
- * Called for each newly stored event whose data matched its declaration, inside the ingest
- * transaction, with the stored time and row id: how a feature keeps a table derived from events
- * (console/usb/devices-store.ts, the device inventory). It must stay one prepared statement or so:
- * it runs on the ingest hot path.
- */
-export type IngestHook = (agentId: string, e: SekimoriEvent, ts: string, rid: number) => void;
-
-export function createIngester(db: Database.Database, onStored?: IngestHook) {
+export function createIngester(db: Database.Database) {
   db.exec(EVENT_DATA_INVALID_TABLE);
   const insert = insertEventStatement(db);
   const markInvalid = db.prepare('INSERT OR IGNORE INTO event_data_invalid (agent_id, seq, type, errors) VALUES (?, ?, ?, ?)');
@@ -137,7 +129,6 @@ export function createIngester(db: Database.Database, onStored?: IngestHook) {
     let stored = 0;
     let duplicates = 0;
     const fresh: SekimoriEvent[] = [];
-    const freshAt: { ts: string; rid: number }[] = [];
     const findings: { kind: 'gap' | 'broken' | 'tampered'; seq: number; detail: string }[] = [];
     for (const e of events) {
       // Judge the link to the previous event: the one just stored, or the stored one before it.
@@ -169,7 +160,6 @@ export function createIngester(db: Database.Database, onStored?: IngestHook) {
       }
       stored++;
       fresh.push(e);
-      if (onStored) freshAt.push({ ts: when.ts, rid: Number(r.lastInsertRowid) });
       if (when.agentTs !== null) skewed.push({ seq: e.seq, claimed: when.agentTs, received: now });
       if (finding) {
         findings.push(finding);
@@ -185,12 +175,6 @@ export function createIngester(db: Database.Database, onStored?: IngestHook) {
     setHead.run(lastSeq, lastHash, agentId);
     const invalidData = dataFindings(fresh);
     for (const f of invalidData) markInvalid.run(agentId, f.seq, f.type, JSON.stringify(f.errors));
-    if (onStored) {
-      const invalid = invalidData.length ? new Set(invalidData.map((f) => f.seq)) : null;
-      fresh.forEach((e, i) => {
-        if (!invalid?.has(e.seq)) onStored(agentId, e, freshAt[i]!.ts, freshAt[i]!.rid);
-      });
-    }
     for (const f of findings) {
       recordConsoleEvent(db, {
         type: f.kind === 'gap' ? 'agent.gap' : 'agent.chain_broken',

@@ -4,7 +4,7 @@ import { safeText } from '../../protocol/text.js';
 import { listAgents } from '../backbone/store.js';
 import { withConsole, type CliCommand } from '../module.js';
 import { parseDeviceQuery } from './devices.js';
-import { listDevices, type InventoryDevice } from './devices-store.js';
+import { inventoryCatchUpFor, listDevices, type InventoryDevice } from './devices-store.js';
 
 const USAGE = 'devices list [--search TEXT] [--terminal ID] [--verdict usb.blocked|usb.allowed|usb.readonly|usb.exception_used|usb.would_block] [--limit N] (--data DIR [--json])';
 
@@ -48,6 +48,7 @@ export const devicesCommand: CliCommand = {
       return 2;
     }
     return withConsole(open, (ctx) => {
+      inventoryCatchUpFor(ctx.db, 10_000); // the serving console may be behind by a second; a stopped one by more
       const p = listDevices(ctx, parsed.query, limit);
       if (values.json) {
         process.stdout.write(JSON.stringify({ total: p.total, devices: p.devices }, null, 2) + '\n');

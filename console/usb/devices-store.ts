@@ -1,12 +1,11 @@
 /**
- * The only code on usb_devices (schema.ts usbDeviceMigrations): the device inventory (機器一覧).
- * Written at ingest — one prepared UPSERT per usb.* device event, inside ingest's transaction, so
- * the inventory says exactly what the stored events say — and read by the page, the CSV export
- * and `sekimori-console devices`.
+ * The only code on usb_devices and its cursor (schema.ts usbDeviceMigrations): the device
+ * inventory (機器一覧). Derived from the stored usb.* events by the module's tick (about once a
+ * second, small steps) and before each read, at most one UPSERT per device per step; read by the
+ * page, the CSV export and `sekimori-console devices`.
  */
 import type Database from 'better-sqlite3';
-import type { UsbEventData } from '../../protocol/event-data.js';
-import type { SekimoriEvent } from '../../protocol/events.js';
+import { readEventData } from '../../protocol/event-data.js';
 import { listAgents } from '../backbone/store.js';
 import type { ConsoleContext } from '../module.js';
 import { isUsbDeviceEventType, sightingOf, type DeviceQuery, type DeviceSighting, type UsbDeviceEventType } from './devices.js';
@@ -87,9 +86,9 @@ function toDevice(r: Row): InventoryDevice {
 
 // The newest report (by stored time; a late backlog does not overwrite it) decides what the row says.
 const UPSERT = `INSERT INTO usb_devices (agent_id, vendor_id, product_id, serial_hex, descriptor_hash, serial, manufacturer, product, interfaces, last_type, last_rule, last_user, last_rid, first_seen, last_seen, seen)
-  VALUES (@agentId, @vendorId, @productId, @serialHex, @descriptorHash, @serial, @manufacturer, @product, @interfaces, @type, @rule, @user, @rid, @ts, @ts, 1)
+  VALUES (@agentId, @vendorId, @productId, @serialHex, @descriptorHash, @serial, @manufacturer, @product, @interfaces, @type, @rule, @user, @rid, @firstSeen, @ts, @seen)
   ON CONFLICT (agent_id, vendor_id, product_id, serial_hex, descriptor_hash) DO UPDATE SET
-    seen = seen + 1,
+    seen = seen + excluded.seen,
     first_seen = min(first_seen, excluded.first_seen),
     last_seen = max(last_seen, excluded.last_seen),
     serial = iif(excluded.last_seen >= last_seen, excluded.serial, serial),
@@ -101,31 +100,80 @@ const UPSERT = `INSERT INTO usb_devices (agent_id, vendor_id, product_id, serial
     last_user = iif(excluded.last_seen >= last_seen, excluded.last_user, last_user),
     last_rid = iif(excluded.last_seen >= last_seen, excluded.last_rid, last_rid)`;
 
-/** Records one sighting (one prepared statement, reused). */
-export function deviceRecorder(db: Database.Database): (s: DeviceSighting) => void {
+/** Sightings of one device within one batch: the newest, the earliest time, how many. */
+interface Folded {
+  newest: DeviceSighting;
+  firstSeen: string;
+  seen: number;
+}
+
+/** Records sightings: one prepared UPSERT per device per call (a device reported n times counts n). */
+export function deviceRecorder(db: Database.Database): (sightings: readonly DeviceSighting[]) => void {
   const upsert = db.prepare(UPSERT);
-  return (s) => {
-    upsert.run({ ...s, interfaces: JSON.stringify(s.interfaces) });
+  return (sightings) => {
+    const byDevice = new Map<string, Folded>();
+    for (const s of sightings) {
+      const key = `${s.agentId} ${s.vendorId}${s.productId} ${s.serialHex} ${s.descriptorHash}`;
+      const f = byDevice.get(key);
+      if (!f) byDevice.set(key, { newest: s, firstSeen: s.ts, seen: 1 });
+      else {
+        f.seen++;
+        if (s.ts < f.firstSeen) f.firstSeen = s.ts;
+        if (s.ts >= f.newest.ts) f.newest = s;
+      }
+    }
+    for (const { newest: s, firstSeen, seen } of byDevice.values()) upsert.run({ ...s, interfaces: JSON.stringify(s.interfaces), firstSeen, seen });
   };
 }
+
+const CATCH_UP_TYPES = "('usb.blocked', 'usb.allowed', 'usb.readonly', 'usb.exception_used', 'usb.would_block')";
 
 /**
- * The ingest hook (console/backbone/ingest.ts): called for each newly stored event whose data
- * matched its declaration, with the stored time and row id. Anything but a USB device event costs
- * one Set lookup.
+ * Brings the inventory up to the newest stored events: reads up to `maxRows` events after the
+ * cursor (by rid, the order of storage), folds their USB device reports and writes them with the
+ * cursor in one transaction. Returns how many events it stepped over (0: up to date). Events whose
+ * data does not match its declaration are stepped over (readEventData), never trusted for a key.
+ * The inventory is derived here, off the ingest path (ingest pays nothing; bench/ingest-inventory),
+ * so it also covers events stored before it existed.
  */
-export function inventoryIngestHook(db: Database.Database): (agentId: string, e: SekimoriEvent, ts: string, rid: number) => void {
+export function inventoryCatchUp(db: Database.Database, maxRows = 2000): number {
+  const cursor = (db.prepare('SELECT last_rid FROM usb_devices_cursor WHERE id = 1').get() as { last_rid: number }).last_rid;
+  const end = (db.prepare('SELECT max(rid) AS r FROM (SELECT rid FROM events WHERE rid > ? ORDER BY rid LIMIT ?)').get(cursor, Math.max(1, Math.floor(maxRows))) as { r: number | null }).r;
+  if (end === null) return 0;
+  const rows = db
+    .prepare(`SELECT rid, agent_id, type, user, ts, data FROM events WHERE rid > ? AND rid <= ? AND type IN ${CATCH_UP_TYPES} AND agent_id != 'console' ORDER BY rid`)
+    .all(cursor, end) as { rid: number; agent_id: string; type: string; user: string | null; ts: string; data: string }[];
+  const sightings: DeviceSighting[] = [];
+  for (const r of rows) {
+    if (!isUsbDeviceEventType(r.type)) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(r.data);
+    } catch {
+      continue;
+    }
+    const d = readEventData(r.type, parsed);
+    const s = d ? sightingOf(r.agent_id, r.type, d, r.user, r.ts, r.rid) : null;
+    if (s) sightings.push(s);
+  }
   const record = deviceRecorder(db);
-  return (agentId, e, ts, rid) => {
-    if (!isUsbDeviceEventType(e.type)) return;
-    const s = sightingOf(agentId, e.type, withSerialHex(e.data as unknown as UsbEventData), e.user, ts, rid);
-    if (s) record(s);
-  };
+  db.transaction(() => {
+    if (sightings.length) record(sightings);
+    db.prepare('UPDATE usb_devices_cursor SET last_rid = ? WHERE id = 1').run(end);
+  })();
+  return end - cursor;
 }
 
-/** Agents before serialHex omit it (the declaration allows that): read as "no serial key". */
-function withSerialHex(d: UsbEventData): UsbEventData {
-  return d.kind === 'usb' && !('serialHex' in d) ? { ...(d as object), serialHex: null } as UsbEventData : d;
+/** Catches up for at most `budgetMs` (the tick: small steps, so agents' requests never wait long). */
+export function inventoryCatchUpFor(db: Database.Database, budgetMs: number, step = 2000): void {
+  const until = performance.now() + budgetMs;
+  for (let i = 0; i < 100_000 && performance.now() < until; i++) if (inventoryCatchUp(db, step) === 0) return;
+}
+
+/** Stored events the inventory has not read yet. */
+export function inventoryLag(db: Database.Database): number {
+  const cursor = (db.prepare('SELECT last_rid FROM usb_devices_cursor WHERE id = 1').get() as { last_rid: number }).last_rid;
+  return (db.prepare('SELECT count(*) AS n FROM events WHERE rid > ?').get(cursor) as { n: number }).n;
 }
 
 // ---- reading -----------------------------------------------------------------------------------

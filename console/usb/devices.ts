@@ -29,6 +29,14 @@ const HEX4 = /^[0-9a-f]{4}$/;
 const SERIAL_HEX = /^([0-9a-f]{2}){0,1024}$/;
 const SHA256_OR_EMPTY = /^([0-9a-f]{64})?$/;
 
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** safeText, without its cost for what agents normally send (already safe text): this runs at ingest. */
+function display(s: string, limit: number): string {
+  return s.length <= limit && !CONTROL.test(s) && s.isWellFormed() ? s : safeText(s, limit);
+}
+
 /** One report of a device by one terminal: what the inventory row is built from. */
 export interface DeviceSighting {
   /** The terminal that reported it: the uploader's certificate, never anything in the data. */
@@ -75,13 +83,13 @@ export function sightingOf(
     productId: d.productId,
     serialHex,
     descriptorHash: SHA256_OR_EMPTY.test(d.descriptorHash) ? d.descriptorHash : '',
-    serial: safeText(d.serial, 128),
-    manufacturer: safeText(d.manufacturer, 128),
-    product: safeText(d.product, 128),
+    serial: display(d.serial, 128),
+    manufacturer: display(d.manufacturer, 128),
+    product: display(d.product, 128),
     interfaces: interfaceLabels(d),
     type,
-    rule: safeText(d.rule, 128),
-    user: user ? safeText(user, 64) : null,
+    rule: display(d.rule, 128),
+    user: user ? display(user, 64) : null,
     ts,
     rid,
   };

@@ -12,6 +12,7 @@ import type { ConsoleModule } from '../module.js';
 import { usbRoutes } from './api.js';
 import { usbExceptionCommand } from './cli.js';
 import { devicesCommand } from './devices-cli.js';
+import { inventoryCatchUpFor } from './devices-store.js';
 import { usbDeviceMigrations, usbMigrations } from './schema.js';
 
 export const usbModule: ConsoleModule = {
@@ -26,4 +27,6 @@ export const usbDevicesModule: ConsoleModule = {
   name: 'usb-devices',
   migrations: usbDeviceMigrations,
   commands: { devices: devicesCommand },
+  // Derived from stored events off the ingest path: ~20 ms a second at most, like the web rollup.
+  tick: (ctx) => inventoryCatchUpFor(ctx.db, 20),
 };

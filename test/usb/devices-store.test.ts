@@ -5,19 +5,25 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIngester } from '../../console/backbone/ingest.js';
-import { devicesForExport, deviceCount, listDevices, inventoryIngestHook } from '../../console/usb/devices-store.js';
+import { devicesForExport, deviceCount, inventoryCatchUp, inventoryCatchUpFor, inventoryLag, listDevices } from '../../console/usb/devices-store.js';
 import { buildTestApp, type TestApp } from '../http/app.js';
 import { Chain, RC_S380, STICK, usbData } from './devices-fixtures.js';
 
 describe('device inventory store', () => {
   let t: TestApp;
-  let ingest: ReturnType<typeof createIngester>;
+  /** Ingest as the route does, then let the inventory catch up as the tick does. */
+  let ingest: (agentId: string, events: Parameters<ReturnType<typeof createIngester>>[1]) => void;
   let a: Chain;
   let b: Chain;
 
   beforeAll(async () => {
     t = await buildTestApp();
-    ingest = createIngester(t.ctx.db, inventoryIngestHook(t.ctx.db));
+    const raw = createIngester(t.ctx.db);
+    ingest = (agentId, events) => {
+      raw(agentId, events);
+      inventoryCatchUpFor(t.ctx.db, 60_000);
+      expect(inventoryLag(t.ctx.db)).toBe(0);
+    };
     a = new Chain((await t.enrollAgent()).agentId);
     b = new Chain((await t.enrollAgent()).agentId);
   });
@@ -47,6 +53,19 @@ describe('device inventory store', () => {
     expect(listDevices(t.ctx, { terminal: b.agentId }).devices.map((d) => d.seen)).toEqual([1]);
     expect(listDevices(t.ctx, { terminal: a.agentId }).devices[0]!).toMatchObject({ seen: 3, lastType: 'usb.allowed' });
     expect(listDevices(t.ctx, { text: '054c:06c1' }).total).toBe(2);
+  });
+
+  it('one batch reporting a device several times (out of order): counted each time, the newest decides', () => {
+    const dev = { ...STICK, vendorId: '0951', productId: '1666', serial: 'FOLD1' };
+    ingest(a.agentId, [
+      a.next('usb.allowed', usbData({ ...dev, rule: 'registered:x' }), { ts: '2026-11-29T05:00:00.000Z' }),
+      a.next('usb.blocked', usbData(dev), { ts: '2026-11-29T04:00:00.000Z' }),
+      a.next('usb.readonly', usbData({ ...dev, rule: 'registered:y' }), { ts: '2026-11-29T06:00:00.000Z' }),
+      a.next('usb.blocked', usbData(dev), { ts: '2026-11-29T03:30:00.000Z' }),
+    ]);
+    expect(listDevices(t.ctx, { text: 'fold1' }).devices).toEqual([
+      expect.objectContaining({ seen: 4, firstSeen: '2026-11-29T03:30:00.000Z', lastSeen: '2026-11-29T06:00:00.000Z', lastType: 'usb.readonly', lastRule: 'registered:y' }),
+    ]);
   });
 
   it('a clone with the same serial but other descriptors is a row of its own', () => {
@@ -83,6 +102,19 @@ describe('device inventory store', () => {
     expect(listDevices(t.ctx, { verdict: 'usb.allowed' }).devices.map((d) => d.agentId)).toEqual([a.agentId]);
     expect(listDevices(t.ctx, { text: 'usb.allowed' }).total).toBe(1);
     expect(listDevices(t.ctx, { terminal: randomUUID() }).total).toBe(0);
+  });
+
+  it('catches up in bounded steps: events stored before the inventory are taken in, each once', () => {
+    const raw = createIngester(t.ctx.db);
+    raw(a.agentId, [a.next('usb.blocked', usbData({ ...STICK, vendorId: '1d6b', productId: '0104', serial: 'STEP' })), a.next('mfa.success', { terminal: a.agentId, result: 'accept', reason: 'ok' }), a.next('usb.blocked', usbData({ ...STICK, vendorId: '1d6b', productId: '0104', serial: 'STEP' }))]);
+    expect(listDevices(t.ctx, { text: '1d6b:0104' }).total).toBe(0); // not yet read
+    expect(inventoryLag(t.ctx.db)).toBe(3);
+    expect(inventoryCatchUp(t.ctx.db, 1)).toBe(1);
+    expect(listDevices(t.ctx, { text: '1d6b:0104' }).devices.map((d) => d.seen)).toEqual([1]);
+    expect(inventoryCatchUp(t.ctx.db, 1)).toBe(1); // the MFA event: stepped over
+    expect(inventoryCatchUp(t.ctx.db, 5)).toBe(1);
+    expect(inventoryCatchUp(t.ctx.db, 5)).toBe(0);
+    expect(listDevices(t.ctx, { text: '1d6b:0104' }).devices.map((d) => d.seen)).toEqual([2]);
   });
 
   it('10 000 devices from one terminal: pages of 50 through all of them, each once, newest first', () => {

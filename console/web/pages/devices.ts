@@ -8,7 +8,7 @@
 import type { MediaAccess } from '../../../protocol/policy-usb.js';
 import { HttpError } from '../../module.js';
 import { catalogueStates, modelInterfacesOf, modelRefusal, parseDeviceQuery, proposeCatalogueEnable, proposeModelRule, proposeRegistration, registrationRefusal, USB_DEVICE_EVENT_TYPES, type Proposal, type Refusal, type UsbDeviceEventType } from '../../usb/devices.js';
-import { deviceById, devicesForExport, listDevices, type InventoryDevice } from '../../usb/devices-store.js';
+import { deviceById, devicesForExport, inventoryCatchUpFor, inventoryLag, listDevices, type InventoryDevice } from '../../usb/devices-store.js';
 import { BOM, csvLine } from '../csv.js';
 import { html, qs, type Html } from '../html.js';
 import { fmtTime, tr, type Lang, type MsgKey } from '../i18n.js';
@@ -41,9 +41,11 @@ function refusalText(lang: Lang, r: Refusal): string {
   return lang === 'en' ? r.en : r.ja;
 }
 
+/** The search of a GET, with the inventory brought up to date first (bounded: the tick does the rest). */
 function query(r: WebReq) {
   const p = parseDeviceQuery((k) => r.api.query.get(k));
   if ('error' in p) throw new HttpError(400, 'invalid_request', p.error);
+  inventoryCatchUpFor(r.ctx.db, 200);
   return p;
 }
 
@@ -137,7 +139,8 @@ export const deviceRoutes: WebRouteSpec[] = [
       const names = terminalNames(r.ctx.db);
       const p = listDevices(r.ctx, q);
       const keep = { q: form.text, terminal: form.terminal, verdict: form.verdict };
-      const body = html`<p class="note">${tr(L, 'devicesHelp')}</p>${searchForm(r, form, names)}
+      const lag = inventoryLag(r.ctx.db);
+      const body = html`<p class="note">${tr(L, 'devicesHelp')}</p>${lag ? html`<p class="note" id="inventory-lag">${tr(L, 'rollupLag')}: ${lag}</p>` : ''}${searchForm(r, form, names)}
 <p class="actions"><span id="device-total">${p.devices.length} ${tr(L, 'devicesShown')} ${p.total}</span> <a class="button" id="devices-csv" href="/devices.csv${qs(keep)}" download>${tr(L, 'exportCsv')}</a></p>
 ${
   p.devices.length === 0
