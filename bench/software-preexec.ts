@@ -92,7 +92,7 @@ async function main(): Promise<void> {
       let stdout = '';
       c.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
       const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-      c.once('exit', () => {
+      c.once('close', () => {
         clearTimeout(t);
         res({ stdout });
       });

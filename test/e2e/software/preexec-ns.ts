@@ -98,7 +98,8 @@ export function runIn(s: Stage, path: string, args: string[] = [], timeoutMs = 2
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
   const done = new Promise<RunResult>((res) => {
     const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', () => {
+    // 'close', not 'exit': only then has all of stdout (the rc line) been read.
+    child.once('close', () => {
       clearTimeout(t);
       const m = stdout.match(/rc=(\d+)\s*$/);
       res({ rc: m ? Number(m[1]) : null, stdout, stderr });

@@ -210,12 +210,48 @@ out({ type: 'ready', ok });
 setInterval(() => undefined, 1 << 30);
 `;
 
+interface Driver {
+  proc: ChildProcess;
+  lines: { type: string; data?: Record<string, unknown>; ok?: boolean }[];
+  helperPid: number;
+}
+
+/** The agent side (PreExecGuard) as its own process; every event it records is a JSON line on stdout. */
+async function startDriver(s: Stage, graceMs: number): Promise<Driver> {
+  const args = ['--timeout-ms', '500', '--fallback', 'deny', '--orphan-grace-ms', String(graceMs), '--mark', s.mnt];
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', DRIVER], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, HELPER: built.path!, ARGS: JSON.stringify(args), MNT: s.mnt, TIMEOUT: '500', PIDFILE: join(work, 'driver-helper.pid'), PREFIX: JSON.stringify(s.prefix) },
+  });
+  const lines: Driver['lines'] = [];
+  createInterface({ input: proc.stdout! }).on('line', (l) => lines.push(JSON.parse(l)));
+  const ready = await waitFor('driver ready', () => lines.find((l) => l.type === 'ready'), 15_000);
+  expect(ready.ok).toBe(true);
+  return { proc, lines, helperPid: Number(lines.find((l) => l.type === 'software.preexec_started')!.data!.pid) };
+}
+
+function gone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
+  } catch {
+    return true;
+  }
+}
+
+async function killDriver(d: Driver): Promise<void> {
+  if (d.proc.exitCode !== null || d.proc.signalCode !== null) return;
+  const exited = new Promise<void>((r) => d.proc.once('exit', () => r()));
+  d.proc.kill('SIGKILL');
+  await exited;
+}
+
 describe.skipIf(!tools.ok)('pre-exec: the agent stalled or killed while the helper runs (fallback deny)', () => {
   let s: Stage;
   let driver: ChildProcess;
-  const lines: { type: string; data?: Record<string, unknown>; ok?: boolean }[] = [];
+  let lines: Driver['lines'] = [];
   const m = (name: string) => join(s.mnt, name);
   let helperPid = 0;
+  const drivers: Driver[] = [];
 
   beforeAll(async () => {
     if (!existsSync(GUARD_JS)) throw new Error(`${GUARD_JS} missing: run npm run build first`);
@@ -225,24 +261,20 @@ describe.skipIf(!tools.ok)('pre-exec: the agent stalled or killed while the help
       chmodSync(s.outside(m(n)), 0o755);
     }
     spawnOk(s.prefix, ['mkdir', '-m', '0777', m('out')]);
-    const args = ['--timeout-ms', '500', '--fallback', 'deny', '--orphan-grace-ms', '4000', '--mark', s.mnt];
-    driver = spawn(process.execPath, ['--input-type=module', '-e', DRIVER], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, HELPER: built.path!, ARGS: JSON.stringify(args), MNT: s.mnt, TIMEOUT: '500', PIDFILE: join(work, 'driver-helper.pid'), PREFIX: JSON.stringify(s.prefix) },
-    });
-    createInterface({ input: driver.stdout! }).on('line', (l) => lines.push(JSON.parse(l)));
-    const ready = await waitFor('driver ready', () => lines.find((l) => l.type === 'ready'), 15_000);
-    expect(ready.ok).toBe(true);
-    helperPid = Number(lines.find((l) => l.type === 'software.preexec_started')!.data!.pid);
+    const d = await startDriver(s, 4000);
+    drivers.push(d);
+    ({ proc: driver, lines, helperPid } = d);
   }, 60_000);
 
-  afterAll(() => {
-    driver?.kill('SIGKILL');
-    // The orphaned helper is ours: end it if its grace has not run out yet.
-    try {
-      if (helperPid > 1 && readFileSync(`/proc/${helperPid}/cmdline`, 'utf8').includes('sekimori-exec-guard')) process.kill(helperPid, 'SIGKILL');
-    } catch {
-      // gone already
+  afterAll(async () => {
+    for (const d of drivers) {
+      await killDriver(d);
+      // An orphaned helper is ours: end it if its grace has not run out yet.
+      try {
+        if (readFileSync(`/proc/${d.helperPid}/cmdline`, 'utf8').includes('sekimori-exec-guard')) process.kill(d.helperPid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
     }
     s?.close();
   });
@@ -264,8 +296,22 @@ describe.skipIf(!tools.ok)('pre-exec: the agent stalled or killed while the help
     const fresh = await runIn(s, m('ok2.sh'), [m('out/ok2-a')]).done;
     expect(fresh.rc).toBe(126);
     expect(existsSync(s.outside(m('out/ok2-a')))).toBe(false);
-    await waitFor('orphaned helper exits after its grace', () => !existsSync(`/proc/${helperPid}`) || readFileSync(`/proc/${helperPid}/stat`, 'utf8').includes(') Z'), 20_000, 200);
+    await waitFor('orphaned helper exits after its grace', () => gone(helperPid), 20_000, 200);
     expect((await runIn(s, m('ok2.sh'), [m('out/ok2-b')]).done).rc).toBe(0);
+  }, 60_000);
+
+  it('the restarted agent ends the helper its killed predecessor left, once its own helper is ready', async () => {
+    const first = await startDriver(s, 600_000); // a grace far longer than this test's waits
+    drivers.push(first);
+    await killDriver(first);
+    expect(gone(first.helperPid)).toBe(false); // orphaned, still guarding
+    const second = await startDriver(s, 4000);
+    drivers.push(second);
+    expect(second.helperPid).not.toBe(first.helperPid);
+    await waitFor('the leftover helper ended by the new agent', () => gone(first.helperPid), 20_000, 200);
+    writeFileSync(s.outside(m('ok3.sh')), script('ok3'));
+    chmodSync(s.outside(m('ok3.sh')), 0o755);
+    expect((await runIn(s, m('ok3.sh'), [m('out/ok3')]).done).rc).toBe(0); // the new agent answers
   }, 60_000);
 });
 

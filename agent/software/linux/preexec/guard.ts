@@ -82,11 +82,15 @@ export class PreExecGuard {
   constructor(private readonly o: GuardOptions) {}
 
   /** Starts the helper; resolves true once its marks are placed, false when it failed (recorded). */
-  start(): Promise<boolean> {
-    endLeftover(this.o.pidFile, this.o.helper);
+  async start(): Promise<boolean> {
+    // A helper left by a killed agent keeps guarding (its cache, the fallback) until ours is ready:
+    // ended after, not before, so an agent restart leaves no unguarded gap where both can live.
+    const leftover = leftoverPid(this.o.pidFile);
     this.summaryTimer ??= setInterval(() => this.summarize(false), 5_000);
     this.summaryTimer.unref?.();
-    return this.spawnHelper();
+    const ok = await this.spawnHelper();
+    if (leftover !== null && leftover !== this.stats.pid) endHelper(leftover, this.o.helper);
+    return ok;
   }
 
   private spawnHelper(): Promise<boolean> {
@@ -297,17 +301,19 @@ export class PreExecGuard {
 
 /**
  * A helper left running by an agent that was killed keeps serving its cache for a grace period;
- * the new agent ends it before starting its own (two helpers would both have to allow each exec).
+ * the new agent ends it once its own is ready (while both run, each exec needs both to allow).
  * Only a process that runs the helper executable is ever signalled.
  */
-function endLeftover(pidFile: string, helper: string): void {
-  let pid: number;
+function leftoverPid(pidFile: string): number | null {
   try {
-    pid = Number(readFileSync(pidFile, 'utf8').trim());
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    return Number.isSafeInteger(pid) && pid > 1 && pid !== process.pid ? pid : null;
   } catch {
-    return;
+    return null;
   }
-  if (!Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid) return;
+}
+
+function endHelper(pid: number, helper: string): void {
   try {
     const exe = readlinkSync(`/proc/${pid}/exe`);
     if (exe !== helper && !(existsSync(helper) && exe === realpathOr(helper))) return;
