@@ -294,6 +294,8 @@ export class SoftwareCapability implements Capability {
       const files = new FileWatcher({
         locations: existing,
         depth: p.watchDepth,
+        // Linux: one inotify watch per folder, no per-file state (chokidar's costs ~64 MB on the defaults).
+        engine: this.platform.name === 'linux' ? 'inotify' : 'chokidar',
         exclude: [this.quarantineDir(), this.ctx.stateDir],
         isExcluded: (path) => this.platform.inScope?.(path, [this.quarantineDir(), this.ctx.stateDir]) ?? false,
         onFile: (path, event, seenAt) => void this.track(this.onFile(path, event, seenAt)),
