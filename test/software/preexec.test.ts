@@ -10,6 +10,8 @@ import {
   cacheLine,
   FallbackCounter,
   helperAllows,
+  markLine,
+  mountsBelow,
   keyOfStat,
   marksFor,
   parseHelperLine,
@@ -210,5 +212,31 @@ describe('event data', () => {
     ['software.preexec_unavailable', { reason: 'not_root', message: 'x' }],
   ])('%s matches its declaration', (type, data) => {
     expect(eventDataErrors(type, data)).toEqual([]);
+  });
+});
+
+describe('mounts below the marked places', () => {
+  const info = [
+    '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw',
+    '30 22 0:25 / /run rw,nosuid shared:5 - tmpfs tmpfs rw',
+    '31 30 0:40 / /run/user/1000 rw,nosuid shared:6 - tmpfs tmpfs rw',
+    '32 22 0:41 / /home/a\\040b rw shared:7 - tmpfs tmpfs rw', // a space, escaped as mountinfo does
+    '33 22 0:42 / /tmpfoo rw shared:8 - tmpfs tmpfs rw', // not below /tmp (segment boundary)
+    '34 22 0:43 / /tmp/x/../../etc rw shared:9 - tmpfs tmpfs rw', // not a clean path: skipped
+    'garbage',
+    '',
+  ].join('\n');
+  it('finds the mounts strictly below each root, unescaped', () => {
+    expect(mountsBelow(info, ['/run/user', '/home', '/tmp'])).toEqual(['/run/user/1000', '/home/a b']);
+    expect(mountsBelow(info, ['/'])).toEqual(['/run', '/run/user/1000', '/home/a b', '/tmpfoo']);
+    expect(mountsBelow(info, ['relative', '/a/../b'])).toEqual([]);
+  });
+  it('is bounded however many mounts there are', () => {
+    const many = Array.from({ length: 200_000 }, (_, i) => `${i} 22 0:1 / /run/user/${i} rw - tmpfs tmpfs rw`).join('\n');
+    expect(mountsBelow(many, ['/run/user'], 64)).toHaveLength(64);
+  });
+  it('a mark line carries the path as hex, whatever it holds', () => {
+    expect(markLine('/run/user/1000')).toBe(`M ${Buffer.from('/run/user/1000').toString('hex')}\n`);
+    expect(markLine('/a b\nA 1 2 3 4 5 a')).toMatch(/^M [0-9a-f]+\n$/);
   });
 });

@@ -101,7 +101,7 @@ describe.skipIf(!tools.ok)('pre-exec: the capability with the real helper on a t
     spawnOk(s.prefix, ['mkdir', '-m', '0777', m('out')]);
     rec = recorder(join(work, 'state'));
     cap = new SoftwareCapability();
-    cap.preExec.setEnv({ helper: () => helper, prefix: s.prefix });
+    cap.preExec.setEnv({ helper: () => helper, prefix: s.prefix, mountPollMs: 200 });
     await cap.start(rec.ctx, policy({}));
     await waitFor('helper READY', () => cap.preExec.status().running, 15_000);
   }, 60_000);
@@ -158,6 +158,19 @@ describe.skipIf(!tools.ok)('pre-exec: the capability with the real helper on a t
     await cap.applyPolicy(policy({}));
     await waitFor('helper back in enforce mode', () => cap.preExec.status().running && of('software.preexec_started').length > started, 15_000);
     expect((await runIn(s, m('evil.sh'), [m('out/evil-enforce')]).done).rc).toBe(126);
+  });
+
+  it('a tmpfs mounted later below a marked place is marked too (a mount mark covers one mount)', async () => {
+    const sub = m('later');
+    spawnOk(s.prefix, ['mkdir', sub]);
+    spawnOk(s.prefix, ['mount', '-t', 'tmpfs', '-o', 'size=8m,mode=0755', 'sekimori-later', sub]);
+    writeFileSync(s.outside(join(sub, 'evil.sh')), script('evil-later'));
+    chmodSync(s.outside(join(sub, 'evil.sh')), 0o755);
+    await waitFor('the new mount marked', () => cap.preExec.status().marked.includes(sub), 10_000);
+    await cap.preExec.helperStats(); // the helper reads its input in order: the mark is placed once this answers
+    const r = await runIn(s, join(sub, 'evil.sh'), [m('out/evil-later')]).done;
+    expect(r.rc).toBe(126);
+    expect(marker('evil-later')).toBe(false);
   });
 
   it('the helper killed: the kernel lets execs through, the /proc scan still kills the program; the helper comes back', async () => {

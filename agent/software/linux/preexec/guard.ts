@@ -18,6 +18,7 @@ import {
   FallbackCounter,
   FLUSH_LINE,
   keyOfStat,
+  markLine,
   parseHelperLine,
   restartDelayMs,
   sameKey,
@@ -249,6 +250,11 @@ export class PreExecGuard {
       void this.spawnHelper();
     }, restartInMs);
     this.restartTimer.unref?.();
+  }
+
+  /** Marks one more mount (a mount that appeared below a watched place); idempotent in the kernel. */
+  addMark(path: string): void {
+    if (this.stats.running) this.child?.stdin?.write(markLine(path));
   }
 
   /** The policy changed: every cached verdict may be wrong now. */

@@ -5,12 +5,12 @@
  * (protocol.ts planPreExec, pure), and starts, stops, restarts or flushes the helper to match.
  * Updates run one at a time, in order.
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentContext } from '../../../capability.js';
 import type { SoftwarePolicy } from '../../../../protocol/policy-software.js';
 import { helperPath, PreExecGuard, type ExecJudge, type GuardStats } from './guard.js';
-import { helperAllows, planPreExec, type Plan } from './protocol.js';
+import { helperAllows, mountsBelow, planPreExec, type Plan } from './protocol.js';
 
 export interface PreExecState {
   ctx: AgentContext;
@@ -27,6 +27,8 @@ export interface PreExecEnv {
   helper(): string | null;
   /** Tests run the helper inside their private mount namespace (nsenter -t PID -m --). */
   prefix?: string[];
+  /** How often the mounts below the marked places are looked for (a tmpfs mounted at login). */
+  mountPollMs?: number;
 }
 
 export interface PreExecStatus {
@@ -34,6 +36,8 @@ export interface PreExecStatus {
   why: string;
   message: string;
   marks: string[];
+  /** Every mount marked so far, including those that appeared later below a marked place. */
+  marked: string[];
   stats: GuardStats | null;
 }
 
@@ -50,6 +54,8 @@ export class PreExecLine {
   private reportedWhy = '';
   private plan: Plan | null = null;
   private routed = false;
+  private mountTimer: NodeJS.Timeout | null = null;
+  private marked = new Set<string>();
 
   private env: PreExecEnv = defaultEnv();
   constructor(private readonly state: () => PreExecState) {}
@@ -72,6 +78,7 @@ export class PreExecLine {
       why: p === null ? 'not_started' : p.run ? 'running' : p.why,
       message: p && !p.run ? p.message : '',
       marks: p && p.run ? p.marks : [],
+      marked: this.guard ? [...this.marked] : [],
       stats: this.guard ? { ...this.guard.stats, answerMs: [...this.guard.stats.answerMs] } : null,
     };
   }
@@ -105,6 +112,15 @@ export class PreExecLine {
       locations: p.preExec.marks.length ? [] : present(p.locations),
       helper,
     });
+    // The helper is restarted only when its settings change, not when a mount came and went.
+    const baseArgs = plan.run ? [...plan.args] : [];
+    if (plan.run) {
+      // A mount mark covers one mount: mounts already below the marked places get their own.
+      for (const sub of mountsBelow(readMountinfo('self'), plan.marks, 64 - plan.marks.length)) {
+        plan.marks.push(sub);
+        plan.args.push('--mark', sub);
+      }
+    }
     this.plan = plan;
     if (!plan.run) {
       await this.stopGuard();
@@ -117,7 +133,7 @@ export class PreExecLine {
       return;
     }
     this.reportedWhy = '';
-    const key = JSON.stringify([helper, plan.args, this.env.prefix ?? []]);
+    const key = JSON.stringify([helper, baseArgs, this.env.prefix ?? []]);
     if (this.guard && this.guardKey === key) {
       this.guard.flush(); // same helper settings, new verdicts: forget the cached ones
       return;
@@ -144,11 +160,30 @@ export class PreExecLine {
     });
     this.guard = guard;
     this.guardKey = key;
+    this.marked = new Set(plan.marks);
     const ok = await guard.start();
+    this.watchMounts(guard, plan.marks);
     if (!ok) ctx.log('warn', `software: pre-exec helper did not start: ${guard.stats.lastError || 'no READY'}`);
   }
 
+  /** Mounts made later below a marked place (a user's /run/user/UID at login) are marked as they appear. */
+  private watchMounts(guard: PreExecGuard, roots: string[]): void {
+    if (this.mountTimer) clearInterval(this.mountTimer);
+    this.mountTimer = setInterval(() => {
+      if (this.guard !== guard || !guard.stats.pid) return;
+      // The helper's own view: in a test it runs in another mount namespace.
+      for (const sub of mountsBelow(readMountinfo(String(guard.stats.pid)), roots, 256)) {
+        if (this.marked.has(sub) || this.marked.size >= 1024) continue;
+        this.marked.add(sub);
+        guard.addMark(sub);
+      }
+    }, this.env.mountPollMs ?? 10_000);
+    this.mountTimer.unref?.();
+  }
+
   private async stopGuard(): Promise<void> {
+    if (this.mountTimer) clearInterval(this.mountTimer);
+    this.mountTimer = null;
     const g = this.guard;
     this.guard = null;
     this.guardKey = '';
@@ -161,5 +196,13 @@ function isDir(p: string): boolean {
     return statSync(p).isDirectory();
   } catch {
     return false;
+  }
+}
+
+function readMountinfo(pid: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
+  } catch {
+    return '';
   }
 }

@@ -100,6 +100,10 @@ export function cacheLine(k: FileKey, allow: boolean): string {
   return `C ${keyText(k)} ${allow ? 'a' : 'd'}\n`;
 }
 export const FLUSH_LINE = 'X\n';
+/** Mark one more mount; the path travels as hex (a mount point may hold spaces or newlines). */
+export function markLine(path: string): string {
+  return `M ${Buffer.from(path, 'utf8').toString('hex')}\n`;
+}
 export const STATS_LINE = 'S\n';
 
 export function sameKey(a: FileKey, b: FileKey): boolean {
@@ -214,4 +218,28 @@ export class FallbackCounter {
     this.windowStart = now;
     return out;
   }
+}
+
+/** mountinfo escapes space, tab, newline and backslash in paths as \\ooo (octal). */
+function unescapeMount(p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/**
+ * Mount points at or below the given paths, from /proc/PID/mountinfo: a mount mark covers one
+ * mount only, so a tmpfs mounted below a watched place (/run/user/UID at login) needs its own.
+ * At most `max`; what cannot be a path is skipped.
+ */
+export function mountsBelow(mountinfo: string, roots: readonly string[], max = 64): string[] {
+  const out = new Set<string>();
+  const clean = roots.filter((r) => isCleanAbsolutePath(r));
+  for (const line of mountinfo.split('\n').slice(0, 100_000)) {
+    const f = line.split(' ');
+    if (f.length < 10) continue;
+    const mp = unescapeMount(f[4]!);
+    if (!isCleanAbsolutePath(mp) || mp.length > 1000) continue;
+    if (clean.some((r) => r !== mp && (r === '/' || mp.startsWith(r + '/')))) out.add(mp);
+    if (out.size >= max) break;
+  }
+  return [...out];
 }

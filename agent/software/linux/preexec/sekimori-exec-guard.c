@@ -27,6 +27,7 @@
  *   A <id> <dev> <ino> <cs> <cns> <a|d>    answer (if still pending) and cache it
  *   C <dev> <ino> <cs> <cns> <a|d>         cache only
  *   X                                      flush the cache (the policy changed)
+ *   M <hex of a path>                      mark one more mount (one mounted below a watched place later)
  *   S                                      report stats
  * When stdin closes (agent gone) pending questions get the fallback at once, new misses get it
  * too, cached verdicts keep applying, and the helper exits after --orphan-grace-ms.
@@ -195,6 +196,10 @@ static void on_event(const struct fanotify_event_metadata *m) {
   fall_back(m->fd, "full", 0);
 }
 
+static int hexval(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 static void on_line(char *l) {
   struct key k;
   uint64_t id;
@@ -209,6 +214,21 @@ static void on_line(char *l) {
       }
   } else if (l[0] == 'C' && sscanf(l, "C %" SCNu64 " %" SCNu64 " %" SCNd64 " %u %c", &k.dev, &k.ino, &k.cs, &k.cns, &v) == 5 && (v == 'a' || v == 'd')) {
     cache_put(&k, v == 'a');
+  } else if (l[0] == 'M' && l[1] == ' ') {
+    /* The path travels as hex: a mount point may hold spaces or newlines. */
+    char path[1024];
+    size_t n = 0;
+    const char *h = l + 2;
+    while (h[0] && h[1] && n < sizeof path - 1) {
+      int hi = hexval(h[0]), lo = hexval(h[1]);
+      if (hi < 0 || lo < 0) break;
+      path[n++] = (char)(hi * 16 + lo);
+      h += 2;
+    }
+    path[n] = 0;
+    if (*h == 0 && n > 0 && path[0] == '/' && strlen(path) == n) {
+      if (fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN_EXEC_PERM, AT_FDCWD, path) != 0) say("ERR mark %d %s", errno, strerror(errno));
+    }
   } else if (l[0] == 'X' && (l[1] == 0 || l[1] == ' ')) {
     memset(cache, 0, sizeof cache);
     n_cached = 0;
