@@ -246,16 +246,24 @@ export function reportInventory(ctx: ConsoleContext, agentId: string, req: Softw
     return { status: 'current' };
   }
   const tx = ctx.db.transaction(() => {
-    ctx.db.prepare('DELETE FROM software_inventory_entries WHERE agent_id = ?').run(agentId);
+    // Only the rows that changed are written: an upgrade touches a few dozen packages, and each
+    // row costs an update of the fleet-wide name index (bench/software-inventory).
+    const key = (e: { name: string; version: string; arch: string }) => JSON.stringify([e.name, e.arch, e.version]);
+    const next = new Map(entries.map((e) => [key(e), e]));
+    const stored = next.size; // entries that read the same once display-safe are one row
+    const del = ctx.db.prepare('DELETE FROM software_inventory_entries WHERE agent_id = ? AND name = ? AND arch = ? AND version = ?');
+    for (const old of ctx.db.prepare('SELECT name, version, arch FROM software_inventory_entries WHERE agent_id = ?').all(agentId) as InventoryRow[]) {
+      if (!next.delete(key(old))) del.run(agentId, old.name, old.arch, old.version);
+    }
     const ins = ctx.db.prepare('INSERT INTO software_inventory_entries (agent_id, name, version, arch) VALUES (?, ?, ?, ?)');
-    for (const e of entries) ins.run(agentId, e.name, e.version, e.arch);
+    for (const e of next.values()) ins.run(agentId, e.name, e.version, e.arch);
     ctx.db
       .prepare(
         `INSERT INTO software_inventory (agent_id, platform, digest, total, stored, changed_at, reported_at) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (agent_id) DO UPDATE SET platform = excluded.platform, total = excluded.total, stored = excluded.stored, reported_at = excluded.reported_at,
            changed_at = CASE WHEN software_inventory.digest = excluded.digest THEN software_inventory.changed_at ELSE excluded.changed_at END, digest = excluded.digest`,
       )
-      .run(agentId, req.platform, req.digest, Math.max(req.total, entries.length), entries.length, now, now);
+      .run(agentId, req.platform, req.digest, Math.max(req.total, stored), stored, now, now);
   });
   tx();
   return { status: 'stored' };

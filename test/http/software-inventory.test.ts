@@ -59,6 +59,13 @@ describe('POST /api/agent/software/inventory', () => {
     await report(a, first); // back to the first list for the page tests
   });
 
+  it('two entries that read the same once made display-safe are stored once (no 500)', async () => {
+    const c = await t.enrollAgent();
+    const r = await report(c, [E('a\u0007'), E('a\\x07')]);
+    expect(r).toMatchObject({ status: 200, body: { status: 'stored' } });
+    expect(t.ctx.db.prepare('SELECT name FROM software_inventory_entries WHERE agent_id = ?').all(c.agentId)).toEqual([{ name: 'a\\x07' }]);
+  });
+
   it('another terminal’s digest does not make ours current (lists are per terminal)', async () => {
     expect(await report(b, null, inventoryDigest(first))).toMatchObject({ body: { status: 'unknown' } });
   });
