@@ -102,8 +102,9 @@ export function parseMd5sums(text: string, only?: ReadonlyMap<string, unknown>):
       const md5 = t.slice(at - 32, at);
       if (/^[0-9a-f]{32}$/.test(md5)) out.set(path, md5);
     }
-    if (out.size > 0) return out;
-    // Nothing found: perhaps written another way ('*' marker, one space): parse every line.
+    // Nothing found in a file written the usual way: the wanted paths are folders or symlinks
+    // (no md5sum). Only a file written another way ('*' marker, one space) is parsed line by line.
+    if (out.size > 0 || /^[0-9a-f]{32}  [^\s*]/.test(t)) return out;
   }
   for (const line of lines(text)) {
     const m = /^([0-9a-f]{32})\s+\*?(.+)$/.exec(line);
