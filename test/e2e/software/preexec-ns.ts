@@ -4,7 +4,7 @@
  * this machine is ever judged. Files are put in and read back through /proc/<holder>/root.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -28,6 +28,7 @@ export function probeFanotify(helper: string): string {
     ['-m', '--propagation', 'private', '--', 'sh', '-c', 'mount -t tmpfs sekimori-probe "$1" && exec "$0" --mark "$1" --orphan-grace-ms 0 </dev/null', helper, dir],
     { encoding: 'utf8', timeout: 20_000 },
   );
+  rmSync(dir, { recursive: true, force: true });
   const first = (r.stdout ?? '').split('\n')[0] ?? '';
   if (first.startsWith('READY ')) return '';
   return `${first || r.stderr?.trim() || r.error?.message || 'no answer'} (fanotify permission events need root and a kernel with CONFIG_FANOTIFY_ACCESS_PERMISSIONS)`;
@@ -70,8 +71,10 @@ export async function stage(work: string): Promise<Stage> {
     holder,
     outside: (p) => `/proc/${pid}/root${p}`,
     prefix: ['nsenter', '-t', String(pid), '-m', '--'],
+    /** Ends the namespace (its tmpfs goes with it) and removes `work`. */
     close: () => {
       holder.kill('SIGKILL');
+      rmSync(work, { recursive: true, force: true });
     },
   };
 }

@@ -85,7 +85,7 @@ describe.skipIf(!tools.ok)('pre-exec: the capability with the real helper on a t
   const of = (type: string) => rec.events.filter((e) => e.type === type);
 
   beforeAll(async () => {
-    s = await stage(work);
+    s = await stage(workDir('preexec-cap'));
     helper = join(work, 'helper-copy');
     copyFileSync(built.path!, helper);
     chmodSync(helper, 0o755);
