@@ -137,31 +137,33 @@ const CATCH_UP_TYPES = "('usb.blocked', 'usb.allowed', 'usb.readonly', 'usb.exce
  * so it also covers events stored before it existed.
  */
 export function inventoryCatchUp(db: Database.Database, maxRows = 2000): number {
-  const cursor = (db.prepare('SELECT last_rid FROM usb_devices_cursor WHERE id = 1').get() as { last_rid: number }).last_rid;
-  const end = (db.prepare('SELECT max(rid) AS r FROM (SELECT rid FROM events WHERE rid > ? ORDER BY rid LIMIT ?)').get(cursor, Math.max(1, Math.floor(maxRows))) as { r: number | null }).r;
-  if (end === null) return 0;
-  const rows = db
-    .prepare(`SELECT rid, agent_id, type, user, ts, data FROM events WHERE rid > ? AND rid <= ? AND type IN ${CATCH_UP_TYPES} AND agent_id != 'console' ORDER BY rid`)
-    .all(cursor, end) as { rid: number; agent_id: string; type: string; user: string | null; ts: string; data: string }[];
-  const sightings: DeviceSighting[] = [];
-  for (const r of rows) {
-    if (!isUsbDeviceEventType(r.type)) continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(r.data);
-    } catch {
-      continue;
-    }
-    const d = readEventData(r.type, parsed);
-    const s = d ? sightingOf(r.agent_id, r.type, d, r.user, r.ts, r.rid) : null;
-    if (s) sightings.push(s);
-  }
   const record = deviceRecorder(db);
-  db.transaction(() => {
+  // One (immediate) transaction from reading the cursor to moving it: the serving console's tick and
+  // a CLI run may catch up at the same time, and no event may be counted twice.
+  return db.transaction((): number => {
+    const cursor = (db.prepare('SELECT last_rid FROM usb_devices_cursor WHERE id = 1').get() as { last_rid: number }).last_rid;
+    const end = (db.prepare('SELECT max(rid) AS r FROM (SELECT rid FROM events WHERE rid > ? ORDER BY rid LIMIT ?)').get(cursor, Math.max(1, Math.floor(maxRows))) as { r: number | null }).r;
+    if (end === null) return 0;
+    const rows = db
+      .prepare(`SELECT rid, agent_id, type, user, ts, data FROM events WHERE rid > ? AND rid <= ? AND type IN ${CATCH_UP_TYPES} AND agent_id != 'console' ORDER BY rid`)
+      .all(cursor, end) as { rid: number; agent_id: string; type: string; user: string | null; ts: string; data: string }[];
+    const sightings: DeviceSighting[] = [];
+    for (const r of rows) {
+      if (!isUsbDeviceEventType(r.type)) continue;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(r.data);
+      } catch {
+        continue;
+      }
+      const d = readEventData(r.type, parsed);
+      const s = d ? sightingOf(r.agent_id, r.type, d, r.user, r.ts, r.rid) : null;
+      if (s) sightings.push(s);
+    }
     if (sightings.length) record(sightings);
     db.prepare('UPDATE usb_devices_cursor SET last_rid = ? WHERE id = 1').run(end);
+    return end - cursor;
   })();
-  return end - cursor;
 }
 
 /** Catches up for at most `budgetMs` (the tick: small steps, so agents' requests never wait long). */
