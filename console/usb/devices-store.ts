@@ -19,7 +19,7 @@ export interface InventoryDevice {
   /** Raw serial bytes (hex), '' = none: the matching key. */
   serialHex: string;
   descriptorHash: string;
-  /** Display text (safeText at ingest): never compare it. */
+  /** Display text (safeText when derived): never compare it. */
   serial: string;
   manufacturer: string;
   product: string;

@@ -32,7 +32,7 @@ const SHA256_OR_EMPTY = /^([0-9a-f]{64})?$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** safeText, without its cost for what agents normally send (already safe text): this runs at ingest. */
+/** safeText, without its cost for what agents normally send (already safe text): this runs for every USB event the inventory reads. */
 function display(s: string, limit: number): string {
   return s.length <= limit && !CONTROL.test(s) && s.isWellFormed() ? s : safeText(s, limit);
 }

@@ -5,7 +5,7 @@
  * is console/web/pages/exceptions.ts.
  *
  * The device inventory (機器一覧) is a module of its own here: devices.ts (pure: sightings and the
- * policy changes made from a row), devices-store.ts (its table, kept at ingest), devices-cli.ts;
+ * policy changes made from a row), devices-store.ts (its table, derived from the stored events by the tick), devices-cli.ts;
  * its page is console/web/pages/devices.ts.
  */
 import type { ConsoleModule } from '../module.js';

@@ -1,6 +1,6 @@
 /**
- * The device inventory's table on a real console database: kept by the ingest hook (one UPSERT per
- * USB device event, in ingest's transaction), searched across terminals, keyset-paged; hostile data.
+ * The device inventory's table on a real console database: derived from the events ingest stored
+ * (the catch-up the module's tick runs), searched across terminals, keyset-paged; hostile data.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
