@@ -48,6 +48,7 @@ describe.skipIf(!tools.ok)('sekimori-agent .deb', () => {
       ['lib/udev/rules.d/70-sekimori-usb-readonly.rules', /^-rw-r--r-- root\/root/],
       ['usr/lib/sekimori/usb-readonly', /^-rwxr-xr-x root\/root/],
       ['usr/lib/sekimori/sekimori-peercred', /^-rwxr-xr-x root\/root/],
+      ['usr/lib/sekimori/sekimori-exec-guard', /^-rwxr-xr-x root\/root/],
       ['lib/systemd/system/sekimori-agent.service', /^-rw-r--r-- root\/root/],
       ['var/lib/sekimori-agent/', /^drwx------ root\/root/],
     ];
