@@ -187,3 +187,18 @@ describe('parseDeviceQuery', () => {
     },
   );
 });
+
+describe('devices list (CLI line)', () => {
+  it('shows every terminal-supplied field through safeText: no control character reaches the terminal', async () => {
+    const { deviceLine } = await import('../../console/usb/devices-cli.js');
+    const line = deviceLine(
+      { id: 1, agentId: 'a'.repeat(36), vendorId: '054c', productId: '06c1', serialHex: 'ff'.repeat(40), descriptorHash: '', serial: 'S\u001b[2J', manufacturer: 'SONY\r\nFAKE', product: 'RC-S380', interfaces: ['ff/ff/ff'], lastType: 'usb.blocked', lastRule: 'class:ff', lastUser: null, lastRid: 1, firstSeen: TS, lastSeen: TS, seen: 2 },
+      'pc\u0007-01',
+    );
+    expect(line.endsWith('\n')).toBe(true);
+    expect(line.slice(0, -1)).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(line).toContain('054c:06c1');
+    expect(line).toContain('#' + 'ff'.repeat(16) + '…');
+    expect(line).toContain('×2');
+  });
+});
