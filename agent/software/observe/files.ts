@@ -114,7 +114,7 @@ export class FileWatcher {
       for (const e of entries) {
         const p = join(d, e.name);
         if (e.isDirectory() && k < this.o.depth) stack.push({ dir: p, depth: k + 1 });
-        else if (announce && (e.isFile() || e.isSymbolicLink())) this.queue(p, 'add');
+        else if (announce && (e.isFile() || e.isSymbolicLink())) this.raw(p, 'add');
       }
       if (++n % 100 === 0) await new Promise((r) => setImmediate(r)); // let the agent breathe on a big tree
     }
@@ -131,11 +131,40 @@ export class FileWatcher {
 
   /** A raw inotify event: only remembered (no I/O) until the path has been quiet. */
   private raw(path: string, event: 'add' | 'change'): void {
-    if (this.stopped || this.excluded(path)) return;
-    // Bounded: a flood of distinct new paths keeps at most this many timers (the /proc scan
-    // still judges whatever of them runs).
-    if (!this.pending.has(path) && this.pending.size >= 20_000) return;
-    this.queue(path, event);
+    if (this.stopped) return;
+    const prev = this.quiet.get(path);
+    const now = performance.now();
+    if (prev) {
+      // A busy file (a database being written) costs one map update per raw event, no timer.
+      prev.last = now;
+      if (event === 'add') prev.event = 'add';
+      return;
+    }
+    // Bounded: a flood of distinct new paths keeps at most this many (the /proc scan still judges
+    // whatever of them runs).
+    if (this.quiet.size >= 20_000 || this.excluded(path)) return;
+    this.quiet.set(path, { event, seenAt: now, last: now });
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.floor((this.o.quietMs ?? 60) / 2)));
+      this.sweeper.unref?.();
+    }
+  }
+
+  /** Paths quiet for quietMs are looked at; one timer for all of them. */
+  private quiet = new Map<string, { event: 'add' | 'change'; seenAt: number; last: number }>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private sweep(): void {
+    const now = performance.now();
+    const q = this.o.quietMs ?? 60;
+    for (const [path, x] of this.quiet) {
+      if (now - x.last < q) continue;
+      this.quiet.delete(path);
+      void this.settle(path, x.event, x.seenAt).catch((e: unknown) => this.o.onError?.(e));
+    }
+    if (this.quiet.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
   }
 
   /** The quiet path, inotify engine: a new folder is watched (and its files announced), a file is handed on. */
@@ -162,14 +191,16 @@ export class FileWatcher {
     const ev = prev?.event === 'add' ? 'add' : event;
     const timer = setTimeout(() => {
       this.pending.delete(path);
-      if (this.o.engine === 'inotify') void this.settle(path, ev, seenAt).catch((e: unknown) => this.o.onError?.(e));
-      else this.o.onFile(path, ev, seenAt);
+      this.o.onFile(path, ev, seenAt);
     }, this.o.quietMs ?? 60);
     this.pending.set(path, { timer, event: ev, seenAt });
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    this.quiet.clear();
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
     for (const x of this.dirs.values()) x.w.close();
