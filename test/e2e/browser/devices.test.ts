@@ -124,4 +124,29 @@ describe.skipIf(!tools.ok)('browser: 機器一覧 → この機種を許可 → 
     expect(cli.total).toBe(1);
     expect(dialogs).toEqual([]);
   }, 120_000);
+
+  it('catalogue 有効にする and "register this stick" go through the same diff → confirm → signed version', async () => {
+    const v0 = c.json<SignedPolicy>(['policy', 'get']).policy.version;
+    await page.goto(`${c.url}/devices`);
+    await Promise.all([page.waitForURL((u) => u.pathname === '/devices/catalogue'), page.locator('tr[data-entry="sony-rc-s380-p"] button[type=submit]').click()]);
+    await expect(page.locator('#proposal-rule').textContent()).resolves.toBe('model:sony-rc-s380-p');
+    await page.click('#publish-form button[type=submit]');
+    await expect(page.locator('#published').textContent()).resolves.toContain(`v${v0 + 1}`);
+
+    await page.goto(`${c.url}/devices`);
+    await expect(page.locator('tr[data-entry="sony-rc-s380-p"] td.state').textContent()).resolves.toBe('有効');
+    const stick = page.locator('tr[data-vidpid="0781:5581"] form.register');
+    await stick.locator('select[name=access]').selectOption('readonly');
+    await stick.locator('input[name=label]').fill('総務課 USB-01');
+    await Promise.all([page.waitForURL((u) => u.pathname === '/devices/register'), stick.locator('button[type=submit]').click()]);
+    await expect(page.locator('#policy-diff').textContent()).resolves.toContain('"serial": "4C530001"');
+    await page.screenshot({ path: join(SHOTS, '22-devices-register-diff.png'), fullPage: true });
+    await page.click('#publish-form button[type=submit]');
+    await expect(page.locator('#published').textContent()).resolves.toContain(`v${v0 + 2}`);
+    const p = c.json<SignedPolicy>(['policy', 'get']).policy;
+    expect(p.usb.models!.find((m) => m.id === 'sony-rc-s380-p')!.enabled).toBe(true);
+    expect(p.usb.registered).toEqual([expect.objectContaining({ vendorId: '0781', productId: '5581', serial: '4C530001', access: 'readonly', label: '総務課 USB-01', descriptorHash: 'a'.repeat(64) })]);
+    expect(c.events(['--type', 'admin.policy_changed']).slice(-2).map((e) => (e.data as { via?: string }).via)).toEqual(['devices:catalogue:sony-rc-s380-p', `devices:register:${p.usb.registered[0]!.id}`]);
+    expect(dialogs).toEqual([]);
+  }, 120_000);
 });
