@@ -188,6 +188,12 @@ describe('serial- and descriptor-bound model rules', () => {
     expect(d.note).toMatch(/^clone-suspected/);
   });
 
+  it('a suspected clone of a serial-bound model gets no later VID:PID-wide model either (stricter than first-match: fail closed)', () => {
+    const p = withModels([model({ id: 'unit-a', serial: '0123456' }), model({ id: 'any-unit' })]);
+    const other = { path: '1-3', vendorId: '054c', productId: '06c1', serial: Buffer.from('0123456') };
+    expect(decideUsb(p, reader(), ctx({ others: [other] }))).toMatchObject({ authorizeDevice: false, rule: 'class:ff' });
+  });
+
   it('a model without serial is about the model, not one unit: two readers of it both work', () => {
     const other = { path: '1-3', vendorId: '054c', productId: '06c1', serial: Buffer.from('0123456') };
     expect(decideUsb(withModels([model()]), reader(), ctx({ others: [other] })).rule).toBe('model:rcs380');
