@@ -121,10 +121,13 @@ export function defaultUsbPolicy(): UsbPolicy {
 
 /**
  * Interface classes no model rule ever opens (data leaves through them): mass storage 08, still
- * image/MTP/PTP 06, communications 02 and CDC data 0a, wireless controller e0, RNDIS over Misc ef/04.
+ * image/MTP/PTP 06, communications 02 and CDC data 0a, wireless controller e0, RNDIS over Misc ef/04,
+ * ActiveSync/Palm sync ef/01, IrDA bridge fe/02.
  */
 export function exportInterface(cls: number, subclass: number): boolean {
-  return cls === 0x08 || cls === 0x06 || cls === 0x02 || cls === 0x0a || cls === 0xe0 || (cls === 0xef && subclass === 0x04);
+  if (cls === 0x08 || cls === 0x06 || cls === 0x02 || cls === 0x0a || cls === 0xe0) return true;
+  if (cls === 0xef && (subclass === 0x04 || subclass === 0x01)) return true; // RNDIS; ActiveSync / Palm sync
+  return cls === 0xfe && subclass === 0x02; // IrDA bridge
 }
 
 /** A model rule's interface pattern: class[/subclass[/protocol]], lowercase hex. */
@@ -232,8 +235,8 @@ function modelErrors(list: unknown, where: string): string[] {
     r.interfaces.forEach((p, j) => {
       if (typeof p !== 'string' || !MODEL_INTERFACE.test(p)) return errors.push(`${w}.interfaces[${j}]: must be class[/subclass[/protocol]] in lowercase hex, e.g. "ff"`);
       const [c, sc] = p.split('/').map((h) => parseInt(h, 16));
-      // ef alone would include RNDIS (ef/04): named subclasses only for ef.
-      if (exportInterface(c!, sc ?? -1) || (c === 0xef && sc === undefined))
+      // ef alone would include RNDIS (ef/04) and fe alone the IrDA bridge (fe/02): named subclasses only there.
+      if (exportInterface(c!, sc ?? -1) || ((c === 0xef || c === 0xfe) && sc === undefined))
         return errors.push(`${w}.interfaces[${j}]: ${p} carries data off the terminal (storage, MTP/PTP, communications, network): a model rule never opens it; register the medium instead`);
       return undefined;
     });

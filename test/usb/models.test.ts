@@ -138,6 +138,8 @@ describe('patterns: class / subclass / protocol', () => {
     ['e0', iface(0, 0xe0, 1, 3), false],
     ['ef/04', iface(0, 0xef, 4, 1), false],
     ['ef', iface(0, 0xef, 4, 1), false],
+    ['ef/01', iface(0, 0xef, 1, 1), false], // ActiveSync / Palm sync
+    ['fe/02', iface(0, 0xfe, 2, 0), false], // IrDA bridge
     ['ef/02', iface(0, 0xef, 2, 1), true],
     // Malformed patterns (a policy that never passed validation) match nothing.
     ['', iface(0, 0xff), false],
@@ -304,7 +306,7 @@ describe('policy validation of models', () => {
   const errs = (models: unknown) => usbPolicyErrors({ ...base(), models });
 
   it('refuses every export class a model rule could name', () => {
-    for (const p of ['08', '08/06', '08/06/50', '06', '06/01/01', '02', '02/02', '0a', 'e0', 'e0/01/03', 'ef', 'ef/04', 'ef/04/01']) {
+    for (const p of ['08', '08/06', '08/06/50', '06', '06/01/01', '02', '02/02', '0a', 'e0', 'e0/01/03', 'ef', 'ef/04', 'ef/04/01', 'ef/01', 'ef/01/01', 'fe', 'fe/02', 'fe/02/00']) {
       const e = errs([model({ interfaces: [p] })]);
       expect(e, p).toEqual([expect.stringMatching(/^usb\.models\[0\]\.interfaces\[0\]: .* never opens it/)]);
     }
