@@ -118,9 +118,12 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
     if (reply.status !== 200) return;
     const verdict: PolicyVerdict = store.offer(reply.body);
     if (verdict.ok) {
+      // Stored (store.offer) before anything else; reported as applied once every capability has
+      // it in force (a capability that failed said so with agent.error): a console reading
+      // agent.policy_applied may rely on the new rules being enforced.
+      await applyPolicy(verdict.policy);
       emit({ type: 'agent.policy_applied', data: { version: verdict.policy.version, issuedBy: verdict.policy.issuedBy } });
       log('info', `policy v${verdict.policy.version} applied`);
-      await applyPolicy(verdict.policy);
       return;
     }
     const raw = isObject(reply.body) && isObject(reply.body.policy) ? reply.body.policy.version : null;
