@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Type } from 'typebox';
-import { canonicalJson } from './canonical.js';
+import { canonicalJson, sortedKeys } from './canonical.js';
 import { ISO_MS_PATTERN, Nullable, Sha256Hex, UUID_PATTERN, wireCheck } from './wire-check.js';
 
 export type Severity = 'info' | 'notice' | 'warning' | 'critical';
@@ -134,7 +134,10 @@ export function eventHash(prevHash: string, e: UnsignedEvent): string {
 }
 
 export function chainEvent(prevHash: string, e: UnsignedEvent): SekimoriEvent {
-  return { ...e, prevHash, hash: eventHash(prevHash, e) };
+  // Data travels with its keys in canonical order: the console's hash check then takes canonicalJson's native path.
+  const data = sortedKeys(e.data);
+  const sorted = { ...e, data };
+  return { ...sorted, prevHash, hash: eventHash(prevHash, sorted) };
 }
 
 export const MAX_EVENT_DATA_BYTES = 32 * 1024;
