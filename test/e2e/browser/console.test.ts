@@ -5,58 +5,23 @@
  * rather than installing that CA into Chromium (acceptable for a loopback test; the console's
  * own fingerprint pinning is tested in the integration tier).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Outbox } from '../../../agent/report/outbox.js';
 import { agentPaths } from '../../../agent/state.js';
-import { enrollAgent, ROOT, startConsole, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
-import { requireTools } from '../tools.js';
+import { enrollAgent, startConsole, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
+import { field, freshCode, launchChromium, login, requireBrowser, SHOTS } from './browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const tools = requireTools('browser', [CHROMIUM, 'oathtool'], 'sudo apt-get install -y chromium oathtool fonts-noto-cjk', {
-  missing: existsSync(join(ROOT, 'dist/console/web/feature.js')) ? [] : ['dist/console/web (run npm run build)'],
-});
-const SHOTS = join(ROOT, 'test-output/screenshots');
+const tools = requireBrowser(['dist/console/web/feature.js']);
 const HOSTILE = '<img src=x onerror=alert(1)>';
 const FORMULA = "=HYPERLINK(\"http://evil.example\",\"x\")";
 
-function totp(secret: string): string {
-  return execFileSync('oathtool', ['--totp', '-b', secret], { encoding: 'utf8' }).trim();
-}
 
-/** A TOTP code not used before for this secret: waits for the next 30 s step when needed (replay guard). */
-const used = new Map<string, string>();
-async function freshCode(secret: string): Promise<string> {
-  for (let i = 0; i < 40; i++) {
-    const c = totp(secret);
-    if (used.get(secret) !== c) {
-      used.set(secret, c);
-      return c;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error('no fresh TOTP code within 40 s');
-}
-
-function field(text: string, name: string): string {
-  const m = new RegExp(`^${name}: (.+)$`, 'm').exec(text);
-  if (!m) throw new Error(`${name} not found`);
-  return m[1]!.trim();
-}
-
-async function login(page: Page, url: string, user: string, password: string, secret: string): Promise<void> {
-  await page.goto(`${url}/login`);
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', password);
-  await page.fill('input[name=code]', await freshCode(secret));
-  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.click('form.login button[type=submit]')]);
-}
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
@@ -109,10 +74,7 @@ describe.skipIf(!tools.ok)('browser: 管理コンソール in Chromium', () => {
     } finally {
       db.close();
     }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
     admin = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, locale: 'ja-JP', viewport: { width: 1280, height: 900 } });
     page = await admin.newPage();
     page.on('request', (r) => requests.push(r.url()));

@@ -5,39 +5,21 @@
  * reader's model rule (interfaces ["ff"]) enabled, and the agent receives that version. Reuses the
  * console/agent harness and the login of console.test.ts (same steps; that file is not changed).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Outbox } from '../../../agent/report/outbox.js';
 import { agentPaths } from '../../../agent/state.js';
 import type { SignedPolicy } from '../../../protocol/policy.js';
-import { enrollAgent, ROOT, startConsole, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
+import { enrollAgent, startConsole, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
 import { RC_S380, STICK, usbData } from '../../usb/devices-fixtures.js';
-import { requireTools } from '../tools.js';
+import { field, launchChromium, login, requireBrowser, SHOTS } from './browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const tools = requireTools('browser', [CHROMIUM, 'oathtool'], 'sudo apt-get install -y chromium oathtool fonts-noto-cjk', {
-  missing: existsSync(join(ROOT, 'dist/console/web/pages/devices.js')) ? [] : ['dist/console/web/pages/devices.js (run npm run build)'],
-});
-const SHOTS = join(ROOT, 'test-output/screenshots');
+const tools = requireBrowser(['dist/console/web/pages/devices.js']);
 const HOSTILE = '<img src=x onerror=alert(1)>';
 
-function field(text: string, name: string): string {
-  const m = new RegExp(`^${name}: (.+)$`, 'm').exec(text);
-  if (!m) throw new Error(`${name} not found`);
-  return m[1]!.trim();
-}
-
-async function login(page: Page, url: string, user: string, password: string, secret: string): Promise<void> {
-  await page.goto(`${url}/login`);
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', password);
-  await page.fill('input[name=code]', execFileSync('oathtool', ['--totp', '-b', secret], { encoding: 'utf8' }).trim());
-  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.click('form.login button[type=submit]')]);
-}
 
 describe.skipIf(!tools.ok)('browser: 機器一覧 → この機種を許可 → diff → signed version', () => {
   let c: TestConsole;
@@ -64,10 +46,7 @@ describe.skipIf(!tools.ok)('browser: 機器一覧 → この機種を許可 → 
     } finally {
       db.close();
     }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 1400, height: 900 } });
     page = await ctx.newPage();
     page.on('dialog', (d) => {

@@ -9,36 +9,16 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inventoryDigest } from '../../../protocol/api.js';
-import { enrollAgent, rawRequest, ROOT, startConsole, tempDir, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
-import { requireTools } from '../tools.js';
+import { enrollAgent, rawRequest, startConsole, tempDir, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
+import { field, launchChromium, login, requireBrowser, SHOTS } from './browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const tools = requireTools('browser', [CHROMIUM, 'oathtool', 'dpkg-query'], 'sudo apt-get install -y chromium oathtool fonts-noto-cjk', {
-  missing: [
-    ...(existsSync(join(ROOT, 'dist/console/web/pages/software-inventory.js')) ? [] : ['dist/console/web/pages/software-inventory.js (run npm run build)']),
-    ...(existsSync('/var/lib/dpkg/status') ? [] : ['/var/lib/dpkg/status (a Debian machine)']),
-  ],
-});
-const SHOTS = join(ROOT, 'test-output/screenshots');
+const tools = requireBrowser(['dist/console/web/pages/software-inventory.js'], ['dpkg-query'], existsSync('/var/lib/dpkg/status') ? [] : ['/var/lib/dpkg/status (a Debian machine)']);
 const HOSTILE = '<img src=x onerror=alert(1)>';
 const FORMULA = '=HYPERLINK("http://evil.example","x")';
 
-function field(text: string, name: string): string {
-  const m = new RegExp(`^${name}: (.+)$`, 'm').exec(text);
-  if (!m) throw new Error(`${name} not found`);
-  return m[1]!.trim();
-}
-
-async function login(page: Page, url: string, user: string, password: string, secret: string): Promise<void> {
-  await page.goto(`${url}/login`);
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', password);
-  await page.fill('input[name=code]', execFileSync('oathtool', ['--totp', '-b', secret], { encoding: 'utf8' }).trim());
-  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.click('form.login button[type=submit]')]);
-}
 
 const paragraph = (name: string, version: string, arch = 'amd64') => [`Package: ${name}`, 'Status: install ok installed', `Architecture: ${arch}`, `Version: ${version}`, 'Description: test', ''].join('\n');
 
@@ -84,10 +64,7 @@ describe.skipIf(!tools.ok)('browser: ソフトウェア資産 in Chromium', () =
     expect(stored.json()).toEqual({ status: 'stored' });
     await waitFor('terminal A inventory', () => c.json<{ agentId: string }[]>(['software', 'inventory']).some((s) => s.agentId === a.agentId), 60_000, 500);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
     ctx = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, locale: 'ja-JP', viewport: { width: 1280, height: 900 } });
     page = await ctx.newPage();
     page.on('request', (r) => requests.push(r.url()));
