@@ -13,27 +13,13 @@ import { parseArgs } from 'node:util';
 import { migrate, openDatabase } from '../console/core/db.js';
 import { coreMigrations } from '../console/core/schema.js';
 import { createIngester, parseBatch } from '../console/backbone/ingest.js';
-import { chainEvent, genesisHash, type SekimoriEvent } from '../protocol/events.js';
+import { makeEvents } from './events.js';
 
 const { values } = parseArgs({ options: { events: { type: 'string', default: '20000' }, batch: { type: 'string', default: '500' } } });
 const N = Number(values.events);
 const BATCH = Number(values.batch);
 const agentId = randomUUID();
-const events: SekimoriEvent[] = [];
-let prev = genesisHash(agentId);
-const t0 = Date.now() - N;
-for (let i = 1; i <= N; i++) {
-  const e = chainEvent(prev, {
-    id: randomUUID(), agentId, seq: i, ts: new Date(t0 + i).toISOString(), type: i % 3 ? 'usb.blocked' : 'mfa.success', severity: 'warning', user: `user${i % 50}`,
-    data: i % 3
-      ? { kind: 'usb', mode: 'enforce', port: '1-2', busnum: 1, devnum: i % 120, vendorId: '0781', productId: '5567', bcdDevice: '0100', deviceClass: '00', interfaceClasses: ['08'],
-          interfaces: [{ number: 0, classes: ['08/06/50'], allow: false, rule: 'class:08' }], manufacturer: 'SanDisk', product: 'Cruzer Blade', serial: `SN${i}`,
-          serialHex: Buffer.from(`SN${i}`).toString('hex'), descriptorHash: 'a'.repeat(64), rule: 'class:08', partial: false, readonly: false, exceptionId: null }
-      : { terminal: agentId, result: 'accept', reason: 'ok', offline: false, service: 'login', tty: 'tty1', rhost: '' },
-  });
-  events.push(e);
-  prev = e.hash;
-}
+const events = makeEvents(agentId, N);
 const bodies: string[] = [];
 for (let i = 0; i < N; i += BATCH) bodies.push(JSON.stringify({ batchId: randomUUID(), events: events.slice(i, i + BATCH) }));
 const dir = mkdtempSync(join(tmpdir(), 'sekimori-ingest-cpu-'));

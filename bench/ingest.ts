@@ -14,7 +14,8 @@ import Database from 'better-sqlite3';
 import { migrate, openDatabase } from '../console/core/db.js';
 import { insertEventStatement } from '../console/core/events.js';
 import { coreMigrations } from '../console/core/schema.js';
-import { chainEvent, genesisHash, type SekimoriEvent } from '../protocol/events.js';
+import type { SekimoriEvent } from '../protocol/events.js';
+import { makeEvents } from './events.js';
 import { cli, startBenchConsole } from './console-process.js';
 
 const { values } = parseArgs({ options: { events: { type: 'string', default: '200000' }, agents: { type: 'string', default: '4' }, batch: { type: 'string', default: '500' } } });
@@ -22,31 +23,6 @@ const TOTAL = Number(values.events);
 const AGENTS = Number(values.agents);
 const BATCH = Number(values.batch);
 
-function makeEvents(agentId: string, n: number): SekimoriEvent[] {
-  const out: SekimoriEvent[] = [];
-  let prev = genesisHash(agentId);
-  const t0 = Date.now() - n;
-  for (let i = 1; i <= n; i++) {
-    const e = chainEvent(prev, {
-      id: randomUUID(),
-      agentId,
-      seq: i,
-      ts: new Date(t0 + i).toISOString(),
-      type: i % 3 ? 'usb.blocked' : 'mfa.success',
-      severity: 'warning',
-      user: `user${i % 50}`,
-      // What agents really send (USB decisions and MFA results), so ingest takes the path of valid, declared data.
-      data: i % 3
-        ? { kind: 'usb', mode: 'enforce', port: '1-2', busnum: 1, devnum: i % 120, vendorId: '0781', productId: '5567', bcdDevice: '0100', deviceClass: '00', interfaceClasses: ['08'],
-            interfaces: [{ number: 0, classes: ['08/06/50'], allow: false, rule: 'class:08' }], manufacturer: 'SanDisk', product: 'Cruzer Blade', serial: `SN${i}`,
-            serialHex: Buffer.from(`SN${i}`).toString('hex'), descriptorHash: 'a'.repeat(64), rule: 'class:08', partial: false, readonly: false, exceptionId: null }
-        : { terminal: agentId, result: 'accept', reason: 'ok', offline: false, service: 'login', tty: 'tty1', rhost: '' },
-    });
-    out.push(e);
-    prev = e.hash;
-  }
-  return out;
-}
 
 /**
  * Each simulated agent sends a backlog of 50,000+ events within seconds: more than a real

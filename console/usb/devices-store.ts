@@ -10,20 +10,9 @@ import { listAgents } from '../backbone/store.js';
 import type { ConsoleContext } from '../module.js';
 import { isUsbDeviceEventType, sightingOf, type DeviceQuery, type DeviceSighting, type UsbDeviceEventType } from './devices.js';
 
-/** One inventory row as readers get it. */
-export interface InventoryDevice {
+/** One inventory row as readers get it: the device as its newest report described it, and its history. */
+export interface InventoryDevice extends Pick<DeviceSighting, 'agentId' | 'vendorId' | 'productId' | 'serialHex' | 'descriptorHash' | 'serial' | 'manufacturer' | 'product' | 'interfaces'> {
   id: number;
-  agentId: string;
-  vendorId: string;
-  productId: string;
-  /** Raw serial bytes (hex), '' = none: the matching key. */
-  serialHex: string;
-  descriptorHash: string;
-  /** Display text (safeText when derived): never compare it. */
-  serial: string;
-  manufacturer: string;
-  product: string;
-  interfaces: string[];
   lastType: UsbDeviceEventType;
   lastRule: string;
   lastUser: string | null;
