@@ -1,7 +1,9 @@
 /**
  * bench/agent-footprint: a real enrolled agent with the default policy and every capability,
  * idle, measured from /proc: resident memory and CPU share over the sampling period.
- *   npm run build && scripts/n24 node dist/bench/agent-footprint.js [--seconds 60]
+ *   npm run build && scripts/n24 node dist/bench/agent-footprint.js [--seconds 60] [--policy FILE]
+ * --policy publishes FILE (a body as `sekimori-console policy set --file` takes) before the agent
+ * enrols, to attribute costs (e.g. {"software": {"packages": {"adminDir": ""}}} turns dpkg trust off).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -9,7 +11,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cli, root, startBenchConsole } from './console-process.js';
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '60' }, warmup: { type: 'string', default: '10' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '60' }, warmup: { type: 'string', default: '10' }, policy: { type: 'string' } } });
 const TICKS = 100; // USER_HZ on Linux
 
 function cpuTicks(pid: number): number {
@@ -36,6 +38,7 @@ async function main() {
   const con = await startBenchConsole('footprint');
   const { dir, data, url } = con;
   try {
+    if (values.policy) cli('console', ['policy', 'set', '--data', data, '--file', values.policy]);
     const tok = JSON.parse(cli('console', ['enroll-token', '--data', data, '--json'])) as { token: string; caFingerprint: string };
     const state = join(dir, 'agent');
     cli('agent', ['enroll', '--console', url, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', state, '--monitor']);
@@ -54,7 +57,7 @@ async function main() {
     }
     const cpuSeconds = (cpuTicks(pid) - c0) / TICKS;
     const wall = (Date.now() - t0) / 1000;
-    console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, agent flags: ${flags.join(' ')}`);
+    console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, agent flags: ${flags.join(' ')}${values.policy ? `, policy ${values.policy}` : ''}`);
     console.log(`agent idle over ${wall.toFixed(0)} s (after ${values.warmup} s warm-up): RSS now ${(rssKb(pid) / 1024).toFixed(1)} MB, peak ${(peak / 1024).toFixed(1)} MB (target ≤ 80 MB)`);
     const parts = rssParts(pid);
     console.log(`  of which the Node binary's code pages ${(parts.binaryKb / 1024).toFixed(1)} MB (shared, file-backed); private memory ${(parts.privateKb / 1024).toFixed(1)} MB`);
