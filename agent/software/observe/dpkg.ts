@@ -14,6 +14,15 @@ export interface InstalledPackage {
   arch: string;
 }
 
+/**
+ * A copy of a string that shares no memory with the text it was cut from: V8 keeps a substring
+ * as a view of its parent, so one version or md5 kept from a file kept the whole file (the status
+ * file and every md5sums file read stayed in the agent's heap). Used for what the index keeps.
+ */
+export function detach(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
+}
+
 // States whose files dpkg has fully unpacked (with that version's md5sums in info/): during an
 // upgrade a package is "unpacked"/"half-configured" while its maintainer scripts run its new
 // binaries, which must not read as modified system binaries. half-installed is content in flux.
@@ -39,7 +48,7 @@ export function parseDpkgStatus(text: string, opts: { filesOnDisk?: boolean } = 
     if (!name || !version) continue;
     if (opts.filesOnDisk ? !FILES_ON_DISK.test(status) : !/^\S+ ok installed$/.test(status)) continue;
     const arch = fields.get('architecture') ?? '';
-    out.set(arch && arch !== 'all' ? `${name}:${arch}` : name, { name, version, arch });
+    out.set(detach(arch && arch !== 'all' ? `${name}:${arch}` : name), { name: detach(name), version: detach(version), arch: detach(arch) });
   }
   return out;
 }
@@ -230,7 +239,10 @@ export class PackageDb {
       }
       if (!wanted) continue;
       const md5 = files.has(`${base}.md5sums`) ? parseMd5sums(await readFile(posix.join(info, `${base}.md5sums`), 'utf8').catch(() => ''), wanted) : new Map<string, string>();
-      for (const [listed, real] of wanted) owners.set(real, { name: p.name, version: p.version, md5: md5.get(listed) ?? null });
+      for (const [listed, real] of wanted) {
+        const sum = md5.get(listed);
+        owners.set(detach(real), { name: p.name, version: p.version, md5: sum === undefined ? null : detach(sum) });
+      }
     }
     this.packages = packages;
     this.owners = owners;
