@@ -190,8 +190,10 @@ describe('Sekimori CSV, drift, offline cache, sealing', () => {
     const row = ctx.db.prepare('SELECT drift FROM mfa_users WHERE user = ?').get('tt') as { drift: number };
     expect(row.drift).toBe(2);
     // A drift resync far away (the token was in a drawer for a year: 40 minutes fast).
-    const r = cli('resync', '--user', 'tt', '--codes', oTotp(timeStep(Date.now()) + 80, RFC_SECRET_HEX), oTotp(timeStep(Date.now()) + 81, RFC_SECRET_HEX), '--json');
-    expect(r.status).toBe(0);
+    // One step read once: two Date.now() calls could straddle a 30 s boundary and make the codes non-consecutive.
+    const real = timeStep(Date.now());
+    const r = cli('resync', '--user', 'tt', '--codes', oTotp(real + 80, RFC_SECRET_HEX), oTotp(real + 81, RFC_SECRET_HEX), '--json');
+    expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).drift).toBeGreaterThanOrEqual(80);
   });
 
