@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { makeEvents } from './events.js';
 import { createIngester } from '../console/backbone/ingest.js';
 import { migrate, openDatabase } from '../console/core/db.js';
 import { coreMigrations } from '../console/core/schema.js';
@@ -21,7 +22,7 @@ import { modules } from '../console/modules.js';
 import { deviceRecorder, inventoryCatchUpFor } from '../console/usb/devices-store.js';
 import { sightingOf, type DeviceSighting } from '../console/usb/devices.js';
 import { readEventData } from '../protocol/event-data.js';
-import { chainEvent, genesisHash, type SekimoriEvent } from '../protocol/events.js';
+import type { SekimoriEvent } from '../protocol/events.js';
 
 const { values } = parseArgs({ options: { events: { type: 'string', default: '60000' }, rounds: { type: 'string', default: '3' } } });
 const TOTAL = Number(values.events);
@@ -29,31 +30,8 @@ const ROUNDS = Number(values.rounds);
 const BATCH = 500;
 const AGENT = randomUUID();
 
-function makeEvents(n: number, distinct: boolean): SekimoriEvent[] {
-  const out: SekimoriEvent[] = [];
-  let prev = genesisHash(AGENT);
-  const t0 = Date.now() - n;
-  for (let i = 1; i <= n; i++) {
-    const serial = distinct ? `SN${i}` : `SN${i % 20}`;
-    const e = chainEvent(prev, {
-      id: randomUUID(),
-      agentId: AGENT,
-      seq: i,
-      ts: new Date(t0 + i).toISOString(),
-      type: i % 3 ? 'usb.blocked' : 'mfa.success',
-      severity: 'warning',
-      user: `user${i % 50}`,
-      data: i % 3
-        ? { kind: 'usb', mode: 'enforce', port: '1-2', busnum: 1, devnum: i % 120, vendorId: '0781', productId: '5567', bcdDevice: '0100', deviceClass: '00', interfaceClasses: ['08'],
-            interfaces: [{ number: 0, classes: ['08/06/50'], allow: false, rule: 'class:08' }], manufacturer: 'SanDisk', product: 'Cruzer Blade', serial,
-            serialHex: Buffer.from(serial).toString('hex'), descriptorHash: 'a'.repeat(64), rule: 'class:08', partial: false, readonly: false, exceptionId: null }
-        : { terminal: AGENT, result: 'accept', reason: 'ok', offline: false, service: 'login', tty: 'tty1', rhost: '' },
-    });
-    out.push(e);
-    prev = e.hash;
-  }
-  return out;
-}
+/** Every USB report a new stick, or the same 20 sticks over and over. */
+const makeEventsFor = (n: number, distinct: boolean): SekimoriEvent[] => makeEvents(AGENT, n, (i) => (distinct ? `SN${i}` : `SN${i % 20}`));
 
 type Mode = 'ingest' | 'at-ingest' | 'catch-up';
 interface Run {
@@ -105,7 +83,7 @@ function run(events: SekimoriEvent[], mode: Mode): Run {
 }
 
 for (const distinct of [true, false]) {
-  const events = makeEvents(TOTAL, distinct);
+  const events = makeEventsFor(TOTAL, distinct);
   const out: Record<Mode, Run[]> = { ingest: [], 'at-ingest': [], 'catch-up': [] };
   run(events.slice(0, 5000), 'at-ingest'); // warm up (JIT, page cache)
   for (let r = 0; r < ROUNDS; r++) for (const m of ['ingest', 'at-ingest', 'catch-up'] as const) out[m].push(run(events, m));
