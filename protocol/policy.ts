@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 
 import { canonicalJson } from './canonical.js';
 import { defaultMfaPolicy, mfaPolicyErrors, type MfaPolicy } from './policy-mfa.js';
 import { defaultSoftwarePolicy, softwarePolicyErrors, type SoftwarePolicy } from './policy-software.js';
+import { screenLockPolicyErrors, type ScreenLockPolicy } from './policy-screen-lock.js';
 import { defaultUsbPolicy, usbPolicyErrors, type UsbPolicy } from './policy-usb.js';
 import { intErrors, isObject, unknownKeys } from './validate.js';
 
@@ -10,6 +11,8 @@ export interface AgentSettings {
   heartbeatSeconds: number;
   /** Events per upload request. */
   uploadBatchSize: number;
+  /** Screen-lock maximum (issue 16 posture); absent = defaults (5 minutes, not enforced). */
+  screenLock?: Partial<ScreenLockPolicy>;
 }
 
 /** What an administrator writes: everything but the version and signature data. */
@@ -59,7 +62,8 @@ export function policyBodyErrors(x: unknown): string[] {
     const a = x.agent;
     if (!isObject(a)) errors.push('policy.agent: must be an object');
     else {
-      errors.push(...unknownKeys(a, ['heartbeatSeconds', 'uploadBatchSize'], 'policy.agent'));
+      errors.push(...unknownKeys(a, ['heartbeatSeconds', 'uploadBatchSize', 'screenLock'], 'policy.agent'));
+      if (a.screenLock !== undefined) errors.push(...screenLockPolicyErrors(a.screenLock, 'policy.agent.screenLock'));
       errors.push(...intErrors(a.heartbeatSeconds, 'policy.agent.heartbeatSeconds', 1, 3600));
       errors.push(...intErrors(a.uploadBatchSize, 'policy.agent.uploadBatchSize', 1, 5000));
     }
