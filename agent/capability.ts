@@ -5,6 +5,7 @@
  */
 import type { EventDataOf } from '../protocol/event-data.js';
 import type { AgentEventType, SekimoriEvent, Severity } from '../protocol/events.js';
+import type { Notice } from '../protocol/notice.js';
 import type { PolicyDocument } from '../protocol/policy.js';
 
 /** An event as the outbox stores it (data already checked against its type by the producer's types). */
@@ -83,6 +84,12 @@ export interface AgentContext {
   log(level: LogLevel, message: string): void;
   console: ConsoleLink;
   local: LocalApi;
+  /**
+   * Tells the logged-in user (desktop notice, protocol/notice.ts). Fire-and-forget: never blocks or
+   * throws; call it after the event is emitted. The notifier dedupes by notice.key and stays silent
+   * in monitor mode unless the policy asks. Optional so that test doubles without it still fit.
+   */
+  notify?(n: Notice): void;
 }
 
 export interface Capability {

@@ -4,6 +4,7 @@ import { defaultMfaPolicy, mfaPolicyErrors, type MfaPolicy } from './policy-mfa.
 import { defaultSoftwarePolicy, softwarePolicyErrors, type SoftwarePolicy } from './policy-software.js';
 import { screenLockPolicyErrors, type ScreenLockPolicy } from './policy-screen-lock.js';
 import { defaultUsbPolicy, usbPolicyErrors, type UsbPolicy } from './policy-usb.js';
+import { noticeSettingsErrors, type NoticeSettings } from './notice.js';
 import { intErrors, isObject, unknownKeys } from './validate.js';
 
 export interface AgentSettings {
@@ -13,6 +14,8 @@ export interface AgentSettings {
   uploadBatchSize: number;
   /** Screen-lock maximum (issue 16 posture); absent = defaults (5 minutes, not enforced). */
   screenLock?: Partial<ScreenLockPolicy>;
+  /** Desktop notices at the terminal (protocol/notice.ts); absent = shown, not in monitor mode. */
+  notices?: Partial<NoticeSettings>;
 }
 
 /** What an administrator writes: everything but the version and signature data. */
@@ -62,7 +65,8 @@ export function policyBodyErrors(x: unknown): string[] {
     const a = x.agent;
     if (!isObject(a)) errors.push('policy.agent: must be an object');
     else {
-      errors.push(...unknownKeys(a, ['heartbeatSeconds', 'uploadBatchSize', 'screenLock'], 'policy.agent'));
+      errors.push(...unknownKeys(a, ['heartbeatSeconds', 'uploadBatchSize', 'screenLock', 'notices'], 'policy.agent'));
+      errors.push(...noticeSettingsErrors(a.notices, 'policy.agent.notices'));
       if (a.screenLock !== undefined) errors.push(...screenLockPolicyErrors(a.screenLock, 'policy.agent.screenLock'));
       errors.push(...intErrors(a.heartbeatSeconds, 'policy.agent.heartbeatSeconds', 1, 3600));
       errors.push(...intErrors(a.uploadBatchSize, 'policy.agent.uploadBatchSize', 1, 5000));
