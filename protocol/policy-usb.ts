@@ -21,7 +21,8 @@ export interface UsbClassRule {
   /** Optional narrowing, two hex digits each ("ef" + subclass "04" = RNDIS over Misc). */
   subclass?: string;
   protocol?: string;
-  verdict: UsbVerdict;
+  /** 'readonly' only on the rule for class 08 as a whole: storage opens read-only (blockdev --setro). */
+  verdict: UsbVerdict | 'readonly';
   /** Free text shown to administrators. */
   comment?: string;
 }
@@ -182,7 +183,8 @@ export function usbPolicyErrors(x: unknown, where = 'usb'): string[] {
       if (r.subclass !== undefined) errors.push(...strErrors(r.subclass, `${w}.subclass`, 2, HEX2, 'two lowercase hex digits'));
       if (r.protocol !== undefined) errors.push(...strErrors(r.protocol, `${w}.protocol`, 2, HEX2, 'two lowercase hex digits'));
       if (r.protocol !== undefined && r.subclass === undefined) errors.push(`${w}.protocol: needs a subclass`);
-      errors.push(...oneOfErrors(r.verdict, `${w}.verdict`, ['allow', 'block'] as const));
+      // Only storage as a whole can be read-only: any other class (or a storage subclass) has no read-only mode to enforce.
+      errors.push(...oneOfErrors(r.verdict, `${w}.verdict`, r.class === '08' && r.subclass === undefined ? (['allow', 'readonly', 'block'] as const) : (['allow', 'block'] as const)));
       if (r.comment !== undefined) errors.push(...strErrors(r.comment, `${w}.comment`, 200));
       return undefined;
     });

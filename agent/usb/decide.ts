@@ -66,10 +66,12 @@ function classRuleMatches(r: UsbClassRule, i: UsbInterfaceInfo): boolean {
   return true;
 }
 
-export function judgeInterfaceByClass(policy: UsbPolicy, i: UsbInterfaceInfo): { allow: boolean; rule: string } {
+export function judgeInterfaceByClass(policy: UsbPolicy, i: UsbInterfaceInfo): { allow: boolean; rule: string; readonly?: boolean } {
   for (const r of policy.classRules) {
     if (classRuleMatches(r, i)) {
       const name = 'class:' + [r.class, r.subclass, r.protocol].filter((x) => x !== undefined).map((x) => lc(x!)).join('/');
+      // 'readonly' (valid on class 08 only): the storage interface opens and the disk is set read-only.
+      if (r.verdict === 'readonly') return { allow: i.class === MASS_STORAGE, rule: name, readonly: true };
       return { allow: r.verdict === 'allow', rule: name };
     }
   }
@@ -183,6 +185,7 @@ export function decideUsb(policy: UsbPolicy, d: UsbDeviceInfo, ctx: DecideContex
     let byRegistration = false;
     let byModel = false;
     let byClass = '';
+    let byClassReadonly = false;
     for (const a of alts) {
       if (registration && a.class === MASS_STORAGE) {
         byRegistration = true;
@@ -199,6 +202,7 @@ export function decideUsb(policy: UsbPolicy, d: UsbDeviceInfo, ctx: DecideContex
         break;
       }
       byClass ||= v.rule;
+      if (v.readonly) byClassReadonly = true;
     }
     if (!allow) {
       interfaces.push({ number, classes, allow, rule: blockedBy });
@@ -209,6 +213,7 @@ export function decideUsb(policy: UsbPolicy, d: UsbDeviceInfo, ctx: DecideContex
       if (registration!.access === 'readonly') readonly = true;
     }
     if (byModel) usedModel = true;
+    if (byClassReadonly) readonly = true;
     const rule = byRegistration ? `registered:${registration!.id}` : byModel ? `model:${model!.id}` : byClass;
     interfaces.push({ number, classes, allow, rule });
   }

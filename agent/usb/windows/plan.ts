@@ -313,6 +313,8 @@ export function planRegistry(input: Pick<UsbPolicyInput, 'policy' | 'exceptions'
 
   // Class-wide consumers of the Removable Disks class.
   if (classAllowed(policy, '08')) storage.push({ subject: 'class:08', access: 'allow' });
+  // Storage as a whole read-only: every removable disk readable, none writable (Deny_Write).
+  else if (policy.classRules.find((x) => x.class === '08' && x.subclass === undefined)?.verdict === 'readonly') storage.push({ subject: 'class:08', access: 'readonly' });
   storage.push({ subject: 'sdCard', access: policy.sdCard });
   if (classAllowed(policy, '06')) wpdConsumers.push({ subject: 'class:06', access: 'allow' });
 

@@ -3,24 +3,20 @@
  * publish a new version. "Roll forward" publishes an old version's content as a new version
  * (agents refuse lower versions, by design).
  */
-import { policyBodyErrors, type PolicyBody, type PolicyDocument } from '../../../protocol/policy.js';
+import { policyBodyErrors, type PolicyDocument } from '../../../protocol/policy.js';
 import { PolicyValidationError } from '../../core/open-console.js';
 import { HttpError } from '../../module.js';
-import { changed, diffLines, withContext, type DiffLine } from '../diff.js';
+import { changed, diffLines } from '../diff.js';
 import { html, type Html } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
 import { csrfField, field, isAdmin, page, type WebReq, type WebRouteSpec } from '../web.js';
+import { bodyOf, confirmForm, diffView, policyFormRoutes, policyTabs, pretty, VIA } from './policy-forms.js';
+
+// The devices page and tests take these from here, where they always were.
+export { bodyOf, pretty, proposalView } from './policy-forms.js';
 
 export const SECTIONS = ['agent', 'usb', 'mfa', 'software'] as const;
 type Section = (typeof SECTIONS)[number];
-
-export function bodyOf(doc: PolicyDocument): PolicyBody {
-  return { agent: doc.agent, usb: doc.usb, mfa: doc.mfa, software: doc.software };
-}
-
-export function pretty(x: unknown): string {
-  return JSON.stringify(x, null, 2);
-}
 
 /** Parses the four section textareas into a body; reports JSON errors per section. */
 export function parseSections(get: (k: Section) => string): { body: Record<string, unknown>; errors: string[] } {
@@ -35,13 +31,6 @@ export function parseSections(get: (k: Section) => string): { body: Record<strin
   }
   if (errors.length === 0) errors.push(...policyBodyErrors(body));
   return { body, errors };
-}
-
-function diffView(d: DiffLine[], lang: WebReq['lang']): Html {
-  if (!changed(d)) return html`<p>${tr(lang, 'noChanges')}</p>`;
-  return html`<pre class="diff" id="policy-diff">${withContext(d).map((l) =>
-    l.op === '…' ? html`<span class="skip">  …\n</span>` : html`<span class="${l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'same'}">${l.op} ${l.text}\n</span>`,
-  )}</pre>`;
 }
 
 function history(r: WebReq): Html {
@@ -66,28 +55,6 @@ function currentValues(doc: PolicyDocument): Record<Section, string> {
   return { agent: pretty(doc.agent), usb: pretty(doc.usb), mfa: pretty(doc.mfa), software: pretty(doc.software) };
 }
 
-/** Where a change was proposed from (e.g. `devices:allow-model:054c:06c1`), recorded in admin.policy_changed. */
-const VIA = /^[a-z-]{1,32}:[A-Za-z0-9_.:-]{1,96}$/;
-
-function confirmForm(r: WebReq, body: unknown, base: number, from: number | null, via: string | null = null): Html {
-  return html`<form method="post" action="/policy/publish" id="publish-form">${csrfField(r)}<input type="hidden" name="base" value="${base}">${
-    from !== null ? html`<input type="hidden" name="from" value="${from}">` : ''
-  }${via !== null && VIA.test(via) ? html`<input type="hidden" name="via" value="${via}">` : ''}<input type="hidden" name="body" value="${JSON.stringify(body)}"><button type="submit">${tr(r.lang, 'publish')}</button></form>`;
-}
-
-/**
- * A change proposed elsewhere (the devices page: allow a model, register a stick, enable a
- * catalogue entry) shown exactly as the preview shows an edit: diff against the policy in force,
- * then the same confirm form, which signs and publishes through /policy/publish.
- */
-export function proposalView(r: WebReq, body: PolicyBody, via: string): Html {
-  const L = r.lang;
-  const cur = r.ctx.currentPolicy().policy;
-  const d = diffLines(pretty(bodyOf(cur)), pretty(body));
-  return html`<p>${tr(L, 'currentPolicy')}: v${cur.version} → v${cur.version + 1}</p><h2>${tr(L, 'diff')}</h2>${diffView(d, L)}
-${changed(d) ? confirmForm(r, body, cur.version, null, via) : ''}`;
-}
-
 export const policyRoutes: WebRouteSpec[] = [
   {
     method: 'GET',
@@ -96,7 +63,7 @@ export const policyRoutes: WebRouteSpec[] = [
     handle(r) {
       const cur = r.ctx.currentPolicy().policy;
       const L = r.lang;
-      const body = html`<p>${tr(L, 'currentPolicy')}: <strong id="policy-version">v${cur.version}</strong> (${fmtTime(cur.issuedAt, L)}, ${cur.issuedBy})</p>
+      const body = html`${policyTabs(L, 'json')}<p>${tr(L, 'currentPolicy')}: <strong id="policy-version">v${cur.version}</strong> (${fmtTime(cur.issuedAt, L)}, ${cur.issuedBy})</p>
 ${editor(r, currentValues(cur), cur.version, [])}${history(r)}`;
       return page(r, 'policy', '/policy', body);
     },
@@ -187,4 +154,5 @@ ${isAdmin(r) && v !== cur.version && changed(d) ? html`<h2>${tr(L, 'rollForward'
       return page(r, 'policy', '/policy', out);
     },
   },
+  ...policyFormRoutes,
 ];
