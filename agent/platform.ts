@@ -11,10 +11,16 @@ import { LinuxUsbPlatform, type LinuxUsbOptions } from './usb/linux/platform.js'
 import { noUsbPlatform, type UsbPlatform } from './usb/platform.js';
 import { createWindowsSoftwarePlatform } from './software/windows/platform.js';
 import { createWindowsUsbPlatform } from './usb/windows/platform.js';
+import { LinuxNoticeDelivery } from './notify/linux/delivery.js';
+import type { NoticeDelivery } from './notify/notifier.js';
+import { WindowsNoticeDelivery } from './notify/windows/delivery.js';
+import { LinuxPosturePlatform } from './posture/linux/platform.js';
+import { WindowsPosturePlatform } from './posture/windows/platform.js';
+import { noPosturePlatform, type PosturePlatform } from './posture/platform.js';
 
 export { agentOs, defaultStateDir, isNamedPipe, localEndpoint, WINDOWS_PIPE, type AgentOs } from './os.js';
 
-export type CapabilityName = 'mfa' | 'software' | 'usb';
+export type CapabilityName = 'mfa' | 'software' | 'usb' | 'posture';
 
 /**
  * Capabilities per OS, in start order. MFA on Linux is the PAM module asking the agent; on
@@ -23,9 +29,9 @@ export type CapabilityName = 'mfa' | 'software' | 'usb';
 export function capabilityNames(os: AgentOs = agentOs()): CapabilityName[] {
   switch (os) {
     case 'linux':
-      return ['mfa', 'software', 'usb'];
+      return ['mfa', 'software', 'usb', 'posture'];
     case 'windows':
-      return ['software', 'usb'];
+      return ['software', 'usb', 'posture'];
     default:
       // Fail closed where nothing can be enforced: the agent still reports (heartbeat, events).
       return ['software', 'usb'];
@@ -69,4 +75,16 @@ export function softwarePlatform(opts: SoftwarePlatformOptions = {}, os: AgentOs
     default:
       return unavailableSoftwarePlatform(os, `no software control for platform ${process.platform}`);
   }
+}
+
+/** The posture readings for this OS (issue 16); SEKIMORI_USB_SYSROOT as for USB, SEKIMORI_POSTURE_ROOT for the file tree (tests). */
+export function posturePlatform(os: AgentOs = agentOs(), env: NodeJS.ProcessEnv = process.env): PosturePlatform {
+  if (os === 'linux') return new LinuxPosturePlatform({ ...(env.SEKIMORI_USB_SYSROOT ? { sysRoot: env.SEKIMORI_USB_SYSROOT } : {}), ...(env.SEKIMORI_POSTURE_ROOT ? { root: env.SEKIMORI_POSTURE_ROOT } : {}) });
+  if (os === 'windows') return new WindowsPosturePlatform();
+  return noPosturePlatform(os);
+}
+
+/** Where desktop notices go on this OS (agent/notify/); null where there is nothing to show them on. */
+export function noticeDelivery(os: AgentOs = agentOs()): NoticeDelivery | null {
+  return os === 'linux' ? new LinuxNoticeDelivery() : os === 'windows' ? new WindowsNoticeDelivery() : null;
 }

@@ -47,6 +47,7 @@ export const CONSOLE_EVENT_TYPES = {
   'agent.enrolled': 'info',
   'agent.revoked': 'notice', // retired: written by the CLI's revoke before issue 11 (now admin.terminal_revoked); kept so stored rows stay readable
   'agent.silent': 'critical',
+  'posture.screen_lock_enforced': 'notice', // issue 16: the agent wrote the dconf keyfile + lock for the policy's screen-lock maximum
   'agent.back_online': 'info',
   'agent.chain_broken': 'critical',
   'agent.gap': 'critical',
@@ -74,6 +75,9 @@ export type AgentEventType = keyof typeof AGENT_EVENT_TYPES;
 export type ConsoleEventType = keyof typeof CONSOLE_EVENT_TYPES | `admin.${string}`;
 export type EventType = AgentEventType | ConsoleEventType;
 
+  // Issue 16 posture: a terminal's controls went out of / back into compliance (once per transition, not per report).
+  'posture.noncompliant': 'critical',
+  'posture.compliant': 'info',
 /** The agentId under which the console records its own chain (admin actions, silence alerts). */
 export const CONSOLE_CHAIN_ID = 'console';
 

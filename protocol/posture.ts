@@ -60,7 +60,10 @@ export type PostureDetail = Static<typeof PostureDetailSchema>;
 
 export const PostureControlReportSchema = Type.Object(
   {
-    control: Type.Union(POSTURE_CONTROLS.map((c) => Type.Literal(c))),
+    control: Type.Union([
+      Type.Literal('usb_enforced'), Type.Literal('usb_boot_hold'), Type.Literal('usb_readonly_rule'), Type.Literal('mfa_pam_services'),
+      Type.Literal('mfa_enrolment'), Type.Literal('screen_lock'), Type.Literal('software_enforcement'), Type.Literal('agent_health'),
+    ]),
     state: Type.Union([Type.Literal('ok'), Type.Literal('fail'), Type.Literal('unknown'), Type.Literal('not_applicable')]),
     /** What was read: "/etc/modprobe.d/sekimori-usb.conf:3 options usbcore authorized_default=2", "/sys/bus/usb/devices/usb1/authorized_default=0". */
     evidence: Type.Array(Type.String({ maxLength: POSTURE_LIMITS.evidenceText }), { maxItems: POSTURE_LIMITS.evidence }),

@@ -1,0 +1,72 @@
+/**
+ * Windows posture readings, all through the registry (agent/windows/registry.ts): the device-install
+ * restrictions and removable-storage policies the Windows USB plan writes, the privacyIDEA Credential
+ * Provider's registration, and the machine inactivity limit (InactivityTimeoutSecs: Windows locks the
+ * session after that many idle seconds; set by policy, so it is machine-wide and users cannot change it).
+ */
+import type { PostureControlReport } from '../../../protocol/posture.js';
+import { RegExeRegistry, type RegKey, type WindowsRegistry } from '../../windows/registry.js';
+import { RESTRICTIONS, RSA_ROOT } from '../../usb/windows/plan.js';
+import type { PostureInputs, PosturePlatform } from '../platform.js';
+import { report } from '../probe.js';
+
+export const CREDENTIAL_PROVIDERS = 'HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Authentication\\Credential Providers';
+/** The privacyIDEA Credential Provider's CLSID (its installation guide). */
+export const PRIVACYIDEA_CP_CLSID = '{7BAF541E-F8E0-4EDF-B69A-BD2771139E8E}';
+export const PRIVACYIDEA_CP_SETTINGS = 'HKLM\\SOFTWARE\\Netknights GmbH\\PrivacyIDEA-CP';
+export const SYSTEM_POLICIES = 'HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System';
+/** Removable Disks class GUID (Removable Storage Access). */
+const REMOVABLE_DISKS = '{53f5630d-b6bf-11d0-94f2-00a0c91efb8b}';
+
+const val = (k: RegKey | null, name: string) => k?.values.find((v) => v.name.toLowerCase() === name.toLowerCase()) ?? null;
+const show = (k: string, name: string, v: ReturnType<typeof val>) => `${k}\\${name}=${v ? String(v.data) : '(absent)'}`;
+
+/** Pure over a registry (MemoryRegistry in tests). */
+export async function readWindowsPosture(reg: WindowsRegistry, inputs: PostureInputs): Promise<PostureControlReport[]> {
+  const q = async (k: string): Promise<RegKey | null> => {
+    try {
+      return await reg.query(k);
+    } catch {
+      return null;
+    }
+  };
+  const restrictions = await q(RESTRICTIONS);
+  const rsa = await q(`${RSA_ROOT}\\${REMOVABLE_DISKS}`);
+  const denyClasses = val(restrictions, 'DenyDeviceClasses');
+  const denyWrite = val(rsa, 'Deny_Write');
+  const denyRead = val(rsa, 'Deny_Read');
+  const storageHeld = denyWrite?.data === 1 || denyRead?.data === 1;
+  const usbEvidence = [`usb mode ${inputs.usbMode}`, show(RESTRICTIONS, 'DenyDeviceClasses', denyClasses), show(`${RSA_ROOT}\\${REMOVABLE_DISKS}`, 'Deny_Write', denyWrite), show(`${RSA_ROOT}\\${REMOVABLE_DISKS}`, 'Deny_Read', denyRead)];
+  const usbOk = inputs.usbMode === 'enforce' && (denyClasses?.data === 1 || storageHeld);
+
+  const cp = await q(`${CREDENTIAL_PROVIDERS}\\${PRIVACYIDEA_CP_CLSID}`);
+  const cpSettings = await q(PRIVACYIDEA_CP_SETTINGS);
+  const host = val(cpSettings, 'hostname');
+  const cpPresent = cp !== null && typeof host?.data === 'string' && host.data !== '';
+
+  const sys = await q(SYSTEM_POLICIES);
+  const inactivity = val(sys, 'InactivityTimeoutSecs');
+  const secs = inactivity?.type === 'REG_DWORD' ? inactivity.data : null;
+  const slOk = secs !== null && secs > 0 && secs <= inputs.screenLock.maxIdleMinutes * 60;
+
+  return [
+    report('usb_enforced', usbOk ? 'ok' : 'fail', usbEvidence, { mode: inputs.usbMode }),
+    report('usb_boot_hold', 'not_applicable', ['Windows: the device policies stay in the registry while the agent is stopped (no boot window)']),
+    report('usb_readonly_rule', 'not_applicable', ['Windows: read-only media are Removable Storage Access Deny_Write, part of usb_enforced']),
+    report('mfa_pam_services', cpPresent ? 'ok' : 'fail', [`${CREDENTIAL_PROVIDERS}\\${PRIVACYIDEA_CP_CLSID} ${cp ? 'registered' : 'absent'}`, show(PRIVACYIDEA_CP_SETTINGS, 'hostname', host)], { present: cpPresent }),
+    report('mfa_enrolment', 'unknown', ['Windows: local accounts are not read yet; enrolment is judged at logon by the console (/validate/check)']),
+    report('screen_lock', secs === null ? 'fail' : slOk ? 'ok' : 'fail', [`maximum ${inputs.screenLock.maxIdleMinutes} min`, show(SYSTEM_POLICIES, 'InactivityTimeoutSecs', inactivity)], {
+      idleDelaySeconds: secs,
+      lockEnabled: secs === null ? null : secs > 0,
+      lockedDown: secs !== null,
+    }),
+  ];
+}
+
+export class WindowsPosturePlatform implements PosturePlatform {
+  readonly name = 'windows';
+  constructor(private readonly reg: WindowsRegistry = new RegExeRegistry({})) {}
+  read(inputs: PostureInputs): Promise<PostureControlReport[]> {
+    return readWindowsPosture(this.reg, inputs);
+  }
+}
