@@ -36,8 +36,8 @@ describe('agentOs', () => {
 
 describe('capabilities per OS', () => {
   it.each([
-    ['linux', ['mfa', 'software', 'usb']],
-    ['windows', ['software', 'usb']], // logon MFA there is the Credential Provider asking the console
+    ['linux', ['mfa', 'software', 'usb', 'posture']],
+    ['windows', ['software', 'usb', 'posture']], // logon MFA there is the Credential Provider asking the console
     ['other', ['software', 'usb']],
   ] as const)('%s → %j', (os, names) => {
     expect(capabilityNames(os)).toEqual(names);
