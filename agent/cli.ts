@@ -10,6 +10,7 @@ export const commands: Record<string, Command> = {
   run: { summary: 'run [--state DIR]   the service', run: runCommand },
   status: { summary: 'status [--state DIR] [--json]', run: statusCommand },
   baseline: { summary: 'baseline --out FILE [--scope DIR ...] [--admindir DIR] [--root DIR]   reference inventory for the software allowlist', run: async (a) => (await import('./software/cli.js')).baselineCommand(a) },
+  apply: { summary: 'apply <申請番号> --reason TEXT [--hours N]   一時許可の申請 / apply for a temporary USB exception', run: async (a) => (await import('./usb/apply-cli.js')).applyCommand(a) },
   'mfa-verify': { summary: 'mfa-verify --user NAME [--state DIR] < code   (exit 0 accept, 1 reject)', run: async (a) => (await import('./mfa/cli.js')).mfaVerifyCommand(a) },
 };
 

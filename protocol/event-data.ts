@@ -323,6 +323,38 @@ const UsbExceptionRevokedSchema = Type.Object({
 });
 const UsbExceptionRejectedSchema = Type.Object({ id: Text(64), requestedBy: Text(256), note: Text() });
 
+// 申請 → 上長承認 (agent/usb/apply.ts, console/usb/applications-store.ts). The applicant is the
+// event's `user` (the agent takes it from the kernel's peer credentials), never a data field.
+const UsbApplicationSentSchema = Type.Object({
+  id: Text(64), // the agent's id of the application (a UUID)
+  ref: Text(16), // 申請番号 the notice showed
+  vendorId: Hex4,
+  productId: Hex4,
+  serialHex: SerialHex, // the matching key of the exception asked for (never empty: no serial, no application)
+  descriptorHash: Text(64),
+  serial: Text(1024), // display text
+  manufacturer: Text(),
+  product: Text(),
+  port: Text(1024),
+  reason: Text(1024),
+  hours: Count,
+});
+const UsbApplicationRefusedSchema = Type.Object({ reason: Text(64), ref: Nullable(Text(16)), refused: Count });
+const UsbApplicationAnsweredSchema = Type.Object({ id: Text(64), status: Text(16), until: Nullable(Ts), comment: Text(1024) });
+const ApplicationDecidedSchema = Type.Object({
+  id: Text(64),
+  applicationId: Text(64),
+  applicant: Text(256),
+  vendorId: Hex4,
+  productId: Hex4,
+  serialHex: SerialHex,
+  hours: Count,
+  grantId: Nullable(Text(64)),
+  until: Nullable(Ts),
+  comment: Text(1024),
+});
+const ApplicationRefusedSchema = Type.Object({ applicationId: Text(64), reason: Text(64), pending: Count });
+
 const Before = Type.Optional(Type.Unknown());
 const StaffUserSchema = Type.Object({ staffUser: Text(256) });
 const AccountSchema = Type.Object({ account: Text(256), before: Before, after: Before });
@@ -377,6 +409,12 @@ export const EVENT_DATA = {
   'admin.usb_exception_requested': UsbExceptionRequestedSchema,
   'admin.usb_exception_revoked': UsbExceptionRevokedSchema,
   'admin.usb_exception_rejected': UsbExceptionRejectedSchema,
+  'usb.application_sent': UsbApplicationSentSchema,
+  'usb.application_refused': UsbApplicationRefusedSchema,
+  'usb.application_answered': UsbApplicationAnsweredSchema,
+  'admin.application_approved': ApplicationDecidedSchema,
+  'admin.application_rejected': ApplicationDecidedSchema,
+  'admin.application_refused': ApplicationRefusedSchema,
   'admin.enroll_refused': Type.Object({ reason: Text(64), hostname: Nullable(Text(256)), from: Text(256) }),
   'admin.enroll_token_created': Type.Object({ expiresAt: Ts, uses: Count }),
   'admin.terminal_revoked': Type.Object({ agentId: Text(64), before: Before, after: Before }),

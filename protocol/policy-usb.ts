@@ -288,3 +288,48 @@ export const usbExceptionsResponseCheck = wireCheck(UsbExceptionsResponseSchema)
 export function usbExceptionErrors(x: unknown, where = 'exception'): string[] {
   return usbExceptionCheck.errors(x, where);
 }
+
+// ---- 申請 → 上長承認: applications from the terminal (issue 15) -----------------------------------
+
+/**
+ * Bounds of an application (agent/usb/apply.ts, console/usb/applications-store.ts). The longest
+ * period is the longest exception the console grants (console/usb/device.ts exceptionDuration: 30
+ * days); an approver may shorten it, never lengthen it past this.
+ */
+export const APPLICATION_LIMITS = {
+  reasonMax: 500,
+  commentMax: 500,
+  hoursMax: 30 * 24,
+  hoursDefault: 8,
+} as const;
+
+/** 申請番号: six characters without look-alikes (0/O, 1/I/L), typed by a person from a notice. */
+export const APPLICATION_REF_PATTERN = '^[A-HJKMNP-Z2-9]{6}$';
+
+/** What `sekimori-agent apply` sends over the agent's user socket. The applicant is the socket's peer, never a field. */
+export const UsbApplyRequestSchema = Type.Object(
+  {
+    ref: Type.String({ pattern: APPLICATION_REF_PATTERN }),
+    reason: Type.String({ minLength: 1, maxLength: APPLICATION_LIMITS.reasonMax, pattern: '\\S' }),
+    hours: Type.Optional(Type.Integer({ minimum: 1, maximum: APPLICATION_LIMITS.hoursMax })),
+  },
+  { additionalProperties: false },
+);
+export type UsbApplyRequest = Static<typeof UsbApplyRequestSchema>;
+export const usbApplyRequestCheck = wireCheck(UsbApplyRequestSchema);
+
+/** One decided application as the agent learns it (GET /api/agent/usb/applications). `id` is the agent's own id. */
+export const UsbApplicationDecisionSchema = Type.Object({
+  id: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
+  status: Type.Union([Type.Literal('approved'), Type.Literal('rejected')]),
+  until: Nullable(IsoTime),
+  comment: Type.String({ maxLength: APPLICATION_LIMITS.commentMax }),
+});
+export type UsbApplicationDecision = Static<typeof UsbApplicationDecisionSchema>;
+
+export const UsbApplicationDecisionsResponseSchema = Type.Object({
+  serverTime: IsoTime,
+  decisions: Type.Array(UsbApplicationDecisionSchema, { maxItems: 1000 }),
+});
+export type UsbApplicationDecisionsResponse = Static<typeof UsbApplicationDecisionsResponseSchema>;
+export const usbApplicationDecisionsResponseCheck = wireCheck(UsbApplicationDecisionsResponseSchema);

@@ -11,6 +11,7 @@ import { builtinEventData, builtinEventType, usbEventData, usbEventType } from '
 import type { UsbDeviceInfo } from './observe.js';
 import type { StricterNote, UnboundMedium, UsbChange, UsbPlatform } from './platform.js';
 import { UsbState } from './state.js';
+import { ApplyDesk } from './apply.js';
 import { fetchExceptions, sameExceptions } from './sync.js';
 import { monoMs, writeTrace, type TraceMarks } from './trace.js';
 
@@ -54,6 +55,8 @@ export class UsbCapability implements Capability {
   private roWatch = new Map<string, number>(); // path → watch-until (ms)
   private policyVersion = 0;
   private stricterReported = ''; // notes last reported: re-applying the same policy reports nothing new
+  /** 申請: refs of devices blocked on this plug, applications awaiting the console's decision (apply.ts). */
+  desk: ApplyDesk | null = null;
 
   constructor(private readonly opts: UsbCapabilityOptions) {
     this.platform = opts.platform;
@@ -69,6 +72,8 @@ export class UsbCapability implements Capability {
     this.policy = policy.usb ?? defaultUsbPolicy();
     this.policyVersion = policy.version;
     this.exceptions = this.state.loadExceptions();
+    this.desk = new ApplyDesk(ctx);
+    this.desk.register();
     const media = this.platform.builtinMedia;
     this.unbound = media ? this.state.loadUnbound(media.isUnbound) : [];
     if (this.platform.unavailable) {
@@ -310,6 +315,11 @@ export class UsbCapability implements Capability {
   }
 
   private report(d: UsbDeviceInfo, dec: UsbDecision): void {
+    // A device blocked on this plug gets its 申請番号 before anyone is told (desk.refAt(d.path) for the notice).
+    if (dec.eventType === 'usb.blocked' && !this.monitor) {
+      const ref = this.desk?.remember(d);
+      if (ref) this.ctx!.log('info', `usb: ${d.path} blocked; 申請番号 ${ref} (sekimori-agent apply ${ref} --reason …)`);
+    }
     this.ctx!.emit({ type: usbEventType(dec, this.monitor), user: this.platform.currentUser(), data: usbEventData(d, dec, this.policy.mode) });
   }
 
@@ -317,6 +327,7 @@ export class UsbCapability implements Capability {
   async refreshExceptions(): Promise<boolean> {
     const ctx = this.ctx;
     if (!ctx || this.stopped) return false;
+    void this.desk?.poll(); // decisions on applications travel with the exception poll
     const list = await fetchExceptions(ctx.console, ctx.agentId);
     if (list === null || sameExceptions(list, this.exceptions)) return false;
     this.exceptions = list;
