@@ -93,6 +93,58 @@ const UsbEnforcedStricterSchema = Type.Object({
   notes: Type.Array(Type.Object({ code: Text(64), subject: Text(1024), ja: Text(), en: Text() }), { maxItems: 1024 }),
 });
 
+// ---- usb file log (持ち出しログ, agent/usb/filelog) ---------------------------------------------
+
+/** The medium a file was written to: the matching keys plus display text (safeText). */
+const UsbMediumSchema = Type.Object({
+  port: Text(1024),
+  vendorId: Hex4,
+  productId: Hex4,
+  serialHex: Nullable(SerialHex),
+  descriptorHash: Type.String({ pattern: '^([0-9a-f]{64})?$' }),
+  /** "manufacturer product" as display text. */
+  label: Text(512),
+  serial: Text(),
+  /** The allowing decision: 'allow' (registered), 'exception', or 'monitor'. */
+  access: Text(16),
+  exceptionId: Nullable(Text(64)),
+});
+
+/** usb.file_written: one file closed after writing on a usable medium. */
+const UsbFileWrittenSchema = Type.Object({
+  device: UsbMediumSchema,
+  /** Display text of the path relative to the mount's root (controls and bidi overrides escaped). */
+  path: Text(8192),
+  /** sha256 of the raw path bytes: two names that display alike are still told apart. */
+  pathHash: Sha256,
+  size: Count,
+  /** null when not hashed; hashSkipped says why. */
+  sha256: Nullable(Sha256),
+  hashSkipped: Nullable(Text(32)),
+  uid: Nullable(Int),
+  /** 'writer': the writing process's uid (fanotify); 'session': the logged-in user (writer unknown). */
+  userSource: Text(16),
+  pid: Nullable(Int),
+  fsType: Text(64),
+  mode: Mode,
+});
+
+export type UsbMediumData = Static<typeof UsbMediumSchema>;
+export type UsbFileWrittenData = Static<typeof UsbFileWrittenSchema>;
+
+/** usb.file_log_overflow: writes not recorded one by one, counted. */
+const UsbFileLogOverflowSchema = Type.Object({
+  device: Type.Optional(UsbMediumSchema),
+  reason: Text(32),
+  count: Count,
+});
+
+/** usb.file_log_unavailable: a usable medium whose writes cannot be recorded. */
+const UsbFileLogUnavailableSchema = Type.Object({
+  device: Type.Optional(UsbMediumSchema),
+  reason: Text(1024),
+});
+
 // ---- mfa ---------------------------------------------------------------------------------------
 
 /** A verification judged on a terminal (agent/mfa) or by the console (/validate/check). */
@@ -367,6 +419,9 @@ export const EVENT_DATA = {
   'usb.exception_used': UsbEventSchema,
   'usb.would_block': UsbEventSchema,
   'usb.enforced_stricter': UsbEnforcedStricterSchema,
+  'usb.file_written': UsbFileWrittenSchema,
+  'usb.file_log_overflow': UsbFileLogOverflowSchema,
+  'usb.file_log_unavailable': UsbFileLogUnavailableSchema,
   'mfa.success': MfaVerifySchema,
   'mfa.failure': MfaVerifySchema,
   'mfa.locked': MfaVerifySchema,
@@ -511,7 +566,7 @@ export function eventDataErrors(type: string, data: unknown, where = 'data'): st
   if (c === null) return type.startsWith('admin.') ? [] : [`${where}: no declaration for event type ${JSON.stringify(type.slice(0, 64))}`];
   if (c.Check(data)) return [];
   // A union reports every member's errors: explain a USB event by the member its `kind` names.
-  const explain = type.startsWith('usb.') ? usbBranch(data.kind) : c;
+  const explain = EVENT_DATA[type as DeclaredEventType] === UsbEventSchema ? usbBranch(data.kind) : c;
   const errors = describeErrors(explain.Errors(data) as unknown as Parameters<typeof describeErrors>[0], where, 8);
   return errors.length ? errors : [`${where}: does not match its declaration`];
 }

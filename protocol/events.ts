@@ -16,6 +16,9 @@ export const AGENT_EVENT_TYPES = {
   'usb.exception_used': 'notice',
   'usb.would_block': 'notice',
   'usb.enforced_stricter': 'warning', // the OS cannot express the policy exactly: enforced more strictly (Windows)
+  'usb.file_written': 'notice', // 持ち出しログ: one file written to a usable medium (agent/usb/filelog)
+  'usb.file_log_overflow': 'warning', // files written but not hashed or not recorded one by one (counted)
+  'usb.file_log_unavailable': 'warning', // a usable medium whose writes cannot be recorded (no helper, no fanotify)
   'usb.application_sent': 'notice', // 申請: a member of staff applied for an exception for a blocked device (agent/usb/apply.ts)
   'usb.application_refused': 'warning', // an application refused at the terminal (unknown 申請番号, too many, no reason)
   'usb.application_answered': 'info', // the terminal learnt the approver's decision and told the applicant

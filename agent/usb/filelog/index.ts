@@ -1,0 +1,27 @@
+/**
+ * 持ち出しログ (issue 16): every file written to a usable removable medium is recorded as
+ * usb.file_written. The capability (agent/usb/capability.ts) tells it what it judged and when it
+ * scanned; the pure part is decide.ts, the platform part linux/ (fanotify helper). Other platforms
+ * have none yet: the Windows agent would watch the drive letters of allowed volumes with
+ * ReadDirectoryChangesW (no writer identity) — not built.
+ */
+import type { AgentContext } from '../../capability.js';
+import type { UsbDecision } from '../decide.js';
+import type { UsbDeviceInfo } from '../observe.js';
+import type { UsbPlatform } from '../platform.js';
+import { fileLogHelperPath, LinuxFileLog } from './linux/filelog.js';
+
+export interface FileLogControl {
+  /** A device's decision is new or changed. */
+  judged(d: UsbDeviceInfo, dec: UsbDecision, monitor: boolean): void;
+  /** After a scan: `present` are the devices on the bus now. */
+  sync(present: ReadonlySet<string>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The file log for this platform, or null where there is none (the platform's name decides, as agent/platform.ts chose it). */
+export function createFileLog(platform: UsbPlatform, ctx: AgentContext, mode: () => string): FileLogControl | null {
+  const sysRoot = (platform as { sysRoot?: unknown }).sysRoot;
+  if (platform.name !== 'linux' || typeof sysRoot !== 'string') return null;
+  return new LinuxFileLog(ctx, { sysRoot, helper: fileLogHelperPath(), currentUser: () => platform.currentUser(), mode });
+}
