@@ -12,6 +12,9 @@ import { safeText } from '../protocol/text.js';
 import { isObject } from '../protocol/validate.js';
 import { SEKIMORI_VERSION } from '../protocol/version.js';
 import { createCapabilities } from './capabilities.js';
+import { Notifier } from './notify/notifier.js';
+import { noticeDelivery } from './platform.js';
+import { noticeSettingsOf } from '../protocol/notice.js';
 import type { AgentEventType } from '../protocol/events.js';
 import type { AgentContext, Capability, LogLevel, NewEvent, TypedEvent } from './capability.js';
 import { MutualTlsLink } from './link.js';
@@ -50,6 +53,10 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
 
   const store = new PolicyStore(paths.policy, readFileSync(paths.policyKey, 'utf8'));
   const loaded = store.load();
+  // Desktop notices (issue 15): fire-and-forget, dedupe and monitor-mode silence in the notifier.
+  const delivery = noticeDelivery();
+  const notifier = delivery ? new Notifier(delivery, () => noticeSettingsOf(store.policy().agent), log) : null;
+  if (notifier) ctx.notify = (n) => notifier.notify(n);
   if (loaded && !loaded.ok) {
     emit({ type: 'agent.policy_rejected', data: { source: 'disk', reason: loaded.reason, detail: safeText(loaded.detail, 2000), inForce: store.policy().version } });
     log('error', `stored policy rejected (${loaded.reason}): ${loaded.detail}; enforcing v${store.policy().version}`);

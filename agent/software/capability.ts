@@ -11,6 +11,7 @@
 import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentContext, Capability } from '../capability.js';
+import { softwareNotice } from '../notify/notices.js';
 import { softwarePlatform } from '../platform.js';
 import type { PolicyDocument } from '../../protocol/policy.js';
 import { normalizeSoftwarePolicy, type SoftwarePolicy } from '../../protocol/policy-software.js';
@@ -407,6 +408,7 @@ export class SoftwareCapability implements Capability {
         detectMs,
       }),
     });
+    this.ctx.notify?.(softwareNotice({ user, uid, path: target.path, sha256: target.sha256, enforce, monitor: mode === 'monitor' || this.ctx.monitorOnly, nowMs: Date.now() }));
     if (!enforce) return;
     // Last check against the policy in force now: only what lies in a watched location is ever killed.
     if (!(this.inScope(target.path) || this.inScope(exePath))) return;
