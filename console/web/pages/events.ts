@@ -1,4 +1,6 @@
 /** 操作ログ: filters, free-text search, keyset pagination, detail with chain status, CSV export. */
+import { isUsbDeviceData, readEventData } from '../../../protocol/event-data.js';
+import { describeEvent, eventFields, eventTypeName } from '../../../protocol/event-text.js';
 import { AGENT_EVENT_TYPES, CONSOLE_EVENT_TYPES } from '../../../protocol/events.js';
 import { safeText } from '../../../protocol/text.js';
 import { HttpError } from '../../module.js';
@@ -7,7 +9,29 @@ import { html, qs } from '../html.js';
 import { fmtTime, tr, type Lang } from '../i18n.js';
 import { eventByRid, eventPage, eventsForExport, SEVERITIES, terminalNames, type EventQuery } from '../queries.js';
 import { page, type WebReq, type WebRouteSpec } from '../web.js';
-import { chainBadge, hostnames, sevBadge, summary, terminalLabel } from './common.js';
+import { chainBadge, hostnames, sevBadge, terminalLabel } from './common.js';
+
+/** This page's own words (Japanese first); kept here so the shared dictionary is not edited by every page. */
+const WORDS = {
+  sentence: ['内容', 'What happened'],
+  fields: ['データ項目', 'Data fields'],
+  field: ['項目', 'Field'],
+  value: ['値', 'Value'],
+  key: ['キー', 'Key'],
+  rawJson: ['JSON(詳細表示)', 'JSON (advanced)'],
+  registerDevice: ['この機器を登録', 'Register this device'],
+} as const satisfies Record<string, readonly [string, string]>;
+const w = (L: Lang, k: keyof typeof WORDS): string => WORDS[k][L === 'ja' ? 0 : 1];
+
+/** The USB events whose data names one device (what "この機器を登録" can take from). */
+const USB_DEVICE_TYPES = new Set(['usb.blocked', 'usb.allowed', 'usb.readonly', 'usb.exception_used', 'usb.would_block']);
+
+/** Whether an event's device can be registered: its declared data carries the raw serial (the matching key). */
+export function registrableDevice(type: string, data: unknown): boolean {
+  if (!USB_DEVICE_TYPES.has(type)) return false;
+  const d = readEventData('usb.blocked', data); // all five share one declaration
+  return d !== null && isUsbDeviceData(d) && d.serialHex !== null && d.serialHex !== '';
+}
 
 const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
 // The export is built in memory: bounded so one click cannot exhaust the console (narrow the filter for more).
@@ -69,7 +93,7 @@ function filterForm(r: WebReq, f: Record<string, string>, names: Map<string, str
     ([id, h]) => html`<option value="${id}" ${f.terminal === id ? 'selected' : ''}>${safeText(h, 40)} (${id.slice(0, 8)})</option>`,
   )}</select></label>
 <label>${tr(L, 'user')}<input name="user" value="${f.user}" maxlength="256"></label>
-<label>${tr(L, 'type')}<select name="type"><option value="">${tr(L, 'all')}</option>${allTypes().map((t) => html`<option ${f.type === t ? 'selected' : ''}>${t}</option>`)}</select></label>
+<label>${tr(L, 'type')}<select name="type"><option value="">${tr(L, 'all')}</option>${allTypes().map((t) => html`<option value="${t}" ${f.type === t ? 'selected' : ''}>${eventTypeName(t, L)}</option>`)}</select></label>
 <label>${tr(L, 'severity')}<select name="severity"><option value="">${tr(L, 'all')}</option>${SEVERITIES.map((s) => html`<option ${f.severity === s ? 'selected' : ''}>${s}</option>`)}</select></label>
 <label>${tr(L, 'since')}<input type="date" name="since" value="${f.since}"></label>
 <label>${tr(L, 'until')}<input type="date" name="until" value="${f.until}"></label>
@@ -96,7 +120,7 @@ ${
     ? html`<p>${tr(L, 'noEvents')}</p>`
     : html`<table class="events"><thead><tr><th>${tr(L, 'time')}</th><th>${tr(L, 'terminal')}</th><th>${tr(L, 'type')}</th><th>${tr(L, 'severity')}</th><th>${tr(L, 'user')}</th><th>${tr(L, 'details')}</th><th>${tr(L, 'chain')}</th></tr></thead><tbody>
 ${p.events.map(
-  (e) => html`<tr data-rid="${e.rid}"><td class="nowrap"><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td>${terminalLabel(labels, e.terminalId)}</td><td>${e.type}</td><td>${sevBadge(e.severity)}</td><td>${safeText(e.user ?? '', 64)}</td><td class="data">${summary(e)}</td><td>${chainBadge(L, e.chain)}</td></tr>`,
+  (e) => html`<tr data-rid="${e.rid}"><td class="nowrap"><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td>${terminalLabel(labels, e.terminalId)}</td><td title="${e.type}">${eventTypeName(e.type, L)}</td><td>${sevBadge(e.severity)}</td><td>${safeText(e.user ?? '', 64)}</td><td class="data">${describeEvent(e, L, { terminal: terminalLabel(labels, e.terminalId) })}</td><td>${chainBadge(L, e.chain)}</td></tr>`,
 )}</tbody></table>`
 }
 <nav class="pager">${query.before ? html`<a href="/events${qs(keep)}">${tr(L, 'newest')}</a>` : ''} ${
@@ -119,10 +143,13 @@ ${p.events.map(
         to_seq: number;
         detected_at: string;
       }[];
-      const body = html`<dl class="detail">
+      const fields = eventFields(e.data, L);
+      const body = html`<p class="sentence" id="event-sentence">${describeEvent(e, L, { terminal: terminalLabel(names, e.terminalId) })}</p>
+${registrableDevice(e.type, e.data) ? html`<p class="actions"><a class="button" id="register-device" href="/policy/usb/register${qs({ event: e.rid })}">${w(L, 'registerDevice')}</a></p>` : ''}
+<dl class="detail">
 <dt>${tr(L, 'time')}</dt><dd>${fmtTime(e.ts, L)} <code>${e.ts}</code></dd>
 ${e.agentTs !== null ? html`<dt>${tr(L, 'agentClaimedTime')}</dt><dd id="agent-ts"><code>${e.agentTs}</code> <span class="badge sev-warning">${tr(L, 'agentClaimedTimeNote')}</span></dd>` : ''}
-<dt>${tr(L, 'type')}</dt><dd>${e.type}</dd>
+<dt>${tr(L, 'type')}</dt><dd>${eventTypeName(e.type, L)} <code>${e.type}</code></dd>
 <dt>${tr(L, 'severity')}</dt><dd>${sevBadge(e.severity)}</dd>
 <dt>${tr(L, 'terminal')}</dt><dd>${e.terminalId === 'console' ? 'console' : html`<a href="/terminals/${encodeURIComponent(e.terminalId)}">${terminalLabel(names, e.terminalId)}</a>`} <code>${e.terminalId}</code></dd>
 <dt>${tr(L, 'user')}</dt><dd>${safeText(e.user ?? '-', 256)}</dd>
@@ -133,7 +160,14 @@ ${e.agentTs !== null ? html`<dt>${tr(L, 'agentClaimedTime')}</dt><dd id="agent-t
 <dt>${tr(L, 'hash')}</dt><dd><code>${e.hash}</code></dd>
 <dt>${tr(L, 'receivedAt')}</dt><dd>${fmtTime(e.receivedAt, L)}</dd>
 </dl>
-<h2>${tr(L, 'data')}</h2><pre class="json" id="event-data">${JSON.stringify(e.data, null, 2)}</pre>
+<h2>${w(L, 'fields')}</h2>${
+  fields.length
+    ? html`<table class="fields" id="event-fields"><thead><tr><th>${w(L, 'field')}</th><th>${w(L, 'value')}</th><th>${w(L, 'key')}</th></tr></thead><tbody>${fields.map(
+        (f) => html`<tr data-key="${f.key}"><th scope="row">${f.label}</th><td>${f.value}</td><td><code>${f.key}</code></td></tr>`,
+      )}</tbody></table>`
+    : html`<p>${tr(L, 'none')}</p>`
+}
+<details><summary>${w(L, 'rawJson')}</summary><pre class="json" id="event-data">${JSON.stringify(e.data, null, 2)}</pre></details>
 ${gaps.length ? html`<h2>${tr(L, 'chainGap')}</h2><ul>${gaps.map((g) => html`<li>#${g.from_seq}–#${g.to_seq} (${fmtTime(g.detected_at, L)})</li>`)}</ul>` : ''}
 <p><a href="/events">${tr(L, 'backToList')}</a></p>`;
       return page(r, 'eventDetail', '/events', body);
@@ -144,13 +178,14 @@ ${gaps.length ? html`<h2>${tr(L, 'chainGap')}</h2><ul>${gaps.map((g) => html`<li
     path: '/events.csv',
     access: 'session',
     handle(r) {
+      const L = r.lang;
       const { query } = parseEventQuery(r.api.query);
       const names = hostnames(r.ctx.db);
       // agent_ts: the time the agent signed, when the console stored its receipt time instead (hash checks use it).
-      const chunks: string[] = [BOM, csvLine(['ts', 'terminal_id', 'hostname', 'type', 'severity', 'user', 'data', 'chain', 'agent_id', 'seq', 'id', 'hash', 'agent_ts'])];
+      const chunks: string[] = [BOM, csvLine(['ts', 'terminal_id', 'hostname', 'type', 'severity', 'user', 'description', 'data', 'chain', 'agent_id', 'seq', 'id', 'hash', 'agent_ts'])];
       let n = 0;
       for (const e of eventsForExport(r.ctx.db, query, CSV_MAX_ROWS)) {
-        chunks.push(csvLine([e.ts, e.terminalId, names.get(e.terminalId) ?? '', e.type, e.severity, e.user ?? '', e.data, e.chain, e.agentId, e.seq, e.id, e.hash, e.agentTs ?? '']));
+        chunks.push(csvLine([e.ts, e.terminalId, names.get(e.terminalId) ?? '', e.type, e.severity, e.user ?? '', describeEvent(e, L, { terminal: names.get(e.terminalId) ?? e.terminalId }), e.data, e.chain, e.agentId, e.seq, e.id, e.hash, e.agentTs ?? '']));
         n++;
       }
       r.ctx.recordEvent({ type: 'admin.events_exported', user: r.session!.username, data: { rows: n, filter: Object.fromEntries(r.api.query) } });
