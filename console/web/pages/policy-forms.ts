@@ -271,7 +271,7 @@ ${intRow(v, 'usb.exceptionPollSeconds', 'pollSeconds', 'pollSecondsHelp')}
     const f = (k: string) => `usb.registered[${i}].${k}`;
     const access = v.submitted?.(f('access')) ?? String(o.access);
     const label = v.submitted?.(f('label')) ?? (typeof o.label === 'string' ? o.label : '');
-    return html`<tr data-registered="${String(o.id)}"><td><input name="${f('label')}" value="${label}" maxlength="200" aria-label="${w(L, 'label')}" ${v.readonly ? 'readonly' : ''}>${errs(v, f('label'))}</td>
+    return html`<tr data-registered="${String(o.id)}"><td><input name="${f('label')}" id="${fieldId(f('label'))}" value="${label}" maxlength="200" aria-label="${w(L, 'label')}" ${v.readonly ? 'readonly' : ''}>${errs(v, f('label'))}</td>
 <td><code>${String(o.vendorId)}:${String(o.productId)}</code></td><td class="serial"><code>${String(o.serial)}</code>${typeof o.descriptorHash === 'string' ? html`<br><small title="descriptor sha256">#${o.descriptorHash.slice(0, 16)}…</small>` : ''}</td>
 <td>${select(v, f('access'), ['readonly', 'allow'], choiceWords(L, ['readonly', 'allow']), access)}${errs(v, f('access'))}</td>
 <td><input type="checkbox" name="${f('remove')}" value="true" aria-label="${w(L, 'remove')}" ${v.submitted?.(f('remove')) === 'true' ? 'checked' : ''} ${v.readonly ? 'disabled' : ''}></td></tr>`;
@@ -280,9 +280,9 @@ ${intRow(v, 'usb.exceptionPollSeconds', 'pollSeconds', 'pollSecondsHelp')}
   }${
     v.readonly
       ? ''
-      : html`<tr id="registered-new"><td><input name="${nw('label')}" value="${v.submitted?.(nw('label')) ?? ''}" maxlength="200" placeholder="${w(L, 'label')}" aria-label="${w(L, 'label')}">${errs(v, nw('label'))}</td>
-<td><input name="${nw('vendorId')}" value="${v.submitted?.(nw('vendorId')) ?? ''}" size="5" maxlength="4" placeholder="${w(L, 'vendorId')}" aria-label="${w(L, 'vendorId')}">:<input name="${nw('productId')}" value="${v.submitted?.(nw('productId')) ?? ''}" size="5" maxlength="4" placeholder="${w(L, 'productId')}" aria-label="${w(L, 'productId')}">${errs(v, nw('vendorId'))}${errs(v, nw('productId'))}</td>
-<td><input name="${nw('serial')}" value="${v.submitted?.(nw('serial')) ?? ''}" maxlength="255" placeholder="${w(L, 'serial')}" aria-label="${w(L, 'serial')}">${errs(v, nw('serial'))}</td>
+      : html`<tr id="registered-new"><td><input name="${nw('label')}" id="${fieldId(nw('label'))}" value="${v.submitted?.(nw('label')) ?? ''}" maxlength="200" placeholder="${w(L, 'label')}" aria-label="${w(L, 'label')}">${errs(v, nw('label'))}</td>
+<td><input name="${nw('vendorId')}" id="${fieldId(nw('vendorId'))}" value="${v.submitted?.(nw('vendorId')) ?? ''}" size="5" maxlength="4" placeholder="${w(L, 'vendorId')}" aria-label="${w(L, 'vendorId')}">:<input name="${nw('productId')}" id="${fieldId(nw('productId'))}" value="${v.submitted?.(nw('productId')) ?? ''}" size="5" maxlength="4" placeholder="${w(L, 'productId')}" aria-label="${w(L, 'productId')}">${errs(v, nw('vendorId'))}${errs(v, nw('productId'))}</td>
+<td><input name="${nw('serial')}" id="${fieldId(nw('serial'))}" value="${v.submitted?.(nw('serial')) ?? ''}" maxlength="255" placeholder="${w(L, 'serial')}" aria-label="${w(L, 'serial')}">${errs(v, nw('serial'))}</td>
 <td>${select(v, nw('access'), ['readonly', 'allow'], choiceWords(L, ['readonly', 'allow']), v.submitted?.(nw('access')) ?? 'readonly')}</td><td>${w(L, 'addRow')}</td></tr>`
   }</tbody></table></fieldset>`;
 }
@@ -328,7 +328,7 @@ function formsPage(r: WebReq, body: Obj, base: number, submitted: FormGet | null
   const v: FormView = { L, body, submitted, errors, readonly: !isAdmin(r) };
   const cur = r.ctx.currentPolicy().policy;
   const out = html`${policyTabs(L, 'forms')}<p>${tr(L, 'currentPolicy')}: <strong id="policy-version">v${cur.version}</strong> (${fmtTime(cur.issuedAt, L)}, ${cur.issuedBy})</p>
-${errors.size || other.length ? html`<div class="error" role="alert" id="form-errors"><p>${w(L, 'fieldErrors')}</p>${other.length ? html`<p>${w(L, 'otherErrors')}:</p><ul>${other.slice(0, 100).map((e) => html`<li>${e}</li>`)}</ul>` : ''}</div>` : ''}
+${errors.size || other.length ? html`<div class="error" role="alert" id="form-errors"><p>${w(L, 'fieldErrors')}</p><ul>${[...errors.entries()].slice(0, 100).map(([name, e]) => html`<li><a href="#${fieldId(name)}">${name}</a>: ${errorText(e[0]!, L)}</li>`)}</ul>${other.length ? html`<p>${w(L, 'otherErrors')}:</p><ul>${other.slice(0, 100).map((e) => html`<li>${e}</li>`)}</ul>` : ''}</div>` : ''}
 <p class="note">${w(L, 'intro')}</p>
 <form method="post" action="/policy/forms/preview" id="policy-forms" class="policy-forms">${csrfField(r)}<input type="hidden" name="base" value="${base}">
 ${usbSection(v)}${mfaSection(v)}${softwareSection(v)}${agentSection(v)}
