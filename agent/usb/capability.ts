@@ -11,8 +11,10 @@ import { builtinEventData, builtinEventType, usbEventData, usbEventType } from '
 import type { UsbDeviceInfo } from './observe.js';
 import type { StricterNote, UnboundMedium, UsbChange, UsbPlatform } from './platform.js';
 import { UsbState } from './state.js';
+import { usbNotice } from '../notify/notices.js';
 import { ApplyDesk } from './apply.js';
 import { fetchExceptions, sameExceptions } from './sync.js';
+import { createFileLog, type FileLogControl } from './filelog/index.js';
 import { monoMs, writeTrace, type TraceMarks } from './trace.js';
 
 export interface UsbCapabilityOptions {
@@ -55,6 +57,7 @@ export class UsbCapability implements Capability {
   private roWatch = new Map<string, number>(); // path → watch-until (ms)
   private policyVersion = 0;
   private stricterReported = ''; // notes last reported: re-applying the same policy reports nothing new
+  private fileLog: FileLogControl | null = null; // 持ち出しログ: files written to usable media
   /** 申請: refs of devices blocked on this plug, applications awaiting the console's decision (apply.ts). */
   desk: ApplyDesk | null = null;
 
@@ -80,6 +83,7 @@ export class UsbCapability implements Capability {
       ctx.log('warn', `usb: ${this.platform.unavailable}`);
       return;
     }
+    this.fileLog = createFileLog(this.platform, ctx, () => (this.monitor ? 'monitor' : this.policy.mode));
     await this.applyToPlatform();
     // Devices already present are judged now (USBGuard's PresentDevicePolicy).
     await this.scan();
@@ -155,6 +159,7 @@ export class UsbCapability implements Capability {
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.watchStop) await this.watchStop().catch(() => undefined);
     await this.scanning;
+    await this.fileLog?.stop();
     // The platform's standing settings stay (Linux: authorized_default=0): with the agent gone, new devices get no driver.
   }
 
@@ -222,6 +227,7 @@ export class UsbCapability implements Capability {
     }
     if (!this.monitor) await this.keepReadonly(present);
     await this.scanBuiltinMedia();
+    await this.fileLog?.sync(present);
   }
 
   /**
@@ -240,6 +246,7 @@ export class UsbCapability implements Capability {
       this.known.set(d.path, { key, decision: dec, identity: identityOf(d) });
       this.report(d, dec);
       marks.reported = monoMs();
+      this.fileLog?.judged(d, dec, this.monitor);
     }
     if (this.monitor) {
       if (!ctx.monitorOnly && isNew) this.reportEnforce(await this.platform.enforceDevice(d, dec, { first: true, monitor: true }));
@@ -321,6 +328,9 @@ export class UsbCapability implements Capability {
       if (ref) this.ctx!.log('info', `usb: ${d.path} blocked; 申請番号 ${ref} (sekimori-agent apply ${ref} --reason …)`);
     }
     this.ctx!.emit({ type: usbEventType(dec, this.monitor), user: this.platform.currentUser(), data: usbEventData(d, dec, this.policy.mode) });
+    // The notice at the terminal (issue 15), after the event: once per plug, deferred by the notifier.
+    const notice = this.ctx!.notify && usbNotice(d, dec, { user: this.platform.currentUser(), monitor: this.monitor, ref: this.desk?.refAt(d.path) });
+    if (notice) this.ctx!.notify?.(notice);
   }
 
   /** Fetches this terminal's grants; keeps the cache when the console is unreachable. Returns whether they changed. */
