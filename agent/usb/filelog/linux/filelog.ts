@@ -117,7 +117,8 @@ export class LinuxFileLog {
 
   private async refresh(): Promise<void> {
     if (this.stopped || (!this.media.size && !this.targets.size)) return;
-    if (this.media.size && !(await this.ensureHelper())) return;
+    // The helper runs while a usable medium is present (its MNT lines say when one is mounted).
+    const helperUp = this.media.size ? await this.ensureHelper() : this.helperPid !== null;
     const blocks = this.o.blocks ? this.o.blocks() : this.usbBlocks();
     let mounts: ReturnType<typeof parseMountinfo> = [];
     try {
@@ -137,6 +138,11 @@ export class LinuxFileLog {
     }
     for (const [dev, t] of now) {
       this.targets.set(dev, t);
+      // A mounted medium whose writes cannot be recorded is said once (per helper start).
+      if (!helperUp) {
+        this.unavailable(this.o.helper ? 'helper not running' : 'helper not installed (sekimori-file-log): writes to this medium are not recorded', t.medium);
+        continue;
+      }
       if (this.marked.has(dev)) continue;
       this.marked.add(dev); // asked once; MARKED or ERR answers
       const line = markLine(true, dev, t.mounts[0]!.mountPoint);
@@ -170,10 +176,7 @@ export class LinuxFileLog {
 
   private ensureHelper(): Promise<boolean> {
     if (this.ready) return this.ready;
-    if (!this.o.helper) {
-      for (const m of this.media.values()) this.unavailable('helper not installed (sekimori-file-log): writes to this medium are not recorded', m);
-      return Promise.resolve(false);
-    }
+    if (!this.o.helper) return Promise.resolve(false);
     return (this.ready = this.spawnHelper(this.o.helper));
   }
 
