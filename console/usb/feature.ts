@@ -10,6 +10,9 @@
  */
 import type { ConsoleModule } from '../module.js';
 import { usbRoutes } from './api.js';
+import { applicationCommand } from './applications-cli.js';
+import { applicationRoutes } from './applications-api.js';
+import { applicationsCatchUpFor } from './applications-store.js';
 import { usbExceptionCommand } from './cli.js';
 import { devicesCommand } from './devices-cli.js';
 import { inventoryCatchUpFor } from './devices-store.js';
@@ -18,8 +21,10 @@ import { usbDeviceMigrations, usbMigrations } from './schema.js';
 export const usbModule: ConsoleModule = {
   name: 'usb',
   migrations: usbMigrations,
-  routes: usbRoutes,
-  commands: { 'usb-exception': usbExceptionCommand },
+  routes: (ctx) => [...usbRoutes(ctx), ...applicationRoutes(ctx)],
+  commands: { 'usb-exception': usbExceptionCommand, application: applicationCommand },
+  // 申請 (issue 15): applications sent from terminals, read from the stored events in small steps.
+  tick: (ctx) => applicationsCatchUpFor(ctx, 10),
 };
 
 /** 機器一覧: its own migration history (module name 'usb-devices'), `devices` CLI. */

@@ -41,6 +41,39 @@ export const usbMigrations = [
   // NULL in rows from before it: their `serial` text is compared as then.
   `ALTER TABLE usb_exceptions ADD COLUMN serial_hex TEXT`,
   `ALTER TABLE usb_exception_requests ADD COLUMN serial_hex TEXT`,
+  // 申請 → 上長承認 (issue 15, console/usb/applications-store.ts): applications a member of staff sent
+  // from a terminal (usb.application_sent events, read by the module's tick from a cursor, like
+  // the device inventory), decided by an approver. (agent_id, app_id) is the agent's own id, so a
+  // re-sent event is one application and one terminal cannot touch another's.
+  `CREATE TABLE usb_applications (
+     id TEXT PRIMARY KEY,
+     agent_id TEXT NOT NULL,
+     app_id TEXT NOT NULL,
+     rid INTEGER NOT NULL,
+     ref TEXT NOT NULL,
+     vendor_id TEXT NOT NULL,
+     product_id TEXT NOT NULL,
+     serial_hex TEXT NOT NULL,
+     descriptor_hash TEXT NOT NULL,
+     serial TEXT NOT NULL,
+     manufacturer TEXT NOT NULL,
+     product TEXT NOT NULL,
+     staff_user TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     hours INTEGER NOT NULL,
+     applied_at TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+     decided_by TEXT,
+     decided_at TEXT,
+     comment TEXT NOT NULL DEFAULT '',
+     grant_id TEXT,
+     until TEXT,
+     UNIQUE (agent_id, app_id)
+   );
+   CREATE INDEX usb_applications_status ON usb_applications (status, applied_at);
+   CREATE INDEX usb_applications_agent ON usb_applications (agent_id, status, decided_at);
+   CREATE TABLE usb_applications_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), last_rid INTEGER NOT NULL);
+   INSERT INTO usb_applications_cursor (id, last_rid) VALUES (1, 0);`,
 ];
 
 /**

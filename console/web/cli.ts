@@ -6,12 +6,12 @@ import type { CliCommand, ConsoleContext } from '../module.js';
 import { addAccount, listAccounts, setAccountDisabled, unlockAccount, type Role } from './auth.js';
 
 const USAGE = `使い方 / usage: sekimori-console user <add|list|disable|enable|unlock> --data DIR …
-  add     --name NAME --role admin|auditor [--json]   アカウント追加(パスワードとTOTP秘密鍵を表示) / new account
+  add     --name NAME --role admin|auditor|approver [--json]   アカウント追加(パスワードとTOTP秘密鍵を表示) / new account
   list    [--json]
   disable --name NAME | enable --name NAME | unlock --name NAME`;
 
 export const userCommand: CliCommand = {
-  summary: 'user add --name NAME --role admin|auditor | list | disable | enable | unlock   コンソールアカウント / console accounts',
+  summary: 'user add --name NAME --role admin|auditor|approver | list | disable | enable | unlock   コンソールアカウント / console accounts',
   async run(args, open) {
     const [sub, ...rest] = args;
     const { values } = parseArgs({
@@ -31,7 +31,7 @@ export const userCommand: CliCommand = {
         return 2;
       }
       if (sub === 'add') {
-        if (values.role !== 'admin' && values.role !== 'auditor') throw new Error('--role admin|auditor');
+        if (values.role !== 'admin' && values.role !== 'auditor' && values.role !== 'approver') throw new Error('--role admin|auditor|approver');
         const password = generatePassword();
         const secret = generateSecret();
         await addAccount(ctx, name, values.role as Role, 'cli', { password, secret });

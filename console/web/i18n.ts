@@ -268,6 +268,28 @@ const DICT = {
   baselineVersion: ['ベースラインの版', 'Baseline version'],
   installedVersion: ['端末の版', 'Installed version'],
   kindCol: ['区分', 'Kind'],
+  // 申請 → 上長承認 (issue 15, part "application": console/web/pages/applications.ts)
+  applications: ['申請', 'Applications'],
+  roleApprover: ['承認者', 'Approver'],
+  approverOnly: ['承認者アカウントは申請の承認・却下のみ行えます。', 'An approver account can only approve or reject applications.'],
+  applicationsPending: ['承認待ちの申請', 'Applications awaiting a decision'],
+  applicationsDecided: ['処理済みの申請', 'Decided applications'],
+  noApplications: ['承認待ちの申請はありません。', 'No applications are waiting.'],
+  applicant: ['申請者', 'Applicant'],
+  applicationRef: ['申請番号', 'Reference'],
+  requestedHours: ['希望期間(時間)', 'Requested (hours)'],
+  approveHours: ['許可する期間(時間)', 'Period to allow (hours)'],
+  comment: ['コメント', 'Comment'],
+  approveApplication: ['承認', 'Approve'],
+  rejectApplication: ['却下', 'Reject'],
+  appliedAt: ['申請日時', 'Applied'],
+  decidedBy: ['処理者', 'Decided by'],
+  applicationStale: ['期限切れ(処理不可)', 'Too old to decide'],
+  statusPending: ['承認待ち', 'Pending'],
+  statusApproved: ['承認済み', 'Approved'],
+  statusRejected: ['却下', 'Rejected'],
+  applicationApproved: ['申請を承認しました。一時許可が端末に届きます。', 'Approved: the exception is on its way to the terminal.'],
+  applicationRejected: ['申請を却下しました。', 'Rejected.'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type MsgKey = keyof typeof DICT;

@@ -44,4 +44,18 @@ export const webMigrations: string[] = [
    ) WITHOUT ROWID;
    CREATE TABLE web_types (type TEXT PRIMARY KEY) WITHOUT ROWID;
    UPDATE web_rollup_head SET rid = 0;`,
+  // v3 (issue 15): the 'approver' role (decides applications, nothing else). SQLite cannot alter a
+  // CHECK, so console_users (core schema, no foreign keys point at it) is copied into a new table.
+  `CREATE TABLE console_users_v3 (
+     username TEXT PRIMARY KEY,
+     role TEXT NOT NULL CHECK (role IN ('admin','auditor','approver')),
+     password_hash TEXT NOT NULL,
+     totp_secret TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     disabled INTEGER NOT NULL DEFAULT 0
+   );
+   INSERT INTO console_users_v3 (username, role, password_hash, totp_secret, created_at, disabled)
+     SELECT username, role, password_hash, totp_secret, created_at, disabled FROM console_users;
+   DROP TABLE console_users;
+   ALTER TABLE console_users_v3 RENAME TO console_users;`,
 ];

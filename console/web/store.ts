@@ -5,7 +5,8 @@
  */
 import type Database from 'better-sqlite3';
 
-export type Role = 'admin' | 'auditor';
+/** approver: decides applications (申請 → 上長承認) and nothing else (console/web/web.ts). */
+export type Role = 'admin' | 'auditor' | 'approver';
 
 export interface Account {
   username: string;

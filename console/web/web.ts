@@ -37,8 +37,11 @@ export type Handler = (r: WebReq) => ApiResponse | Promise<ApiResponse>;
 export interface WebRouteSpec {
   method: 'GET' | 'POST';
   path: string | RegExp;
-  /** 'public': login page; 'session': any logged-in account; 'admin': POST that changes something. */
-  access: 'public' | 'session' | 'admin';
+  /**
+   * 'public': login page; 'session': any logged-in account except approvers (see APPROVER_MAY);
+   * 'admin': POST that changes something; 'approve': deciding applications (administrators and approvers).
+   */
+  access: 'public' | 'session' | 'admin' | 'approve';
   maxBody?: number;
   handle: Handler;
 }
@@ -74,7 +77,17 @@ const NAV: { href: string; key: MsgKey }[] = [
   { href: '/devices', key: 'devices' },
   { href: '/report', key: 'report' },
   { href: '/accounts', key: 'accounts' },
+  { href: '/applications', key: 'applications' },
 ];
+
+/**
+ * An approver decides applications and nothing else: besides 'approve' routes it may only see its
+ * own account page (to change its password) and log out. Read access to the rest (events, users,
+ * terminals) is not what the role is for.
+ */
+const APPROVER_MAY = new Set(['GET /accounts', 'POST /accounts/password', 'POST /logout', 'GET /applications']);
+
+const roleKey = (role: string | undefined): MsgKey => (role === 'admin' ? 'roleAdmin' : role === 'approver' ? 'roleApprover' : 'roleAuditor');
 
 export function layout(r: WebReq, title: string, active: string, body: Html, opts: { printable?: boolean } = {}): Html {
   const L = r.lang;
@@ -85,12 +98,12 @@ export function layout(r: WebReq, title: string, active: string, body: Html, opt
 ${s ? html`<meta name="csrf-token" content="${s.csrf}">` : ''}</head>
 <body class="${opts.printable ? 'printable' : ''}">
 <header class="top no-print"><span class="brand">${tr(L, 'appName')}</span><span class="org">${r.ctx.organisation()}</span>
-<nav>${s ? NAV.map((n) => html`<a href="${n.href}" class="${active === n.href ? 'active' : ''}">${tr(L, n.key)}</a>`) : ''}</nav>
-<span class="who">${s ? html`${s.username} (${tr(L, s.role === 'admin' ? 'roleAdmin' : 'roleAuditor')})` : ''}</span>
+<nav>${s ? NAV.filter((n) => s.role !== 'approver' || APPROVER_MAY.has(`GET ${n.href}`)).map((n) => html`<a href="${n.href}" class="${active === n.href ? 'active' : ''}">${tr(L, n.key)}</a>`) : ''}</nav>
+<span class="who">${s ? html`${s.username} (${tr(L, roleKey(s.role))})` : ''}</span>
 <a class="lang" href="/lang?l=${L === 'ja' ? 'en' : 'ja'}&amp;next=${encodeURIComponent(here)}">${tr(L, 'language')}</a>
 ${s ? html`<form method="post" action="/logout" class="inline"><input type="hidden" name="_csrf" value="${s.csrf}"><button type="submit">${tr(L, 'logout')}</button></form>` : ''}
 </header>
-${s?.role === 'auditor' ? html`<p class="banner no-print">${tr(L, 'roleAuditor')}: ${tr(L, 'readOnly')}</p>` : ''}
+${s?.role === 'auditor' ? html`<p class="banner no-print">${tr(L, 'roleAuditor')}: ${tr(L, 'readOnly')}</p>` : ''}${s?.role === 'approver' ? html`<p class="banner no-print">${tr(L, 'roleApprover')}: ${tr(L, 'approverOnly')}</p>` : ''}
 <main><h1>${title}</h1>${body}</main></body></html>`;
 }
 
@@ -157,6 +170,16 @@ export function toRoute(ctx: ConsoleContext, spec: WebRouteSpec): Route {
         }
         if (spec.access !== 'public' && r.session === null) {
           return withHeaders(redirect('/login?next=' + encodeURIComponent(api.path + (api.query.toString() ? '?' + api.query.toString() : ''))), r.setCookies);
+        }
+        const role = r.session?.role;
+        if (role === 'approver' && spec.access !== 'public' && spec.access !== 'approve' && !APPROVER_MAY.has(`${api.method} ${api.path}`)) {
+          if (api.method === 'GET' && api.path === '/') return withHeaders(redirect('/applications'), r.setCookies);
+          ctx.recordEvent({ type: 'admin.forbidden', severity: 'warning', user: r.session?.username ?? null, data: { path: api.path, method: api.method, role } });
+          return withHeaders(errorPage(r, 403, tr(r.lang, 'approverOnly')), r.setCookies);
+        }
+        if (spec.access === 'approve' && role !== 'admin' && role !== 'approver') {
+          ctx.recordEvent({ type: 'admin.forbidden', severity: 'warning', user: r.session?.username ?? null, data: { path: api.path, method: api.method, role } });
+          return withHeaders(errorPage(r, 403, tr(r.lang, 'forbidden')), r.setCookies);
         }
         if (spec.access === 'admin' && r.session?.role !== 'admin') {
           ctx.recordEvent({ type: 'admin.forbidden', severity: 'warning', user: r.session?.username ?? null, data: { path: api.path, method: api.method, role: r.session?.role } });

@@ -8,6 +8,8 @@ import { fmtTime, tr } from '../i18n.js';
 import { qrDataUri } from '../qr.js';
 import { cookie, csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, refusedAsBadRequestAsync, SESSION_COOKIE, type WebRouteSpec } from '../web.js';
 
+const roleLabel = (role: string) => (role === 'admin' ? 'roleAdmin' : role === 'approver' ? 'roleApprover' : 'roleAuditor');
+
 export const accountRoutes: WebRouteSpec[] = [
   {
     method: 'GET',
@@ -34,7 +36,7 @@ export const accountRoutes: WebRouteSpec[] = [
 <table id="accounts"><thead><tr><th>${tr(L, 'account')}</th><th>${tr(L, 'role')}</th><th>${tr(L, 'status')}</th><th>${tr(L, 'createdAt')}</th>${admin ? html`<th>${tr(L, 'action')}</th>` : ''}</tr></thead><tbody>
 ${list.map((a) => {
   const locked = accountLocked(r.ctx.db, a.username);
-  return html`<tr><td>${a.username}</td><td>${tr(L, a.role === 'admin' ? 'roleAdmin' : 'roleAuditor')}</td><td>${tr(L, a.disabled ? 'disabled' : 'active')}${locked ? html` <span class="badge sev-critical">${tr(L, 'locked')}</span>` : ''}</td><td>${fmtTime(a.createdAt, L)}</td>${
+  return html`<tr><td>${a.username}</td><td>${tr(L, roleLabel(a.role))}</td><td>${tr(L, a.disabled ? 'disabled' : 'active')}${locked ? html` <span class="badge sev-critical">${tr(L, 'locked')}</span>` : ''}</td><td>${fmtTime(a.createdAt, L)}</td>${
     admin
       ? html`<td class="actions">${a.username === r.session!.username ? '' : html`<form method="post" action="/accounts/${a.disabled ? 'enable' : 'disable'}" class="inline">${csrfField(r)}<input type="hidden" name="name" value="${a.username}"><button type="submit">${tr(L, a.disabled ? 'enable' : 'disable')}</button></form>`}${
           locked ? html`<form method="post" action="/accounts/unlock" class="inline">${csrfField(r)}<input type="hidden" name="name" value="${a.username}"><button type="submit">${tr(L, 'unlock')}</button></form>` : ''
@@ -43,7 +45,7 @@ ${list.map((a) => {
   }</tr>`;
 })}</tbody></table>
 ${admin ? html`<h2>${tr(L, 'addAccount')}</h2><form method="post" action="/accounts/add" class="row">${csrfField(r)}<label>${tr(L, 'username')}<input name="name" required maxlength="64" pattern="[A-Za-z0-9._@-]{1,64}"></label>
-<label>${tr(L, 'role')}<select name="role"><option value="auditor">${tr(L, 'roleAuditor')}</option><option value="admin">${tr(L, 'roleAdmin')}</option></select></label><button type="submit">${tr(L, 'addAccount')}</button></form>` : ''}
+<label>${tr(L, 'role')}<select name="role"><option value="auditor">${tr(L, 'roleAuditor')}</option><option value="approver">${tr(L, 'roleApprover')}</option><option value="admin">${tr(L, 'roleAdmin')}</option></select></label><button type="submit">${tr(L, 'addAccount')}</button></form>` : ''}
 <h2>${tr(L, 'changePassword')}</h2><form method="post" action="/accounts/password" class="row">${csrfField(r)}
 <label>${tr(L, 'currentPassword')}<input type="password" name="current" required autocomplete="current-password" maxlength="1024"></label>
 <label>${tr(L, 'newPassword')}<input type="password" name="next" required minlength="12" autocomplete="new-password" maxlength="1024"></label><button type="submit">${tr(L, 'changePassword')}</button></form>`;
@@ -58,7 +60,7 @@ ${admin ? html`<h2>${tr(L, 'addAccount')}</h2><form method="post" action="/accou
       const L = r.lang;
       const name = field(r, 'name', 64);
       const role = field(r, 'role', 10);
-      if (!USERNAME_RE.test(name) || (role !== 'admin' && role !== 'auditor')) throw new HttpError(400, 'invalid_request', tr(L, 'username'));
+      if (!USERNAME_RE.test(name) || (role !== 'admin' && role !== 'auditor' && role !== 'approver')) throw new HttpError(400, 'invalid_request', tr(L, 'username'));
       const password = generatePassword();
       const secret = generateSecret();
       await refusedAsBadRequestAsync(() => addAccount(r.ctx, name, role, r.session!.username, { password, secret }));
@@ -67,7 +69,7 @@ ${admin ? html`<h2>${tr(L, 'addAccount')}</h2><form method="post" action="/accou
         r,
         'addAccount',
         '/accounts',
-        html`<p class="warn">${tr(L, 'shownOnce')}</p><div class="enrol"><img class="qr" alt="QR" src="${qrDataUri(uri)}"><dl class="detail"><dt>${tr(L, 'username')}</dt><dd id="new-username">${name}</dd><dt>${tr(L, 'role')}</dt><dd>${tr(L, role === 'admin' ? 'roleAdmin' : 'roleAuditor')}</dd><dt>${tr(L, 'password')}</dt><dd><code id="new-password">${password}</code></dd><dt>${tr(L, 'secret')}</dt><dd><code id="new-secret">${secret}</code></dd></dl></div><p><a href="/accounts">${tr(L, 'backToList')}</a></p>`,
+        html`<p class="warn">${tr(L, 'shownOnce')}</p><div class="enrol"><img class="qr" alt="QR" src="${qrDataUri(uri)}"><dl class="detail"><dt>${tr(L, 'username')}</dt><dd id="new-username">${name}</dd><dt>${tr(L, 'role')}</dt><dd>${tr(L, roleLabel(role))}</dd><dt>${tr(L, 'password')}</dt><dd><code id="new-password">${password}</code></dd><dt>${tr(L, 'secret')}</dt><dd><code id="new-secret">${secret}</code></dd></dl></div><p><a href="/accounts">${tr(L, 'backToList')}</a></p>`,
       );
     },
   },
