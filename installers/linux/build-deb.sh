@@ -12,7 +12,8 @@ agent_bin=$root/dist/sea/sekimori-agent
 pam_so=$root/dist/pam/pam_sekimori.so
 peercred=$root/dist/pam/sekimori-peercred
 exec_guard=$root/dist/exec-guard/sekimori-exec-guard
-for f in "$agent_bin" "$pam_so" "$peercred" "$exec_guard"; do
+file_log=$root/dist/file-log/sekimori-file-log
+for f in "$agent_bin" "$pam_so" "$peercred" "$exec_guard" "$file_log"; do
   [[ -f $f ]] || { echo "build-deb: missing $f (run npm run build && npm run package)" >&2; exit 1; }
 done
 command -v dpkg-deb >/dev/null || { echo "build-deb: dpkg-deb missing (apt-get install dpkg-dev)" >&2; exit 1; }
@@ -31,6 +32,8 @@ install -D -m 0755 "$here/udev/usb-readonly" "$stage/usr/lib/sekimori/usb-readon
 install -D -m 0755 "$peercred" "$stage/usr/lib/sekimori/sekimori-peercred"
 # The pre-exec helper (fanotify), started by the agent in enforce mode: root's, not writable by others.
 install -D -m 0755 "$exec_guard" "$stage/usr/lib/sekimori/sekimori-exec-guard"
+# The 持ち出しログ helper (fanotify), started by the agent while a usable medium is present.
+install -D -m 0755 "$file_log" "$stage/usr/lib/sekimori/sekimori-file-log"
 install -D -m 0644 "$here/systemd/sekimori-agent.service" "$stage/lib/systemd/system/sekimori-agent.service"
 install -d -m 0700 "$stage/var/lib/sekimori-agent"
 install -d -m 0755 "$stage/DEBIAN"
