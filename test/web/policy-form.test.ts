@@ -276,3 +276,17 @@ describe('USBメモリ 読み取り専用 (class 08 verdict readonly)', () => {
     expect(Object.fromEntries(disks.values.map((v) => [v.name, v.data]))).toEqual({ Deny_Write: 1 });
   });
 });
+
+describe('JSON (advanced) view keeps sections it does not know', () => {
+  it('a section added later gets its own textarea and is parsed back', async () => {
+    const { sectionsOf, parseSections, bodyOf } = await import('../../console/web/pages/policy.js');
+    const doc = { version: 3, issuedAt: '2026-11-30T00:00:00.000Z', issuedBy: 'admin', ...defaultPolicyBody(), notices: { monitor: true } };
+    expect(sectionsOf(doc)).toEqual(['agent', 'usb', 'mfa', 'software', 'notices']);
+    expect(Object.keys(bodyOf(doc))).toEqual(['agent', 'usb', 'mfa', 'software', 'notices']);
+    const body = bodyOf(doc) as unknown as Obj;
+    const r = parseSections((s) => JSON.stringify(body[s]), sectionsOf(doc));
+    expect(r.body.notices).toEqual({ monitor: true });
+    // Hostile section names are not offered as form fields.
+    expect(sectionsOf({ ...doc, ['"><script>']: 1 } as typeof doc)).not.toContain('"><script>');
+  });
+});

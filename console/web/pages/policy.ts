@@ -16,13 +16,22 @@ import { bodyOf, confirmForm, diffView, policyFormRoutes, policyTabs, pretty, VI
 export { bodyOf, pretty, proposalView } from './policy-forms.js';
 
 export const SECTIONS = ['agent', 'usb', 'mfa', 'software'] as const;
-type Section = (typeof SECTIONS)[number];
+type Section = string;
 
-/** Parses the four section textareas into a body; reports JSON errors per section. */
-export function parseSections(get: (k: Section) => string): { body: Record<string, unknown>; errors: string[] } {
+/**
+ * The sections the JSON view edits: the four, plus any other section the policy in force carries
+ * (an optional one added later), so editing here never drops it.
+ */
+export function sectionsOf(doc: PolicyDocument): string[] {
+  const extra = Object.keys(bodyOf(doc)).filter((k) => !(SECTIONS as readonly string[]).includes(k) && /^[A-Za-z][A-Za-z0-9]{0,31}$/.test(k));
+  return [...SECTIONS, ...extra];
+}
+
+/** Parses the section textareas into a body; reports JSON errors per section. */
+export function parseSections(get: (k: Section) => string, sections: readonly string[] = SECTIONS): { body: Record<string, unknown>; errors: string[] } {
   const body: Record<string, unknown> = {};
   const errors: string[] = [];
-  for (const s of SECTIONS) {
+  for (const s of sections) {
     try {
       body[s] = JSON.parse(get(s));
     } catch (e) {
@@ -47,12 +56,13 @@ function editor(r: WebReq, values: Record<Section, string>, base: number, errors
   return html`${errors.length ? html`<div class="error" role="alert" id="policy-errors"><p>${tr(L, 'validationErrors')}</p><ul>${errors.slice(0, 100).map((e) => html`<li>${e}</li>`)}</ul></div>` : ''}
 <p class="note">${tr(L, 'policyHelp')}</p>
 <form method="post" action="/policy/preview" id="policy-form">${csrfField(r)}<input type="hidden" name="base" value="${base}">
-${SECTIONS.map((s) => html`<fieldset><legend>${tr(L, 'section')}: ${s}</legend><textarea name="${s}" rows="${Math.min(30, Math.max(4, values[s].split('\n').length + 1))}" spellcheck="false" ${admin ? '' : 'readonly'}>${values[s]}</textarea></fieldset>`)}
+${Object.keys(values).map((s) => html`<fieldset><legend>${tr(L, 'section')}: ${s}</legend><textarea name="${s}" rows="${Math.min(30, Math.max(4, values[s].split('\n').length + 1))}" spellcheck="false" ${admin ? '' : 'readonly'}>${values[s]}</textarea></fieldset>`)}
 ${admin ? html`<button type="submit">${tr(L, 'preview')}</button>` : ''}</form>`;
 }
 
 function currentValues(doc: PolicyDocument): Record<Section, string> {
-  return { agent: pretty(doc.agent), usb: pretty(doc.usb), mfa: pretty(doc.mfa), software: pretty(doc.software) };
+  const body = bodyOf(doc) as unknown as Record<string, unknown>;
+  return Object.fromEntries(sectionsOf(doc).map((s) => [s, pretty(body[s])]));
 }
 
 export const policyRoutes: WebRouteSpec[] = [
@@ -76,9 +86,10 @@ ${editor(r, currentValues(cur), cur.version, [])}${history(r)}`;
     handle(r) {
       const L = r.lang;
       const cur = r.ctx.currentPolicy().policy;
-      const values = Object.fromEntries(SECTIONS.map((s) => [s, field(r, s, 512 * 1024)])) as Record<Section, string>;
+      const sections = sectionsOf(cur);
+      const values = Object.fromEntries(sections.map((s) => [s, field(r, s, 512 * 1024)])) as Record<Section, string>;
       const base = Number(field(r, 'base', 12));
-      const { body, errors } = parseSections((s) => values[s]);
+      const { body, errors } = parseSections((s) => values[s] ?? '', sections);
       if (errors.length) return page(r, 'policy', '/policy', editor(r, values, base, errors), 422);
       const d = diffLines(pretty(bodyOf(cur)), pretty(body));
       const out = html`<p>${tr(L, 'currentPolicy')}: v${cur.version} → v${cur.version + 1}</p><h2>${tr(L, 'diff')}</h2>${diffView(d, L)}
@@ -116,7 +127,9 @@ ${changed(d) ? confirmForm(r, body, base, null) : ''}<p><a href="/policy">${tr(L
         throw e;
       }
       const d = diffLines(before, pretty(bodyOf(signed.policy)));
-      const sections = SECTIONS.filter((s) => pretty(cur[s]) !== pretty(signed.policy[s]));
+      const b0 = bodyOf(cur) as unknown as Record<string, unknown>;
+      const b1 = bodyOf(signed.policy) as unknown as Record<string, unknown>;
+      const sections = [...new Set([...Object.keys(b0), ...Object.keys(b1)])].filter((s) => pretty(b0[s]) !== pretty(b1[s]));
       r.ctx.recordEvent({
         type: 'admin.policy_changed',
         user: actor,
