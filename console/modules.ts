@@ -9,5 +9,6 @@ import { mfaIdentityModule, mfaModule } from './mfa/feature.js';
 import { softwareModule } from './software/feature.js';
 import { usbDevicesModule, usbModule } from './usb/feature.js';
 import { webModule } from './web/feature.js';
+import { postureModule } from './posture/feature.js';
 
-export const modules: ConsoleModule[] = [backboneModule, mfaModule, mfaIdentityModule, softwareModule, usbModule, usbDevicesModule, webModule];
+export const modules: ConsoleModule[] = [backboneModule, mfaModule, mfaIdentityModule, softwareModule, usbModule, usbDevicesModule, postureModule, webModule];

@@ -290,6 +290,25 @@ const DICT = {
   statusRejected: ['却下', 'Rejected'],
   applicationApproved: ['申請を承認しました。一時許可が端末に届きます。', 'Approved: the exception is on its way to the terminal.'],
   applicationRejected: ['申請を却下しました。', 'Rejected.'],
+  // ---- posture (issue 16) ----
+  posture: ['端末の対策状況', 'Terminal posture'],
+  postureIntro: ['各端末が報告した対策の実施状況(根拠つき)を現在のポリシーで判定しています。', 'Each control as the terminal reported it (with the evidence it read), judged under the policy in force.'],
+  postureCompliant: ['適合', 'Compliant'],
+  postureNoncompliant: ['不適合', 'Not compliant'],
+  postureNoReport: ['未報告', 'No report'],
+  postureControl: ['対策', 'Control'],
+  postureVerdict: ['判定', 'Verdict'],
+  postureEvidence: ['根拠', 'Evidence'],
+  postureCoverage: ['適合端末', 'Compliant terminals'],
+  postureCollected: ['取得日時', 'Collected'],
+  pc_usb_enforced: ['USB遮断(ルートハブ)', 'USB enforcement (root hubs)'],
+  pc_usb_boot_hold: ['起動時のUSB保留', 'USB hold at boot'],
+  pc_usb_readonly_rule: ['読み取り専用ルール', 'Read-only rule'],
+  pc_mfa_pam_services: ['多要素認証(ログイン・ロック解除)', 'MFA (login, unlock)'],
+  pc_mfa_enrolment: ['多要素認証の登録', 'MFA enrolment'],
+  pc_screen_lock: ['画面ロック', 'Screen lock'],
+  pc_software_enforcement: ['無許可ソフトウェア対策', 'Unauthorized software'],
+  pc_agent_health: ['エージェントの状態', 'Agent health'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type MsgKey = keyof typeof DICT;

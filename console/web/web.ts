@@ -69,6 +69,7 @@ const NAV: { href: string; key: MsgKey }[] = [
   { href: '/', key: 'dashboard' },
   { href: '/events', key: 'events' },
   { href: '/terminals', key: 'terminals' },
+  { href: '/posture', key: 'posture' },
   { href: '/policy', key: 'policy' },
   { href: '/software', key: 'software' },
   { href: '/software/inventory', key: 'inventory' },
