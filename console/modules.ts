@@ -9,6 +9,7 @@ import { mfaIdentityModule, mfaModule } from './mfa/feature.js';
 import { softwareModule } from './software/feature.js';
 import { usbDevicesModule, usbModule } from './usb/feature.js';
 import { webModule } from './web/feature.js';
+import { reportModule } from './report/feature.js';
 import { postureModule } from './posture/feature.js';
 
-export const modules: ConsoleModule[] = [backboneModule, mfaModule, mfaIdentityModule, softwareModule, usbModule, usbDevicesModule, postureModule, webModule];
+export const modules: ConsoleModule[] = [backboneModule, mfaModule, mfaIdentityModule, softwareModule, usbModule, usbDevicesModule, postureModule, webModule, reportModule];

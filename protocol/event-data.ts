@@ -491,6 +491,7 @@ export const EVENT_DATA = {
   'admin.csrf_refused': Type.Object({ path: Text(), from: Text(256), origin: Type.Optional(Text(256)), reason: Type.Optional(Text(64)) }),
   'admin.forbidden': Type.Object({ path: Text(), method: Text(16), role: Type.Optional(Text(32)) }),
   'admin.report_generated': Type.Object({ from: Text(64), to: Text(64) }),
+  'admin.evidence_exported': Type.Object({ from: Text(64), to: Text(64), events: Count, bytes: Count, fingerprint: Sha256 }),
   'admin.events_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.usb_devices_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.software_inventory_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),

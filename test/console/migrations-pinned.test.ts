@@ -51,5 +51,6 @@ const PINNED: Record<string, { count: number; digest: string }> = {
   software: { count: 2, digest: 'cda4b74ad995afa3' },
   usb: { count: 5, digest: 'c32703f9a8118f68' },
   'usb-devices': { count: 3, digest: '464f639866b4153a' },
+  report: { count: 0, digest: '4f53cda18c2baa0c' },
   posture: { count: 0, digest: '4f53cda18c2baa0c' }, // issue 16, not released yet
 };

@@ -1,0 +1,42 @@
+/** The I/O around ./evidence.ts: reads the period's events and the console's signing key, records the export. */
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { signedEvent, queryEvents } from '../core/events.js';
+import { consolePaths } from '../core/paths.js';
+import type { ConsoleContext } from '../module.js';
+import { buildEvidence, keyFingerprint, MAX_EVIDENCE_EVENTS, type EvidenceEvent } from './evidence.js';
+import { evaluate } from './items.js';
+import { filesWritten, gatherFacts } from './store.js';
+
+export function evidenceEvents(ctx: ConsoleContext, since: string, until: string): EvidenceEvent[] {
+  const rows = queryEvents(ctx.db, { since, until, limit: MAX_EVIDENCE_EVENTS + 1 });
+  if (rows.length > MAX_EVIDENCE_EVENTS) throw new Error(`期間内の操作ログが ${MAX_EVIDENCE_EVENTS} 件を超えます。期間を短くしてください / more than ${MAX_EVIDENCE_EVENTS} events in the period: choose a shorter period`);
+  return rows.map((e) => ({ ...signedEvent(e), terminalId: e.terminalId, chain: e.chain, receivedAt: e.receivedAt, storedTs: e.ts }));
+}
+
+/**
+ * Builds the signed archive for a period. The export is recorded (admin.evidence_exported) before
+ * the archive is handed out; the event itself falls after the archive's events (it is not covered).
+ */
+export function exportEvidence(ctx: ConsoleContext, fromDay: string, toDay: string, actor: string, now = new Date()): { archive: Buffer; events: number; fingerprint: string } {
+  const facts = gatherFacts(ctx, fromDay, toDay, now);
+  const items = evaluate(facts);
+  const events = evidenceEvents(ctx, facts.since, facts.until);
+  const paths = consolePaths(ctx.dataDir);
+  const privateKey = createPrivateKey(readFileSync(paths.policyKey, 'utf8'));
+  const publicKey = createPublicKey(privateKey);
+  const archive = buildEvidence({
+    facts,
+    items,
+    events,
+    files: filesWritten(ctx.db, facts.since, facts.until),
+    organisation: ctx.organisation(),
+    generatedBy: actor,
+    generatedAt: now,
+    privateKey,
+    publicKey,
+  });
+  const fingerprint = keyFingerprint(publicKey);
+  ctx.recordEvent({ type: 'admin.evidence_exported', user: actor, data: { from: fromDay, to: toDay, events: events.length, bytes: archive.length, fingerprint } });
+  return { archive, events: events.length, fingerprint };
+}
