@@ -32,8 +32,8 @@ export interface NoticeDelivery {
 export interface NoticeMemory {
   /** Keys already shown (one device on one plug), oldest first. */
   seen: Map<string, number>;
-  /** When recent notices were shown (ms), for the rate bound. */
-  recent: number[];
+  /** When recent notices were shown (ms) per kind, for the rate bound: programs cannot starve devices. */
+  recent: Map<string, number[]>;
 }
 
 export const SEEN_MAX = 1024;
@@ -46,14 +46,14 @@ export type NoticeDecision =
   | { show: false; why: 'disabled' | 'monitor' | 'duplicate' | 'nobody' | 'rate' };
 
 export function newMemory(): NoticeMemory {
-  return { seen: new Map(), recent: [] };
+  return { seen: new Map(), recent: new Map() };
 }
 
 /**
  * Decides one notice and updates the memory: disabled by policy → nothing; monitor mode →
  * nothing unless the policy asks; a key already shown → nothing (one notice per device per
  * plug; a re-plug carries a new key); nobody logged in → nothing (and the key counts as used:
- * logging in later does not replay an old plug); more than RATE_MAX in RATE_WINDOW_MS → nothing.
+ * logging in later does not replay an old plug); more than RATE_MAX of one kind in RATE_WINDOW_MS → nothing.
  */
 export function decideNotice(n: Notice, settings: NoticeSettings, sessions: readonly NoticeSession[], mem: NoticeMemory, nowMs: number): NoticeDecision {
   if (!settings.enabled) return { show: false, why: 'disabled' };
@@ -65,9 +65,10 @@ export function decideNotice(n: Notice, settings: NoticeSettings, sessions: read
   }
   const targets = sessions.filter((s) => s.user === '' || n.user === '' || s.user === n.user);
   if (!targets.length) return { show: false, why: 'nobody' };
-  mem.recent = mem.recent.filter((t) => t > nowMs - RATE_WINDOW_MS && t <= nowMs);
-  if (mem.recent.length >= RATE_MAX) return { show: false, why: 'rate' };
-  mem.recent.push(nowMs);
+  const recent = (mem.recent.get(n.kind) ?? []).filter((t) => t > nowMs - RATE_WINDOW_MS && t <= nowMs);
+  mem.recent.set(n.kind, recent);
+  if (recent.length >= RATE_MAX) return { show: false, why: 'rate' };
+  recent.push(nowMs);
   return { show: true, targets };
 }
 

@@ -59,6 +59,8 @@ describe('decideNotice', () => {
     const shown = Array.from({ length: 100 }, (_, i) => decideNotice(n({ key: `usb|1-1|1|${i}` }), ON, [tanaka], mem, 1_000 + i).show).filter(Boolean);
     expect(shown).toHaveLength(RATE_MAX);
     expect(decideNotice(n({ key: 'later' }), ON, [tanaka], mem, 1_000 + RATE_WINDOW_MS + 100).show).toBe(true);
+    // Programs restarted in a loop do not use up the devices' budget, nor the reverse.
+    expect(decideNotice(n({ key: 'p', kind: 'software_stopped' }), ON, [tanaka], mem, 1_050).show).toBe(true);
   });
   it('a clock set back, or 2^53, does not wedge the rate bound', () => {
     const mem = newMemory();
