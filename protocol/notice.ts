@@ -115,8 +115,8 @@ export function noticeText(n: Notice, lang: 'ja' | 'en'): { summary: string; bod
   const q = (s: string) => (ja ? `「${s}」` : `"${s}"`);
   const apply = ref
     ? ja
-      ? `業務で必要な場合は、次のコマンドで一時許可を申請できます: ${APPLY_COMMAND} ${ref}`
-      : `If you need it for your work, apply for a temporary exception: ${APPLY_COMMAND} ${ref}`
+      ? `業務で必要な場合は、次のコマンドで一時許可を申請できます:\n${APPLY_COMMAND} ${ref}`
+      : `If you need it for your work, apply for a temporary exception with:\n${APPLY_COMMAND} ${ref}`
     : ja
       ? '業務で必要な場合は、情報システム管理者に連絡してください。'
       : 'If you need it for your work, contact your IT administrator.';

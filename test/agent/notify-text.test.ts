@@ -63,7 +63,7 @@ describe('noticeText: hostile input stays inert and bounded', () => {
         expect(body).not.toMatch(/[<>&]/);
         // eslint-disable-next-line no-control-regex
         expect(body.split('\n')[0]).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200b-\u200f\ufeff]/);
-        expect(body.split('\n')).toHaveLength(2); // the subject cannot add lines
+        expect(body.split('\n')).toHaveLength(3); // subject line, advice, command: the subject cannot add lines
         expect(summary).not.toContain(subject);
         expect(body.isWellFormed()).toBe(true);
       }

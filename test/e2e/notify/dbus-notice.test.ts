@@ -11,16 +11,16 @@
  * notice; a re-plug is a new plug (a new notice); monitor mode is silent until the policy asks
  * (agent.notices.monitor), and then tells only what it had not told.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeSysfs } from '../../usb/fake-sysfs.js';
 import { enrollAgent, startConsole, tempDir, testAgentEnv, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
 import { isRoot, requireTools } from '../tools.js';
+import { NOBODY, startSessionBus, startUntil } from './session.js';
 
 const PY = '/usr/bin/python3';
-const NOBODY = 65534;
 const pyMissing = (): string[] => {
   if (!existsSync(PY)) return [PY];
   const r = spawnSync(PY, ['-c', 'import dbus, gi'], { timeout: 20_000 });
@@ -38,24 +38,6 @@ interface NotifyCall {
   hints: Record<string, number | string>;
   timeout: number;
   uid: number;
-}
-
-/** Starts a child and waits (bounded) for a line matching `ready`; the child is killed on timeout. */
-async function startUntil(cmd: string, args: string[], opts: { uid: number; gid: number; env: NodeJS.ProcessEnv }, ready: RegExp, timeoutMs = 30_000): Promise<{ proc: ChildProcess; line: string }> {
-  const proc = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  try {
-    const line = await waitFor(`${cmd} ready`, () => {
-      if (proc.exitCode !== null) throw new Error(`${cmd} exited ${proc.exitCode}: ${out}`);
-      return out.split('\n').find((l) => ready.test(l));
-    }, timeoutMs, 50);
-    return { proc, line };
-  } catch (e) {
-    proc.kill('SIGKILL');
-    throw e;
-  }
 }
 
 describe.skipIf(!tools.ok)('notice at the terminal over a real D-Bus session bus', () => {
@@ -95,9 +77,7 @@ describe.skipIf(!tools.ok)('notice at the terminal over a real D-Bus session bus
   beforeAll(async () => {
     dir = tempDir('notify');
     chownSync(dir, NOBODY, NOBODY); // the session user's bus socket and the recorder's file live here
-    const daemon = await startUntil('dbus-daemon', ['--session', `--address=unix:path=${join(dir, 'bus')}`, '--print-address', '--nofork'], { uid: NOBODY, gid: NOBODY, env: { PATH: '/usr/bin:/bin', HOME: dir } }, /^unix:path=/);
-    bus = daemon.proc;
-    address = daemon.line.trim();
+    ({ proc: bus, address } = await startSessionBus(dir));
     const srv = await startUntil(PY, [join(import.meta.dirname, 'recording-notifyd.py'), rec(), '600'], { uid: NOBODY, gid: NOBODY, env: { PATH: '/usr/bin:/bin', HOME: dir, DBUS_SESSION_BUS_ADDRESS: address } }, /^ready$/);
     server = srv.proc;
 
