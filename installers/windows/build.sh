@@ -27,3 +27,8 @@ echo "sekimori build: dist/windows/sekimori-service.exe"
   "$root/agent/software/windows/proclist.c" -ladvapi32
 mv -f "$work/sekimori-proclist.exe" "$out/sekimori-proclist.exe"
 echo "sekimori build: dist/windows/sekimori-proclist.exe"
+# The desktop notice helper (agent/notify/windows/notice.c: WTSSendMessageW to the console session).
+"$cc" -O2 -Wall -Wextra -Wno-missing-field-initializers -Werror -static -s -o "$work/sekimori-notice.exe" \
+  "$root/agent/notify/windows/notice.c" -lwtsapi32
+mv -f "$work/sekimori-notice.exe" "$out/sekimori-notice.exe"
+echo "sekimori build: dist/windows/sekimori-notice.exe"

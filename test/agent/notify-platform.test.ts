@@ -3,13 +3,13 @@
  * which bus addresses are used, the session's language, finding logged-in users' buses from
  * utmp + passwd + /run/user + /proc (fake trees), and the Windows helper's arguments.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acceptBusAddress, gdbusNotifyArgs, gvariantString, langOfEnv, LinuxNoticeDelivery, parseEnviron, passwdEntry } from '../../agent/notify/linux/delivery.js';
-import { noticeHelperArgs, utf16Hex } from '../../agent/notify/windows/delivery.js';
+import { noticeHelperArgs, utf16Hex, WindowsNoticeDelivery } from '../../agent/notify/windows/delivery.js';
 
 describe('gvariantString: every string is one printable-ASCII GVariant literal', () => {
   const cases: [string, string][] = [
@@ -138,5 +138,49 @@ describe('Windows helper arguments', () => {
     expect(a[0]).toMatch(/^\d+$/);
     expect(Buffer.from(a[2]!, 'hex').toString('utf16le')).toBe('a\r\nb');
     expect(a.every((x) => /^[0-9a-f]+$/.test(x))).toBe(true);
+  });
+});
+
+describe('Windows delivery: the helper\'s exit codes and time bound (stand-in helpers; the real one runs under wine in test/e2e/notify)', () => {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sekimori-notice-helper-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const helper = (name: string, script: string) => {
+    const f = join(dir, name);
+    writeFileSync(f, `#!/bin/sh\n${script}\n`);
+    chmodSync(f, 0o755);
+    return f;
+  };
+  const send = (h: string, boundMs?: number) => {
+    const d = new WindowsNoticeDelivery({ helper: h, ...(boundMs ? { boundMs } : {}) });
+    const [s] = d.sessions();
+    return d.deliver(s!, { summary: '題', body: '本文' });
+  };
+  const table: [string, string, 'shown' | 'nobody' | RegExp][] = [
+    ['sent', 'exit 0', 'shown'],
+    ['nobody at the console', 'exit 2', 'nobody'],
+    ['send failed', 'echo "WTSSendMessageW failed (5)" >&2; exit 3', /exited 3: .*WTSSendMessageW failed/],
+    ['bad arguments', 'exit 64', /exited 64/],
+  ];
+  for (const [name, script, want] of table) {
+    it(name, async () => {
+      const p = send(helper(`${name.replace(/\W/g, '_')}.sh`, script));
+      if (typeof want === 'string') await expect(p).resolves.toBe(want);
+      else await expect(p).rejects.toThrow(want);
+    });
+  }
+  it('the helper gets three ASCII arguments', async () => {
+    const out = join(dir, 'args.txt');
+    await send(helper('args.sh', `printf '%s\\n' "$@" > ${out}; exit 0`));
+    const { readFileSync } = await import('node:fs');
+    const args = readFileSync(out, 'utf8').trim().split('\n');
+    expect(args).toHaveLength(3);
+    expect(Buffer.from(args[1]!, 'hex').toString('utf16le')).toBe('題');
+  });
+  it('a helper that hangs is killed at the bound; a missing helper fails at once', async () => {
+    await expect(send(helper('hang.sh', 'exec sleep 60'), 300)).rejects.toThrow(/SIGKILL|did not finish/);
+    await expect(send(join(dir, 'missing.exe'))).rejects.toThrow(/ENOENT/);
   });
 });

@@ -125,6 +125,8 @@ export interface LinuxNoticeOptions {
   env?: NodeJS.ProcessEnv;
   /** The gdbus program (tests may point at another path). */
   gdbus?: string;
+  /** Hard bound on one gdbus process (ms); default DELIVERY_BOUND_MS. */
+  boundMs?: number;
 }
 
 export class LinuxNoticeDelivery implements NoticeDelivery {
@@ -221,6 +223,7 @@ export class LinuxNoticeDelivery implements NoticeDelivery {
   deliver(s: NoticeSession, text: { summary: string; body: string }, n: Notice): Promise<'shown' | 'nobody'> {
     const urgency = n.kind === 'usb_blocked' || n.kind === 'software_stopped' ? 2 : 1;
     const asOther = typeof process.getuid === 'function' && process.getuid() !== s.uid;
+    const boundMs = this.opts.boundMs ?? DELIVERY_BOUND_MS;
     return new Promise<'shown' | 'nobody'>((resolve, reject) => {
       let settled = false;
       let stderr = '';
@@ -238,7 +241,7 @@ export class LinuxNoticeDelivery implements NoticeDelivery {
           env: { DBUS_SESSION_BUS_ADDRESS: s.address, PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', HOME: '/' },
           cwd: '/',
           ...(asOther ? { uid: s.uid, gid: s.gid } : {}),
-          timeout: DELIVERY_BOUND_MS,
+          timeout: boundMs,
           killSignal: 'SIGKILL',
         });
       } catch (e) {
@@ -247,8 +250,8 @@ export class LinuxNoticeDelivery implements NoticeDelivery {
       }
       const bound = setTimeout(() => {
         child.kill('SIGKILL');
-        done(new Error(`gdbus did not finish within ${DELIVERY_BOUND_MS} ms`));
-      }, DELIVERY_BOUND_MS + 500);
+        done(new Error(`gdbus did not finish within ${boundMs} ms`));
+      }, boundMs + 500);
       bound.unref();
       child.stderr?.on('data', (b: Buffer) => {
         if (stderr.length < 1024) stderr += b.toString('utf8');

@@ -30,13 +30,17 @@ export const NOTICE_EXIT = { sent: 0, nobody: 2, failed: 3, usage: 64 } as const
 export interface WindowsNoticeOptions {
   /** sekimori-notice.exe (default: next to the agent's executable; SEKIMORI_NOTICE_HELPER overrides). */
   helper?: string;
+  /** Hard bound on the helper (ms); default DELIVERY_BOUND_MS. */
+  boundMs?: number;
 }
 
 export class WindowsNoticeDelivery implements NoticeDelivery {
   readonly name = 'windows-wts';
   private readonly helper: string;
+  private readonly boundMs: number;
 
   constructor(opts: WindowsNoticeOptions = {}) {
+    this.boundMs = opts.boundMs ?? DELIVERY_BOUND_MS;
     this.helper = opts.helper ?? process.env.SEKIMORI_NOTICE_HELPER ?? join(dirname(process.execPath), HELPER_NAME);
   }
 
@@ -58,15 +62,15 @@ export class WindowsNoticeDelivery implements NoticeDelivery {
       };
       let child: ReturnType<typeof spawn>;
       try {
-        child = spawn(this.helper, noticeHelperArgs(text), { stdio: ['ignore', 'ignore', 'pipe'], windowsHide: true, timeout: DELIVERY_BOUND_MS, killSignal: 'SIGKILL' });
+        child = spawn(this.helper, noticeHelperArgs(text), { stdio: ['ignore', 'ignore', 'pipe'], windowsHide: true, timeout: this.boundMs, killSignal: 'SIGKILL' });
       } catch (e) {
         done(e as Error);
         return;
       }
       const bound = setTimeout(() => {
         child.kill('SIGKILL');
-        done(new Error(`${HELPER_NAME} did not finish within ${DELIVERY_BOUND_MS} ms`));
-      }, DELIVERY_BOUND_MS + 500);
+        done(new Error(`${HELPER_NAME} did not finish within ${this.boundMs} ms`));
+      }, this.boundMs + 500);
       bound.unref();
       child.stderr?.on('data', (b: Buffer) => {
         if (stderr.length < 1024) stderr += b.toString('utf8');
