@@ -41,7 +41,7 @@ export const evidenceCommand: CliCommand = {
       const { values, positionals } = parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { 'public-key': { type: 'string' }, fingerprint: { type: 'string' }, json: { type: 'boolean', default: false } },
+        options: { 'public-key': { type: 'string' }, fingerprint: { type: 'string' }, json: { type: 'boolean', default: false }, data: { type: 'string' } },
       });
       const file = positionals[0];
       if (!file || positionals.length !== 1) throw new Error('usage: evidence verify FILE');

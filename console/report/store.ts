@@ -16,6 +16,7 @@ import { latestPostures } from '../posture/store.js';
 import { consolePaths } from '../core/paths.js';
 import type { ConsoleContext } from '../module.js';
 import { deviceSpecOf } from '../usb/device.js';
+import { listApplications } from '../usb/applications-store.js';
 import { listExceptions, listRequests } from '../usb/store.js';
 import type { ChainFacts, ExceptionFacts, FileWritten, PolicyVersionFacts, PostureFacts, ReportFacts, TerminalFacts } from './items.js';
 
@@ -107,11 +108,14 @@ function chainFacts(db: Database.Database, since: string, until: string): Map<st
 }
 
 export function exceptionFacts(ctx: ConsoleContext, since: string, until: string, files: FileWritten[], now: Date): ExceptionFacts[] {
+  // Who asked: a staff member's application from the terminal (申請), or a request recorded at the console.
+  const applications = new Map(listApplications(ctx, { all: true }, now).filter((a) => a.grantId && a.status === 'approved').map((a) => [a.grantId!, a]));
   const requests = new Map(listRequests(ctx, { all: true }).filter((q) => q.grantId).map((q) => [q.grantId!, q]));
   return listExceptions(ctx, { all: true }, now)
     .filter((e) => e.grantedAt < until && (e.revokedAt ?? e.expiresAt) >= since)
     .map((e) => {
-      const q = requests.get(e.id) ?? null;
+      const a = applications.get(e.id);
+      const q = a ? { requestedBy: a.staffUser, staffUser: a.staffUser, decidedBy: a.decidedBy, id: a.id } : (requests.get(e.id) ?? null);
       const end = e.revokedAt && e.revokedAt < e.expiresAt ? e.revokedAt : e.expiresAt;
       const vidpid = `${e.vendorId}:${e.productId}`;
       return {
