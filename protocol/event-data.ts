@@ -494,6 +494,7 @@ export const EVENT_DATA = {
   'admin.evidence_exported': Type.Object({ from: Text(64), to: Text(64), events: Count, bytes: Count, fingerprint: Sha256 }),
   'admin.events_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.usb_devices_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
+  'admin.usb_exports_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.software_inventory_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.mfa_enrolled': StaffUserSchema,
   'admin.mfa_reset': StaffUserSchema,

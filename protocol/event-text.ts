@@ -128,6 +128,20 @@ export const EVENT_TEXT: Record<string, TypeText> = {
   'usb.enforced_stricter': entry('usb.enforced_stricter', ['ポリシーをより厳しく適用', 'Policy enforced more strictly'], (d, L) =>
     J(L, `ポリシー ${v(d.policyVersion)} の一部を ${q(d.platform, 32)} では正確に表現できないため、より厳しく適用しました(${d.notes.length}件)`, `Parts of policy ${v(d.policyVersion)} cannot be expressed exactly on ${q(d.platform, 32)}: enforced more strictly (${d.notes.length})`),
   ),
+  // 持ち出しログ (issue 16, agent/usb/filelog)
+  'usb.file_written': entry('usb.file_written', ['媒体へのファイル書き込み', 'File written to a medium'], (d, L, u) =>
+    J(
+      L,
+      `${ga(u, L)}${q(d.device.label)} (シリアル ${shortSerial(d.device.serial) || '-'}) に ${q(d.path, PATH_PART)} (${s(d.size)} バイト) を書き込みました`,
+      `${u ? u + ' wrote' : 'Written:'} ${q(d.path, PATH_PART)} (${s(d.size)} bytes) to ${q(d.device.label)} (serial ${shortSerial(d.device.serial) || '-'})`,
+    ),
+  ),
+  'usb.file_log_overflow': entry('usb.file_log_overflow', ['持ち出しログの記録漏れ', 'Export log overflow'], (d, L) =>
+    J(L, `媒体への書き込み ${s(d.count)} 件を個別に記録できませんでした(${q(d.reason, 32)})`, `${s(d.count)} writes to media could not be recorded one by one (${q(d.reason, 32)})`),
+  ),
+  'usb.file_log_unavailable': entry('usb.file_log_unavailable', ['持ち出しログ記録不可', 'Export log unavailable'], (d, L) =>
+    J(L, `${d.device ? q(d.device.label) + ' への' : ''}書き込みを記録できません: ${q(d.reason, 120)}`, `Writes${d.device ? ' to ' + q(d.device.label) : ''} cannot be recorded: ${q(d.reason, 120)}`),
+  ),
 
   'mfa.success': entry('mfa.success', ['多要素認証の成功', 'MFA success'], (d, L, u) =>
     J(L, `${forU(u, L)}多要素認証に成功しました${d.offline ? '(オフライン)' : ''}`, `MFA succeeded${forU(u, L)}${d.offline ? ' (offline)' : ''}`),
@@ -304,6 +318,7 @@ export const EVENT_TEXT: Record<string, TypeText> = {
   ),
   'admin.events_exported': entry('admin.events_exported', ['操作ログのCSV出力', 'Events exported'], (d, L, u) => J(L, `${ga(u, L)}操作ログ ${d.rows} 件をCSV出力しました`, `${u || 'Someone'} exported ${d.rows} events as CSV`)),
   'admin.usb_devices_exported': entry('admin.usb_devices_exported', ['機器一覧のCSV出力', 'Devices exported'], (d, L, u) => J(L, `${ga(u, L)}機器一覧 ${d.rows} 件をCSV出力しました`, `${u || 'Someone'} exported ${d.rows} devices as CSV`)),
+  'admin.usb_exports_exported': entry('admin.usb_exports_exported', ['持ち出しログのCSV出力', 'Export log exported'], (d, L, u) => J(L, `${ga(u, L)}持ち出しログ ${d.rows} 件をCSV出力しました`, `${u || 'Someone'} exported ${d.rows} export-log rows as CSV`)),
   'admin.software_inventory_exported': entry('admin.software_inventory_exported', ['ソフトウェア資産のCSV出力', 'Software inventory exported'], (d, L, u) =>
     J(L, `${ga(u, L)}ソフトウェア資産 ${d.rows} 件をCSV出力しました`, `${u || 'Someone'} exported ${d.rows} software rows as CSV`),
   ),
@@ -427,6 +442,11 @@ function fallback(type: string, L: TextLang, u: string, where: string, known: bo
 
 /** Labels of data fields; a key without one is shown as itself (a newer agent's field). */
 export const FIELD_LABELS: Record<string, Pair> = {
+  // 持ち出しログ (usb.file_written)
+  pathHash: ['パスのSHA-256(元のバイト列)', 'Path SHA-256 (raw bytes)'],
+  hashSkipped: ['ハッシュ未計算の理由', 'Why not hashed'],
+  userSource: ['利用者の特定方法', 'User from'],
+  fsType: ['ファイルシステム', 'Filesystem'],
   kind: ['種類', 'Kind'],
   mode: ['動作モード', 'Mode'],
   port: ['ポート', 'Port'],

@@ -14,6 +14,7 @@ import { dashboardRoutes } from './pages/dashboard.js';
 import { deviceRoutes } from './pages/devices.js';
 import { eventRoutes } from './pages/events.js';
 import { exceptionRoutes } from './pages/exceptions.js';
+import { exportRoutes } from './pages/exports.js';
 import { loginRoutes } from './pages/login.js';
 import { policyRoutes } from './pages/policy.js';
 import { reportRoutes } from './pages/report.js';
@@ -50,7 +51,7 @@ function staticRoute(): Route {
 }
 
 function routes(ctx: ConsoleContext): Route[] {
-  const specs = [...loginRoutes, ...dashboardRoutes, ...eventRoutes, ...terminalRoutes, ...policyRoutes, ...softwareRoutes, ...userRoutes, ...accountRoutes, ...exceptionRoutes, ...deviceRoutes, ...reportRoutes];
+  const specs = [...loginRoutes, ...dashboardRoutes, ...eventRoutes, ...terminalRoutes, ...policyRoutes, ...softwareRoutes, ...userRoutes, ...accountRoutes, ...exceptionRoutes, ...deviceRoutes, ...exportRoutes, ...reportRoutes];
   return [staticRoute(), ...specs.map((s) => toRoute(ctx, s))];
 }
 

@@ -309,6 +309,33 @@ const DICT = {
   pc_screen_lock: ['画面ロック', 'Screen lock'],
   pc_software_enforcement: ['無許可ソフトウェア対策', 'Unauthorized software'],
   pc_agent_health: ['エージェントの状態', 'Agent health'],
+  // issue 16: 持ち出しログ (files written to usable removable media; console/web/pages/exports.ts)
+  exportLog: ['持ち出しログ', 'Export log'],
+  exportLogHelp: [
+    '許可された外部記録媒体(登録媒体・一時許可・監視モード)に書き込まれたファイルの記録です。パスは媒体内の位置、利用者は書き込んだプロセスの利用者(不明な場合はログイン中の利用者)です。',
+    'Files written to usable removable media (registered, under an exception, or in monitor mode). The path is relative to the medium; the user is the writing process’s (the logged-in user where the writer is unknown).',
+  ],
+  exportSerialHint: ['シリアル(表示どおり、または #16進)', 'Serial (as shown, or #hex)'],
+  exportFile: ['ファイル(媒体内のパス)', 'File (path on the medium)'],
+  exportSize: ['サイズ(バイト)', 'Size (bytes)'],
+  exportHash: ['SHA-256', 'SHA-256'],
+  exportNoHash: ['ハッシュなし', 'not hashed'],
+  exportMedium: ['媒体', 'Medium'],
+  exportAccess: ['許可の種類', 'Allowed by'],
+  exportAccessAllow: ['登録媒体', 'Registered'],
+  exportAccessException: ['一時許可', 'Exception'],
+  exportAccessMonitor: ['監視モード', 'Monitor mode'],
+  exportWriterSession: ['ログイン中の利用者', 'logged-in user'],
+  exportNone: ['該当する記録はありません', 'No matching files'],
+  exportRowsShown: ['件を表示', 'shown'],
+  exportSkip_too_large: ['大きすぎるため未計算', 'too large to hash'],
+  exportSkip_removed: ['計算前に削除', 'removed before hashing'],
+  exportSkip_replaced: ['計算前に置換', 'replaced before hashing'],
+  exportSkip_changed: ['計算中に変更', 'changed while hashing'],
+  exportSkip_unreadable: ['読み取り不可', 'unreadable'],
+  exportSkip_queue_full: ['書き込みが多く未計算', 'not hashed (too many files at once)'],
+  exportSkip_medium_gone: ['計算前に媒体が外された', 'medium removed before hashing'],
+  exportSkip_agent_stopped: ['エージェント停止のため未計算', 'agent stopped before hashing'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type MsgKey = keyof typeof DICT;

@@ -76,6 +76,7 @@ const NAV: { href: string; key: MsgKey }[] = [
   { href: '/users', key: 'users' },
   { href: '/exceptions', key: 'exceptions' },
   { href: '/devices', key: 'devices' },
+  { href: '/exports', key: 'exportLog' },
   { href: '/report', key: 'report' },
   { href: '/accounts', key: 'accounts' },
   { href: '/applications', key: 'applications' },

@@ -101,7 +101,15 @@ const USB = {
 };
 
 /** A well-formed value for a declaration: hand-written where TypeBox cannot make one (patterns). */
+const MEDIUM = { port: '1-1', vendorId: '0781', productId: '5567', serialHex: '34433533', descriptorHash: '', label: 'SanDisk Cruzer', serial: '4C53', access: 'allow', exceptionId: null };
+const FILE_LOG: Record<string, Record<string, unknown>> = {
+  'usb.file_written': { device: MEDIUM, path: '報告書.xlsx', pathHash: 'a'.repeat(64), size: 5, sha256: 'b'.repeat(64), hashSkipped: null, uid: 1000, userSource: 'writer', pid: 10, fsType: 'vfat', mode: 'enforce' },
+  'usb.file_log_overflow': { reason: 'kernel_queue', count: 3 },
+  'usb.file_log_unavailable': { device: MEDIUM, reason: 'helper not installed' },
+};
+
 function sample(type: string): Record<string, unknown> {
+  if (FILE_LOG[type]) return FILE_LOG[type]!; // 持ち出しログ: not device decisions
   if (type.startsWith('usb.') && type !== 'usb.enforced_stricter') return { ...USB };
   const HAND: Record<string, Record<string, unknown>> = {
     'admin.usb_exception_granted': { id: 'x', vendorId: '0781', productId: '5567', serial: 'S1', access: 'allow', expiresAt: '2026-12-01T00:00:00.000Z', reason: '研修' },

@@ -61,7 +61,6 @@ describe.skipIf(!tools.ok)('持ち出しログ: the real helper on the real kern
   const mnt2 = join(work, 'mnt-vfat');
   const events: NewEvent[] = [];
   let log: LinuxFileLog;
-  const outside = (p: string) => `/proc/${holder.pid}/root${p}`;
   const majMinAt = (p: string): string[] => parseMountinfo(readFileSync(`/proc/${holder.pid}/mountinfo`, 'latin1')).filter((e) => e.mountPoint.toString() === p).map((e) => e.majMin);
   const written = () => events.filter((e) => e.type === 'usb.file_written').map((e) => ({ user: e.user, ...(e.data as UsbFileWrittenData) }));
   const byPath = (p: string) => written().filter((w) => w.path === p);
