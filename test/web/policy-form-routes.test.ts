@@ -135,9 +135,14 @@ describe('policy forms routes', () => {
     const p = await post('/policy/forms/preview', admin, [
       ['base', String(v)],
       ['usb.registered[0].access', 'allow'],
+      ['usb.registered[0].label', HOSTILE],
     ]);
     await publish(p.body);
-    expect(cur().usb.registered[0]!.access).toBe('allow');
+    expect(cur().usb.registered[0]!).toMatchObject({ access: 'allow', label: HOSTILE });
+    // A hostile label is shown as text in the table, never as markup.
+    const f = await get('/policy/forms', admin);
+    expect(f.body).not.toContain(HOSTILE);
+    expect(f.body).toContain('value="&lt;img src=x onerror=alert(1)&gt;"');
     const q = await post('/policy/forms/preview', admin, { base: String(v + 1), 'usb.registered[0].remove': 'true' });
     await publish(q.body);
     expect(cur().usb.registered).toEqual([]);
