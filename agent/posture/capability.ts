@@ -111,7 +111,10 @@ export class PostureCapability implements Capability {
     if (!ctx || !policy) return;
     const doc = await this.collect(ctx, policy);
     this.latest = doc;
-    const digest = createHash('sha256').update(JSON.stringify({ ...doc, collectedAt: '', clockOffsetMs: Math.round(doc.clockOffsetMs / 60_000), outboxDepth: doc.outboxDepth > 0 })).digest('hex');
+    // What counts as a change: not the moment, the exact clock offset or outbox depth (they move every
+    // minute), only the health verdict and the other controls' readings.
+    const stable = { ...doc, collectedAt: '', clockOffsetMs: 0, outboxDepth: 0, controls: doc.controls.map((c) => (c.control === 'agent_health' ? { control: c.control, state: c.state } : c)) };
+    const digest = createHash('sha256').update(JSON.stringify(stable)).digest('hex');
     const now = Date.now();
     if (!force && digest === this.lastDigest && now - this.lastSentAt < this.resendMs) return;
     try {

@@ -34,7 +34,7 @@ export class LinuxPosturePlatform implements PosturePlatform {
       readonlyRule(this.r),
       pamServices(this.r),
       enrolmentReport(login, null),
-      screenLock(this.r, login.map((a) => a.name), inputs.screenLock.maxIdleMinutes, inputs.screenLock.enforce, this.userSettings),
+      await screenLock(this.r, login.map((a) => a.name), inputs.screenLock.maxIdleMinutes, inputs.screenLock.enforce, this.userSettings),
     ];
   }
 

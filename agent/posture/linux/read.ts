@@ -3,7 +3,8 @@
  * Every path is under `root` (/ on a terminal; a fixture tree in tests) or `sysRoot`/`procRoot`,
  * every file read is size-capped and every command has a timeout.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { MFA_PAM_SERVICES, type PostureControlReport } from '../../../protocol/posture.js';
@@ -27,6 +28,7 @@ export interface LinuxPostureRoots {
 }
 
 const MAX_FILE = 1024 * 1024;
+const execFileP = promisify(execFile);
 const MAX_DIR_FILES = 500;
 
 export function readSmall(path: string): string | null {
@@ -121,7 +123,7 @@ export const DCONF_FILE = '00-sekimori-screenlock';
  * dconf inputs: the system database's keyfiles and locks, and each login account's own settings
  * (`dconf dump /` as that user, only when run as root on the real root and the user has a database).
  */
-export function dconfInput(r: LinuxPostureRoots, users: readonly string[], runAsUsers: boolean): DconfInput {
+export async function dconfInput(r: LinuxPostureRoots, users: readonly string[], runAsUsers: boolean): Promise<DconfInput> {
   const gnome = existsSync(join(r.root, 'usr/share/glib-2.0/schemas/org.gnome.desktop.session.gschema.xml'));
   const system = configFiles(r.root, [DCONF_LOCAL], '').filter((f) => !f.path.endsWith('/locks'));
   const locks = configFiles(r.root, [`${DCONF_LOCAL}/locks`], '');
@@ -132,7 +134,8 @@ export function dconfInput(r: LinuxPostureRoots, users: readonly string[], runAs
       const home = h.get(u);
       if (!home || !existsSync(join(home, '.config/dconf/user'))) continue;
       try {
-        const dump = execFileSync('runuser', ['-u', u, '--', 'dconf', 'dump', '/org/gnome/desktop/'], { timeout: 5000, maxBuffer: MAX_FILE, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: home } });
+        // Asynchronous: the agent's event loop keeps judging USB devices meanwhile.
+        const { stdout: dump } = await execFileP('runuser', ['-u', u, '--', 'dconf', 'dump', '/org/gnome/desktop/'], { timeout: 5000, maxBuffer: MAX_FILE, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: home } });
         // The dump is relative to the folder asked for: put the groups back under it.
         dumps.push({ user: u, dump: dump.replace(/^\[([^\]]*)\]$/gm, (_m, g: string) => (g === '/' ? '[org/gnome/desktop]' : `[org/gnome/desktop/${g}]`)) });
       } catch {
@@ -143,8 +146,8 @@ export function dconfInput(r: LinuxPostureRoots, users: readonly string[], runAs
   return { gnome, system, locks, users: dumps };
 }
 
-export function screenLock(r: LinuxPostureRoots, users: readonly string[], maxIdleMinutes: number, enforce: boolean, runAsUsers: boolean): PostureControlReport {
-  return screenLockReport(dconfInput(r, users, runAsUsers), maxIdleMinutes, enforce);
+export async function screenLock(r: LinuxPostureRoots, users: readonly string[], maxIdleMinutes: number, enforce: boolean, runAsUsers: boolean): Promise<PostureControlReport> {
+  return screenLockReport(await dconfInput(r, users, runAsUsers), maxIdleMinutes, enforce);
 }
 
 /** The files the agent writes when the policy enforces the screen lock; the caller emits first, then runs `dconf update`. */
