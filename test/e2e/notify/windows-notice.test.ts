@@ -5,7 +5,6 @@
  * NOT shown here: the message box itself — wine's WTSSendMessageW is a stub that fails (exit 3);
  * what Windows shows on the console session's desktop cannot be verified on these machines.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { noticeHelperArgs, NOTICE_EXIT } from '../../../agent/notify/windows/delivery.js';
