@@ -393,13 +393,15 @@ const UsbApplicationSentSchema = Type.Object({
 });
 const UsbApplicationRefusedSchema = Type.Object({ reason: Text(64), ref: Nullable(Text(16)), refused: Count });
 const UsbApplicationAnsweredSchema = Type.Object({ id: Text(64), status: Text(16), until: Nullable(Ts), comment: Text(1024) });
+// Defaults only so that generated samples (tests) can be made of the console's own events.
+const Hex4d = Type.String({ pattern: '^[0-9a-f]{4}$', default: '0000' });
 const ApplicationDecidedSchema = Type.Object({
   id: Text(64),
   applicationId: Text(64),
   applicant: Text(256),
-  vendorId: Hex4,
-  productId: Hex4,
-  serialHex: SerialHex,
+  vendorId: Hex4d,
+  productId: Hex4d,
+  serialHex: Type.String({ pattern: '^([0-9a-f]{2})*$', maxLength: SERIAL_HEX_MAX, default: '' }),
   hours: Count,
   grantId: Nullable(Text(64)),
   until: Nullable(Ts),

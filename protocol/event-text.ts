@@ -263,6 +263,25 @@ export const EVENT_TEXT: Record<string, TypeText> = {
   'admin.usb_exception_rejected': entry('admin.usb_exception_rejected', ['一時許可申請の却下', 'Exception application rejected'], (d, L, u) =>
     J(L, `${ga(u, L)}${q(d.requestedBy)} の一時許可申請を却下しました`, `${u || 'An approver'} rejected ${q(d.requestedBy)}'s application`),
   ),
+  // 申請 → 上長承認 (issue 15: agent/usb/apply.ts, console/usb/applications-store.ts)
+  'usb.application_sent': entry('usb.application_sent', ['一時許可の申請(端末から)', 'Application sent from the terminal'], (d, L, u) =>
+    J(L, `${ga(u, L)}機器 ${q([s(d.manufacturer), s(d.product)].filter(Boolean).join(' ') || `${d.vendorId}:${d.productId}`)} の一時許可を ${s(d.hours)} 時間申請しました(申請番号 ${q(d.ref, 16)}、理由 ${q(d.reason, 80)})`, `${u || 'A user'} applied for a ${s(d.hours)} h exception for ${q([s(d.manufacturer), s(d.product)].filter(Boolean).join(' ') || `${d.vendorId}:${d.productId}`)} (reference ${q(d.ref, 16)}, reason ${q(d.reason, 80)})`),
+  ),
+  'usb.application_refused': entry('usb.application_refused', ['申請の拒否(端末)', 'Application refused at the terminal'], (d, L, u) =>
+    J(L, `${ga(u, L)}送った申請を端末が受け付けませんでした(${q(d.reason, 32)}、1分間に ${s(d.refused)} 回)`, `The terminal refused an application${u ? ' from ' + u : ''} (${q(d.reason, 32)}, ${s(d.refused)} in a minute)`),
+  ),
+  'usb.application_answered': entry('usb.application_answered', ['申請結果の通知', 'Applicant told the decision'], (d, L, u) =>
+    J(L, `${u ? u + ' に' : ''}申請の結果(${d.status === 'approved' ? '承認' : '却下'})を通知しました`, `${u ? u + ' was' : 'The applicant was'} told the application was ${d.status === 'approved' ? 'approved' : 'rejected'}`),
+  ),
+  'admin.application_approved': entry('admin.application_approved', ['申請の承認', 'Application approved'], (d, L, u) =>
+    J(L, `${ga(u, L)}${q(d.applicant)} の申請(機器 ${d.vendorId}:${d.productId})を ${s(d.hours)} 時間承認しました`, `${u || 'An approver'} approved ${q(d.applicant)}'s application (device ${d.vendorId}:${d.productId}) for ${s(d.hours)} h`),
+  ),
+  'admin.application_rejected': entry('admin.application_rejected', ['申請の却下', 'Application rejected'], (d, L, u) =>
+    J(L, `${ga(u, L)}${q(d.applicant)} の申請(機器 ${d.vendorId}:${d.productId})を却下しました`, `${u || 'An approver'} rejected ${q(d.applicant)}'s application (device ${d.vendorId}:${d.productId})`),
+  ),
+  'admin.application_refused': entry('admin.application_refused', ['申請の受付拒否(上限)', 'Application refused (limit)'], (d, L) =>
+    J(L, `端末の未処理の申請が上限(${s(d.pending)} 件)のため受け付けませんでした`, `Application refused: the terminal already has ${s(d.pending)} pending`),
+  ),
   'admin.enroll_refused': entry('admin.enroll_refused', ['端末登録の拒否', 'Enrolment refused'], (d, L) =>
     J(L, `${q(d.from)} からの端末登録(${q(d.hostname)})を拒否しました(${q(d.reason)})`, `Enrolment of ${q(d.hostname)} from ${q(d.from)} refused (${q(d.reason)})`),
   ),
@@ -596,6 +615,15 @@ export const FIELD_LABELS: Record<string, Pair> = {
   host: ['端末名', 'Host'],
   packages: ['パッケージ数', 'Packages'],
   files: ['ファイル数', 'Files'],
+  // 申請 → 上長承認 (usb.application_*, admin.application_*)
+  ref: ['申請番号', 'Reference'],
+  hours: ['期間(時間)', 'Period (hours)'],
+  status: ['結果', 'Result'],
+  comment: ['コメント', 'Comment'],
+  applicationId: ['申請ID(端末)', 'Application id (terminal)'],
+  applicant: ['申請者', 'Applicant'],
+  grantId: ['一時許可ID', 'Exception id'],
+  pending: ['未処理の申請', 'Pending applications'],
   // the console's folding (protocol/event-data.ts: open objects)
   repeated: ['繰り返し回数', 'Repeated'],
   firstSeen: ['初回', 'First seen'],

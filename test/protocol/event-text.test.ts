@@ -107,9 +107,16 @@ const FILE_LOG: Record<string, Record<string, unknown>> = {
   'usb.file_log_overflow': { reason: 'kernel_queue', count: 3 },
   'usb.file_log_unavailable': { device: MEDIUM, reason: 'helper not installed' },
 };
+/** 申請 (agent/usb/apply.ts): not device decisions either. */
+const APPLICATION: Record<string, Record<string, unknown>> = {
+  'usb.application_sent': { id: 'a1', ref: 'K7M4QX', vendorId: '0781', productId: '5567', serialHex: '34433533', descriptorHash: '', serial: '4C53', manufacturer: 'SanDisk', product: 'Cruzer', port: '1-1', reason: '監査資料', hours: 8 },
+  'usb.application_refused': { reason: 'unknown_ref', ref: 'ZZZ999', refused: 1 },
+  'usb.application_answered': { id: 'a1', status: 'approved', until: '2026-12-01T00:00:00.000Z', comment: '' },
+};
 
 function sample(type: string): Record<string, unknown> {
   if (FILE_LOG[type]) return FILE_LOG[type]!; // 持ち出しログ: not device decisions
+  if (APPLICATION[type]) return APPLICATION[type]!;
   if (type.startsWith('usb.') && type !== 'usb.enforced_stricter') return { ...USB };
   const HAND: Record<string, Record<string, unknown>> = {
     'admin.usb_exception_granted': { id: 'x', vendorId: '0781', productId: '5567', serial: 'S1', access: 'allow', expiresAt: '2026-12-01T00:00:00.000Z', reason: '研修' },

@@ -116,7 +116,9 @@ describe.skipIf(!tools.ok)('browser: 申請 → 上長承認 by an approver', ()
     await approver.goto(`${c.url}/applications`);
     // A forged form POST from the approver's own page (same origin, valid CSRF token): still refused.
     const status = await approver.evaluate(async () => {
-      const csrf = document.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
+      // Runs in the page (no DOM types in this project's TypeScript settings).
+      const doc = (globalThis as unknown as { document: { querySelector(sel: string): { getAttribute(name: string): string | null } | null } }).document;
+      const csrf = doc.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
       const body = new URLSearchParams({ _csrf: csrf, body: '{"usb":{"mode":"monitor"}}', base: '1' });
       const r = await fetch('/policy/publish', { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
       return r.status;
