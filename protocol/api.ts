@@ -132,9 +132,44 @@ export const SoftwareSyncRequestSchema = Type.Object(
 export type SoftwareSyncRequest = Static<typeof SoftwareSyncRequestSchema>;
 export const softwareSyncRequestCheck = wireCheck(SoftwareSyncRequestSchema);
 
-/** Its answer: quarantine ids the console wants restored. */
+/** Its answer: quarantine ids the console wants restored, and a baseline request when an administrator made one. */
 export interface SoftwareSyncResponse {
   restore: string[];
+  /** "この端末を基準にする": capture the baseline of these folders and upload it (POST /api/agent/software/baseline). */
+  baseline?: BaselineRequest;
+}
+
+/** Folders a baseline request may name (each a clean absolute path; the agent refuses others). */
+export const BASELINE_SCOPE_MAX = 32;
+export const BaselineRequestSchema = Type.Object(
+  {
+    id: Uuid,
+    scope: Type.Array(Type.String({ minLength: 1, maxLength: 1024 }), { minItems: 1, maxItems: BASELINE_SCOPE_MAX }),
+  },
+  closed,
+);
+export type BaselineRequest = Static<typeof BaselineRequestSchema>;
+/** The agent checks the console's request with this too (a console answer is input like any other). */
+export const baselineRequestCheck = wireCheck(BaselineRequestSchema);
+
+/** Largest baseline document an agent uploads (the same bound as an administrator's import). */
+export const BASELINE_MAX_BYTES = 12 * 1024 * 1024;
+
+/**
+ * POST /api/agent/software/baseline — mutual TLS: the answer to one request, either the document
+ * (`sekimori-software-baseline/1`, judged by baselineDocumentErrors) or why there is none.
+ */
+export const BaselineUploadSchema = Type.Union([
+  Type.Object({ requestId: Uuid, document: Type.Record(Type.String(), Type.Unknown()) }, closed),
+  Type.Object({ requestId: Uuid, error: Type.String({ minLength: 1, maxLength: 1024 }) }, closed),
+]);
+export type BaselineUpload = Static<typeof BaselineUploadSchema>;
+export const baselineUploadCheck = wireCheck(BaselineUploadSchema);
+
+export interface BaselineUploadResponse {
+  /** stored: a pending baseline now (its id); failed: the request is closed with the agent's error. */
+  status: 'stored' | 'failed';
+  baselineId: string | null;
 }
 
 /**

@@ -409,6 +409,11 @@ const ApplicationDecidedSchema = Type.Object({
 });
 const ApplicationRefusedSchema = Type.Object({ applicationId: Text(64), reason: Text(64), pending: Count });
 
+// Baseline by click (issue 15): the console's request, the agent's capture, and a failure.
+const SoftwareBaselineCapturedSchema = Type.Object({ requestId: Text(64), packages: Count, files: Count, bytes: Count, captureMs: Num, scope: Strings(64, 4096) });
+const SoftwareBaselineFailedSchema = Type.Object({ requestId: Text(64), stage: Text(16), error: Text(1024) });
+const SoftwareBaselineRequestedSchema = Type.Object({ requestId: Text(64), agentId: Text(64), hostname: Text(256), scope: Strings(64, 4096) });
+
 const Before = Type.Optional(Type.Unknown());
 const StaffUserSchema = Type.Object({ staffUser: Text(256) });
 const AccountSchema = Type.Object({ account: Text(256), before: Before, after: Before });
@@ -445,6 +450,8 @@ export const EVENT_DATA = {
   'software.preexec_started': SoftwarePreexecStartedSchema,
   'software.preexec_stopped': SoftwarePreexecStoppedSchema,
   'software.preexec_unavailable': SoftwarePreexecUnavailableSchema,
+  'software.baseline_captured': SoftwareBaselineCapturedSchema,
+  'software.baseline_failed': SoftwareBaselineFailedSchema,
   'agent.started': AgentStartedSchema,
   'agent.stopped': AgentStoppedSchema,
   'agent.tamper': AgentTamperSchema,
@@ -521,6 +528,7 @@ const PostureScreenLockEnforcedSchema = Type.Object({ maxIdleMinutes: Count, fil
   'admin.software_baseline_imported': Type.Object({ id: Text(64), digest: Text(128), host: Text(), packages: Count, files: Count }),
   'admin.software_baseline_approved': Type.Object({ id: Text(64), digest: Text(128), policyVersion: Count, packages: Count, files: Count }),
   'admin.software_baseline_rejected': Type.Object({ id: Text(64) }),
+  'admin.software_baseline_requested': SoftwareBaselineRequestedSchema,
   'admin.software_restore_requested': Type.Object({ id: Text(64), path: Text(), sha256: Sha256 }),
 } as const satisfies Record<string, TSchema>;
 

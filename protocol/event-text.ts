@@ -208,6 +208,13 @@ export const EVENT_TEXT: Record<string, TypeText> = {
     J(L, `この端末では実行前検査を利用できません(${q(d.reason)})`, `Pre-exec check unavailable on this terminal (${q(d.reason)})`),
   ),
 
+  'software.baseline_captured': entry('software.baseline_captured', ['基準ソフトウェアの収集', 'Baseline captured'], (d, L) =>
+    J(L, `基準ソフトウェアを収集しました(パッケージ ${d.packages}、実行ファイル ${d.files})— 管理コンソールへ送信します`, `Baseline captured (${d.packages} packages, ${d.files} executables) — uploading to the console`),
+  ),
+  'software.baseline_failed': entry('software.baseline_failed', ['基準ソフトウェアの収集失敗', 'Baseline capture failed'], (d, L) =>
+    J(L, `基準ソフトウェアを作成できませんでした(${q(d.stage, 16)}: ${q(d.error, 100)})`, `Baseline could not be made (${q(d.stage, 16)}: ${q(d.error, 100)})`),
+  ),
+
   'agent.started': entry('agent.started', ['エージェントの起動', 'Agent started'], (d, L) =>
     J(L, `エージェント ${q(d.version, 32)} が起動しました(ポリシー ${v(d.policyVersion)}${d.monitorOnly ? '、監視のみ' : ''})`, `Agent ${q(d.version, 32)} started (policy ${v(d.policyVersion)}${d.monitorOnly ? ', monitor only' : ''})`),
   ),
@@ -385,6 +392,9 @@ export const EVENT_TEXT: Record<string, TypeText> = {
   ),
   'admin.software_baseline_rejected': entry('admin.software_baseline_rejected', ['基準ソフトウェアの却下', 'Baseline rejected'], (d, L, u) =>
     J(L, `${ga(u, L)}基準ソフトウェア ${q(d.id, 16)} を却下しました`, `${u || 'An administrator'} rejected baseline ${q(d.id, 16)}`),
+  ),
+  'admin.software_baseline_requested': entry('admin.software_baseline_requested', ['基準ソフトウェアの要求', 'Baseline requested'], (d, L, u) =>
+    J(L, `${ga(u, L)}端末 ${q(d.hostname)} を基準にするよう要求しました(次回の同期で収集)`, `${u || 'An administrator'} asked terminal ${q(d.hostname)} for its baseline (collected at its next sync)`),
   ),
   'admin.software_restore_requested': entry('admin.software_restore_requested', ['隔離ファイルの復元指示', 'Restore requested'], (d, L, u) =>
     J(L, `${ga(u, L)}隔離ファイル ${q(d.path, PATH_PART)} の復元を指示しました`, `${u || 'An administrator'} asked to restore ${q(d.path, PATH_PART)}`),
@@ -615,6 +625,10 @@ export const FIELD_LABELS: Record<string, Pair> = {
   host: ['端末名', 'Host'],
   packages: ['パッケージ数', 'Packages'],
   files: ['ファイル数', 'Files'],
+  requestId: ['要求ID', 'Request ID'],
+  captureMs: ['収集時間(ミリ秒)', 'Capture (ms)'],
+  bytes: ['バイト数', 'Bytes'],
+  scope: ['収集範囲', 'Scope'],
   // 申請 → 上長承認 (usb.application_*, admin.application_*)
   ref: ['申請番号', 'Reference'],
   hours: ['期間(時間)', 'Period (hours)'],

@@ -41,6 +41,8 @@ export const AGENT_EVENT_TYPES = {
   'software.preexec_started': 'info',
   'software.preexec_stopped': 'warning', // the helper exited: the /proc scan is the only line until it restarts
   'software.preexec_unavailable': 'notice',
+  'software.baseline_captured': 'info', // 基準化: the console asked for this terminal's baseline; captured, being uploaded (issue 15)
+  'software.baseline_failed': 'warning', // the requested baseline could not be captured or uploaded
   'agent.started': 'info',
   'agent.stopped': 'notice',
   'agent.tamper': 'critical',

@@ -50,6 +50,8 @@ import { Hasher, identityKey, type Digest } from './observe/hash.js';
 import type { InstalledSource, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from './platform.js';
 import { SoftwareState } from './state.js';
 import { SoftwareSync } from './sync.js';
+import { BaselineRequests } from './baseline-request.js';
+import { captureBaseline } from './cli.js';
 import { PreExecLine } from './linux/preexec/line.js';
 
 export interface SoftwareStats {
@@ -133,8 +135,21 @@ export class SoftwareCapability implements Capability {
       () => this.platform.listQuarantine(this.quarantineDir()),
       (id, by) => this.restore(id, by),
       () => this.stopped,
+      (req) => {
+        const work = this.baselines.offer(req);
+        if (work) void this.track(work);
+      },
     );
   }
+
+  /** "この端末を基準にする" (agent/software/baseline-request.ts): capture with the policy's dpkg database, upload. */
+  private readonly baselines = new BaselineRequests({
+    emit: (e) => this.ctx.emit(e),
+    link: () => this.ctx.console,
+    capture: (scope) => captureBaseline({ scope, adminDir: this.policy.packages.adminDir, root: this.policy.packages.root, concurrency: 2, depth: 8, maxFiles: 100_000 }),
+    stopped: () => this.stopped,
+    log: (m) => this.ctx.log('info', m),
+  });
 
   async start(ctx: AgentContext, policy: PolicyDocument): Promise<void> {
     this.ctx = ctx;

@@ -3,9 +3,10 @@
  * requests administrators made come back, and their results go up with the next sync. The
  * installed-software inventory goes up on the same period (inventory.ts decides when and what).
  */
-import type { SoftwareInventoryRequest, SoftwareInventoryResponse, SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
+import type { BaselineRequest, SoftwareInventoryRequest, SoftwareInventoryResponse, SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
 import { safeText } from '../../protocol/text.js';
 import type { ConsoleLink } from '../capability.js';
+import { baselineRequestOf } from './baseline-request.js';
 import { INVENTORY_FULL_RETRY_MS, inventoryReport, inventoryStep, maySendFull, retryAfterMs, type InventoryReport, type InventorySyncState } from './inventory.js';
 import type { InstalledProgram, QuarantineRecord } from './platform.js';
 
@@ -49,6 +50,8 @@ export class SoftwareSync {
     private readonly quarantined: () => QuarantineRecord[],
     private readonly restore: (id: string, by: string) => { ok: boolean; error?: string },
     private readonly stopped: () => boolean,
+    /** "この端末を基準にする": a baseline request the console's answer carried (baseline-request.ts). */
+    private readonly onBaseline: (req: BaselineRequest) => void = () => undefined,
   ) {}
 
   /** One exchange; again at once while the console keeps sending restore requests (each round restores up to 100). */
@@ -125,6 +128,8 @@ export class SoftwareSync {
         this.results.unshift(...body.results);
         return false;
       }
+      const baseline = baselineRequestOf(reply.body);
+      if (baseline) this.onBaseline(baseline);
       const ids = restoreIds(reply.body);
       if (ids === null) return false;
       for (const id of ids) {

@@ -1,5 +1,7 @@
 /** HTTP API of the unauthorized-software feature: each agent's quarantine sync and its software inventory. */
 import {
+  BASELINE_MAX_BYTES,
+  baselineUploadCheck,
   MAX_INVENTORY_ENTRIES,
   inventoryDigest,
   softwareInventoryEnvelopeCheck,
@@ -13,7 +15,7 @@ import { safeText } from '../../protocol/text.js';
 import { agentBody } from '../backbone/body.js';
 import { RateLimiter, type RateLimit } from '../core/limits.js';
 import { HttpError, type ConsoleContext, type Route } from '../module.js';
-import { reportInventory, syncAgent } from './store.js';
+import { BaselineRequestError, receiveBaseline, reportInventory, syncAgent } from './store.js';
 
 /**
  * POST /api/agent/software/sync's body, checked by its schema (protocol/api.ts): 400 naming the
@@ -58,10 +60,33 @@ export function parseInventory(x: unknown): { req: SoftwareInventoryRequest; ent
   return { req, entries };
 }
 
+/** Baseline uploads per terminal: one per administrator's request, a few retries (a document is up to 12 MiB). */
+export const BASELINE_UPLOAD_LIMIT: RateLimit = { burst: 6, perSecond: 1 / 120 };
+
 export function softwareRoutes(ctx: ConsoleContext): Route[] {
   const reports = new RateLimiter(INVENTORY_LIMITS.reports);
   const fullLists = new RateLimiter(INVENTORY_LIMITS.fullLists);
+  const baselineUploads = new RateLimiter(BASELINE_UPLOAD_LIMIT);
   return [
+    {
+      method: 'POST',
+      path: '/api/agent/software/baseline',
+      auth: 'agent',
+      maxBody: BASELINE_MAX_BYTES + 64 * 1024,
+      handle(req) {
+        if (!req.agentId) throw new HttpError(401, 'client_certificate_required', 'agent certificate required');
+        // Before parsing: a flood of 12 MiB bodies costs no JSON work.
+        baselineUploads.check(req.agentId, 'baseline uploads from this terminal', Date.now());
+        const body = agentBody(baselineUploadCheck, req.json());
+        const text = 'document' in body ? JSON.stringify(body.document) : null;
+        try {
+          return { status: 200, json: receiveBaseline(ctx, req.agentId, body, text) };
+        } catch (e) {
+          if (e instanceof BaselineRequestError) throw new HttpError(e.status, e.code, e.message);
+          throw e;
+        }
+      },
+    },
     {
       method: 'POST',
       path: '/api/agent/software/sync',

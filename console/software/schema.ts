@@ -53,4 +53,19 @@ export const softwareMigrations = [
      PRIMARY KEY (agent_id, name, arch, version)
    ) WITHOUT ROWID`,
   `CREATE INDEX software_inventory_by_name ON software_inventory_entries (name COLLATE NOCASE, version)`,
+  // "この端末を基準にする" (issue 15): an administrator's request, collected by the agent with its
+  // software sync; at most one open request per terminal. It ends as the pending baseline it produced.
+  `CREATE TABLE software_baseline_requests (
+     id TEXT PRIMARY KEY,
+     agent_id TEXT NOT NULL,
+     scope TEXT NOT NULL,
+     requested_at TEXT NOT NULL,
+     requested_by TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('requested', 'sent', 'uploaded', 'failed', 'expired')),
+     sent_at TEXT,
+     updated_at TEXT NOT NULL,
+     baseline_id TEXT,
+     error TEXT
+   )`,
+  `CREATE UNIQUE INDEX software_baseline_requests_open ON software_baseline_requests (agent_id) WHERE state IN ('requested', 'sent')`,
 ];

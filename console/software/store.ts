@@ -3,11 +3,11 @@
  * approval → published in the signed policy) and the fleet's quarantine (listed from what agents
  * report, restored on an administrator's request which the agent collects on its next sync).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import type { InventoryEntry, SoftwareInventoryRequest, SoftwareInventoryResponse, SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { BaselineRequest, BaselineUpload, BaselineUploadResponse, InventoryEntry, SoftwareInventoryRequest, SoftwareInventoryResponse, SoftwareSyncRequest, SoftwareSyncResponse } from '../../protocol/api.js';
 import { t } from '../../protocol/i18n.js';
 import type { PolicyBody } from '../../protocol/policy.js';
-import { baselineDocumentErrors, normalizeSoftwarePolicy, type SoftwareBaselineDocument, type SoftwareBaselineRef } from '../../protocol/policy-software.js';
+import { baselineDocumentErrors, isCleanAbsolutePath, normalizeSoftwarePolicy, type SoftwareBaselineDocument, type SoftwareBaselineRef } from '../../protocol/policy-software.js';
 import { safeText } from '../../protocol/text.js';
 import type { ConsoleContext } from '../module.js';
 import { baselineDiff, likeContains, type BaselineDiff, type InventoryRow } from './inventory.js';
@@ -30,6 +30,11 @@ export interface BaselineRow {
 }
 
 export function importBaseline(ctx: ConsoleContext, text: string, actor: string): BaselineRow {
+  return ctx.db.transaction(() => storeBaseline(ctx, text, actor))();
+}
+
+/** Judges and stores a baseline document as pending (import, or a terminal's upload); the caller holds a transaction. */
+function storeBaseline(ctx: ConsoleContext, text: string, actor: string): BaselineRow {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -204,7 +209,148 @@ export function syncAgent(ctx: ConsoleContext, agentId: string, req: SoftwareSyn
     const pending = ctx.db.prepare("SELECT id FROM software_quarantine WHERE agent_id = ? AND state = 'restore_requested'").all(agentId) as { id: string }[];
     return pending.map((p) => p.id).filter((id) => held.has(id));
   });
-  return { restore: tx() };
+  const restore = tx();
+  const baseline = openBaselineRequest(ctx, agentId);
+  return baseline ? { restore, baseline } : { restore };
+}
+
+// ---- baseline by click ("この端末を基準にする") -------------------------------------------------------
+
+/** The folders captured when the administrator does not narrow them (the agent CLI's default). */
+export const DEFAULT_REQUEST_SCOPE = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin', '/opt'];
+/** A request the terminal has not answered within a day is closed (a terminal switched off for the week asks nothing later). */
+export const BASELINE_REQUEST_TTL_MS = 24 * 3_600_000;
+
+export interface BaselineRequestRow {
+  id: string;
+  agentId: string;
+  scope: string[];
+  requestedAt: string;
+  requestedBy: string;
+  state: 'requested' | 'sent' | 'uploaded' | 'failed' | 'expired';
+  sentAt: string | null;
+  updatedAt: string;
+  baselineId: string | null;
+  error: string | null;
+}
+
+function rowToRequest(r: Record<string, unknown>): BaselineRequestRow {
+  return {
+    id: r.id as string,
+    agentId: r.agent_id as string,
+    scope: JSON.parse(r.scope as string) as string[],
+    requestedAt: r.requested_at as string,
+    requestedBy: r.requested_by as string,
+    state: r.state as BaselineRequestRow['state'],
+    sentAt: (r.sent_at as string | null) ?? null,
+    updatedAt: r.updated_at as string,
+    baselineId: (r.baseline_id as string | null) ?? null,
+    error: (r.error as string | null) ?? null,
+  };
+}
+
+/** Pure: the scope an administrator typed (one folder per line) → clean absolute paths, or what is wrong. */
+export function parseScope(text: string): { scope: string[] } | { error: string } {
+  const lines = [...new Set(text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== ''))];
+  if (lines.length === 0) return { scope: [...DEFAULT_REQUEST_SCOPE] };
+  if (lines.length > 32) return { error: t('収集範囲は32か所までです', 'at most 32 folders') };
+  for (const l of lines) if (l.length > 1024 || !isCleanAbsolutePath(l)) return { error: t(`絶対パスを指定してください: ${safeText(l, 80)}`, `not a clean absolute path: ${safeText(l, 80)}`) };
+  return { scope: lines };
+}
+
+/** The newest request for a terminal (open or not), for its page. */
+export function latestBaselineRequest(ctx: ConsoleContext, agentId: string): BaselineRequestRow | null {
+  expireBaselineRequests(ctx, Date.now());
+  const r = ctx.db.prepare('SELECT * FROM software_baseline_requests WHERE agent_id = ? ORDER BY requested_at DESC, rowid DESC LIMIT 1').get(agentId) as Record<string, unknown> | undefined;
+  return r ? rowToRequest(r) : null;
+}
+
+function expireBaselineRequests(ctx: ConsoleContext, now: number): void {
+  const cutoff = new Date(now - BASELINE_REQUEST_TTL_MS).toISOString();
+  ctx.db
+    .prepare("UPDATE software_baseline_requests SET state = 'expired', updated_at = ?, error = 'no answer within 24 h' WHERE state IN ('requested', 'sent') AND requested_at < ?")
+    .run(new Date(now).toISOString(), cutoff);
+}
+
+/**
+ * The administrator's click: one open request per terminal (a second click while one is open
+ * returns that one: idempotent). The event is written in the same transaction, before the terminal
+ * can learn of the request.
+ */
+export function requestBaseline(ctx: ConsoleContext, agentId: string, scope: string[], actor: string): { request: BaselineRequestRow; created: boolean } {
+  return ctx.db.transaction(() => {
+    expireBaselineRequests(ctx, Date.now());
+    const agent = ctx.db.prepare('SELECT hostname, status FROM agents WHERE id = ?').get(agentId) as { hostname: string; status: string } | undefined;
+    if (!agent) throw new Error(t(`端末がありません: ${agentId}`, `no terminal ${agentId}`));
+    if (agent.status === 'revoked') throw new Error(t('失効した端末には要求できません', 'the terminal is revoked'));
+    const open = ctx.db.prepare("SELECT * FROM software_baseline_requests WHERE agent_id = ? AND state IN ('requested', 'sent')").get(agentId) as Record<string, unknown> | undefined;
+    if (open) return { request: rowToRequest(open), created: false };
+    const id = randomUUID();
+    const now = new Date().toISOString();
+    ctx.recordEvent({ type: 'admin.software_baseline_requested', user: actor, terminalId: agentId, data: { requestId: id, agentId, hostname: safeText(agent.hostname), scope } });
+    ctx.db
+      .prepare("INSERT INTO software_baseline_requests (id, agent_id, scope, requested_at, requested_by, state, updated_at) VALUES (?, ?, ?, ?, ?, 'requested', ?)")
+      .run(id, agentId, JSON.stringify(scope), now, actor, now);
+    return { request: rowToRequest(ctx.db.prepare('SELECT * FROM software_baseline_requests WHERE id = ?').get(id) as Record<string, unknown>), created: true };
+  })();
+}
+
+/** What the terminal's sync answer carries: its open request (again on every sync until answered: the agent dedups by id). */
+function openBaselineRequest(ctx: ConsoleContext, agentId: string): BaselineRequest | null {
+  expireBaselineRequests(ctx, Date.now());
+  const r = ctx.db.prepare("SELECT id, scope, state FROM software_baseline_requests WHERE agent_id = ? AND state IN ('requested', 'sent')").get(agentId) as
+    | { id: string; scope: string; state: string }
+    | undefined;
+  if (!r) return null;
+  if (r.state === 'requested') {
+    const now = new Date().toISOString();
+    ctx.db.prepare("UPDATE software_baseline_requests SET state = 'sent', sent_at = ?, updated_at = ? WHERE id = ?").run(now, now, r.id);
+  }
+  return { id: r.id, scope: JSON.parse(r.scope) as string[] };
+}
+
+export class BaselineRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A terminal's answer to its open request: the document becomes a PENDING baseline (the same
+ * judgement as an administrator's import, then approve/reject on 無許可ソフトウェア), or the request
+ * closes with the agent's error. Only the terminal the request was made of can answer it, once.
+ */
+export function receiveBaseline(ctx: ConsoleContext, agentId: string, body: BaselineUpload, text: string | null): BaselineUploadResponse {
+  const out = ctx.db.transaction((): BaselineUploadResponse | { invalid: string } => {
+    expireBaselineRequests(ctx, Date.now());
+    const r = ctx.db.prepare('SELECT * FROM software_baseline_requests WHERE id = ? AND agent_id = ?').get(body.requestId, agentId) as Record<string, unknown> | undefined;
+    if (!r) throw new BaselineRequestError(404, 'no_such_request', 'no baseline request with this id for this terminal');
+    const req = rowToRequest(r);
+    if (req.state !== 'sent' && req.state !== 'requested') throw new BaselineRequestError(409, 'request_closed', `the request is ${req.state}`);
+    const now = new Date().toISOString();
+    if ('error' in body || text === null) {
+      const error = safeText('error' in body ? body.error : 'no document', 1024);
+      ctx.db.prepare("UPDATE software_baseline_requests SET state = 'failed', error = ?, updated_at = ? WHERE id = ?").run(error, now, req.id);
+      return { status: 'failed', baselineId: null };
+    }
+    const host = (ctx.db.prepare('SELECT hostname FROM agents WHERE id = ?').get(agentId) as { hostname: string } | undefined)?.hostname ?? agentId;
+    let row: BaselineRow;
+    try {
+      row = storeBaseline(ctx, text, `${req.requestedBy} ← ${safeText(host, 64)}`);
+    } catch (e) {
+      // Judged invalid: the request closes (the administrator sees why and may ask again).
+      ctx.db.prepare("UPDATE software_baseline_requests SET state = 'failed', error = ?, updated_at = ? WHERE id = ?").run(safeText((e as Error).message, 1024), now, req.id);
+      return { invalid: (e as Error).message.slice(0, 2000) }; // committed, then refused below
+    }
+    ctx.db.prepare("UPDATE software_baseline_requests SET state = 'uploaded', baseline_id = ?, updated_at = ? WHERE id = ?").run(row.id, now, req.id);
+    return { status: 'stored', baselineId: row.id };
+  })();
+  if ('invalid' in out) throw new BaselineRequestError(400, 'invalid_baseline', out.invalid);
+  return out;
 }
 
 // ---- inventory (asset management) -------------------------------------------------------------

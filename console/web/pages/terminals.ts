@@ -1,13 +1,55 @@
 /** 端末: list, detail (heartbeat, OS, versions, recent events), enrollment tokens, revoke. */
+import { describeEvent, eventTypeName } from '../../../protocol/event-text.js';
 import { safeText } from '../../../protocol/text.js';
+import { DEFAULT_REQUEST_SCOPE, latestBaselineRequest, parseScope, requestBaseline, type BaselineRequestRow } from '../../software/store.js';
 import { agentRecord, createEnrollToken, listAgents, listEnrollTokens, revokeTerminal } from '../../backbone/store.js';
 import type { OpenConsole } from '../../core/open-console.js';
 import { HttpError } from '../../module.js';
 import { html, qs } from '../html.js';
 import { fmtTime, tr } from '../i18n.js';
 import { collidingIds, eventPage, hostnameKey } from '../queries.js';
-import { csrfField, field, isAdmin, page, redirect, type WebReq, type WebRouteSpec } from '../web.js';
-import { chainBadge, sevBadge, statusBadge, summary } from './common.js';
+import { csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, type WebReq, type WebRouteSpec } from '../web.js';
+import { chainBadge, sevBadge, statusBadge } from './common.js';
+
+/** This page's own words for "この端末を基準にする" (Japanese first). */
+const WORDS = {
+  baselineTitle: ['基準ソフトウェア', 'Software baseline'],
+  baselineHelp: [
+    'この端末にインストールされているパッケージと実行ファイルを収集し、承認待ちの基準として取り込みます。端末は次回の同期(通常10秒以内)で収集を始めます。承認すると許可リストとしてポリシーに反映されます。',
+    "Collects this terminal's installed packages and executables and imports them as a pending baseline. The terminal starts at its next sync (usually within 10 s). Approving it puts it in the policy as the allowlist.",
+  ],
+  baselineButton: ['この端末を基準にする', 'Use this terminal as the baseline'],
+  baselineScope: ['収集範囲(1行に1フォルダ)', 'Folders to collect (one per line)'],
+  requested: ['要求済み — 端末の次回の同期を待っています', 'Requested — waiting for the terminal to sync'],
+  sent: ['端末が収集中です', 'The terminal is collecting'],
+  uploaded: ['受信しました — 承認待ち', 'Received — pending approval'],
+  failed: ['失敗しました', 'Failed'],
+  expired: ['端末から応答がなく期限切れになりました', 'Expired without an answer from the terminal'],
+  reviewBaseline: ['無許可ソフトウェアで確認・承認する', 'Review and approve under Unauthorized software'],
+  lastRequest: ['最後の要求', 'Last request'],
+} as const satisfies Record<string, readonly [string, string]>;
+const w = (L: WebReq['lang'], k: keyof typeof WORDS): string => WORDS[k][L === 'ja' ? 0 : 1];
+
+function baselineSection(r: WebReq, agentId: string, revoked: boolean) {
+  const L = r.lang;
+  const last: BaselineRequestRow | null = latestBaselineRequest(r.ctx, agentId);
+  const open = last !== null && (last.state === 'requested' || last.state === 'sent');
+  return html`<section id="baseline-request"><h2>${w(L, 'baselineTitle')}</h2><p class="help">${w(L, 'baselineHelp')}</p>
+${
+  last
+    ? html`<p id="baseline-state" data-state="${last.state}">${w(L, 'lastRequest')}: ${fmtTime(last.requestedAt, L)} (${last.requestedBy}) — <strong>${w(L, last.state)}</strong>${
+        last.error ? html` (${safeText(last.error, 200)})` : ''
+      }${last.state === 'uploaded' ? html` <a id="review-baseline" href="/software#baselines">${w(L, 'reviewBaseline')} (${last.baselineId ?? ''})</a>` : ''}</p>`
+    : ''
+}
+${
+  isAdmin(r) && !revoked && !open
+    ? html`<form method="post" action="/terminals/${agentId}/baseline" id="baseline-form">${csrfField(r)}
+<details><summary>${w(L, 'baselineScope')}</summary><textarea name="scope" rows="5" cols="40">${DEFAULT_REQUEST_SCOPE.join('\n')}</textarea></details>
+<button type="submit">${w(L, 'baselineButton')}</button></form>`
+    : ''
+}</section>`;
+}
 
 /** Shown next to a name another terminal also reports: the name alone does not say which terminal it is. */
 function duplicateBadge(L: WebReq['lang'], id: string) {
@@ -80,10 +122,11 @@ ${sameName.length ? html`<dt>${tr(L, 'sameNameTerminals')}</dt><dd id="same-name
 <dt>${tr(L, 'enrolledAt')}</dt><dd>${fmtTime(extra.enrolledAt, L)}</dd>
 ${extra.revokedAt ? html`<dt>${tr(L, 'revoked')}</dt><dd>${fmtTime(extra.revokedAt, L)}</dd>` : ''}
 </dl>
+${baselineSection(r, a.id, a.status === 'revoked')}
 ${isAdmin(r) && a.status !== 'revoked' ? html`<form method="post" action="/terminals/${a.id}/revoke" class="danger" data-confirm="${tr(L, 'revokeConfirm')}">${csrfField(r)}<button type="submit" class="danger">${tr(L, 'revoke')}</button></form>` : ''}
 <h2>${tr(L, 'recentEvents')}</h2>
 <table class="events"><thead><tr><th>${tr(L, 'time')}</th><th>${tr(L, 'type')}</th><th>${tr(L, 'severity')}</th><th>${tr(L, 'user')}</th><th>${tr(L, 'details')}</th><th>${tr(L, 'chain')}</th></tr></thead><tbody>
-${recent.map((e) => html`<tr><td class="nowrap"><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td>${e.type}</td><td>${sevBadge(e.severity)}</td><td>${safeText(e.user ?? '', 64)}</td><td class="data">${summary(e)}</td><td>${chainBadge(L, e.chain)}</td></tr>`)}
+${recent.map((e) => html`<tr><td class="nowrap"><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td title="${e.type}">${eventTypeName(e.type, L)}</td><td>${sevBadge(e.severity)}</td><td>${safeText(e.user ?? '', 64)}</td><td class="data">${describeEvent(e, L)}</td><td>${chainBadge(L, e.chain)}</td></tr>`)}
 </tbody></table><p><a href="/events${qs({ terminal: a.id })}">${tr(L, 'events')} →</a></p>`;
       return page(r, 'terminals', '/terminals', body);
     },
@@ -96,6 +139,18 @@ ${recent.map((e) => html`<tr><td class="nowrap"><a href="/events/${e.rid}">${fmt
       const id = r.api.params[0]!;
       if (!revokeTerminal(r.ctx, id, r.session!.username)) throw new HttpError(404, 'not_found', tr(r.lang, 'notFound'));
       return redirect(`/terminals/${id}`);
+    },
+  },
+  {
+    method: 'POST',
+    path: new RegExp(`^/terminals/${AGENT_ID}/baseline$`),
+    access: 'admin',
+    handle(r) {
+      const id = r.api.params[0]!;
+      const parsed = parseScope(field(r, 'scope', 40_000));
+      if ('error' in parsed) throw new HttpError(400, 'invalid_request', parsed.error);
+      refusedAsBadRequest(() => void requestBaseline(r.ctx, id, parsed.scope, r.session!.username));
+      return redirect(`/terminals/${id}#baseline-request`);
     },
   },
   {
