@@ -4,6 +4,7 @@
  * through QEMU's guestfwd, devices hot-plugged over QMP. One boot, steps in order.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,7 +119,7 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
 
   it('a stick present before the agent started is cut off at start', async () => {
     expect(vm.file('blocks-before-agent.txt')).toMatch(/^sd/m); // the kernel had bound it
-    await vm.run(`cd /tmp && SEKIMORI_USB_TRACE=/run/state/trace.jsonl nice -n $AGENT_NICE $NODE $AGENT_FLAGS $REPO/bin/sekimori-agent.js run --state /tmp/agent > /run/state/agent.log 2>&1 &\necho $! > /run/state/agent.pid`);
+    await vm.run(`cd /tmp && SEKIMORI_USB_TRACE=/run/state/trace.jsonl SEKIMORI_FILE_LOG_HELPER=$REPO/dist/file-log/sekimori-file-log nice -n $AGENT_NICE $NODE $AGENT_FLAGS $REPO/bin/sekimori-agent.js run --state /tmp/agent > /run/state/agent.log 2>&1 &\necho $! > /run/state/agent.pid`);
     await waitFor('agent running', () => /running \(state/.test(agentLog()), STEP, 500);
     const prePath = pathOfSerial(readWatch(state), 'SEKI-PRE-1');
     expect(prePath).toBeTruthy();
@@ -230,6 +231,47 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
     expect(r.out).toMatch(/hello/);
     // The window detector used for blocked sticks does see a driver and a disk when there is one.
     expect(kernelWindowsNow(path).map((e) => `${e.action} ${e.subsystem}`)).toEqual(expect.arrayContaining(['bind usb', 'add block']));
+  }, 600_000);
+
+  it('持ち出しログ: files copied onto the registered stick → one usb.file_written per file at the console, with names, sizes, hashes and writer', async () => {
+    expect(existsSync(join(ROOT, 'dist/file-log/sekimori-file-log')), 'dist/file-log/sekimori-file-log missing: npm run build').toBe(true);
+    const path = pathOfSerial(readWatch(state), 'SEKI-REG-1')!;
+    const dev = readWatch(state).find((l) => l.kind === 'block' && l.value === path)?.name;
+    expect(dev).toBeTruthy();
+    // The previous step mounted this stick briefly too: count this mount's lines, not earlier ones.
+    const count = (re: RegExp) => agentLog().split('\n').filter((l) => re.test(l)).length;
+    const WATCHING = /usb: file log: watching \S+ ext4 at \/tmp\/mreg/;
+    const STOPPED = /usb: file log: stopped watching/;
+    const [watching0, stopped0] = [count(WATCHING), count(STOPPED)];
+    await vm.run(`mkdir -p /tmp/mreg && mount /dev/${dev} /tmp/mreg`);
+    // Marked right after the mount (the helper's MNT line); the agent logs it.
+    await waitFor('the file log watches the registered stick', () => count(WATCHING) > watching0, STEP, 500);
+    await vm.run(`mkdir -p /tmp/mreg/共有 && chmod 0777 /tmp/mreg/共有`);
+    const r = await vm.run(
+      `head -c 3000000 /dev/urandom > /tmp/src.bin && cp /tmp/src.bin /tmp/mreg/data.bin && sha256sum /tmp/src.bin && ` +
+        `printf '住民記録の写し' > /tmp/mreg/共有/報告書.txt && ` +
+        `setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'printf "by nobody" > "/tmp/mreg/共有/$(printf "line\\nbreak")"' && ` +
+        `sync && umount /tmp/mreg`,
+    );
+    expect(r, r.out).toMatchObject({ rc: 0 });
+    const dataSha = /^([0-9a-f]{64}) /m.exec(r.out)?.[1];
+    expect(dataSha).toBeTruthy();
+    const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+    const want = [
+      { path: 'data.bin', size: 3_000_000, sha256: dataSha, uid: 0, user: 'root' },
+      { path: '共有/報告書.txt', size: Buffer.byteLength('住民記録の写し'), sha256: sha('住民記録の写し'), uid: 0, user: 'root' },
+      { path: '共有/line\\x0abreak', size: 9, sha256: sha('by nobody'), uid: 65534, user: 'nobody' },
+    ];
+    const written = () => usbEvents('usb.file_written').filter((e) => (e.data.device as { serialHex?: string }).serialHex === Buffer.from('SEKI-REG-1').toString('hex'));
+    await waitFor('three files at the console', () => want.every((w) => written().some((e) => e.data.path === w.path)), STEP, 1000);
+    for (const w of want) {
+      const evs = written().filter((e) => e.data.path === w.path);
+      expect(evs, w.path).toHaveLength(1); // one per file
+      expect(evs[0]!.data).toMatchObject({ size: w.size, sha256: w.sha256, uid: w.uid, userSource: 'writer', fsType: 'ext4', device: { vendorId: '46f4', productId: '0001', access: 'allow' } });
+      expect(evs[0]!.user).toBe(w.user);
+    }
+    // Unmounted: the watch ends with it.
+    await waitFor('the file log stops watching after umount', () => count(STOPPED) > stopped0, STEP, 500);
   }, 600_000);
 
   it('a readonly stick mounts, and a write fails with EROFS', async () => {
