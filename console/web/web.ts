@@ -70,7 +70,7 @@ const NAV: { href: string; key: MsgKey }[] = [
   { href: '/events', key: 'events' },
   { href: '/terminals', key: 'terminals' },
   { href: '/posture', key: 'posture' },
-  { href: '/policy', key: 'policy' },
+  { href: '/policy/forms', key: 'policy' },
   { href: '/software', key: 'software' },
   { href: '/software/inventory', key: 'inventory' },
   { href: '/users', key: 'users' },

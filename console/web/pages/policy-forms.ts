@@ -333,7 +333,7 @@ ${errors.size || other.length ? html`<div class="error" role="alert" id="form-er
 <form method="post" action="/policy/forms/preview" id="policy-forms" class="policy-forms">${csrfField(r)}<input type="hidden" name="base" value="${base}">
 ${usbSection(v)}${mfaSection(v)}${softwareSection(v)}${agentSection(v)}
 ${v.readonly ? '' : html`<p><button type="submit" id="review">${w(L, 'review')}</button></p>`}</form>`;
-  return page(r, 'policy', '/policy', html`${out}`, status);
+  return page(r, 'policy', '/policy/forms', html`${out}`, status);
 }
 
 /** The form's values: the last of repeated names (a checkbox after its hidden "false"). */
@@ -389,12 +389,12 @@ export const policyFormRoutes: WebRouteSpec[] = [
       const cur = r.ctx.currentPolicy().policy;
       const base = Number(field(r, 'base', 12));
       // The form's rows are numbered in the version it was built from: applied to another, a row could name another rule.
-      if (base !== cur.version) return page(r, 'policy', '/policy', html`<p class="error" role="alert">${tr(L, 'staleBase')}</p><p><a href="/policy/forms">${w(L, 'title')}</a></p>`, 409);
+      if (base !== cur.version) return page(r, 'policy', '/policy/forms', html`<p class="error" role="alert">${tr(L, 'staleBase')}</p><p><a href="/policy/forms">${w(L, 'title')}</a></p>`, 409);
       const body = bodyOf(cur) as unknown as Obj;
       const get = formGetter(r);
       const res = applyForm(body, get);
       if (res.fieldErrors.size || res.otherErrors.length) return formsPage(r, body, base, get, res.fieldErrors, res.otherErrors, 422);
-      return page(r, 'policy', '/policy', html`${policyTabs(L, 'forms')}${proposalView(r, res.body as unknown as PolicyBody, 'policy-forms:edit')}<p><a href="/policy/forms">${w(L, 'title')}</a></p>`);
+      return page(r, 'policy', '/policy/forms', html`${policyTabs(L, 'forms')}${proposalView(r, res.body as unknown as PolicyBody, 'policy-forms:edit')}<p><a href="/policy/forms">${w(L, 'title')}</a></p>`);
     },
   },
   {
@@ -410,7 +410,7 @@ export const policyFormRoutes: WebRouteSpec[] = [
 <label>${w(L, 'access')}<select name="access"><option value="readonly">${w(L, 'readonly')}</option><option value="allow">${w(L, 'allow')}</option></select></label>
 <label>${w(L, 'label')}<input name="label" maxlength="180" value="${label}"></label><button type="submit">${tr(L, 'registerStick')}</button></form>`
         : '';
-      return page(r, 'policy', '/policy', html`<h2>${w(L, 'registerTitle')}</h2><p class="note">${w(L, 'registerIntro')}</p>${deviceFacts(r, s, rid)}${form}`);
+      return page(r, 'policy', '/policy/forms', html`<h2>${w(L, 'registerTitle')}</h2><p class="note">${w(L, 'registerIntro')}</p>${deviceFacts(r, s, rid)}${form}`);
     },
   },
   {

@@ -75,7 +75,7 @@ export const policyRoutes: WebRouteSpec[] = [
       const L = r.lang;
       const body = html`${policyTabs(L, 'json')}<p>${tr(L, 'currentPolicy')}: <strong id="policy-version">v${cur.version}</strong> (${fmtTime(cur.issuedAt, L)}, ${cur.issuedBy})</p>
 ${editor(r, currentValues(cur), cur.version, [])}${history(r)}`;
-      return page(r, 'policy', '/policy', body);
+      return page(r, 'policy', '/policy/forms', body);
     },
   },
   {
@@ -90,11 +90,11 @@ ${editor(r, currentValues(cur), cur.version, [])}${history(r)}`;
       const values = Object.fromEntries(sections.map((s) => [s, field(r, s, 512 * 1024)])) as Record<Section, string>;
       const base = Number(field(r, 'base', 12));
       const { body, errors } = parseSections((s) => values[s] ?? '', sections);
-      if (errors.length) return page(r, 'policy', '/policy', editor(r, values, base, errors), 422);
+      if (errors.length) return page(r, 'policy', '/policy/forms', editor(r, values, base, errors), 422);
       const d = diffLines(pretty(bodyOf(cur)), pretty(body));
       const out = html`<p>${tr(L, 'currentPolicy')}: v${cur.version} → v${cur.version + 1}</p><h2>${tr(L, 'diff')}</h2>${diffView(d, L)}
 ${changed(d) ? confirmForm(r, body, base, null) : ''}<p><a href="/policy">${tr(L, 'policy')}</a></p>`;
-      return page(r, 'policy', '/policy', out);
+      return page(r, 'policy', '/policy/forms', out);
     },
   },
   {
@@ -117,13 +117,13 @@ ${changed(d) ? confirmForm(r, body, base, null) : ''}<p><a href="/policy">${tr(L
       }
       const cur = r.ctx.currentPolicy().policy;
       // Optimistic concurrency: what was reviewed must still be what it replaces.
-      if (base !== cur.version) return page(r, 'policy', '/policy', html`<p class="error" role="alert">${tr(L, 'staleBase')}</p><p><a href="/policy">${tr(L, 'policy')}</a></p>`, 409);
+      if (base !== cur.version) return page(r, 'policy', '/policy/forms', html`<p class="error" role="alert">${tr(L, 'staleBase')}</p><p><a href="/policy">${tr(L, 'policy')}</a></p>`, 409);
       const before = pretty(bodyOf(cur));
       let signed;
       try {
         signed = r.ctx.publishPolicy(body, actor);
       } catch (e) {
-        if (e instanceof PolicyValidationError) return page(r, 'policy', '/policy', editor(r, currentValues(cur), cur.version, e.errors), 422);
+        if (e instanceof PolicyValidationError) return page(r, 'policy', '/policy/forms', editor(r, currentValues(cur), cur.version, e.errors), 422);
         throw e;
       }
       const d = diffLines(before, pretty(bodyOf(signed.policy)));
@@ -143,7 +143,7 @@ ${changed(d) ? confirmForm(r, body, base, null) : ''}<p><a href="/policy">${tr(L
         },
       });
       const out = html`<p class="ok" role="status" id="published">${tr(L, 'published')}: v${signed.policy.version}</p>${diffView(d, L)}<p><a href="/policy">${tr(L, 'policy')}</a></p>`;
-      return page(r, 'policy', '/policy', out);
+      return page(r, 'policy', '/policy/forms', out);
     },
   },
   {
@@ -164,7 +164,7 @@ ${changed(d) ? confirmForm(r, body, base, null) : ''}<p><a href="/policy">${tr(L
 <h2>${tr(L, 'compareWithCurrent')} (v${cur.version} → v${v})</h2>${diffView(d, L)}
 ${isAdmin(r) && v !== cur.version && changed(d) ? html`<h2>${tr(L, 'rollForward')}</h2>${confirmForm(r, bodyOf(doc), cur.version, v)}` : ''}
 <h2>${tr(L, 'policy')} v${v}</h2><pre class="json">${pretty(doc)}</pre><p>signature: <code>${row.signature}</code></p><p><a href="/policy">${tr(L, 'policy')}</a></p>`;
-      return page(r, 'policy', '/policy', out);
+      return page(r, 'policy', '/policy/forms', out);
     },
   },
   ...policyFormRoutes,

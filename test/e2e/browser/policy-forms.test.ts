@@ -93,8 +93,10 @@ describe.skipIf(!tools.ok)('browser: ポリシー(フォーム編集) → diff �
 
   it('USBメモリ → 読み取り専用 through the form: diff of one line, v+1 differs in exactly that field, the agent applies it', async () => {
     const before = policy();
-    await page.goto(`${c.url}/policy`);
-    await Promise.all([page.waitForURL((u) => u.pathname === '/policy/forms'), page.click('#policy-tabs a[href="/policy/forms"]')]);
+    // ポリシー in the header leads to the forms; the JSON view is the 詳細(JSON) tab.
+    await page.goto(`${c.url}/`);
+    await Promise.all([page.waitForURL((u) => u.pathname === '/policy/forms'), page.click('header nav a:text-is("ポリシー")')]);
+    await expect(page.locator('#policy-tabs a[href="/policy"]').textContent()).resolves.toBe('詳細(JSON)');
     const row = page.locator('tr[data-class="08"]');
     await expect(row.locator('label').textContent()).resolves.toContain('USBメモリ');
     await expect(row.locator('select option').allTextContents()).resolves.toEqual(['遮断', '読み取り専用', '許可']);
