@@ -66,14 +66,18 @@ describe('which media are usable (watched)', () => {
     expect(m?.access ?? null).toBe(access);
     if (m) expect(m.device).toMatchObject({ vendorId: '0781', productId: '5567', port: '1-1', descriptorHash: 'b'.repeat(64) });
   });
-  it('an exception makes it usable, named as such', () => {
+  it.each([
+    ['allow', 'exception'],
+    ['readonly', null],
+  ] as const)('an exception (%s) makes it usable as such, a read-only one does not', (access, want) => {
     const d = stick();
     const dec = judge(defaultUsbPolicy(), d, [
-      { id: 'ex-1', agentId: AGENT, vendorId: '0781', productId: '5567', serial: '4C530001', access: 'allow', notBefore: '2026-11-29T00:00:00Z', notAfter: '2026-12-01T00:00:00Z', reason: 'r', approvedBy: 'a' } as never,
+      { id: 'ex-1', agentId: AGENT, vendorId: '0781', productId: '5567', serial: '4C530001', serialHex: Buffer.from('4C530001').toString('hex'), access, grantedAt: '2026-11-29T00:00:00.000Z', expiresAt: '2026-12-01T00:00:00.000Z', grantedBy: 'admin', reason: '研修' },
     ]);
+    expect(dec.exceptionId).toBe('ex-1');
     const m = usableMedium(d, dec, false);
-    if (dec.exceptionId) expect(m).toMatchObject({ access: 'exception', exceptionId: 'ex-1' });
-    else expect(m).toBeNull(); // the exception shape differs: then nothing is opened, nothing watched
+    expect(m?.access ?? null).toBe(want);
+    if (m) expect(m).toMatchObject({ exceptionId: 'ex-1', device: { access: 'exception', exceptionId: 'ex-1' } });
   });
   it('hostile device strings become display text; the serial key stays raw hex', () => {
     const d = stick({ product: Buffer.from('<img src=x onerror=alert(1)>\u001b[2J'), manufacturer: Buffer.from([0xff, 0xfe]), serial: Buffer.from('4C530001') });
