@@ -54,7 +54,7 @@ export const postureRoutes: WebRouteSpec[] = [
 <p id="posture-coverage">${tr(L, 'postureCoverage')}: ${reported.filter((x) => x.compliant).length} / ${rows.length}</p>
 <table id="posture-matrix"><thead><tr><th>${tr(L, 'hostname')}</th><th>${tr(L, 'postureVerdict')}</th>${POSTURE_CONTROLS.map((c) => html`<th>${tr(L, controlKey(c))}</th>`)}<th>${tr(L, 'postureCollected')}</th></tr></thead><tbody>
 ${rows.map(
-  (row) => html`<tr data-agent="${row.agentId}"><td><a href="/posture${qs({ agent: row.agentId })}">${safeText(row.hostname, 64)}</a></td><td>${state(L, row)}</td>${POSTURE_CONTROLS.map((c) => cell(row, c))}<td class="nowrap">${row.doc ? fmtTime(row.doc.collectedAt, L) : '-'}</td></tr>`,
+  (row) => html`<tr data-agent="${row.agentId}"><td><a href="/posture${qs({ agent: row.agentId })}">${safeText(row.hostname, 64)}</a> <span class="muted">${row.agentId.slice(0, 8)}</span></td><td>${state(L, row)}</td>${POSTURE_CONTROLS.map((c) => cell(row, c))}<td class="nowrap">${row.doc ? fmtTime(row.doc.collectedAt, L) : '-'}</td></tr>`,
 )}</tbody></table>
 ${one ? detail(L, one) : ''}`;
       return page(r, 'posture', '/posture', body);
