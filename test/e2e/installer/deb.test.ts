@@ -49,6 +49,7 @@ describe.skipIf(!tools.ok)('sekimori-agent .deb', () => {
       ['usr/lib/sekimori/usb-readonly', /^-rwxr-xr-x root\/root/],
       ['usr/lib/sekimori/sekimori-peercred', /^-rwxr-xr-x root\/root/],
       ['usr/lib/sekimori/sekimori-exec-guard', /^-rwxr-xr-x root\/root/],
+      ['usr/lib/sekimori/sekimori-file-log', /^-rwxr-xr-x root\/root/], // 持ち出しログ helper
       ['lib/systemd/system/sekimori-agent.service', /^-rw-r--r-- root\/root/],
       ['var/lib/sekimori-agent/', /^drwx------ root\/root/],
     ];
