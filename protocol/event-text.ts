@@ -408,6 +408,7 @@ const PREFIX_NAMES: Record<string, Pair> = {
   agent: ['端末・エージェント', 'Terminals & agents'],
   admin: ['管理操作', 'Administration'],
   console: ['管理コンソール', 'Console'],
+  posture: ['端末の対策状況', 'Terminal posture'],
 };
 
 /** Whether a type has its own name and sentence (the catalogue test asks this). */
