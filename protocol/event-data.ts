@@ -418,6 +418,10 @@ const Before = Type.Optional(Type.Unknown());
 const StaffUserSchema = Type.Object({ staffUser: Text(256) });
 const AccountSchema = Type.Object({ account: Text(256), before: Before, after: Before });
 
+// ---- posture (issue 16) ------------------------------------------------------------------------
+const PostureTransitionSchema = Type.Object({ agentId: Text(64), hostname: Text(256), failing: Strings(32, 64), why: Strings(32, 512), collectedAt: Ts });
+const PostureScreenLockEnforcedSchema = Type.Object({ maxIdleMinutes: Count, files: Strings(8, 1024) });
+
 /** Every declared type and its data. admin.* types not listed here carry any object. */
 export const EVENT_DATA = {
   'usb.blocked': UsbEventSchema,
@@ -458,6 +462,9 @@ export const EVENT_DATA = {
   'agent.error': AgentErrorSchema,
   'agent.policy_applied': PolicyAppliedSchema,
   'agent.policy_rejected': PolicyRejectedSchema,
+  'posture.screen_lock_enforced': PostureScreenLockEnforcedSchema,
+  'posture.noncompliant': PostureTransitionSchema,
+  'posture.compliant': PostureTransitionSchema,
   'agent.enrolled': AgentEnrolledSchema,
   'agent.revoked': AgentRevokedSchema,
   'agent.silent': AgentSilentSchema,
@@ -515,10 +522,6 @@ export const EVENT_DATA = {
   'admin.mfa_recovery_codes': Type.Object({ staffUser: Text(256), count: Count }),
   'admin.mfa_tokens_imported': Type.Object({ count: Count, source: Text(), assigned: Count, unassigned: Count, serials: Strings(200, 64), users: Strings(200, 256) }),
   'admin.mfa_token_assigned': Type.Object({ staffUser: Text(256), serial: Text(64), tokenType: Text(32) }),
-// ---- posture (issue 16) ------------------------------------------------------------------------
-const PostureTransitionSchema = Type.Object({ agentId: Text(64), hostname: Text(256), failing: Strings(32, 64), why: Strings(32, 512), collectedAt: Ts });
-const PostureScreenLockEnforcedSchema = Type.Object({ maxIdleMinutes: Count, files: Strings(8, 1024) });
-
   'admin.mfa_resync_failed': Type.Object({ staffUser: Text(256), reason: Text(64) }),
   'admin.mfa_resynced': Type.Object({ staffUser: Text(256), tokenType: Text(32), counter: Num, drift: Type.Optional(Num) }),
   'admin.mfa_assigned': Type.Object({ staffUser: Text(256), terminal: Text(64) }),
@@ -558,9 +561,6 @@ const compiled = new Map<string, Check>();
 /** Compiled on first use: the console compiles only the types it meets, once each. */
 function checkOf(type: string): Check | null {
   if (!Object.hasOwn(EVENT_DATA, type)) return null;
-  'posture.screen_lock_enforced': PostureScreenLockEnforcedSchema,
-  'posture.noncompliant': PostureTransitionSchema,
-  'posture.compliant': PostureTransitionSchema,
   let c = compiled.get(type);
   if (!c) {
     c = Compile(EVENT_DATA[type as DeclaredEventType]) as unknown as Check;

@@ -16,12 +16,12 @@ export const AGENT_EVENT_TYPES = {
   'usb.exception_used': 'notice',
   'usb.would_block': 'notice',
   'usb.enforced_stricter': 'warning', // the OS cannot express the policy exactly: enforced more strictly (Windows)
-  'usb.file_written': 'notice', // 持ち出しログ: one file written to a usable medium (agent/usb/filelog)
-  'usb.file_log_overflow': 'warning', // files written but not hashed or not recorded one by one (counted)
-  'usb.file_log_unavailable': 'warning', // a usable medium whose writes cannot be recorded (no helper, no fanotify)
   'usb.application_sent': 'notice', // 申請: a member of staff applied for an exception for a blocked device (agent/usb/apply.ts)
   'usb.application_refused': 'warning', // an application refused at the terminal (unknown 申請番号, too many, no reason)
   'usb.application_answered': 'info', // the terminal learnt the approver's decision and told the applicant
+  'usb.file_written': 'notice', // 持ち出しログ: one file written to a usable medium (agent/usb/filelog)
+  'usb.file_log_overflow': 'warning', // files written but not hashed or not recorded one by one (counted)
+  'usb.file_log_unavailable': 'warning', // a usable medium whose writes cannot be recorded (no helper, no fanotify)
   'mfa.success': 'info',
   'mfa.failure': 'warning',
   'mfa.locked': 'critical',
@@ -49,13 +49,13 @@ export const AGENT_EVENT_TYPES = {
   'agent.error': 'warning',
   'agent.policy_applied': 'info',
   'agent.policy_rejected': 'critical',
+  'posture.screen_lock_enforced': 'notice', // issue 16: the agent wrote the dconf keyfile + lock for the policy's screen-lock maximum
 } as const satisfies Record<string, Severity>;
 
 export const CONSOLE_EVENT_TYPES = {
   'agent.enrolled': 'info',
   'agent.revoked': 'notice', // retired: written by the CLI's revoke before issue 11 (now admin.terminal_revoked); kept so stored rows stay readable
   'agent.silent': 'critical',
-  'posture.screen_lock_enforced': 'notice', // issue 16: the agent wrote the dconf keyfile + lock for the policy's screen-lock maximum
   'agent.back_online': 'info',
   'agent.chain_broken': 'critical',
   'agent.gap': 'critical',
@@ -77,15 +77,15 @@ export const CONSOLE_EVENT_TYPES = {
   // Offline use a terminal reported that the console did not believe, and MFA endpoints over their rate limit (issue 10).
   'mfa.reconcile_refused': 'warning',
   'mfa.rate_limited': 'warning',
+  // Issue 16 posture: a terminal's controls went out of / back into compliance (once per transition, not per report).
+  'posture.noncompliant': 'critical',
+  'posture.compliant': 'info',
 } as const satisfies Record<string, Severity>;
 
 export type AgentEventType = keyof typeof AGENT_EVENT_TYPES;
 export type ConsoleEventType = keyof typeof CONSOLE_EVENT_TYPES | `admin.${string}`;
 export type EventType = AgentEventType | ConsoleEventType;
 
-  // Issue 16 posture: a terminal's controls went out of / back into compliance (once per transition, not per report).
-  'posture.noncompliant': 'critical',
-  'posture.compliant': 'info',
 /** The agentId under which the console records its own chain (admin actions, silence alerts). */
 export const CONSOLE_CHAIN_ID = 'console';
 
