@@ -6,11 +6,17 @@ import { consolePaths } from '../core/paths.js';
 import type { ConsoleContext } from '../module.js';
 import { buildEvidence, keyFingerprint, MAX_EVIDENCE_EVENTS, type EvidenceEvent } from './evidence.js';
 import { evaluate } from './items.js';
-import { filesWritten, gatherFacts } from './store.js';
+import { dayEndIso, dayStartIso, filesWritten, gatherFacts } from './store.js';
+
+function tooMany(): Error {
+  return new Error(`期間内の操作ログが ${MAX_EVIDENCE_EVENTS} 件を超えます。期間を短くしてください / more than ${MAX_EVIDENCE_EVENTS} events in the period: choose a shorter period`);
+}
 
 export function evidenceEvents(ctx: ConsoleContext, since: string, until: string): EvidenceEvent[] {
+  // Counted on the ts index first: a period too long is refused before any row is read.
+  if ((ctx.db.prepare('SELECT count(*) AS n FROM events WHERE ts >= ? AND ts < ?').get(since, until) as { n: number }).n > MAX_EVIDENCE_EVENTS) throw tooMany();
   const rows = queryEvents(ctx.db, { since, until, limit: MAX_EVIDENCE_EVENTS + 1 });
-  if (rows.length > MAX_EVIDENCE_EVENTS) throw new Error(`期間内の操作ログが ${MAX_EVIDENCE_EVENTS} 件を超えます。期間を短くしてください / more than ${MAX_EVIDENCE_EVENTS} events in the period: choose a shorter period`);
+  if (rows.length > MAX_EVIDENCE_EVENTS) throw tooMany();
   return rows.map((e) => ({ ...signedEvent(e), terminalId: e.terminalId, chain: e.chain, receivedAt: e.receivedAt, storedTs: e.ts }));
 }
 
@@ -19,9 +25,9 @@ export function evidenceEvents(ctx: ConsoleContext, since: string, until: string
  * the archive is handed out; the event itself falls after the archive's events (it is not covered).
  */
 export function exportEvidence(ctx: ConsoleContext, fromDay: string, toDay: string, actor: string, now = new Date()): { archive: Buffer; events: number; fingerprint: string } {
+  const events = evidenceEvents(ctx, dayStartIso(fromDay), dayEndIso(toDay));
   const facts = gatherFacts(ctx, fromDay, toDay, now);
   const items = evaluate(facts);
-  const events = evidenceEvents(ctx, facts.since, facts.until);
   const paths = consolePaths(ctx.dataDir);
   const privateKey = createPrivateKey(readFileSync(paths.policyKey, 'utf8'));
   const publicKey = createPublicKey(privateKey);

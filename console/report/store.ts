@@ -7,7 +7,6 @@ import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { canonicalJson } from '../../protocol/canonical.js';
-import { CONSOLE_CHAIN_ID } from '../../protocol/events.js';
 import { readEventData } from '../../protocol/event-data.js';
 import type { PolicyDocument } from '../../protocol/policy.js';
 import { postureVerdicts } from '../../protocol/posture.js';
@@ -85,24 +84,25 @@ export function filesWritten(db: Database.Database, since: string, until: string
   return out;
 }
 
+/**
+ * Per terminal: its events in the period (index-only count on (terminal_id, ts)), and the chain
+ * findings ingest recorded as console events (agent.gap, agent.chain_broken with finding
+ * 'broken' | 'tampered') — read through the type index, not by scanning the period's events.
+ */
 function chainFacts(db: Database.Database, since: string, until: string): Map<string, ChainFacts> {
-  const rows = db
-    .prepare(
-      `SELECT agent_id AS id, count(*) AS n, sum(chain = 'gap') AS gaps, sum(chain = 'broken') AS broken, sum(chain = 'tampered') AS tampered
-         FROM events WHERE ts >= ? AND ts < ? AND agent_id != ? GROUP BY agent_id`,
-    )
-    .all(since, until, CONSOLE_CHAIN_ID) as { id: string; n: number; gaps: number; broken: number; tampered: number }[];
-  const gapRows = db.prepare('SELECT agent_id AS id, count(*) AS n FROM chain_gaps WHERE detected_at >= ? AND detected_at < ? GROUP BY agent_id').all(since, until) as { id: string; n: number }[];
   const heads = db.prepare('SELECT id, last_seq, last_hash FROM agents').all() as { id: string; last_seq: number; last_hash: string | null }[];
+  const count = db.prepare('SELECT count(*) AS n FROM events WHERE terminal_id = ? AND ts >= ? AND ts < ?');
+  const findings = db
+    .prepare("SELECT terminal_id AS id, type, json_extract(data, '$.finding') AS finding, count(*) AS n FROM events WHERE type IN ('agent.gap', 'agent.chain_broken') AND ts >= ? AND ts < ? GROUP BY terminal_id, type, finding")
+    .all(since, until) as { id: string; type: string; finding: string | null; n: number }[];
   const out = new Map<string, ChainFacts>();
-  for (const h of heads) out.set(h.id, { events: 0, gaps: 0, broken: 0, tampered: 0, headSeq: h.last_seq, headHash: h.last_hash });
-  for (const r of rows) {
-    const c = out.get(r.id);
-    if (c) Object.assign(c, { events: r.n, gaps: r.gaps, broken: r.broken, tampered: r.tampered });
-  }
-  for (const g of gapRows) {
-    const c = out.get(g.id);
-    if (c) c.gaps = Math.max(c.gaps, g.n);
+  for (const h of heads) out.set(h.id, { events: (count.get(h.id, since, until) as { n: number }).n, gaps: 0, broken: 0, tampered: 0, headSeq: h.last_seq, headHash: h.last_hash });
+  for (const f of findings) {
+    const c = out.get(f.id);
+    if (!c) continue;
+    if (f.type === 'agent.gap') c.gaps += f.n;
+    else if (f.finding === 'tampered') c.tampered += f.n;
+    else c.broken += f.n;
   }
   return out;
 }

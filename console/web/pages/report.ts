@@ -4,6 +4,7 @@
  * exceptions with applicant/approver/files written, policy versions and hash chains, the signed
  * evidence export, and below them the charts of the period. Printable (print CSS hides the nav).
  */
+import { describeEvent } from '../../../protocol/event-text.js';
 import { safeText } from '../../../protocol/text.js';
 import { exportEvidence } from '../../report/export.js';
 import { evaluate, eventsLink, type ItemResult, type ReportFacts } from '../../report/items.js';
@@ -18,7 +19,7 @@ import { fmtTime, tr, type Lang } from '../i18n.js';
 import { collidingIds, countTypes, dayString, eventPage, perDay, rollupCatchUp, rollupLag, terminalName, terminalNames, topTerminals, topUsers } from '../queries.js';
 import { page, type WebReq, type WebRouteSpec } from '../web.js';
 import { dayEndIso, dayStartIso } from './events.js';
-import { summary, terminalLabel } from './common.js';
+import { terminalLabel } from './common.js';
 
 const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -161,7 +162,7 @@ ${section(r, 'r-mfa', tr(L, 'mfaFailures'), ['mfa.failure', 'mfa.locked', 'mfa.r
 ${section(r, 'r-software', tr(L, 'unauthorizedSoftware'), ['software.unauthorized_process', 'software.unauthorized_file', 'software.killed', 'software.quarantined'], from, to)}
 <section class="report-section" id="r-silent"><h2>${tr(L, 'silentTerminals')}</h2>
 <h3>${tr(L, 'currentlySilent')}</h3>${table(L, [tr(L, 'hostname'), tr(L, 'status'), tr(L, 'lastSeen')], silentNow.map((a) => html`<tr><td>${terminalName(a.hostname, a.id, dup.has(a.id))}</td><td>${tr(L, a.status === 'silent' ? 'silent' : 'offline')}</td><td>${fmtTime(a.lastSeen, L)}</td></tr>`))}
-<h3>${tr(L, 'silentAlerts')}</h3>${table(L, [tr(L, 'time'), tr(L, 'terminal'), tr(L, 'details')], silentAlerts.map((e) => html`<tr><td>${fmtTime(e.ts, L)}</td><td>${terminalLabel(names, e.terminalId)}</td><td>${summary(e)}</td></tr>`))}</section>
+<h3>${tr(L, 'silentAlerts')}</h3>${table(L, [tr(L, 'time'), tr(L, 'terminal'), tr(L, 'details')], silentAlerts.map((e) => html`<tr><td>${fmtTime(e.ts, L)}</td><td>${terminalLabel(names, e.terminalId)}</td><td>${describeEvent(e, L)}</td></tr>`))}</section>
 <section class="report-section" id="r-policy"><h2>${tr(L, 'policyChanges')}</h2>${table(L, [tr(L, 'version'), tr(L, 'createdAt'), tr(L, 'createdBy')], policies.map((p) => html`<tr><td>v${p.version}</td><td>${fmtTime(p.created_at, L)}</td><td>${p.created_by}</td></tr>`))}</section>
 <section class="signoff"><p>${tr(L, 'signature')}: ____________________　　${tr(L, 'time')}: ____________</p></section>`;
       return page(r, 'reportTitle', '/report', body, 200, { printable: true });
