@@ -14,13 +14,15 @@ import {
   inventorySummary,
   listBaselines,
   listQuarantined,
+  parseScope,
   rejectBaseline,
+  requestBaseline,
   requestRestore,
   terminalsWith,
 } from './store.js';
 
 const USAGE =
-  'software baseline import --file F | baseline list | baseline approve ID | baseline reject ID | quarantine list [--agent ID] | quarantine restore QID [--agent ID] | inventory [--agent ID [--baseline]] [--package NAME [--version V]]   (--data DIR [--by NAME] [--json])';
+  'software baseline import --file F | baseline request --agent ID [--scope DIR ...] | baseline list | baseline approve ID | baseline reject ID | quarantine list [--agent ID] | quarantine restore QID [--agent ID] | inventory [--agent ID [--baseline]] [--package NAME [--version V]]   (--data DIR [--by NAME] [--json])';
 
 /** `software inventory …`: terminals and their package counts; one terminal's packages (or its differences from the approved baseline); which terminals have a package. */
 function inventory(ctx: ConsoleContext, o: { agent?: string; package?: string; version?: string; baseline: boolean }, print: (x: unknown, human: string) => void): number {
@@ -75,6 +77,7 @@ export const softwareCommand: CliCommand = {
         package: { type: 'string' },
         version: { type: 'string' },
         baseline: { type: 'boolean', default: false },
+        scope: { type: 'string', multiple: true },
         by: { type: 'string', default: 'cli' },
         json: { type: 'boolean', default: false },
       },
@@ -88,6 +91,23 @@ export const softwareCommand: CliCommand = {
       return withConsole(open, (ctx) => {
         const b = importBaseline(ctx, text, actor);
         print(b, `${t('ベースラインを取り込みました(承認待ち)', 'baseline imported (pending approval)')}: ${b.id}  ${b.packages} packages, ${b.files} files\n`);
+        return 0;
+      });
+    }
+    if (area === 'baseline' && action === 'request') {
+      // "この端末を基準にする" from the command line: the terminal collects at its next sync.
+      if (!values.agent) throw new Error('usage: software baseline request --agent ID [--scope DIR ...]');
+      const parsed = parseScope((values.scope ?? []).join('\n'));
+      if ('error' in parsed) throw new Error(parsed.error);
+      const agent = values.agent;
+      return withConsole(open, (ctx) => {
+        const { request, created } = requestBaseline(ctx, agent, parsed.scope, actor);
+        print(
+          { ...request, created },
+          created
+            ? t(`基準ソフトウェアを要求しました(端末の次回同期で収集): ${request.id}\n`, `baseline requested (collected at the terminal's next sync): ${request.id}\n`)
+            : t(`要求済みです: ${request.id} (${request.state})\n`, `already requested: ${request.id} (${request.state})\n`),
+        );
         return 0;
       });
     }
