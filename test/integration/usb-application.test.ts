@@ -169,9 +169,38 @@ describe.skipIf(!tools.ok)(`申請 → 上長承認 with a real agent (notice as
     expect(c.events(['--agent', a.agentId, '--type', 'usb.application_answered'])).toHaveLength(1);
   }, 300_000);
 
+  it('a rejection: the stick stays blocked, the applicant is told once with the comment as text', async () => {
+    fake.addDevice('1-2', STICK.vid, STICK.pid, [[0, 8, 6, 0x50]], { configured: false, serial: Buffer.from('APPLY0002'), devnum: 6 });
+    const ref = (await waitFor('申請番号 for the second stick', () => /1-2 blocked; 申請番号 ([A-Z2-9]{6})/.exec(a.output())?.[1], 60_000, 100))!;
+    const sent = apply([ref, '--reason', '研修用']);
+    expect(sent.status, sent.stderr + sent.stdout).toBe(0);
+    const id = (JSON.parse(sent.stdout) as { id: string }).id;
+    const app = await waitFor('second application listed', () => c.json<Application[]>(['application', 'list']).find((x) => x.appId === id), 60_000, 500);
+    const r = c.json<Application>(['application', 'reject', app.id, '--by', 'kacho', '--comment', '私物の媒体は使えません <b>\u0007']);
+    expect(r.status).toBe('rejected');
+    const answered = await waitFor('usb.application_answered (rejected)', () => c.events(['--agent', a.agentId, '--type', 'usb.application_answered']).find((e) => e.data.id === id), 60_000, 250);
+    expect(answered.data).toMatchObject({ status: 'rejected', until: null });
+    expect(String(answered.data.comment)).toContain('私物の媒体は使えません');
+    expect(authorized('1-2')).toBe('0');
+    if (haveDbus) {
+      const told = await waitFor('rejected Notify call', () => {
+        const l = calls().filter((x) => x.summary === '申請は承認されませんでした');
+        return l.length ? l : null;
+      }, 30_000, 100);
+      await new Promise((r) => setTimeout(r, 3000)); // more polls: still one
+      expect(calls().filter((x) => x.summary === '申請は承認されませんでした')).toHaveLength(1);
+      expect(told[0]!.body).toContain('却下');
+      expect(told[0]!.body).toContain('私物の媒体は使えません');
+      expect(told[0]!.body).not.toMatch(/[<>\u0007]/);
+    }
+  }, 300_000);
+
   it.skipIf(!haveDbus)('the approved notice is one real Notify call on the session bus, in Japanese', async () => {
-    const approved = await waitFor('approved Notify call', () => calls().filter((x) => x.summary === '申請が承認されました'), 30_000, 100);
-    expect(approved).toHaveLength(1);
+    const approved = await waitFor('approved Notify call', () => {
+      const l = calls().filter((x) => x.summary === '申請が承認されました');
+      return l.length ? l : null;
+    }, 30_000, 100);
+    expect(calls().filter((x) => x.summary === '申請が承認されました')).toHaveLength(1);
     expect(approved[0]!.body).toContain('一時許可が承認されました');
   });
 });
