@@ -23,7 +23,7 @@ let dir = '';
 let data = '';
 let ctx: OpenConsole;
 let archive: Buffer;
-let ids: { exceptionId: string; directId: string };
+let ids: ReturnType<typeof seedFleet>;
 const now = new Date();
 const jst = (d: Date) => new Date(d.getTime() + 9 * 3_600_000).toISOString().slice(0, 10);
 const from = jst(new Date(now.getTime() - 2 * 86_400_000));
@@ -83,6 +83,9 @@ describe('self-inspection facts of the seeded fleet', () => {
       files: [['=HYPERLINK("x")/住民票.csv', 12345]],
     });
     expect(f.exceptions.find((e) => e.id === ids.directId)!.applicant).toBeNull();
+    // Applied for at the terminal by the staff member, approved by another account at the console.
+    const app = f.exceptions.find((e) => e.id === ids.applicationGrant)!;
+    expect({ applicant: app.applicant, approver: app.approver, requestId: app.requestId, agentId: app.agentId }).toEqual({ applicant: 'sato', approver: 'admin', requestId: ids.applicationId, agentId: FLEET.good2 });
     expect(f.policies.every((p) => p.signatureOk)).toBe(true);
   });
 });

@@ -8,6 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createIngester } from '../../console/backbone/ingest.js';
 import type { ConsoleContext } from '../../console/module.js';
 import { storePosture } from '../../console/posture/store.js';
+import { applicationsCatchUp, decideApplication, listApplications } from '../../console/usb/applications-store.js';
 import { decideRequest, grantException, requestException } from '../../console/usb/store.js';
 import type { PostureControl, PostureControlReport, PostureDocument } from '../../protocol/posture.js';
 import { chainEvent, genesisHash, type AgentEventType, type SekimoriEvent } from '../../protocol/events.js';
@@ -63,7 +64,7 @@ export function postureDoc(policyVersion: number, collectedAt: string, change: P
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
-export function seedFleet(ctx: ConsoleContext, now = new Date()): { exceptionId: string; directId: string } {
+export function seedFleet(ctx: ConsoleContext, now = new Date()): { exceptionId: string; directId: string; applicationId: string; applicationGrant: string } {
   const body = defaultPolicyBody();
   body.software.mode = 'enforce';
   const version = ctx.publishPolicy(body, 'admin').policy.version;
@@ -132,7 +133,17 @@ export function seedFleet(ctx: ConsoleContext, now = new Date()): { exceptionId:
     },
     'tanaka',
   );
+  // A staff member's application from the terminal (申請), approved at the console by another account.
+  send(
+    FLEET.good2,
+    'usb.application_sent',
+    { id: randomUUID(), ref: 'A-0001', vendorId: '0781', productId: '5581', serialHex: Buffer.from('APP0001').toString('hex'), descriptorHash: '', serial: 'APP0001', manufacturer: 'SanDisk', product: 'Ultra', port: '1-2', reason: '統計データの提出', hours: 2 },
+    'sato',
+  );
+  applicationsCatchUp(ctx);
+  const app = listApplications(ctx, {}, now).find((a) => a.agentId === FLEET.good2)!;
+  const applicationGrant = decideApplication(ctx, app.id, { decision: 'approve', actor: 'admin' }, now).grantId!;
   // A direct grant without a request (no separation of duties): the exceptions item flags it.
   const direct = grantException(ctx, { agentId: FLEET.monitor, device: '0781:5581:ZZ', forMs: 3_600_000, reason: '至急', access: 'readonly', actor: 'admin' }, new Date(t0));
-  return { exceptionId, directId: direct.id };
+  return { exceptionId, directId: direct.id, applicationId: app.id, applicationGrant };
 }
