@@ -4,10 +4,20 @@
  * asks on the user (unlock) socket, also when run by root: that is where the agent learns from
  * the kernel who is asking; the applicant is never a name given here.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isObject } from '../../protocol/validate.js';
-import { localRequest, unlockSocketPath } from '../local-api.js';
+import { localRequest, UNLOCK_SOCKET_ENV, unlockSocketPath } from '../local-api.js';
 import { agentPaths, DEFAULT_STATE_DIR } from '../state.js';
+
+/** Where the installed agent listens for users (the unit sets it; a user's shell does not have the variable). */
+export const INSTALLED_USER_SOCKET = '/run/sekimori-agent/unlock.sock';
+
+/** $SEKIMORI_UNLOCK_SOCKET when set; else, without --state, the installed agent's (the unit sets the variable for the agent, a user's shell has none); else the state folder's. */
+export function defaultSocket(state: string | undefined, env: NodeJS.ProcessEnv = process.env, exists: (p: string) => boolean = existsSync): string {
+  if (state === undefined && !env[UNLOCK_SOCKET_ENV] && exists(INSTALLED_USER_SOCKET)) return INSTALLED_USER_SOCKET;
+  return unlockSocketPath(agentPaths(state ?? DEFAULT_STATE_DIR).socket, env);
+}
 
 const USAGE = 'usage: sekimori-agent apply <申請番号> --reason TEXT [--hours N] [--state DIR | --socket PATH] [--json]';
 
@@ -17,7 +27,7 @@ export async function applyCommand(args: string[]): Promise<number> {
     parsed = parseArgs({
       args,
       allowPositionals: true,
-      options: { reason: { type: 'string' }, hours: { type: 'string' }, state: { type: 'string', default: DEFAULT_STATE_DIR }, socket: { type: 'string' }, json: { type: 'boolean', default: false } },
+      options: { reason: { type: 'string' }, hours: { type: 'string' }, state: { type: 'string' }, socket: { type: 'string' }, json: { type: 'boolean', default: false } },
     });
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
@@ -31,7 +41,7 @@ export async function applyCommand(args: string[]): Promise<number> {
   }
   // The agent checks the bounds; a non-number here is sent as such and refused there (one rule).
   const hours = values.hours === undefined ? undefined : /^\d{1,16}$/.test(values.hours) ? Number(values.hours) : values.hours;
-  const socket = values.socket ?? unlockSocketPath(agentPaths(values.state ?? DEFAULT_STATE_DIR).socket);
+  const socket = values.socket ?? defaultSocket(values.state);
   try {
     const r = await localRequest(socket, 'POST', '/usb/apply', { ref, reason: values.reason, ...(hours === undefined ? {} : { hours }) }, 10_000);
     if (values.json) process.stdout.write(JSON.stringify(r.body) + '\n');

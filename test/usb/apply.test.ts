@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentContext, ConsoleReply, LocalHandler, LocalPeer, NewEvent } from '../../agent/capability.js';
+import { defaultSocket, INSTALLED_USER_SOCKET } from '../../agent/usb/apply-cli.js';
 import { APPLY_LIMITS, ApplyDesk, applyDeviceOf, decideApply, matchDecisions, newRef, type ApplyDevice, type Pending } from '../../agent/usb/apply.js';
 import type { UsbDeviceInfo } from '../../agent/usb/observe.js';
 import { APPLICATION_REF_PATTERN } from '../../protocol/policy-usb.js';
@@ -233,5 +234,14 @@ describe('ApplyDesk', () => {
     const n = r.notices.find((x) => (x as { kind: string }).kind === 'application_rejected') as { reason: string };
     expect(n.reason).not.toContain('\u0007');
     expect(r.desk.pendingCount()).toBe(0);
+  });
+});
+
+describe('apply command: which socket', () => {
+  it('the installed agent’s user socket unless told otherwise', () => {
+    expect(defaultSocket(undefined, {}, () => true)).toBe(INSTALLED_USER_SOCKET);
+    expect(defaultSocket(undefined, { SEKIMORI_UNLOCK_SOCKET: '/tmp/x/unlock.sock' }, () => true)).toBe('/tmp/x/unlock.sock');
+    expect(defaultSocket('/tmp/state', {}, () => true)).toBe('/tmp/state/unlock.sock');
+    expect(defaultSocket(undefined, {}, () => false)).toMatch(/unlock\.sock$/);
   });
 });
