@@ -12,12 +12,16 @@
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConsoleReply, LocalApi, LocalHandler, LocalPeer, LogLevel } from './capability.js';
 import { isNamedPipe } from './os.js';
+
+// Not `import … from 'node:http'`: the ESM facade of node:http reads every export, and its lazy
+// WebSocket/MessageEvent getters load Node's whole fetch stack (undici) — ≈12 MB of an idle agent.
+const { createServer, request } = process.getBuiltinModule('node:http');
 
 const MAX_BODY = 16 * 1024;
 /** Peer look-ups (one short-lived helper process each) running at once on the unlock socket. */

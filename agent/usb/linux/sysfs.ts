@@ -141,10 +141,13 @@ export function listBlockDevices(sysRoot: string): BlockDeviceInfo[] {
   for (const name of names) {
     let devicePath: string;
     try {
-      devicePath = realpathSync(join(dir, name));
+      // One realpath(3) call: the JS realpathSync lstat()s every component, and this runs every rescan.
+      devicePath = realpathSync.native(join(dir, name));
     } catch {
       continue;
     }
+    // loop, zram, dm-*, md*: never a removable medium, USB or built in.
+    if (devicePath.includes('/devices/virtual/')) continue;
     let partitions: string[] = [];
     try {
       partitions = readdirSync(join(dir, name)).filter((n) => n.startsWith(name) && n !== name);
