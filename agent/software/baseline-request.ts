@@ -84,7 +84,7 @@ export class BaselineRequests {
     try {
       reply = await this.deps.link().request('POST', '/api/agent/software/baseline', body, 120_000);
     } catch {
-      this.retryAt.set(req.id, (this.deps.now ?? Date.now)() + BASELINE_RETRY_MS); // unreachable: the console asks again at a later sync
+      this.later(req.id); // unreachable: the console asks again at a later sync
       return;
     }
     if (reply.status === 200 || reply.status === 400 || reply.status === 404 || reply.status === 409) {
@@ -99,8 +99,12 @@ export class BaselineRequests {
       return;
     }
     // 429/503/other: keep the document, try again at a later sync.
-    if (this.retryAt.size >= HANDLED_MAX) this.retryAt.clear();
-    this.retryAt.set(req.id, (this.deps.now ?? Date.now)() + BASELINE_RETRY_MS);
+    this.later(req.id);
+  }
+
+  private later(id: string): void {
+    if (this.retryAt.size >= HANDLED_MAX) this.retryAt.clear(); // a console sending ever new ids costs no memory
+    this.retryAt.set(id, (this.deps.now ?? Date.now)() + BASELINE_RETRY_MS);
   }
 
   private done(id: string): void {

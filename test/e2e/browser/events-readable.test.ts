@@ -115,7 +115,7 @@ describe.skipIf(!tools.ok)('browser: events people can read, baseline by click (
   it('the type filter lists names, not ids', async () => {
     await page.goto(`${c.url}/events`);
     const labels = await page.locator('select[name=type] option').allTextContents();
-    const values = await page.locator('select[name=type] option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+    const values = await page.locator('select[name=type] option').evaluateAll((os) => os.map((o) => (o as unknown as { value: string }).value));
     expect(labels).toContain('USB機器の遮断');
     expect(labels).toContain('多要素認証の失敗');
     expect(labels).toContain('USB・外部記録媒体(すべて)');
