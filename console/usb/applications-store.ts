@@ -130,7 +130,9 @@ export function applicationsCatchUp(ctx: ConsoleContext, maxRows = 2000): number
     const rows = db
       .prepare("SELECT rid, agent_id, user, ts, data FROM events WHERE rid > ? AND rid <= ? AND type = 'usb.application_sent' AND agent_id != 'console' ORDER BY rid")
       .all(cursor, end) as { rid: number; agent_id: string; user: string | null; ts: string; data: string }[];
-    const pendingOf = db.prepare("SELECT count(*) AS n FROM usb_applications WHERE agent_id = ? AND status = 'pending'");
+    // Stale applications (never decided) do not count: they must not close a terminal's applications for good.
+    const pendingOf = db.prepare("SELECT count(*) AS n FROM usb_applications WHERE agent_id = ? AND status = 'pending' AND applied_at >= ?");
+    const freshSince = new Date(Date.now() - APPLICATION_CONSOLE_LIMITS.staleMs).toISOString();
     const insert = db.prepare(
       `INSERT OR IGNORE INTO usb_applications (id, agent_id, app_id, rid, ref, vendor_id, product_id, serial_hex, descriptor_hash, serial, manufacturer, product, staff_user, reason, hours, applied_at, status)
        VALUES (@id, @agent_id, @app_id, @rid, @ref, @vendor_id, @product_id, @serial_hex, @descriptor_hash, @serial, @manufacturer, @product, @staff_user, @reason, @hours, @applied_at, 'pending')`,
@@ -145,7 +147,7 @@ export function applicationsCatchUp(ctx: ConsoleContext, maxRows = 2000): number
       const d = readEventData('usb.application_sent', parsed);
       // Not well-formed (marked at ingest already), or no applicant / no serial: nothing to decide.
       if (!d || !r.user || d.serialHex === '' || !Number.isSafeInteger(d.hours) || d.hours < 1) continue;
-      const pending = (pendingOf.get(r.agent_id) as { n: number }).n;
+      const pending = (pendingOf.get(r.agent_id, freshSince) as { n: number }).n;
       if (pending >= APPLICATION_CONSOLE_LIMITS.pendingPerTerminal) {
         ctx.recordRepeated(
           { type: 'admin.application_refused', severity: 'warning', terminalId: r.agent_id, user: safeText(r.user, 64), data: { applicationId: safeText(d.id, 64), reason: 'pending_limit', pending } },

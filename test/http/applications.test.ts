@@ -179,6 +179,12 @@ describe('applications routes', () => {
     expect(eventsOf('admin.application_refused').length).toBeLessThanOrEqual(2);
     // The other terminal is not held up by this one's flood.
     expect(listApplications(t.ctx).some((x) => x.agentId === other.agentId)).toBe(true);
+    // Applications nobody decided for longer than the stale period do not count against the cap.
+    t.ctx.db.prepare("UPDATE usb_applications SET applied_at = '2020-01-01T00:00:00.000Z' WHERE agent_id = ? AND status = 'pending'").run(agent.agentId);
+    const late = sent();
+    await upload(agent, chain, [chain.next('usb.application_sent', late, { user: 'sato' })]);
+    expect(byAgentId(late.id).status).toBe('pending');
+    expect(listApplications(t.ctx).filter((x) => x.agentId === agent.agentId && x.stale).length).toBe(APPLICATION_CONSOLE_LIMITS.pendingPerTerminal);
   });
 
   it('CLI path: decideApplication refuses an unknown id and a missing approver', () => {
