@@ -17,7 +17,7 @@
  */
 import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { canonicalJson } from '../../protocol/canonical.js';
-import { eventHash, genesisHash, type SekimoriEvent } from '../../protocol/events.js';
+import { CONSOLE_CHAIN_ID, eventHash, genesisHash, type SekimoriEvent } from '../../protocol/events.js';
 import { csvLine, BOM } from '../web/csv.js';
 import type { ExceptionFacts, FileWritten, ItemResult, PolicyVersionFacts, ReportFacts } from './items.js';
 import { readTar, writeTar, type TarEntry } from './tar.js';
@@ -126,6 +126,8 @@ export interface EvidenceInput {
   generatedAt: Date;
   privateKey: KeyObject;
   publicKey: KeyObject;
+  /** The console's own chain head (admin actions, alerts), which is not a terminal's. */
+  consoleHead?: { seq: number; hash: string | null } | undefined;
 }
 
 /** The archive (pure apart from the signature). */
@@ -134,6 +136,7 @@ export function buildEvidence(x: EvidenceInput): Buffer {
   if (x.events.length > MAX_EVIDENCE_EVENTS) throw new Error(`more than ${MAX_EVIDENCE_EVENTS} events in the period: choose a shorter period`);
   const names = new Map(f.terminals.map((t) => [t.id, t.hostname]));
   const heads = new Map([...f.chain].map(([id, c]) => [id, { seq: c.headSeq, hash: c.headHash }]));
+  if (x.consoleHead) heads.set(CONSOLE_CHAIN_ID, x.consoleHead);
   const report = {
     format: EVIDENCE_FORMAT,
     period: { from: f.fromDay, to: f.toDay },

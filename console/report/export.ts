@@ -1,6 +1,7 @@
 /** The I/O around ./evidence.ts: reads the period's events and the console's signing key, records the export. */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { CONSOLE_CHAIN_ID } from '../../protocol/events.js';
 import { signedEvent, queryEvents } from '../core/events.js';
 import { consolePaths } from '../core/paths.js';
 import type { ConsoleContext } from '../module.js';
@@ -41,6 +42,7 @@ export function exportEvidence(ctx: ConsoleContext, fromDay: string, toDay: stri
     generatedAt: now,
     privateKey,
     publicKey,
+    consoleHead: ctx.db.prepare('SELECT seq, hash FROM events WHERE agent_id = ? ORDER BY seq DESC LIMIT 1').get(CONSOLE_CHAIN_ID) as { seq: number; hash: string } | undefined,
   });
   const fingerprint = keyFingerprint(publicKey);
   ctx.recordEvent({ type: 'admin.evidence_exported', user: actor, data: { from: fromDay, to: toDay, events: events.length, bytes: archive.length, fingerprint } });

@@ -287,6 +287,7 @@ export function policyItem(f: ReportFacts): ItemResult {
     (t) => (t.policyVersion < f.policy.version ? ['policy_outdated'] : []),
     [
       { label: 'linkPolicyChanges', href: eventsLink(f, { type: 'admin.policy_published' }) },
+      { label: 'linkPolicyDiffs', href: eventsLink(f, { type: 'admin.policy_changed' }) },
       { label: 'linkPolicyRejected', href: eventsLink(f, { type: 'agent.policy_rejected' }) },
     ],
   );

@@ -112,6 +112,7 @@ const WORDS = {
   linkChainBroken: ['チェーン不整合', 'Chain broken'],
   linkPolicyChanges: ['ポリシーの公開', 'Policies published'],
   linkPolicyRejected: ['ポリシーの拒否', 'Policies rejected'],
+  linkPolicyDiffs: ['ポリシーの変更内容(変更者・差分)', 'Policy changes (who, diff)'],
   terminal: ['端末', 'Terminal'],
   terminalEvents: ['この端末の操作ログ', "This terminal's events"],
 } as const satisfies Record<string, Pair>;

@@ -102,6 +102,9 @@ describe('evidence archive', () => {
     const good = m.chains.find((c) => c.agentId === FLEET.good1)!;
     expect({ holes: good.holes, badLinks: good.badLinks, badHashes: good.badHashes, head: good.consoleHeadHash }).toEqual({ holes: 0, badLinks: 0, badHashes: 0, head: good.lastHash });
     expect(m.counts.events).toBe(m.chains.reduce((n, c) => n + c.events, 0));
+    // The console's own chain (admin actions, alerts) is covered too, with its head.
+    const own = m.chains.find((c) => c.agentId === 'console')!;
+    expect({ holes: own.holes, badLinks: own.badLinks, badHashes: own.badHashes, headAtOrAfter: own.consoleHeadSeq! >= own.lastSeq }).toEqual({ holes: 0, badLinks: 0, badHashes: 0, headAtOrAfter: true });
     expect(m.files.map((f) => f.name)).toEqual(['report.json', 'events.jsonl', 'items.csv', 'offenders.csv', 'exceptions.csv', 'files-written.csv', 'policies.csv', 'events.csv']);
   });
 
