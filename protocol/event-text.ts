@@ -231,6 +231,16 @@ export const EVENT_TEXT: Record<string, TypeText> = {
   'agent.policy_rejected': entry('agent.policy_rejected', ['ポリシーの拒否', 'Policy rejected'], (d, L) =>
     J(L, `ポリシー ${typeof d.offeredVersion === 'number' ? v(d.offeredVersion) : ''}を拒否しました(${q(d.reason)})— ${v(d.inForce)} を継続`, `Policy ${typeof d.offeredVersion === 'number' ? v(d.offeredVersion) + ' ' : ''}rejected (${q(d.reason)}) — ${v(d.inForce)} stays in force`),
   ),
+  // ---- posture (issue 16: the terminal's controls as the console judges them) ---------------------
+  'posture.screen_lock_enforced': entry('posture.screen_lock_enforced', ['画面ロックの設定', 'Screen lock enforced'], (d, L) =>
+    J(L, `画面ロックを ${d.maxIdleMinutes} 分以内に設定しました`, `Screen lock set to at most ${d.maxIdleMinutes} minutes`),
+  ),
+  'posture.noncompliant': entry('posture.noncompliant', ['対策状況の不適合', 'Terminal non-compliant'], (d, L) =>
+    J(L, `端末 ${q(d.hostname)} が対策の基準を満たしていません(${d.failing.map((f) => s(f, 32)).join('、') || '-'})`, `Terminal ${q(d.hostname)} is not compliant (${d.failing.map((f) => s(f, 32)).join(', ') || '-'})`),
+  ),
+  'posture.compliant': entry('posture.compliant', ['対策状況の適合', 'Terminal compliant'], (d, L) =>
+    J(L, `端末 ${q(d.hostname)} が対策の基準を満たすようになりました`, `Terminal ${q(d.hostname)} is compliant again`),
+  ),
   'agent.enrolled': entry('agent.enrolled', ['端末の登録', 'Terminal enrolled'], (d, L) =>
     J(L, `端末 ${q(d.hostname)}(${q(d.os)})を登録しました${d.sameNameAs?.length ? '(同名の端末あり)' : ''}`, `Terminal ${q(d.hostname)} (${q(d.os)}) enrolled${d.sameNameAs?.length ? ' (another terminal has this name)' : ''}`),
   ),
@@ -341,6 +351,9 @@ export const EVENT_TEXT: Record<string, TypeText> = {
   ),
   'admin.report_generated': entry('admin.report_generated', ['自己点検レポートの作成', 'Report generated'], (d, L, u) =>
     J(L, `${ga(u, L)}自己点検レポート(${q(d.from, 16)}〜${q(d.to, 16)})を作成しました`, `${u || 'Someone'} generated the self-inspection report (${q(d.from, 16)} – ${q(d.to, 16)})`),
+  ),
+  'admin.evidence_exported': entry('admin.evidence_exported', ['監査証跡の出力', 'Evidence exported'], (d, L, u) =>
+    J(L, `${ga(u, L)}監査証跡(${q(d.from, 16)}〜${q(d.to, 16)}、操作ログ ${d.events} 件)を出力しました`, `${u || 'Someone'} exported the audit evidence (${q(d.from, 16)} – ${q(d.to, 16)}, ${d.events} events)`),
   ),
   'admin.events_exported': entry('admin.events_exported', ['操作ログのCSV出力', 'Events exported'], (d, L, u) => J(L, `${ga(u, L)}操作ログ ${d.rows} 件をCSV出力しました`, `${u || 'Someone'} exported ${d.rows} events as CSV`)),
   'admin.usb_devices_exported': entry('admin.usb_devices_exported', ['機器一覧のCSV出力', 'Devices exported'], (d, L, u) => J(L, `${ga(u, L)}機器一覧 ${d.rows} 件をCSV出力しました`, `${u || 'Someone'} exported ${d.rows} devices as CSV`)),
@@ -627,6 +640,11 @@ export const FIELD_LABELS: Record<string, Pair> = {
   packages: ['パッケージ数', 'Packages'],
   files: ['ファイル数', 'Files'],
   requestId: ['要求ID', 'Request ID'],
+  failing: ['不適合の項目', 'Failing checks'],
+  why: ['理由', 'Why'],
+  collectedAt: ['収集日時', 'Collected at'],
+  maxIdleMinutes: ['画面ロックまでの分数', 'Idle minutes to lock'],
+  fingerprint: ['指紋(SHA-256)', 'Fingerprint (SHA-256)'],
   captureMs: ['収集時間(ミリ秒)', 'Capture (ms)'],
   bytes: ['バイト数', 'Bytes'],
   scope: ['収集範囲', 'Scope'],

@@ -129,6 +129,7 @@ function sample(type: string): Record<string, unknown> {
     'software.restored': { id: 'q', path: '/tmp/x', sha256: 'a'.repeat(64), by: 'admin' },
     'software.exec_denied': { path: '/tmp/x', sha256: null, rule: 'r', reason: 'not_allowed', pid: 1, uid: 1, mode: 'enforce', decideMs: 1 },
     'admin.software_restore_requested': { id: 'q', path: '/tmp/x', sha256: 'a'.repeat(64) },
+    'admin.evidence_exported': { from: '2026-11-01', to: '2026-11-30', events: 12, bytes: 3400, fingerprint: 'b'.repeat(64) },
   };
   if (HAND[type]) return HAND[type]!;
   return Value.Create(EVENT_DATA[type as keyof typeof EVENT_DATA]) as Record<string, unknown>;
