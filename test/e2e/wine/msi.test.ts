@@ -78,6 +78,8 @@ describe.skipIf(!msitools.ok)('sekimori-agent.msi tables (msiinfo)', () => {
     const files = table('File').map((f) => f.FileName);
     expect(files.some((f) => f!.endsWith('sekimori-agent.exe'))).toBe(true);
     expect(files.some((f) => f!.endsWith('sekimori-service.exe'))).toBe(true);
+    expect(files.some((f) => f!.endsWith('sekimori-proclist.exe'))).toBe(true);
+    expect(files.some((f) => f!.endsWith('sekimori-notice.exe'))).toBe(true); // desktop notices (issue 15)
   });
 
   it('enrolment and Credential Provider settings only when given; the token and the CP credential hidden from logs', () => {
