@@ -2,12 +2,13 @@
  * `sekimori-console evidence export|verify`: the signed self-inspection evidence (./evidence.ts).
  * `verify` opens no console: it needs only the archive (and optionally the console's key to pin).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { t } from '../../protocol/i18n.js';
 import { withConsole, type CliCommand } from '../module.js';
 import { verifyEvidence } from './evidence.js';
 import { exportEvidence } from './export.js';
+import { MAX_TAR_BYTES } from './tar.js';
 
 const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -45,6 +46,11 @@ export const evidenceCommand: CliCommand = {
       });
       const file = positionals[0];
       if (!file || positionals.length !== 1) throw new Error('usage: evidence verify FILE');
+      // Bounded before reading: the file is read whole.
+      if (statSync(file).size > MAX_TAR_BYTES) {
+        process.stderr.write(`${t('検証失敗', 'verification failed')}: ${file}: ${t('ファイルが大きすぎます', 'file too large')}\n`);
+        return 1;
+      }
       const r = verifyEvidence(readFileSync(file), { publicKeyPem: values['public-key'] ? readFileSync(values['public-key'], 'utf8') : undefined, fingerprint: values.fingerprint });
       if (values.json) {
         process.stdout.write(

@@ -224,7 +224,16 @@ function fail(reason: string): VerifyResult {
  * Checks an archive offline. `pin` (a PEM public key or its fingerprint) ties it to one console;
  * without it the embedded key is used and its fingerprint reported for the auditor to compare.
  */
-export function verifyEvidence(bytes: Buffer, pin: { publicKeyPem?: string; fingerprint?: string } = {}): VerifyResult {
+export function verifyEvidence(bytes: Buffer, pin: { publicKeyPem?: string | undefined; fingerprint?: string | undefined } = {}): VerifyResult {
+  try {
+    return verifyOrFail(bytes, pin);
+  } catch (e) {
+    // Only a correctly signed manifest reaches the deeper checks; anything malformed there is still a refusal, never a crash.
+    return fail(`malformed archive: ${(e as Error).message}`);
+  }
+}
+
+function verifyOrFail(bytes: Buffer, pin: { publicKeyPem?: string | undefined; fingerprint?: string | undefined }): VerifyResult {
   let entries: TarEntry[];
   try {
     entries = readTar(bytes);

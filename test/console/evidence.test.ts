@@ -4,7 +4,7 @@
  * fails after ANY one-byte change, a re-serialised manifest, an added file, another console's key.
  * The report facts of the fleet give each item's expected verdict and coverage.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,6 +156,32 @@ describe('evidence archive', () => {
     expect(verifyEvidence(archive, { publicKeyPem: other.publicKey.export({ type: 'spki', format: 'pem' }).toString() }).ok).toBe(false);
     expect(verifyEvidence(archive, { fingerprint: 'ab'.repeat(32) }).ok).toBe(false);
     expect(verifyEvidence(archive, { publicKeyPem: readFileSync(join(data, 'policy-signing-key.pub.pem'), 'utf8') }).ok).toBe(true);
+  });
+
+  it('a manifest signed by the right key over malformed events is refused with a reason, never a crash', () => {
+    const key = createPrivateKey(readFileSync(join(data, 'policy-signing-key.pem'), 'utf8'));
+    const mtime = new Date(Math.floor(now.getTime() / 1000) * 1000);
+    const resign = (jsonl: string, change: (m: EvidenceManifest) => void = () => {}) => {
+      const entries = readTar(archive).map((e) => (e.name === 'events.jsonl' ? { name: e.name, data: Buffer.from(jsonl) } : e));
+      const m = manifestOf(archive);
+      const f = m.files.find((x) => x.name === 'events.jsonl')!;
+      f.bytes = Buffer.byteLength(jsonl);
+      f.sha256 = createHash('sha256').update(jsonl).digest('hex');
+      change(m);
+      const body = Buffer.from(canonicalJson(m) + '\n');
+      const sig = sign(null, Buffer.concat([Buffer.from('sekimori-evidence/1\n'), body]), key).toString('base64') + '\n';
+      return writeTar(entries.map((e) => (e.name === 'manifest.json' ? { name: e.name, data: body } : e.name === 'manifest.sig' ? { name: e.name, data: Buffer.from(sig) } : e)), mtime);
+    };
+    for (const [jsonl, change] of [
+      ['{"x":1}\n', (m: EvidenceManifest) => (m.counts.events = 1)],
+      ['not json\n', () => {}],
+      ['{"agentId":{"a":1},"seq":"1e999","data":null}\n', (m: EvidenceManifest) => (m.counts.events = 1)],
+      ['', (m: EvidenceManifest) => ((m as unknown as { chains: unknown }).chains = 'x')],
+    ] as const) {
+      const r = verifyEvidence(resign(jsonl, change));
+      expect(r.ok, jsonl).toBe(false);
+      if (!r.ok) expect(r.reason.length).toBeGreaterThan(5);
+    }
   });
 
   it('the export is recorded as an admin event', () => {
