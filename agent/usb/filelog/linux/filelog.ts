@@ -100,8 +100,10 @@ export class LinuxFileLog {
   /** A device was judged (new or changed decision): usable media are watched once mounted. */
   judged(d: UsbDeviceInfo, dec: UsbDecision, monitor: boolean): void {
     const m = usableMedium(d, dec, monitor);
+    const had = this.media.has(d.path);
     if (m) this.media.set(d.path, m);
     else this.media.delete(d.path);
+    if (!!m !== had) this.ctx.log('info', `usb: file log: ${safeText(d.path)} ${m ? `usable (${m.access}): writes are recorded once mounted` : 'no longer usable'}`);
   }
 
   /** A medium given directly (tests on a loop/tmpfs medium): watched while present in `blocks`. */
@@ -194,6 +196,7 @@ export class LinuxFileLog {
       const l = parseFileLogLine(raw);
       if (!l || child !== this.child) return;
       if (l.kind === 'ready') {
+        this.ctx.log('info', `usb: file log: helper running (pid ${l.pid})`);
         this.helperPid = l.pid;
         this.restarts = 0;
         resolveReady(true);
