@@ -112,7 +112,8 @@ export function exceptionFacts(ctx: ConsoleContext, since: string, until: string
   const applications = new Map(listApplications(ctx, { all: true }, now).filter((a) => a.grantId && a.status === 'approved').map((a) => [a.grantId!, a]));
   const requests = new Map(listRequests(ctx, { all: true }).filter((q) => q.grantId).map((q) => [q.grantId!, q]));
   return listExceptions(ctx, { all: true }, now)
-    .filter((e) => e.grantedAt < until && (e.revokedAt ?? e.expiresAt) >= since)
+    // In the period: granted before its end, and still in force (not yet expired nor revoked) at its start.
+    .filter((e) => e.grantedAt < until && (e.revokedAt && e.revokedAt < e.expiresAt ? e.revokedAt : e.expiresAt) >= since)
     .map((e) => {
       const a = applications.get(e.id);
       const q = a ? { requestedBy: a.staffUser, staffUser: a.staffUser, decidedBy: a.decidedBy, id: a.id } : (requests.get(e.id) ?? null);
