@@ -177,6 +177,7 @@ export function exportItem(f: ReportFacts): ItemResult {
   return item(f, 'export', fleet, (t) => [...common(f, t), ...posture(f, t.id, ['usb_enforced', 'usb_boot_hold', 'usb_readonly_rule'])], [
     { label: 'linkBlocked', href: eventsLink(f, { type: 'usb.blocked' }) },
     { label: 'linkFilesWritten', href: eventsLink(f, { type: 'usb.file_written' }) },
+    { label: 'linkExportsPage', href: `/exports?${new URLSearchParams({ from: f.fromDay, to: f.toDay }).toString()}` },
   ]);
 }
 

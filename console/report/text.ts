@@ -100,6 +100,7 @@ const WORDS = {
   evidenceHelp: ['書き出したファイルは sekimori-console evidence verify ファイル名 でオフラインで検証できます。', 'Verify the file offline with: sekimori-console evidence verify FILE'],
   linkBlocked: ['遮断の記録', 'Blocked devices'],
   linkFilesWritten: ['持ち出しログ', 'Files written'],
+  linkExportsPage: ['持ち出しログ(一覧・検索)', 'Export log (list and search)'],
   linkMfa: ['多要素認証の記録', 'MFA events'],
   linkMfaFailure: ['認証失敗', 'MFA failures'],
   linkAgent: ['端末エージェントの記録', 'Agent events'],

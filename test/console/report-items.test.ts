@@ -153,7 +153,7 @@ describe('report items', () => {
     const f = facts();
     expect(eventsLink(f, { type: 'usb.blocked' })).toBe('/events?type=usb.blocked&since=2026-11-01&until=2026-11-30');
     expect(eventsLink(f, { terminal: 'a&type=x' })).toBe('/events?terminal=a%26type%3Dx&since=2026-11-01&until=2026-11-30');
-    for (const i of evaluate(f)) for (const l of i.links) expect(l.href).toMatch(/^\/events\?type=[a-z_.*%2A]+&since=2026-11-01&until=2026-11-30$/);
+    for (const i of evaluate(f)) for (const l of i.links) expect(l.href).toMatch(/^\/events\?type=[a-z_.*%2A]+&since=2026-11-01&until=2026-11-30$|^\/exports\?from=2026-11-01&to=2026-11-30$/);
   });
 
   it('exception findings: files written without a hash on an allow exception', () => {
