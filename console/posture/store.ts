@@ -6,7 +6,7 @@
 import type Database from 'better-sqlite3';
 import { postureCompliant, postureDocumentCheck, postureVerdicts, type PostureDocument, type PostureVerdict } from '../../protocol/posture.js';
 import { safeText } from '../../protocol/text.js';
-import { agentHostnames } from '../backbone/store.js';
+import { agentHostnames, listAgents } from '../backbone/store.js';
 import { listUsers } from '../mfa/store.js';
 import type { ConsoleContext } from '../module.js';
 
@@ -98,7 +98,7 @@ export interface PostureRow {
 export function postureMatrix(ctx: ConsoleContext): PostureRow[] {
   const policy = ctx.currentPolicy().policy;
   const latest = new Map(latestPostures(ctx.db).map((p) => [p.agentId, p]));
-  const agents = ctx.db.prepare("SELECT id, hostname FROM agents WHERE status != 'revoked' ORDER BY hostname, id").all() as { id: string; hostname: string }[];
+  const agents = listAgents(ctx).filter((a) => a.status !== 'revoked');
   return agents.map((a) => {
     const p = latest.get(a.id);
     if (!p) return { agentId: a.id, hostname: a.hostname, receivedAt: null, compliant: null, verdicts: [], doc: null };
