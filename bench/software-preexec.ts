@@ -22,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConsoleUnreachableError, type AgentContext, type NewEvent } from '../agent/capability.js';
 import { SoftwareCapability } from '../agent/software/index.js';
+import { PreExecLine } from '../agent/software/linux/preexec/line.js';
 import { defaultSeverity, type SekimoriEvent } from '../protocol/events.js';
 import { builtinPolicy, type PolicyDocument } from '../protocol/policy.js';
 import { defaultSoftwarePolicy, type SoftwarePolicy } from '../protocol/policy-software.js';
@@ -132,13 +133,18 @@ async function main(): Promise<void> {
       } satisfies SoftwarePolicy,
     });
     const cap = new SoftwareCapability();
+    /** The capability's pre-exec line: Linux's (this tier runs only there). */
+    const line = (): PreExecLine => {
+      if (!(cap.preExec instanceof PreExecLine)) throw new Error('no Linux pre-exec line');
+      return cap.preExec;
+    };
     // SEKIMORI_BENCH_HELPER_PREFIX (e.g. "chrt -f 1"): try the helper under another scheduling class.
     const extra = (process.env.SEKIMORI_BENCH_HELPER_PREFIX ?? '').split(' ').filter(Boolean);
-    cap.preExec.setEnv({ helper: () => helper, prefix: [...prefix, ...extra] });
+    line().setEnv({ helper: () => helper, prefix: [...prefix, ...extra] });
     await cap.start(ctx, policy(false));
     const helperOn = async (on: boolean) => {
       await cap.applyPolicy(policy(on));
-      await until(on ? 'helper READY' : 'helper stopped', () => cap.preExec.status().running === on);
+      await until(on ? 'helper READY' : 'helper stopped', () => line().status().running === on);
     };
     const timed = async (args: string[]) =>
       (await inNs([timer, ...args])).stdout
@@ -168,14 +174,14 @@ async function main(): Promise<void> {
         full[on ? 'on' : 'off'].push(...f.map((x) => x.us));
       }
     }
-    const hs = await cap.preExec.helperStats();
+    const hs = await line().helperStats();
 
     // 2. Unknown files: each a new inode (cache miss), judged by the agent (hash + decide).
     for (let i = 0; i < UNKNOWN; i++) put(join(mnt, 'allowed', `u-${i}`), Buffer.from(`#!/bin/true\n# unknown ${i} ${randomUUID()}\n`));
     const unknownRuns: number[] = [];
-    const answered0 = cap.preExec.status().stats!.answerMs.length;
+    const answered0 = line().status().stats!.answerMs.length;
     for (let i = 0; i < UNKNOWN; i++) unknownRuns.push(...(await timed(['1', join(mnt, 'allowed', `u-${i}`)])).map((x) => x.us / 1000));
-    const judgeMs = cap.preExec.status().stats!.answerMs.slice(answered0);
+    const judgeMs = line().status().stats!.answerMs.slice(answered0);
     // The same kind of script once cached: what the unknown runs cost without the question.
     put(join(mnt, 'allowed', 'known'), Buffer.from('#!/bin/true\n# known\n'));
     await timed(['1', join(mnt, 'allowed', 'known')]);

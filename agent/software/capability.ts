@@ -47,12 +47,11 @@ import {
 import { diffPackages } from './observe/dpkg.js';
 import { FileWatcher } from './observe/files.js';
 import { Hasher, identityKey, type Digest } from './observe/hash.js';
-import type { InstalledSource, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from './platform.js';
+import type { InstalledSource, PreExecControl, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from './platform.js';
 import { SoftwareState } from './state.js';
 import { SoftwareSync } from './sync.js';
 import { BaselineRequests } from './baseline-request.js';
 import { captureBaseline } from './cli.js';
-import { PreExecLine } from './linux/preexec/line.js';
 
 export interface SoftwareStats {
   active: boolean;
@@ -119,17 +118,19 @@ export class SoftwareCapability implements Capability {
   private pending = new Set<Promise<unknown>>();
   readonly stats = { unauthorizedProcesses: 0, unauthorizedFiles: 0, killed: 0, quarantined: 0 };
   private readonly processVerdicts: Partial<Record<Verdict['reason'], number>> = {};
-  /** Pre-exec line (Linux, fanotify; agent/software/linux/preexec): follows the observers, flushed on every recompile. */
-  readonly preExec = new PreExecLine(() => ({
-    ctx: this.ctx,
-    policy: this.policy,
-    active: this.processes !== null && !this.stopped,
-    judge: (path, o) => this.judgeExecutable(path, o),
-    uidOf: (pid) => this.platform.processOwner(pid).uid,
-  }));
+  /** Pre-exec line where the platform has one (Linux, fanotify): follows the observers, flushed on every recompile. */
+  readonly preExec: PreExecControl | null;
 
   /** The platform defaults to this OS's (agent/platform.ts chooses); tests pass their own. */
   constructor(readonly platform: SoftwarePlatform = softwarePlatform()) {
+    this.preExec =
+      platform.preExec?.(() => ({
+        ctx: this.ctx,
+        policy: this.policy,
+        active: this.processes !== null && !this.stopped,
+        judge: (path, o) => this.judgeExecutable(path, o),
+        uidOf: (pid) => this.platform.processOwner(pid).uid,
+      })) ?? null;
     this.syncer = new SoftwareSync(
       () => this.ctx.console,
       () => this.platform.listQuarantine(this.quarantineDir()),
@@ -240,7 +241,7 @@ export class SoftwareCapability implements Capability {
     const policy = this.platform.compilable ? this.platform.compilable(this.policy) : this.policy;
     const exemptions = this.platform.judgedPath ? this.exemptions.map((e) => ({ ...e, path: key(e.path) })).filter((e) => e.path !== '') : this.exemptions;
     this.compiled = compilePolicy(policy, exemptions, { packageDb: this.packageDb });
-    if (this.ctx) void this.track(this.preExec.update());
+    if (this.ctx) void this.track(this.preExec?.update() ?? Promise.resolve());
   }
 
   private inScope(path: string): boolean {
@@ -323,7 +324,7 @@ export class SoftwareCapability implements Capability {
         if (this.files === files) this.watching = true;
       });
     }
-    await this.preExec.update(); // after the package database loaded: the helper's first questions need it
+    await this.preExec?.update(); // after the package database loaded: the helper's first questions need it
   }
 
   private async stopObservers(): Promise<void> {
@@ -334,7 +335,7 @@ export class SoftwareCapability implements Capability {
     this.files = null;
     this.installedStop?.();
     this.installedStop = null;
-    await this.preExec.update();
+    await this.preExec?.update();
   }
 
   private track<T>(p: Promise<T>): Promise<T> {

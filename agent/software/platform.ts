@@ -8,7 +8,35 @@
  * (ctx.emit, durable) before it asks the platform to kill or quarantine anything.
  */
 import type { SoftwarePolicy } from '../../protocol/policy-software.js';
+import type { AgentContext } from '../capability.js';
 import type { PackageOwner } from './decide.js';
+
+/** The capability's judge for one executable (SoftwareCapability.judgeExecutable has this shape). */
+export interface ExecJudgement {
+  verdict: { allowed: boolean; reason: string; rule: string };
+  subject: { path: string; sha256: string };
+  inScope: boolean;
+}
+export type ExecJudge = (path: string, opts: { hashPath: string; deleted: boolean }) => Promise<ExecJudgement>;
+
+/** What a pre-exec line reads from the capability at each update. */
+export interface PreExecState {
+  ctx: AgentContext;
+  policy: SoftwarePolicy;
+  /** The capability is judging processes now (observers running, not stopped). */
+  active: boolean;
+  judge: ExecJudge;
+  uidOf(pid: number): number | null;
+}
+
+/**
+ * Enforcement before the first instruction runs, where the OS offers it (Linux: fanotify, see
+ * linux/preexec/). `update()` is called whenever the capability's state may have changed; the
+ * line plans from it and starts, stops or flushes what it runs.
+ */
+export interface PreExecControl {
+  update(): Promise<void>;
+}
 
 /** A process the platform saw start (or exec something new) since its last look. */
 export interface ProcessSeen {
@@ -106,6 +134,8 @@ export interface SoftwarePlatform {
   rootsChanged?(): boolean;
   /** Starts looking for new processes every `intervalMs`; `onExec` gets each new one. */
   watchProcesses(o: { intervalMs: number; onExec(p: ProcessSeen): void }): ProcessWatch;
+  /** Pre-exec enforcement on this platform, if it has any (absent: the process watch is the only line). */
+  preExec?(state: () => PreExecState): PreExecControl;
   /** Splits the executable report into path and "the file was deleted after start". */
   parseExe(exeLink: string): { path: string; deleted: boolean };
   processCommand(pid: number): ProcessCommand;

@@ -7,9 +7,10 @@ import type { SoftwarePolicy } from '../../../protocol/policy-software.js';
 import { parseExeLink } from '../decide.js';
 import { PackageDb } from '../observe/dpkg.js';
 import { ancestry, ProcScanner, readArgv, readCwd, readUid } from '../observe/proc.js';
-import type { InstalledProgram, InstalledSource, KillResult, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from '../platform.js';
+import type { InstalledProgram, InstalledSource, KillResult, PreExecControl, PreExecState, ProcessSeen, ProcessWatch, QuarantineRecord, SoftwarePlatform } from '../platform.js';
 import { listQuarantine } from '../state.js';
 import { ensureQuarantineDir, killIfSame, quarantineFile, restoreFile, UserNames } from './actions.js';
+import { PreExecLine } from './preexec/line.js';
 
 export interface LinuxSoftwareOptions {
   /** Where /proc is (tests point it elsewhere). */
@@ -100,6 +101,11 @@ export class LinuxSoftwarePlatform implements SoftwarePlatform {
 
   watchedRoots(policy: SoftwarePolicy): string[] {
     return policy.locations;
+  }
+
+  /** fanotify FAN_OPEN_EXEC_PERM through the root helper (preexec/): answers before the program runs. */
+  preExec(state: () => PreExecState): PreExecControl {
+    return new PreExecLine(state);
   }
 
   watchProcesses(o: { intervalMs: number; onExec(p: ProcessSeen): void }): ProcessWatch {

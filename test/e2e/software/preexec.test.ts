@@ -17,6 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConsoleUnreachableError, type AgentContext, type NewEvent } from '../../../agent/capability.js';
 import { SoftwareCapability } from '../../../agent/software/index.js';
+import { PreExecLine } from '../../../agent/software/linux/preexec/line.js';
 import { defaultSeverity, type SekimoriEvent } from '../../../protocol/events.js';
 import { builtinPolicy, type PolicyDocument } from '../../../protocol/policy.js';
 import { defaultSoftwarePolicy, type SoftwarePolicy } from '../../../protocol/policy-software.js';
@@ -61,6 +62,11 @@ function recorder(stateDir: string) {
 describe.skipIf(!tools.ok)('pre-exec: the capability with the real helper on a test tmpfs', () => {
   let s: Stage;
   let cap: SoftwareCapability;
+  /** The capability's pre-exec line: Linux's (this tier runs only there). */
+  const line = (): PreExecLine => {
+    if (!(cap.preExec instanceof PreExecLine)) throw new Error('no Linux pre-exec line');
+    return cap.preExec;
+  };
   let rec: ReturnType<typeof recorder>;
   let helper: string;
   let version = 1;
@@ -101,9 +107,9 @@ describe.skipIf(!tools.ok)('pre-exec: the capability with the real helper on a t
     spawnOk(s.prefix, ['mkdir', '-m', '0777', m('out')]);
     rec = recorder(join(work, 'state'));
     cap = new SoftwareCapability();
-    cap.preExec.setEnv({ helper: () => helper, prefix: s.prefix, mountPollMs: 200 });
+    line().setEnv({ helper: () => helper, prefix: s.prefix, mountPollMs: 200 });
     await cap.start(rec.ctx, policy({}));
-    await waitFor('helper READY', () => cap.preExec.status().running, 15_000);
+    await waitFor('helper READY', () => line().status().running, 15_000);
   }, 60_000);
 
   afterAll(async () => {
@@ -127,18 +133,18 @@ describe.skipIf(!tools.ok)('pre-exec: the capability with the real helper on a t
   });
 
   it('the second refusal comes from the helper’s cache (no new question to the agent)', async () => {
-    const before = cap.preExec.status().stats!.questions;
+    const before = line().status().stats!.questions;
     const r = await runIn(s, m('evil.sh'), [m('out/evil')]).done;
     expect(r.rc).toBe(126);
-    expect(cap.preExec.status().stats!.questions).toBe(before);
-    const hs = await cap.preExec.helperStats();
+    expect(line().status().stats!.questions).toBe(before);
+    const hs = await line().helperStats();
     expect(hs!.hits).toBeGreaterThanOrEqual(1);
   });
 
   it('a policy change flushes the cache: a newly allowed file runs, and is refused again once the rule goes', async () => {
     const allowEvil = { kind: 'sha256' as const, action: 'allow' as const, sha256: sha(s.outside(m('evil.sh'))) };
     await cap.applyPolicy(policy({ rules: [...policy({}).software.rules, allowEvil] }));
-    await waitFor('policy applied to the helper', () => cap.preExec.status().running, 10_000);
+    await waitFor('policy applied to the helper', () => line().status().running, 10_000);
     const r = await runIn(s, m('evil.sh'), [m('out/evil-allowed')]).done;
     expect(r.rc).toBe(0);
     expect(marker('evil-allowed')).toBe(true);
@@ -150,13 +156,13 @@ describe.skipIf(!tools.ok)('pre-exec: the capability with the real helper on a t
 
   it('monitor mode never denies (the helper is not running), enforce brings it back', async () => {
     await cap.applyPolicy(policy({ mode: 'monitor' }));
-    await waitFor('helper stopped in monitor mode', () => cap.preExec.status().why === 'monitor' && !cap.preExec.status().running, 10_000);
+    await waitFor('helper stopped in monitor mode', () => line().status().why === 'monitor' && !line().status().running, 10_000);
     const r = await runIn(s, m('evil.sh'), [m('out/evil-monitor')]).done;
     expect(r.rc).toBe(0);
     expect(marker('evil-monitor')).toBe(true);
     const started = of('software.preexec_started').length;
     await cap.applyPolicy(policy({}));
-    await waitFor('helper back in enforce mode', () => cap.preExec.status().running && of('software.preexec_started').length > started, 15_000);
+    await waitFor('helper back in enforce mode', () => line().status().running && of('software.preexec_started').length > started, 15_000);
     expect((await runIn(s, m('evil.sh'), [m('out/evil-enforce')]).done).rc).toBe(126);
   });
 
@@ -166,27 +172,27 @@ describe.skipIf(!tools.ok)('pre-exec: the capability with the real helper on a t
     spawnOk(s.prefix, ['mount', '-t', 'tmpfs', '-o', 'size=8m,mode=0755', 'sekimori-later', sub]);
     writeFileSync(s.outside(join(sub, 'evil.sh')), script('evil-later'));
     chmodSync(s.outside(join(sub, 'evil.sh')), 0o755);
-    await waitFor('the new mount marked', () => cap.preExec.status().marked.includes(sub), 10_000);
-    await cap.preExec.helperStats(); // the helper reads its input in order: the mark is placed once this answers
+    await waitFor('the new mount marked', () => line().status().marked.includes(sub), 10_000);
+    await line().helperStats(); // the helper reads its input in order: the mark is placed once this answers
     const r = await runIn(s, join(sub, 'evil.sh'), [m('out/evil-later')]).done;
     expect(r.rc).toBe(126);
     expect(marker('evil-later')).toBe(false);
   });
 
   it('the helper killed: the kernel lets execs through, the /proc scan still kills the program; the helper comes back', async () => {
-    const pid = cap.preExec.status().stats!.pid!;
+    const pid = line().status().stats!.pid!;
     expect(pid).toBeGreaterThan(1);
     // Keep it down while the program starts: its executable is moved away until the program was killed.
     renameSync(helper, `${helper}.away`);
     process.kill(pid, 'SIGKILL');
-    await waitFor('helper exit noticed', () => !cap.preExec.status().running && of('software.preexec_stopped').some((e) => e.data.pid === pid), 10_000);
+    await waitFor('helper exit noticed', () => !line().status().running && of('software.preexec_stopped').some((e) => e.data.pid === pid), 10_000);
     const run = runIn(s, m('evil-sleep'), ['30']);
     const killed = await waitFor('software.killed for evil-sleep', () => of('software.killed').find((e) => String(e.data.path).endsWith('/evil-sleep')), 15_000);
     const r = await run.done;
     expect(r.rc).toBe(137); // 128 + SIGKILL: it started (no helper) and the scan killed it
     expect(killed.data.mode).toBe('enforce');
     renameSync(`${helper}.away`, helper);
-    await waitFor('helper restarted', () => cap.preExec.status().running && of('software.preexec_started').some((e) => Number(e.data.restarts) >= 1), 40_000, 200);
+    await waitFor('helper restarted', () => line().status().running && of('software.preexec_started').some((e) => Number(e.data.restarts) >= 1), 40_000, 200);
     expect((await runIn(s, m('evil.sh'), [m('out/evil-after')]).done).rc).toBe(126);
   }, 90_000);
 });

@@ -27,13 +27,8 @@ import {
   type HelperLine,
 } from './protocol.js';
 
-/** The capability's judge for one executable (SoftwareCapability.judgeExecutable has this shape). */
-export interface ExecJudgement {
-  verdict: { allowed: boolean; reason: string; rule: string };
-  subject: { path: string; sha256: string };
-  inScope: boolean;
-}
-export type ExecJudge = (path: string, opts: { hashPath: string; deleted: boolean }) => Promise<ExecJudgement>;
+import type { ExecJudge, ExecJudgement } from '../../platform.js';
+export type { ExecJudge, ExecJudgement };
 
 export interface GuardOptions {
   helper: string;

@@ -7,19 +7,11 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AgentContext } from '../../../capability.js';
-import type { SoftwarePolicy } from '../../../../protocol/policy-software.js';
-import { helperPath, PreExecGuard, type ExecJudge, type GuardStats } from './guard.js';
+import type { PreExecControl, PreExecState } from '../../platform.js';
+import { helperPath, PreExecGuard, type GuardStats } from './guard.js';
 import { helperAllows, mountsBelow, planPreExec, type Plan } from './protocol.js';
 
-export interface PreExecState {
-  ctx: AgentContext;
-  policy: SoftwarePolicy;
-  /** The capability is judging processes now (observers running, not stopped). */
-  active: boolean;
-  judge: ExecJudge;
-  uidOf(pid: number): number | null;
-}
+export type { PreExecState };
 
 export interface PreExecEnv {
   platform: string;
@@ -47,7 +39,7 @@ const defaultEnv = (): PreExecEnv => ({
   helper: () => helperPath(),
 });
 
-export class PreExecLine {
+export class PreExecLine implements PreExecControl {
   private guard: PreExecGuard | null = null;
   private guardKey = '';
   private chain: Promise<void> = Promise.resolve();
