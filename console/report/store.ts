@@ -15,8 +15,8 @@ import { latestPostures } from '../posture/store.js';
 import { consolePaths } from '../core/paths.js';
 import type { ConsoleContext } from '../module.js';
 import { deviceSpecOf } from '../usb/device.js';
-import { listApplications } from '../usb/applications-store.js';
-import { listExceptions, listRequests } from '../usb/store.js';
+import { applicationsForGrants } from '../usb/applications-store.js';
+import { listExceptions, requestsForGrants } from '../usb/store.js';
 import type { ChainFacts, ExceptionFacts, FileWritten, PolicyVersionFacts, PostureFacts, ReportFacts, TerminalFacts } from './items.js';
 
 /** JST days, as the rest of the console counts them. */
@@ -109,11 +109,12 @@ function chainFacts(db: Database.Database, since: string, until: string): Map<st
 
 export function exceptionFacts(ctx: ConsoleContext, since: string, until: string, files: FileWritten[], now: Date): ExceptionFacts[] {
   // Who asked: a staff member's application from the terminal (申請), or a request recorded at the console.
-  const applications = new Map(listApplications(ctx, { all: true }, now).filter((a) => a.grantId && a.status === 'approved').map((a) => [a.grantId!, a]));
-  const requests = new Map(listRequests(ctx, { all: true }).filter((q) => q.grantId).map((q) => [q.grantId!, q]));
-  return listExceptions(ctx, { all: true }, now)
-    // In the period: granted before its end, and still in force (not yet expired nor revoked) at its start.
-    .filter((e) => e.grantedAt < until && (e.revokedAt && e.revokedAt < e.expiresAt ? e.revokedAt : e.expiresAt) >= since)
+  // In the period: granted before its end, and still in force (not yet expired nor revoked) at its start.
+  const inPeriod = listExceptions(ctx, { all: true }, now).filter((e) => e.grantedAt < until && (e.revokedAt && e.revokedAt < e.expiresAt ? e.revokedAt : e.expiresAt) >= since);
+  const grantIds = inPeriod.map((e) => e.id);
+  const applications = applicationsForGrants(ctx, grantIds, now);
+  const requests = requestsForGrants(ctx, grantIds);
+  return inPeriod
     .map((e) => {
       const a = applications.get(e.id);
       const q = a ? { requestedBy: a.staffUser, staffUser: a.staffUser, decidedBy: a.decidedBy, id: a.id } : (requests.get(e.id) ?? null);

@@ -199,6 +199,13 @@ export function listApplications(ctx: ConsoleContext, f: { all?: boolean } = {},
   return rows.map((r) => toApplication(r, names.get(r.agent_id) ?? r.agent_id, now));
 }
 
+/** The approved applications behind these grants, however old (the audit report needs every one). */
+export function applicationsForGrants(ctx: ConsoleContext, grantIds: readonly string[], now = new Date()): Map<string, Application> {
+  const names = new Map(agentHostnames(ctx.db).map((a) => [a.id, a.hostname]));
+  const rows = ctx.db.prepare("SELECT * FROM usb_applications WHERE status = 'approved' AND grant_id IN (SELECT value FROM json_each(?))").all(JSON.stringify([...new Set(grantIds)])) as Row[];
+  return new Map(rows.map((r) => [r.grant_id!, toApplication(r, names.get(r.agent_id) ?? r.agent_id, now)]));
+}
+
 export function getApplication(ctx: ConsoleContext, id: string, now = new Date()): Application | null {
   const r = ctx.db.prepare('SELECT * FROM usb_applications WHERE id = ?').get(id) as Row | undefined;
   if (!r) return null;

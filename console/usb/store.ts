@@ -279,6 +279,13 @@ export function decideRequest(
   })();
 }
 
+/** The requests that led to these grants, however old (the audit report needs every one, not the latest 500). */
+export function requestsForGrants(ctx: ConsoleContext, grantIds: readonly string[]): Map<string, ExceptionRequest> {
+  // One pass over the table (no index on grant_id): json_each carries any number of ids as one parameter.
+  const rows = ctx.db.prepare('SELECT * FROM usb_exception_requests WHERE grant_id IN (SELECT value FROM json_each(?))').all(JSON.stringify([...new Set(grantIds)])) as RequestRow[];
+  return new Map(rows.map((r) => [r.grant_id!, toRequest(r)]));
+}
+
 export function listRequests(ctx: ConsoleContext, f: { all?: boolean } = {}): ExceptionRequest[] {
   const sql = f.all ? 'SELECT * FROM usb_exception_requests ORDER BY requested_at DESC LIMIT 500' : "SELECT * FROM usb_exception_requests WHERE status = 'pending' ORDER BY requested_at";
   return (ctx.db.prepare(sql).all() as RequestRow[]).map(toRequest);
