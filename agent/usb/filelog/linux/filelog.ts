@@ -86,6 +86,7 @@ export class LinuxFileLog {
   private hashing: Promise<void> | null = null;
   private lost = 0;
   private lostTimer: NodeJS.Timeout | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
   private users: { at: number; map: Map<number, string> } | null = null;
   /** Counters for tests and benchmarks. */
   readonly stats = { recorded: 0, hashed: 0, skipped: 0, lost: 0, marks: 0, markErrors: 0 };
@@ -104,6 +105,26 @@ export class LinuxFileLog {
     if (m) this.media.set(d.path, m);
     else this.media.delete(d.path);
     if (!!m !== had) this.ctx.log('info', `usb: file log: ${safeText(d.path)} ${m ? `usable (${m.access}): writes are recorded once mounted` : 'no longer usable'}`);
+    // Its own look at the mounts, not waiting for the capability's next scan to finish.
+    if (m && !had) this.kick();
+  }
+
+  /** Looks again now and then every few seconds while a medium is usable (besides the helper's MNT lines). */
+  private kick(): void {
+    this.pollTimer ??= setInterval(() => {
+      if (!this.media.size && !this.targets.size) {
+        clearInterval(this.pollTimer!);
+        this.pollTimer = null;
+        return;
+      }
+      this.refreshLogged();
+    }, 2_000);
+    this.pollTimer.unref?.();
+    this.refreshLogged();
+  }
+
+  private refreshLogged(): void {
+    this.refresh().catch((e: unknown) => this.ctx.log('warn', `usb: file log: ${safeText((e as Error).message, 300)}`));
   }
 
   /** A medium given directly (tests on a loop/tmpfs medium): watched while present in `blocks`. */
@@ -216,7 +237,7 @@ export class LinuxFileLog {
         this.restartTimer = null;
         this.ready = null;
         this.unavailableSaid.clear();
-        void this.refresh();
+        this.refreshLogged();
       }, delay);
       this.restartTimer.unref?.();
     };
@@ -230,7 +251,7 @@ export class LinuxFileLog {
   private onLine(l: Exclude<FileLogLine, { kind: 'ready' }>): void {
     switch (l.kind) {
       case 'mounts_changed':
-        void this.refresh();
+        this.refreshLogged();
         return;
       case 'marked': {
         this.stats.marks++;
@@ -359,6 +380,7 @@ export class LinuxFileLog {
     this.stopped = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     if (this.lostTimer) clearTimeout(this.lostTimer);
+    if (this.pollTimer) clearInterval(this.pollTimer);
     this.flushLost();
     await this.hashing;
     const c = this.child;
