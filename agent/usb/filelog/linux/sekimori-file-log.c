@@ -107,6 +107,9 @@ static void do_mark(int add, uint64_t dev, const char *path) {
   if (fd < 0 || fstat(fd, &st) != 0 || (uint64_t)st.st_dev != dev) {
     int e = fd < 0 ? errno : ESTALE;
     if (fd >= 0) close(fd);
+    /* Unmounted already: its mark went with the filesystem; the slot is free again. */
+    struct mark *gone = add ? NULL : find_mark(dev);
+    if (gone) gone->how = 0;
     if (add) put(line, (size_t)snprintf(line, sizeof line, "ERR mark %d %" PRIu64 "\n", e, dev));
     return;
   }
@@ -119,12 +122,10 @@ static void do_mark(int add, uint64_t dev, const char *path) {
     close(fd);
     return;
   }
-  if (m) {
-    close(fd);
-    put(line, (size_t)snprintf(line, sizeof line, "MARKED %" PRIu64 " %s\n", dev, m->how == FAN_MARK_FILESYSTEM ? "fs" : "mount"));
-    return;
-  }
-  struct mark *slot = NULL;
+  /* Marked again even when the table has this device: a stick unmounted and mounted again keeps its
+   * device number but is a new filesystem, whose mark the kernel dropped with the old one. Adding
+   * the same mask to a filesystem that still has it changes nothing. */
+  struct mark *slot = m;
   for (int i = 0; i < MAX_MARKS && !slot; i++)
     if (!marks[i].how) slot = &marks[i];
   if (!slot) {
