@@ -32,6 +32,7 @@ if (!linux) why.push('Linux (fanotify)');
 else if (!isRoot()) why.push('root (fanotify FAN_MARK_FILESYSTEM needs CAP_SYS_ADMIN)');
 else if (!built.path) why.push(`the helper built from source (${built.error})`);
 const tools = requireTools('持ち出しログ (real fanotify)', ['unshare', 'nsenter', 'mount', 'setpriv', 'make', 'gcc'], 'apt-get install util-linux mount make gcc libc6-dev (and run as root)', { missing: why });
+const kernelExt4 = linux && /\text4$/m.test(readFileSync('/proc/filesystems', 'utf8'));
 const kernelVfat = linux && /\tvfat$/m.test(readFileSync('/proc/filesystems', 'utf8'));
 // What sticks carry; where this kernel has no vfat (a container's kernel without modules) the second medium is a tmpfs.
 if (tools.ok && !kernelVfat) process.stderr.write('\n*** 持ち出しログ: this kernel has no vfat (/proc/filesystems): the second medium is a tmpfs (the QEMU tier mounts a real vfat stick)\n');
@@ -60,6 +61,7 @@ describe.skipIf(!tools.ok)('持ち出しログ: the real helper on the real kern
   const mnt = join(work, 'mnt');
   const mnt2 = join(work, 'mnt-vfat');
   const events: NewEvent[] = [];
+  const extraBlocks: { port: string; at: string }[] = [];
   let log: LinuxFileLog;
   const majMinAt = (p: string): string[] => parseMountinfo(readFileSync(`/proc/${holder.pid}/mountinfo`, 'latin1')).filter((e) => e.mountPoint.toString() === p).map((e) => e.majMin);
   const written = () => events.filter((e) => e.type === 'usb.file_written').map((e) => ({ user: e.user, ...(e.data as UsbFileWrittenData) }));
@@ -90,6 +92,7 @@ describe.skipIf(!tools.ok)('持ち出しログ: the real helper on the real kern
         blocks: () => [
           { port: '1-1', majMins: majMinAt(mnt) },
           { port: '1-2', majMins: majMinAt(mnt2) },
+          ...extraBlocks.map((b) => ({ port: b.port, majMins: majMinAt(b.at) })),
         ],
       },
     );
@@ -172,6 +175,31 @@ describe.skipIf(!tools.ok)('持ち出しログ: the real helper on the real kern
     sh(prefix, `printf 'control' > "${mnt}/control.txt"`); // positive control: the tmpfs is still watched
     await waitFor('the control file recorded', () => byPath('control.txt').length === 1, 20_000);
     expect(byPath('UNDER.TXT')).toEqual([]);
+  }, 90_000);
+
+  it.skipIf(!kernelExt4 || !haveCommand('mkfs.ext4') || !haveCommand('losetup'))('the same device unmounted and mounted again (same device number, new filesystem) is watched again', async () => {
+    const img = join(work, 'ext4.img');
+    const mk = spawnSync('sh', ['-c', `truncate -s 16M "${img}" && mkfs.ext4 -q -F "${img}" && losetup -f --show "${img}"`], { encoding: 'utf8', timeout: 60_000 });
+    expect(mk.status, mk.stderr).toBe(0);
+    const loop = mk.stdout.trim();
+    try {
+      log.addMedium(medium('1-3'));
+      const blocksBefore = log.stats.marks;
+      const mnt3 = join(work, 'mnt-ext4');
+      mkdirSync(mnt3, { recursive: true });
+      extraBlocks.push({ port: '1-3', at: mnt3 });
+      for (const round of [1, 2]) {
+        const marks = log.stats.marks;
+        sh(prefix, `mount "${loop}" "${mnt3}"`);
+        await waitFor(`round ${round}: marked`, () => log.stats.marks > marks, 20_000);
+        sh(prefix, `printf 'round ${round}' > "${mnt3}/r${round}.txt" && umount "${mnt3}"`);
+        await waitFor(`round ${round}: recorded`, () => byPath(`r${round}.txt`).length === 1, 20_000);
+        expect(byPath(`r${round}.txt`)[0]).toMatchObject({ size: 7, fsType: 'ext4' });
+      }
+      expect(log.stats.marks).toBeGreaterThanOrEqual(blocksBefore + 2);
+    } finally {
+      spawnSync('losetup', ['-d', loop], { timeout: 10_000 });
+    }
   }, 90_000);
 
   it.skipIf(!haveCommand('nsenter'))('the helper exits when the agent goes (stdin closed)', async () => {
