@@ -197,6 +197,16 @@ describe.skipIf(!tools.ok)('持ち出しログ: the real helper on the real kern
         expect(byPath(`r${round}.txt`)[0]).toMatchObject({ size: 7, fsType: 'ext4' });
       }
       expect(log.stats.marks).toBeGreaterThanOrEqual(blocksBefore + 2);
+      // Unmounted and mounted again in one breath (no look in between sees it gone): the new mount
+      // instance is marked again (every mount-table change marks every target again; the kernel even
+      // reuses the mount id).
+      sh(prefix, `mount "${loop}" "${mnt3}"`);
+      await waitFor('round 3: marked', () => byPath('r2.txt').length === 1 && log.stats.marks >= blocksBefore + 3, 20_000);
+      const marks = log.stats.marks;
+      sh(prefix, `umount "${mnt3}" && mount "${loop}" "${mnt3}"`);
+      await waitFor('round 4: the quick remount marked again', () => log.stats.marks > marks, 20_000);
+      sh(prefix, `printf 'round 4' > "${mnt3}/r4.txt" && umount "${mnt3}"`);
+      await waitFor('round 4: recorded', () => byPath('r4.txt').length === 1, 20_000);
     } finally {
       spawnSync('losetup', ['-d', loop], { timeout: 10_000 });
     }

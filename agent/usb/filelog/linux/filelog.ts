@@ -251,6 +251,10 @@ export class LinuxFileLog {
   private onLine(l: Exclude<FileLogLine, { kind: 'ready' }>): void {
     switch (l.kind) {
       case 'mounts_changed':
+        // Every target is marked again: a medium unmounted and mounted again keeps its device
+        // number (and even its mount id, which the kernel reuses) but is a new filesystem whose
+        // mark went with the old one. Adding a mark a filesystem already has changes nothing.
+        this.marked.clear();
         this.refreshLogged();
         return;
       case 'marked': {
