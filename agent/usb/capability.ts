@@ -211,6 +211,7 @@ export class UsbCapability implements Capability {
     const present = new Set(listed instanceof Promise ? await listed : listed);
     for (const p of [...this.known.keys()]) if (!present.has(p)) this.known.delete(p);
     this.platform.forget(present);
+    this.fileLog?.forget(present);
     const devices: UsbDeviceInfo[] = [];
     for (const p of present) {
       const d = await this.platform.readDevice(p);
@@ -227,7 +228,7 @@ export class UsbCapability implements Capability {
     }
     if (!this.monitor) await this.keepReadonly(present);
     await this.scanBuiltinMedia();
-    await this.fileLog?.sync(present);
+    await this.fileLog?.refresh();
   }
 
   /**

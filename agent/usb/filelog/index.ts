@@ -14,8 +14,14 @@ import { fileLogHelperPath, LinuxFileLog } from './linux/filelog.js';
 export interface FileLogControl {
   /** A device's decision is new or changed. */
   judged(d: UsbDeviceInfo, dec: UsbDecision, monitor: boolean): void;
-  /** After a scan: `present` are the devices on the bus now. */
-  sync(present: ReadonlySet<string>): Promise<void>;
+  /**
+   * Forgets the media not in `present` — called where the capability forgets its own unplugged
+   * devices, before anything yields: a device the hot-plug fast path judges meanwhile is not in
+   * that listing and must not be forgotten (it was: the registered stick's watch never started).
+   */
+  forget(present: ReadonlySet<string>): void;
+  /** Looks at the mounts again (after a scan). */
+  refresh(): Promise<void>;
   stop(): Promise<void>;
 }
 

@@ -132,13 +132,19 @@ export class LinuxFileLog {
     this.media.set(m.port, m);
   }
 
-  /** After each scan of the bus: forget unplugged devices, watch what is mounted now. */
-  async sync(present: ReadonlySet<string>): Promise<void> {
+  /** Unplugged devices are no longer media (see FileLogControl.forget for when this is called). */
+  forget(present: ReadonlySet<string>): void {
     for (const p of [...this.media.keys()]) if (!present.has(p)) this.media.delete(p);
+  }
+
+  /** Forget, then look (tests drive it this way). */
+  async sync(present: ReadonlySet<string>): Promise<void> {
+    this.forget(present);
     await this.refresh();
   }
 
-  private async refresh(): Promise<void> {
+  /** Watches what is mounted now and stops watching what is not. */
+  async refresh(): Promise<void> {
     if (this.stopped || (!this.media.size && !this.targets.size)) return;
     // The helper runs while a usable medium is present (its MNT lines say when one is mounted).
     const helperUp = this.media.size ? await this.ensureHelper() : this.helperPid !== null;
