@@ -108,7 +108,9 @@ describe.skipIf(!tools.ok)('持ち出しログ: the real helper on the real kern
 
   it('one event per file with the path relative to the medium, size, SHA-256 and the writer (uid → name)', async () => {
     sh(prefix, `mkdir -p "${mnt}/dir/深い" && chmod 0777 "${mnt}/dir" "${mnt}/dir/深い"`);
-    sh(prefix, `printf 'hello' > "${mnt}/a.txt" && printf 'nested' > "${mnt}/dir/深い/報告書.xlsx"`, 65534);
+    // The writer stays alive a moment after its close: the helper reads the writer's uid from
+    // /proc at once, and a writer already gone (under load) is recorded as the session's user.
+    sh(prefix, `printf 'hello' > "${mnt}/a.txt" && printf 'nested' > "${mnt}/dir/深い/報告書.xlsx" && sleep 2`, 65534);
     await waitFor('two files recorded', () => byPath('a.txt').length === 1 && byPath('dir/深い/報告書.xlsx').length === 1, 20_000);
     const a = byPath('a.txt')[0]!;
     expect(a).toMatchObject({ size: 5, sha256: sha('hello'), hashSkipped: null, uid: 65534, userSource: 'writer', user: 'nobody', fsType: 'tmpfs' });

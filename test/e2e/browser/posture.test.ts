@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostureControlReport, PostureDocument } from '../../../protocol/posture.js';
-import { enrollAgent, rawRequest, ROOT, startConsole, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
+import { enrollAgent, rawRequest, ROOT, startConsole, tempDir, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
 import { field, launchChromium, login, requireBrowser, SHOTS } from './browser.js';
 
 const tools = requireBrowser(['dist/console/web/pages/posture.js', 'dist/agent/posture/capability.js']);
@@ -55,7 +55,12 @@ describe.skipIf(!tools.ok)('browser: 端末の対策状況 in Chromium', () => {
   };
 
   beforeAll(async () => {
-    c = await startConsole({ policy: { software: { mode: 'enforce' } } });
+    // The policy must say enforce (the compliant terminal is judged against it), but terminal B is a
+    // real agent on THIS machine: its software capability watches only an empty folder of its own,
+    // without the pre-exec helper — with the default locations it killed other tests' processes
+    // running from /tmp (vitest workers of a checkout there: SIGKILL at start).
+    const scope = tempDir('posture-software-scope');
+    c = await startConsole({ policy: { software: { mode: 'enforce', locations: [scope], preExec: { enabled: false, fallback: 'deny', timeoutMs: 1000, marks: [] } } } });
     a = await enrollAgent(c, { start: false });
     h = await enrollAgent(c, { start: false });
     const version = ((await rawRequest(c, 'GET', '/api/agent/policy', { agentState: a.stateDir })).json() as { policy: { version: number } }).policy.version;

@@ -250,7 +250,7 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
     const r = await vm.run(
       `head -c 3000000 /dev/urandom > /tmp/src.bin && cp /tmp/src.bin /tmp/mreg/data.bin && sha256sum /tmp/src.bin && ` +
         `printf '住民記録の写し' > /tmp/mreg/共有/報告書.txt && ` +
-        `setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'printf "by nobody" > "/tmp/mreg/共有/$(printf "line\\nbreak")"' && ` +
+        `setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'printf "by nobody" > "/tmp/mreg/共有/$(printf "line\\nbreak")"; sleep 2' && ` +
         `sync && umount /tmp/mreg`,
     );
     expect(r, r.out).toMatchObject({ rc: 0 });
