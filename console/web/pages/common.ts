@@ -4,7 +4,7 @@ import { agentHostnames } from '../../backbone/store.js';
 import { isUsbDeviceData, readEventData } from '../../../protocol/event-data.js';
 import { safeText } from '../../../protocol/text.js';
 import type { StoredEvent } from '../../core/events.js';
-import { html, type Html } from '../html.js';
+import { html, qs, type Html } from '../html.js';
 import { tr, type Lang } from '../i18n.js';
 
 export function hostnames(db: Database.Database): Map<string, string> {
@@ -52,4 +52,14 @@ export function statusBadge(lang: Lang, status: string): Html {
 
 export function sevBadge(sev: string): Html {
   return html`<span class="badge sev-${/^(info|notice|warning|critical)$/.test(sev) ? sev : 'info'}">${sev}</span>`;
+}
+
+/**
+ * The newest/older links under a keyset-paged list: `keep` is the page's filter, `paged` whether
+ * this page is an older one, `older` the cursor of the next page (null on the last).
+ */
+export function pager(lang: Lang, path: string, keep: Record<string, string>, paged: boolean, older: string | null): Html {
+  return html`<nav class="pager">${paged ? html`<a href="${path}${qs(keep)}">${tr(lang, 'newest')}</a>` : ''} ${
+    older ? html`<a id="older" href="${path}${qs({ ...keep, before: older })}">${tr(lang, 'older')}</a>` : ''
+  }</nav>`;
 }

@@ -15,7 +15,7 @@ import { fmtTime, tr, type Lang, type MsgKey } from '../i18n.js';
 import { terminalNames } from '../queries.js';
 import { csrfField, field, isAdmin, page, type WebReq, type WebRouteSpec } from '../web.js';
 import { bodyOf, proposalView } from './policy.js';
-import { hostnames, terminalLabel } from './common.js';
+import { hostnames, pager, terminalLabel } from './common.js';
 
 /** The export is built in memory: bounded like the events CSV. */
 export const DEVICES_CSV_MAX_ROWS = 100_000;
@@ -148,9 +148,7 @@ ${
     : html`<table id="devices"><thead><tr><th>${tr(L, 'terminal')}</th><th>${tr(L, 'model')}</th><th>${tr(L, 'serialNo')}</th><th>${tr(L, 'interfaceClasses')}</th><th>${tr(L, 'lastVerdict')}</th><th>${tr(L, 'rule')}</th><th>${tr(L, 'firstSeen')}</th><th>${tr(L, 'deviceLastSeen')}</th><th>${tr(L, 'timesSeen')}</th>${isAdmin(r) ? html`<th></th>` : ''}</tr></thead><tbody>
 ${p.devices.map((d) => deviceRow(r, d, names))}</tbody></table>`
 }
-<nav class="pager">${q.before ? html`<a href="/devices${qs(keep)}">${tr(L, 'newest')}</a>` : ''} ${
-        p.next ? html`<a id="older" href="/devices${qs({ ...keep, before: `${p.next.lastSeen}~${p.next.id}` })}">${tr(L, 'older')}</a>` : ''
-      }</nav>
+${pager(L, '/devices', keep, !!q.before, p.next ? `${p.next.lastSeen}~${p.next.id}` : null)}
 ${catalogueSection(r)}`;
       return page(r, 'devices', '/devices', body);
     },

@@ -9,7 +9,7 @@ import { html, qs } from '../html.js';
 import { fmtTime, tr, type Lang } from '../i18n.js';
 import { eventByRid, eventPage, eventsForExport, SEVERITIES, terminalNames, type EventQuery } from '../queries.js';
 import { page, type WebReq, type WebRouteSpec } from '../web.js';
-import { chainBadge, hostnames, sevBadge, terminalLabel } from './common.js';
+import { chainBadge, hostnames, pager, sevBadge, terminalLabel } from './common.js';
 
 /** This page's own words (Japanese first); kept here so the shared dictionary is not edited by every page. */
 const WORDS = {
@@ -123,9 +123,7 @@ ${p.events.map(
   (e) => html`<tr data-rid="${e.rid}"><td class="nowrap"><a href="/events/${e.rid}">${fmtTime(e.ts, L)}</a></td><td>${terminalLabel(labels, e.terminalId)}</td><td title="${e.type}">${eventTypeName(e.type, L)}</td><td>${sevBadge(e.severity)}</td><td>${safeText(e.user ?? '', 64)}</td><td class="data">${describeEvent(e, L, { terminal: terminalLabel(labels, e.terminalId) })}</td><td>${chainBadge(L, e.chain)}</td></tr>`,
 )}</tbody></table>`
 }
-<nav class="pager">${query.before ? html`<a href="/events${qs(keep)}">${tr(L, 'newest')}</a>` : ''} ${
-        p.next ? html`<a id="older" href="/events${qs({ ...keep, before: `${p.next.ts}~${p.next.rid}` })}">${tr(L, 'older')}</a>` : ''
-      }</nav>`;
+${pager(L, '/events', keep, !!query.before, p.next ? `${p.next.ts}~${p.next.rid}` : null)}`;
       return page(r, 'events', '/events', body);
     },
   },

@@ -11,7 +11,7 @@ import { html, qs, type Html } from '../html.js';
 import { fmtTime, tr, type Lang, type MsgKey } from '../i18n.js';
 import { terminalNames } from '../queries.js';
 import { page, type WebReq, type WebRouteSpec } from '../web.js';
-import { hostnames, terminalLabel } from './common.js';
+import { hostnames, pager, terminalLabel } from './common.js';
 
 /** The export is built in memory: bounded like the other CSVs. */
 export const EXPORTS_CSV_MAX_ROWS = 100_000;
@@ -78,9 +78,7 @@ ${
     : html`<table id="exports"><thead><tr><th>${tr(L, 'time')}</th><th>${tr(L, 'terminal')}</th><th>${tr(L, 'user')}</th><th>${tr(L, 'exportFile')}</th><th>${tr(L, 'exportSize')}</th><th>${tr(L, 'exportHash')}</th><th>${tr(L, 'exportMedium')}</th><th>${tr(L, 'exportAccess')}</th></tr></thead><tbody>
 ${p.rows.map((e) => row(r, e, names))}</tbody></table>`
 }
-<nav class="pager">${q.before ? html`<a href="/exports${qs(keep)}">${tr(L, 'newest')}</a>` : ''} ${
-        p.next ? html`<a id="older" href="/exports${qs({ ...keep, before: `${p.next.ts}~${p.next.rid}` })}">${tr(L, 'older')}</a>` : ''
-      }</nav>`;
+${pager(L, '/exports', keep, !!q.before, p.next ? `${p.next.ts}~${p.next.rid}` : null)}`;
       return page(r, 'exportLog', '/exports', body);
     },
   },
