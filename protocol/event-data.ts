@@ -330,6 +330,22 @@ const AgentEnrolledSchema = Type.Object({ agentId: Text(64), hostname: Text(256)
 const AgentRevokedSchema = Type.Object({ agentId: Text(64) });
 const AgentSilentSchema = Type.Object({ agentId: Text(64), hostname: Nullable(Text(256)), lastSeen: Nullable(Ts) });
 const ChainFindingSchema = Type.Object({ agentId: Text(64), seq: Count, finding: Text(16), detail: Text() });
+// Issue 17 delivery (agent/report/outbox.ts, console/backbone/ingest.ts).
+const SeqRange = Type.Object({ from: Count, to: Count });
+const EventsDroppedSchema = Type.Object({
+  /** Dropped seqs as ranges (oldest first); hashes[i] is the hash of the i-th dropped seq in range order. */
+  ranges: Type.Array(SeqRange, { maxItems: 256 }),
+  hashes: Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$' }), { maxItems: 256 }),
+  byType: Type.Record(Type.String({ maxLength: 80 }), Count),
+  events: Count,
+  bytes: Count,
+  cap: Type.Object({ maxEvents: Count, maxBytes: Count }),
+  /** Unimportant events not even appended because nothing droppable was left (counted by type). */
+  notAppended: Type.Optional(Type.Record(Type.String({ maxLength: 80 }), Count)),
+});
+const GapFilledSchema = Type.Object({ agentId: Text(64), from: Count, to: Count, events: Count });
+const DropFindingSchema = Type.Object({ agentId: Text(64), seq: Count, ranges: Type.Array(SeqRange, { maxItems: 256 }), events: Count, detail: Text() });
+const DiskFullSchema = Type.Object({ since: Ts, until: Ts, refusedBatches: Count, refusedEvents: Count, freeBytes: Count, reserveBytes: Count, reason: Text(64) });
 const ClockSkewSchema = Type.Object({ agentId: Text(64), seq: Count, claimed: Ts, received: Ts, events: Count });
 const FloodSchema = Type.Object({ agentId: Text(64), limit: Text(16), batchEvents: Count, batchBytes: Count, retryAfterSeconds: Count });
 const HostnameChangedSchema = Type.Object({ agentId: Text(64), old: Nullable(Text(256)), new: Text(256), sameNameAs: Type.Optional(Strings(16, 64)) });
@@ -476,6 +492,14 @@ export const EVENT_DATA = {
   'agent.flood': FloodSchema,
   'agent.hostname_changed': HostnameChangedSchema,
   'agent.event_data_invalid': EventDataInvalidSchema,
+  'agent.events_dropped': EventsDroppedSchema,
+  'agent.gap_filled': GapFilledSchema,
+  'agent.drop_accounted': DropFindingSchema,
+  'agent.drop_unverified': DropFindingSchema,
+  'console.disk_full': DiskFullSchema,
+  'agent.cert_renewed': Type.Object({ agentId: Text(64), oldFingerprint: Sha256, newFingerprint: Sha256, notAfter: Ts }),
+  'console.server_cert_renewed': Type.Object({ oldFingerprint: Sha256, newFingerprint: Sha256, notAfter: Ts, hosts: Strings(64, 256) }),
+  'agent.protocol_refused': Type.Object({ from: Text(256), version: Nullable(Num), reason: Text(32), path: Text(128) }),
   'admin.usb_exception_granted': UsbExceptionGrantedSchema,
   'admin.usb_exception_requested': UsbExceptionRequestedSchema,
   'admin.usb_exception_revoked': UsbExceptionRevokedSchema,
@@ -490,6 +514,9 @@ export const EVENT_DATA = {
   'admin.enroll_token_created': Type.Object({ expiresAt: Ts, uses: Count }),
   'admin.terminal_revoked': Type.Object({ agentId: Text(64), before: Before, after: Before }),
   'admin.console_initialised': Type.Object({ organisation: Text(), sans: Strings(64, 256) }),
+  // Issue 17 backup: written before the snapshot (so inside it), and into the restored store by restore.
+  'admin.backup_taken': Type.Object({ backupId: Text(64), file: Text(512), passphraseFrom: Type.Union([Type.Literal('env'), Type.Literal('terminal')]) }),
+  'admin.console_restored': Type.Object({ backupId: Text(64), backupCreatedAt: Ts, consoleVersion: Text(64), file: Text(512) }),
   'admin.policy_published': Type.Object({ version: Count, previousVersion: Count }),
   'admin.policy_changed': Type.Object({ before: Before, after: Before, sections: Type.Optional(Type.Unknown()), rolledForwardFrom: Type.Optional(Num), diff: Type.Optional(Strings(300)) }),
   'admin.login': Type.Object({ from: Text(256), role: Text(32) }),
@@ -533,6 +560,11 @@ export const EVENT_DATA = {
   'admin.software_baseline_rejected': Type.Object({ id: Text(64) }),
   'admin.software_baseline_requested': SoftwareBaselineRequestedSchema,
   'admin.software_restore_requested': Type.Object({ id: Text(64), path: Text(), sha256: Sha256 }),
+  // Issue 17 SIEM forwarding (console/siem).
+  'admin.siem_configured': Type.Object({ target: Text(300), name: Text(256), facility: Text(16), clientCert: Type.Boolean(), caFingerprint: Sha256 }),
+  'admin.siem_disabled': Type.Object({ target: Text(300) }),
+  'console.siem_stopped': Type.Object({ target: Text(300), error: Text(1024), cursor: Count, backlog: Count, suppressed: Count }),
+  'console.siem_resumed': Type.Object({ target: Text(300), cursor: Count, backlog: Count, downSeconds: Count, failures: Count }),
 } as const satisfies Record<string, TSchema>;
 
 type Declared = typeof EVENT_DATA;

@@ -267,6 +267,34 @@ export const EVENT_TEXT: Record<string, TypeText> = {
     J(L, `宣言と一致しないデータの ${q(d.type)} イベントを ${d.events} 件そのまま保存しました`, `${d.events} ${q(d.type)} events stored although their data did not match its declaration`),
   ),
 
+  // ---- issue 17 delivery: outbox cap, re-send, disk full ------------------------------------------
+  'agent.events_dropped': entry('agent.events_dropped', ['操作ログの破棄(上限)', 'Events dropped (outbox cap)'], (d, L) =>
+    J(L, `未送信イベントが上限に達したため、重要度の低いイベント ${d.events} 件を古い順に破棄しました(${Object.keys(d.byType).slice(0, 4).map((t) => s(t, 40)).join('、')})`, `Outbox at its cap: ${d.events} low-importance events dropped, oldest first (${Object.keys(d.byType).slice(0, 4).map((t) => s(t, 40)).join(', ')})`),
+  ),
+  'agent.gap_filled': entry('agent.gap_filled', ['操作ログの欠落の解消', 'Event gap filled'], (d, L) =>
+    J(L, `欠落していた #${d.from}〜#${d.to} を端末が再送し、欠落が解消しました`, `The terminal re-sent #${d.from}..#${d.to}; the gap is closed`),
+  ),
+  'agent.drop_accounted': entry('agent.drop_accounted', ['破棄済みとして説明された欠落', 'Gap accounted for by the agent'], (d, L) =>
+    J(L, `#${d.seq} の破棄記録が ${d.events} 件の欠落を説明しています(ハッシュチェーン接続を確認)`, `Drop record #${d.seq} accounts for ${d.events} missing events (hash chain bridged)`),
+  ),
+  'agent.drop_unverified': entry('agent.drop_unverified', ['検証できない破棄記録', 'Drop record not verified'], (d, L) =>
+    J(L, `#${d.seq} の破棄記録を検証できません(${q(d.detail, 80)})— 欠落は説明されていません`, `Drop record #${d.seq} could not be verified (${q(d.detail, 80)}) — the gap is not accounted for`),
+  ),
+  'console.disk_full': entry('console.disk_full', ['コンソールのディスク容量不足', 'Console disk full'], (d, L) =>
+    J(L, `ディスク容量不足のため ${d.since}〜${d.until} に操作ログの受信を ${d.refusedBatches} 回拒否しました(${q(d.reason, 32)})— 端末が保持し再送します`, `Disk full: event uploads refused ${d.refusedBatches} times between ${d.since} and ${d.until} (${q(d.reason, 32)}) — terminals keep and re-send them`),
+  ),
+
+  // ---- issue 17 trust: certificate renewal, protocol versions --------------------------------------
+  'agent.cert_renewed': entry('agent.cert_renewed', ['端末証明書の更新', 'Terminal certificate renewed'], (d, L) =>
+    J(L, `端末のクライアント証明書を更新しました(有効期限 ${q(d.notAfter, 40)})`, `Terminal client certificate renewed (valid until ${q(d.notAfter, 40)})`),
+  ),
+  'console.server_cert_renewed': entry('console.server_cert_renewed', ['サーバー証明書の更新', 'Server certificate renewed'], (d, L) =>
+    J(L, `管理コンソールのサーバー証明書を更新しました(有効期限 ${q(d.notAfter, 40)}、再起動なし)`, `Console server certificate renewed (valid until ${q(d.notAfter, 40)}, no restart)`),
+  ),
+  'agent.protocol_refused': entry('agent.protocol_refused', ['通信プロトコル版の拒否', 'Protocol version refused'], (d, L) =>
+    J(L, `${q(d.from)} からの古い/不明な通信プロトコル(版 ${d.version ?? '不明'}、${q(d.reason, 32)})を拒否しました — エージェントの更新が必要です`, `Agent request from ${q(d.from)} refused: protocol ${d.version ?? 'unreadable'} (${q(d.reason, 32)}) — upgrade the agent`),
+  ),
+
   // ---- admin.* (the console's own chain: the user is the console account) -----------------------
   'admin.usb_exception_granted': entry('admin.usb_exception_granted', ['一時許可の付与', 'Exception granted'], (d, L, u) =>
     J(L, `${ga(u, L)}機器 ${d.vendorId}:${d.productId}${d.serial ? `(シリアル ${shortSerial(d.serial)})` : ''} に ${q(d.expiresAt, 40)} までの一時許可を与えました`, `${u || 'An administrator'} granted device ${d.vendorId}:${d.productId}${d.serial ? ` (serial ${shortSerial(d.serial)})` : ''} an exception until ${q(d.expiresAt, 40)}`),
@@ -310,6 +338,12 @@ export const EVENT_TEXT: Record<string, TypeText> = {
   ),
   'admin.console_initialised': entry('admin.console_initialised', ['管理コンソールの初期化', 'Console initialised'], (d, L) =>
     J(L, `管理コンソールを初期化しました(${q(d.organisation)})`, `Console initialised (${q(d.organisation)})`),
+  ),
+  'admin.backup_taken': entry('admin.backup_taken', ['バックアップの作成', 'Backup taken'], (d, L, u) =>
+    J(L, `${ga(u, L)}バックアップを作成しました(${q(d.file, PATH_PART)})`, `${u || 'An administrator'} took a backup (${q(d.file, PATH_PART)})`),
+  ),
+  'admin.console_restored': entry('admin.console_restored', ['バックアップからの復元', 'Console restored'], (d, L, u) =>
+    J(L, `${ga(u, L)}${q(d.backupCreatedAt, 40)} のバックアップから復元しました`, `${u || 'An administrator'} restored the console from the backup of ${q(d.backupCreatedAt, 40)}`),
   ),
   'admin.policy_published': entry('admin.policy_published', ['ポリシーの発行', 'Policy published'], (d, L, u) =>
     J(L, `${ga(u, L)}ポリシー ${v(d.version)} を発行しました(前 ${v(d.previousVersion)})`, `${u || 'An administrator'} published policy ${v(d.version)} (was ${v(d.previousVersion)})`),
@@ -411,6 +445,19 @@ export const EVENT_TEXT: Record<string, TypeText> = {
   ),
   'admin.software_restore_requested': entry('admin.software_restore_requested', ['隔離ファイルの復元指示', 'Restore requested'], (d, L, u) =>
     J(L, `${ga(u, L)}隔離ファイル ${q(d.path, PATH_PART)} の復元を指示しました`, `${u || 'An administrator'} asked to restore ${q(d.path, PATH_PART)}`),
+  ),
+  // Issue 17 SIEM forwarding.
+  'admin.siem_configured': entry('admin.siem_configured', ['SIEM転送の設定', 'SIEM forwarding configured'], (d, L, u) =>
+    J(L, `${ga(u, L)}SIEM転送先を ${q(d.target, 120)}(証明書名 ${q(d.name, 120)}、${q(d.facility, 16)})に設定しました`, `${u || 'An administrator'} set SIEM forwarding to ${q(d.target, 120)} (certificate name ${q(d.name, 120)}, ${q(d.facility, 16)})`),
+  ),
+  'admin.siem_disabled': entry('admin.siem_disabled', ['SIEM転送の停止設定', 'SIEM forwarding turned off'], (d, L, u) =>
+    J(L, `${ga(u, L)}SIEM転送(${q(d.target, 120)})を停止しました`, `${u || 'An administrator'} turned off SIEM forwarding (${q(d.target, 120)})`),
+  ),
+  'console.siem_stopped': entry('console.siem_stopped', ['SIEM転送の中断', 'SIEM forwarding stopped'], (d, L) =>
+    J(L, `SIEM ${q(d.target, 120)} への転送が止まっています(${q(d.error, 120)}、未転送 ${d.backlog} 件)— 再接続を続けます`, `Forwarding to SIEM ${q(d.target, 120)} stopped (${q(d.error, 120)}, ${d.backlog} waiting) — reconnecting`),
+  ),
+  'console.siem_resumed': entry('console.siem_resumed', ['SIEM転送の再開', 'SIEM forwarding resumed'], (d, L) =>
+    J(L, `SIEM ${q(d.target, 120)} への転送を再開しました(停止 ${d.downSeconds} 秒、未転送 ${d.backlog} 件から)`, `Forwarding to SIEM ${q(d.target, 120)} resumed (down ${d.downSeconds} s, ${d.backlog} waiting)`),
   ),
 };
 

@@ -49,6 +49,7 @@ export const AGENT_EVENT_TYPES = {
   'agent.error': 'warning',
   'agent.policy_applied': 'info',
   'agent.policy_rejected': 'critical',
+  'agent.events_dropped': 'warning', // issue 17: the outbox hit its cap; says exactly which events were dropped (never dropped itself)
   'posture.screen_lock_enforced': 'notice', // issue 16: the agent wrote the dconf keyfile + lock for the policy's screen-lock maximum
 } as const satisfies Record<string, Severity>;
 
@@ -68,6 +69,17 @@ export const CONSOLE_EVENT_TYPES = {
   'agent.hostname_changed': 'notice',
   // Events stored although their data did not match its declaration (protocol/event-data.ts); folded per agent.
   'agent.event_data_invalid': 'warning',
+  // Issue 17 delivery: a hole the agent filled by re-sending, a hole its drop record accounts for, a drop
+  // record that does not bridge (or claims seqs it could not have dropped), ingest refused on a full disk.
+  'agent.gap_filled': 'info',
+  'agent.drop_accounted': 'notice',
+  'agent.drop_unverified': 'critical',
+  'console.disk_full': 'critical',
+  // Issue 17 trust: a terminal's client certificate renewed, the console's server certificate renewed,
+  // an agent request refused for its protocol version (426).
+  'agent.cert_renewed': 'info',
+  'console.server_cert_renewed': 'notice',
+  'agent.protocol_refused': 'warning',
   // Verifications the console answers itself (Windows terminals via POST /validate/check).
   'mfa.success': 'info',
   'mfa.failure': 'warning',
@@ -80,6 +92,9 @@ export const CONSOLE_EVENT_TYPES = {
   // Issue 16 posture: a terminal's controls went out of / back into compliance (once per transition, not per report).
   'posture.noncompliant': 'critical',
   'posture.compliant': 'info',
+  // Issue 17 SIEM forwarding (console/siem): forwarding to the SIEM stopped / resumed (once per outage, rate-limited).
+  'console.siem_stopped': 'warning',
+  'console.siem_resumed': 'info',
 } as const satisfies Record<string, Severity>;
 
 export type AgentEventType = keyof typeof AGENT_EVENT_TYPES;

@@ -7,6 +7,7 @@ import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { ALG, fingerprintOfPem, keyToPem, newKeys } from '../../protocol/pki.js';
+import { CERT_BACKDATE_MS, certLifeMs } from '../../protocol/renewal.js';
 
 export { fingerprintOfPem, normaliseFingerprint } from '../../protocol/pki.js';
 const DAY = 86_400_000;
@@ -60,8 +61,8 @@ export async function issueServerCert(ca: KeyAndCert, hosts: string[]): Promise<
     serialNumber: serial(),
     subject: `CN=${unique[0] ?? 'localhost'}`,
     issuer: caCert.subject,
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 5 * 365 * DAY),
+    notBefore: new Date(Date.now() - CERT_BACKDATE_MS),
+    notAfter: new Date(Date.now() + certLifeMs(process.env)),
     signingKey: await pemToSigningKey(ca.keyPem),
     publicKey: keys.publicKey,
     signingAlgorithm: ALG,
@@ -93,8 +94,8 @@ export async function signAgentCsr(ca: KeyAndCert, csrPem: string, agentId: stri
     serialNumber: serial(),
     subject: `CN=${agentId}`,
     issuer: caCert.subject,
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 5 * 365 * DAY),
+    notBefore: new Date(Date.now() - CERT_BACKDATE_MS),
+    notAfter: new Date(Date.now() + certLifeMs(process.env)),
     signingKey: await pemToSigningKey(ca.keyPem),
     publicKey: await csr.publicKey.export(ALG, ['verify']),
     signingAlgorithm: ALG,
@@ -108,3 +109,17 @@ export async function signAgentCsr(ca: KeyAndCert, csrPem: string, agentId: stri
   return { certPem, fingerprint: fingerprintOfPem(certPem) };
 }
 
+
+/** Validity of a PEM certificate in epoch ms (renewal decisions, status warnings). */
+export function certificateDates(certPem: string): { notBefore: number; notAfter: number; subject: string; fingerprint: string } {
+  const c = new x509.X509Certificate(certPem);
+  return { notBefore: c.notBefore.getTime(), notAfter: c.notAfter.getTime(), subject: c.subject, fingerprint: fingerprintOfPem(certPem) };
+}
+
+/** The DNS names and addresses a server certificate is for, in its order (renewal keeps them). */
+export function serverCertHosts(certPem: string): string[] {
+  const c = new x509.X509Certificate(certPem);
+  const san = c.getExtension(x509.SubjectAlternativeNameExtension);
+  if (!san) return [];
+  return san.names.items.filter((n) => n.type === 'dns' || n.type === 'ip').map((n) => n.value);
+}

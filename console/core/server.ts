@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import type { Route } from '../module.js';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION, judgeAgentProtocol, protocolRefusalMessage } from '../../protocol/version.js';
 import type { OpenConsole } from './context.js';
 import { buildConsoleApp, type ConsoleAppOptions, type SharedLimiters } from './http-app.js';
 import { sourceKey } from './limits.js';
@@ -68,7 +69,12 @@ export interface ServerOptions {
  * The hardened https server of one port: TLS settings per kind, per-address and total connection
  * caps, handshake/first-request/headers/request/idle timeouts. `handler` gets every request.
  */
-export function createHardenedServer(ctx: Pick<OpenConsole, 'server' | 'ca'>, kind: 'main' | 'validate', handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
+export function createHardenedServer(
+  ctx: Pick<OpenConsole, 'server' | 'ca'>,
+  kind: 'main' | 'validate',
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  opts: { onProtocolRefused?: (req: IncomingMessage, version: number | null, reason: string) => void } = {},
+): Server {
   const L = SERVER_LIMITS;
   const tls =
     kind === 'validate'
@@ -95,9 +101,23 @@ export function createHardenedServer(ctx: Pick<OpenConsole, 'server' | 'ca'>, ki
     },
     (req, res) => {
       firstRequestSeen.add(req.socket);
+      // Every answer states the protocol; an agent request of a protocol too old to be read right is refused here.
+      res.setHeader(PROTOCOL_HEADER, String(PROTOCOL_VERSION));
+      if (kind === 'main' && (req.url ?? '').startsWith('/api/agent/')) {
+        const verdict = judgeAgentProtocol(req.headers[PROTOCOL_HEADER]);
+        if (!verdict.ok) {
+          opts.onProtocolRefused?.(req, verdict.version, verdict.reason);
+          const m = protocolRefusalMessage(verdict);
+          const body = JSON.stringify({ error: 'protocol_unsupported', message: m.ja, messageEn: m.en, supported: [PROTOCOL_VERSION - 1, PROTOCOL_VERSION] });
+          res.writeHead(426, { 'content-type': 'application/json; charset=utf-8', upgrade: `Sekimori-Protocol/${PROTOCOL_VERSION}`, connection: 'Upgrade, close' });
+          res.end(body);
+          return;
+        }
+      }
       handler(req, res);
     },
   );
+  tlsOptions.set(server, tls);
   server.requestTimeout = L.requestMs;
   server.headersTimeout = L.headersMs;
   server.keepAliveTimeout = 65_000;
@@ -131,6 +151,24 @@ export function createHardenedServer(ctx: Pick<OpenConsole, 'server' | 'ca'>, ki
   return server;
 }
 
+/** TLS options each server was made with, so a renewed certificate is served with the same settings. */
+const tlsOptions = new WeakMap<Server, object>();
+/** The servers of each open console (both ports), for a renewed server certificate. */
+const liveServers = new WeakMap<object, Set<Server>>();
+
+/**
+ * Serves a renewed server certificate on every port of this console from the next handshake on,
+ * without a restart (connections already open keep theirs). Returns how many servers took it.
+ */
+export function serveCertificate(ctx: Pick<OpenConsole, 'server' | 'ca'>, pair: { certPem: string; keyPem: string }): number {
+  let n = 0;
+  for (const server of liveServers.get(ctx) ?? []) {
+    server.setSecureContext({ key: pair.keyPem, cert: pair.certPem, ...(tlsOptions.get(server) ?? {}) });
+    n++;
+  }
+  return n;
+}
+
 export interface ConsoleListener {
   app: FastifyInstance;
   /** The hardened server the app runs on; listen on it once (serve.ts). */
@@ -145,8 +183,20 @@ export async function createConsoleServer(ctx: OpenConsole, allRoutes: Route[], 
     kind,
     ...(opts.limiters ? { limiters: opts.limiters } : {}),
     serverFactory: (handler) => {
-      server = createHardenedServer(ctx, kind, handler);
-      return server;
+      const made = createHardenedServer(ctx, kind, handler, {
+        // Folded per address: an old agent retries every few seconds, one event then a counted summary.
+        onProtocolRefused: (req, version, reason) =>
+          ctx.recordRepeated(
+            { type: 'agent.protocol_refused', data: { from: req.socket.remoteAddress ?? '', version, reason, path: (req.url ?? '').slice(0, 128) } },
+            'protocol_refused:' + sourceKey(req.socket.remoteAddress ?? ''),
+          ),
+      });
+      let set = liveServers.get(ctx);
+      if (!set) liveServers.set(ctx, (set = new Set()));
+      set.add(made);
+      made.once('close', () => set.delete(made));
+      server = made;
+      return made;
     },
   };
   const app = buildConsoleApp(ctx, allRoutes, log, appOptions);
