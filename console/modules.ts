@@ -11,5 +11,8 @@ import { usbDevicesModule, usbModule } from './usb/feature.js';
 import { webModule } from './web/feature.js';
 import { reportModule } from './report/feature.js';
 import { postureModule } from './posture/feature.js';
+import { retentionModule } from './retention/feature.js';
+import { siemModule } from './siem/feature.js';
+import { renewalModule } from './core/renewal.js';
 
-export const modules: ConsoleModule[] = [backboneModule, mfaModule, mfaIdentityModule, softwareModule, usbModule, usbDevicesModule, postureModule, webModule, reportModule];
+export const modules: ConsoleModule[] = [backboneModule, mfaModule, mfaIdentityModule, softwareModule, usbModule, usbDevicesModule, postureModule, webModule, reportModule, siemModule, retentionModule];

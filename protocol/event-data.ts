@@ -25,6 +25,8 @@ const Num = Type.Number({ minimum: -1e15, maximum: 1e15 });
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Hex4 = Type.String({ pattern: '^[0-9a-f]{4}$' });
 const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+/** A certificate's SHA-256 fingerprint (issue 17 trust: renewal events). */
+const CertFp = Type.String({ pattern: '^[0-9a-f]{64}$', default: '0'.repeat(64) });
 /** iSerialNumber is at most 255 descriptor bytes; its UTF-8 text from sysfs stays well under 1 KiB. */
 export const SERIAL_HEX_MAX = 2048;
 /** '' is a zero-length serial (readers treat it as none). */
@@ -343,8 +345,8 @@ const EventsDroppedSchema = Type.Object({
   /** Unimportant events not even appended because nothing droppable was left (counted by type). */
   notAppended: Type.Optional(Type.Record(Type.String({ maxLength: 80 }), Count)),
 });
-const GapFilledSchema = Type.Object({ agentId: Text(64), from: Count, to: Count, events: Count });
-const DropFindingSchema = Type.Object({ agentId: Text(64), seq: Count, ranges: Type.Array(SeqRange, { maxItems: 256 }), events: Count, detail: Text() });
+const GapFilledSchema = Type.Object({ agentId: Text(64), from: Count, to: Count, events: Count, closesGaps: Count });
+const DropFindingSchema = Type.Object({ agentId: Text(64), seq: Count, ranges: Type.Array(SeqRange, { maxItems: 256 }), events: Count, detail: Text(), closesGaps: Count });
 const DiskFullSchema = Type.Object({ since: Ts, until: Ts, refusedBatches: Count, refusedEvents: Count, freeBytes: Count, reserveBytes: Count, reason: Text(64) });
 const ClockSkewSchema = Type.Object({ agentId: Text(64), seq: Count, claimed: Ts, received: Ts, events: Count });
 const FloodSchema = Type.Object({ agentId: Text(64), limit: Text(16), batchEvents: Count, batchBytes: Count, retryAfterSeconds: Count });
@@ -497,8 +499,8 @@ export const EVENT_DATA = {
   'agent.drop_accounted': DropFindingSchema,
   'agent.drop_unverified': DropFindingSchema,
   'console.disk_full': DiskFullSchema,
-  'agent.cert_renewed': Type.Object({ agentId: Text(64), oldFingerprint: Sha256, newFingerprint: Sha256, notAfter: Ts }),
-  'console.server_cert_renewed': Type.Object({ oldFingerprint: Sha256, newFingerprint: Sha256, notAfter: Ts, hosts: Strings(64, 256) }),
+  'agent.cert_renewed': Type.Object({ agentId: Text(64), oldFingerprint: CertFp, newFingerprint: CertFp, notAfter: Ts }),
+  'console.server_cert_renewed': Type.Object({ oldFingerprint: CertFp, newFingerprint: CertFp, notAfter: Ts, hosts: Strings(64, 256) }),
   'agent.protocol_refused': Type.Object({ from: Text(256), version: Nullable(Num), reason: Text(32), path: Text(128) }),
   'admin.usb_exception_granted': UsbExceptionGrantedSchema,
   'admin.usb_exception_requested': UsbExceptionRequestedSchema,
@@ -535,6 +537,11 @@ export const EVENT_DATA = {
   'admin.forbidden': Type.Object({ path: Text(), method: Text(16), role: Type.Optional(Text(32)) }),
   'admin.report_generated': Type.Object({ from: Text(64), to: Text(64) }),
   'admin.evidence_exported': Type.Object({ from: Text(64), to: Text(64), events: Count, bytes: Count, fingerprint: Sha256 }),
+  // issue 17: retention — archive written, events deleted after it, an archive that failed (nothing deleted), a period set
+  'admin.archive_written': Type.Object({ archive: Text(256), events: Count, bytes: Count, manifestSha256: Sha256, families: Strings(64, 64), from: Ts, to: Ts }),
+  'admin.events_deleted': Type.Object({ archive: Text(256), events: Count, families: Strings(64, 64) }),
+  'admin.archive_failed': Type.Object({ archive: Text(256), events: Count, reason: Text(1024) }),
+  'admin.retention_set': Type.Object({ family: Text(64), days: Nullable(Count) }),
   'admin.events_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.usb_devices_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.usb_exports_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
