@@ -52,6 +52,8 @@ export interface LocalPeer {
   pid: number | null;
   uid: number | null;
   user?: string | null;
+  /** Windows: the caller's SID from its token (where Linux has the uid). */
+  sid?: string | null;
 }
 
 export interface LocalRequest {

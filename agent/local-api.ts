@@ -18,6 +18,8 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConsoleReply, LocalApi, LocalHandler, LocalPeer, LogLevel } from './capability.js';
 import { isNamedPipe } from './os.js';
+import { UserPipeBroker } from './local/windows/user-pipe-broker.js';
+import { userPipeName } from './local/windows/user-pipe.js';
 
 // Not `import … from 'node:http'`: the ESM facade of node:http reads every export, and its lazy
 // WebSocket/MessageEvent getters load Node's whole fetch stack (undici) — ≈12 MB of an idle agent.
@@ -34,6 +36,8 @@ export const UNLOCK_SOCKET_ENV = 'SEKIMORI_UNLOCK_SOCKET';
 
 /** Where the unlock socket of the agent whose root socket is `socketPath` lives. */
 export function unlockSocketPath(socketPath: string, env: NodeJS.ProcessEnv = process.env): string {
+  // Windows: the broker's user pipe beside the agent's own (agent/local/windows/user-pipe.ts).
+  if (isNamedPipe(socketPath)) return userPipeName(socketPath);
   const fromEnv = env[UNLOCK_SOCKET_ENV];
   return fromEnv && isAbsolute(fromEnv) ? fromEnv : join(dirname(socketPath), 'unlock.sock');
 }
@@ -127,6 +131,9 @@ export class LocalApiServer implements LocalApi {
   private readonly userRoutes = new Map<string, LocalHandler>();
   private server: Server | null = null;
   private unlockServer: Server | null = null;
+  private broker: UserPipeBroker | null = null;
+  /** Windows: told once per outage of the user pipe's broker, and when it serves again. */
+  onUserPipe: ((state: 'down' | 'up', detail: string) => void) | null = null;
   private peerLookups = 0;
   readonly unlockSocketPath: string;
 
@@ -148,6 +155,7 @@ export class LocalApiServer implements LocalApi {
   async start(): Promise<void> {
     this.server = await listen(this.socketPath, 0o600, this.handle(this.routes, null));
     if (this.userRoutes.size === 0) return;
+    if (isNamedPipe(this.socketPath)) return this.startBroker();
     // The unlock socket never stops the agent from starting: without it, lockers find no socket
     // (ENOENT) and fail closed unless policy chose break-glass — as with the agent stopped.
     const problem = prepareUnlockDir(dirname(this.unlockSocketPath));
@@ -166,6 +174,25 @@ export class LocalApiServer implements LocalApi {
     } catch (e) {
       this.log('error', `unlock socket not started: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * Windows: user routes are served through sekimori-pipebroker.exe, which names each caller
+   * from its token (Node's pipes give no peer). The peer is the broker's, never the client's.
+   */
+  private startBroker(): void {
+    this.broker = new UserPipeBroker({
+      pipe: this.unlockSocketPath,
+      log: this.log,
+      onDown: (d) => this.onUserPipe?.('down', `exit ${d.code ?? '-'}${d.message ? `: ${d.message}` : ''}`),
+      onUp: (d) => this.onUserPipe?.('up', `pid ${d.pid}`),
+      handle: async (req, peer) => {
+        const handler = this.userRoutes.get(`${req.method} ${req.path}`);
+        if (!handler) return { status: 404, body: { error: 'not_found' } };
+        return handler({ body: req.body, peer });
+      },
+    });
+    this.broker.start();
   }
 
   /** helper: null on the root socket (no peer look-up), '' when the helper is missing. */
@@ -215,7 +242,8 @@ export class LocalApiServer implements LocalApi {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([close(this.server), close(this.unlockServer)]);
+    await Promise.all([close(this.server), close(this.unlockServer), this.broker?.stop()]);
+    this.broker = null;
     this.server = this.unlockServer = null;
   }
 }

@@ -8,6 +8,8 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isObject } from '../../protocol/validate.js';
 import { localRequest, UNLOCK_SOCKET_ENV, unlockSocketPath } from '../local-api.js';
+import { userPipeRequest } from '../local/windows/user-pipe-broker.js';
+import { isNamedPipe } from '../os.js';
 import { agentPaths, DEFAULT_STATE_DIR } from '../state.js';
 
 /** Where the installed agent listens for users (the unit sets it; a user's shell does not have the variable). */
@@ -43,7 +45,9 @@ export async function applyCommand(args: string[]): Promise<number> {
   const hours = values.hours === undefined ? undefined : /^\d{1,16}$/.test(values.hours) ? Number(values.hours) : values.hours;
   const socket = values.socket ?? defaultSocket(values.state);
   try {
-    const r = await localRequest(socket, 'POST', '/usb/apply', { ref, reason: values.reason, ...(hours === undefined ? {} : { hours }) }, 10_000);
+    const body = { ref, reason: values.reason, ...(hours === undefined ? {} : { hours }) };
+    // Windows: the broker's user pipe (it names the caller from its token); Linux: the unlock socket.
+    const r = isNamedPipe(socket) ? await userPipeRequest(socket, 'POST', '/usb/apply', body, 20_000) : await localRequest(socket, 'POST', '/usb/apply', body, 10_000);
     if (values.json) process.stdout.write(JSON.stringify(r.body) + '\n');
     const msg = isObject(r.body) && typeof r.body.message === 'string' ? r.body.message : `HTTP ${r.status}`;
     if (r.status === 202) {
@@ -53,6 +57,11 @@ export async function applyCommand(args: string[]): Promise<number> {
     if (!values.json) process.stderr.write(msg + '\n');
     return 1;
   } catch (e) {
+    if (isNamedPipe(socket)) {
+      // No pipe: the agent or its broker is not running; the broker is restarted by the agent.
+      process.stderr.write(`申請を受け付けられません。しばらくしてからもう一度お試しください / applications cannot be taken now; try again shortly (${(e as Error).message})\n`);
+      return 1;
+    }
     process.stderr.write(`エージェントに接続できません / agent unreachable (${(e as Error).message})\n`);
     return 1;
   }

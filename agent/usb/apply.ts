@@ -122,7 +122,8 @@ const MESSAGES: Record<RefusalReason, string> = {
 export function decideApply(input: { peer: LocalPeer; body: unknown; lookup: (ref: string) => ApplyDevice | undefined; recent: number; pending: number }): ApplyVerdict {
   const refuse = (status: number, reason: RefusalReason): ApplyVerdict => ({ ok: false, status, reason, message: MESSAGES[reason] });
   const user = input.peer.user;
-  if (input.peer.uid === null || !user) return refuse(403, 'no_user');
+  // The kernel's identity: a uid (SO_PEERCRED) on Linux, a SID (the token) on Windows.
+  if ((input.peer.uid === null && !input.peer.sid) || !user) return refuse(403, 'no_user');
   if (input.recent >= APPLY_LIMITS.perUserPerMinute) return refuse(429, 'rate');
   if (!usbApplyRequestCheck.check(input.body)) return refuse(400, 'invalid');
   const body = input.body;
@@ -229,7 +230,7 @@ export class ApplyDesk {
 
   async apply(req: LocalRequest): Promise<ConsoleReply> {
     const now = this.nowMs();
-    const userKey = req.peer.user ?? `uid:${req.peer.uid ?? '?'}`;
+    const userKey = req.peer.sid ? `sid:${req.peer.sid}` : (req.peer.user ?? `uid:${req.peer.uid ?? '?'}`);
     const window = (this.attempts.get(userKey) ?? []).filter((t) => now - t < 60_000 && t <= now);
     const v = decideApply({ peer: req.peer, body: req.body, lookup: (r) => this.lookup(r), recent: window.length, pending: this.pending.length });
     window.push(now);
