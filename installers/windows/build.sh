@@ -32,3 +32,8 @@ echo "sekimori build: dist/windows/sekimori-proclist.exe"
   "$root/agent/notify/windows/notice.c" -lwtsapi32
 mv -f "$work/sekimori-notice.exe" "$out/sekimori-notice.exe"
 echo "sekimori build: dist/windows/sekimori-notice.exe"
+# The user pipe's broker (agent/local/windows/pipe-broker.c): names each 申請 caller from its token.
+"$cc" -O2 -Wall -Wextra -Wno-missing-field-initializers -Werror -municode -static -s -o "$work/sekimori-pipebroker.exe" \
+  "$root/agent/local/windows/pipe-broker.c" -ladvapi32
+mv -f "$work/sekimori-pipebroker.exe" "$out/sekimori-pipebroker.exe"
+echo "sekimori build: dist/windows/sekimori-pipebroker.exe"
