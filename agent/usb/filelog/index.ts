@@ -2,14 +2,15 @@
  * 持ち出しログ (issue 16): every file written to a usable removable medium is recorded as
  * usb.file_written. The capability (agent/usb/capability.ts) tells it what it judged and when it
  * scanned; the pure part is decide.ts, the platform part linux/ (fanotify helper). Other platforms
- * have none yet: the Windows agent would watch the drive letters of allowed volumes with
- * ReadDirectoryChangesW (no writer identity) — not built.
+ * Windows: windows/ (the drive letters of usable sticks watched with ReadDirectoryChangesW through
+ * fs.watch; the writer is the session's user). Other platforms have none.
  */
 import type { AgentContext } from '../../capability.js';
 import type { UsbDecision } from '../decide.js';
 import type { UsbDeviceInfo } from '../observe.js';
 import type { UsbPlatform } from '../platform.js';
 import { fileLogHelperPath, LinuxFileLog } from './linux/filelog.js';
+import { WindowsFileLog } from './windows/filelog.js';
 
 export interface FileLogControl {
   /** A device's decision is new or changed. */
@@ -27,6 +28,11 @@ export interface FileLogControl {
 
 /** The file log for this platform, or null where there is none (the platform's name decides, as agent/platform.ts chose it). */
 export function createFileLog(platform: UsbPlatform, ctx: AgentContext, mode: () => string): FileLogControl | null {
+  if (platform.name === 'windows') {
+    const w = new WindowsFileLog(ctx, { mode });
+    void w.start().catch(() => undefined);
+    return w;
+  }
   const sysRoot = (platform as { sysRoot?: unknown }).sysRoot;
   if (platform.name !== 'linux' || typeof sysRoot !== 'string') return null;
   return new LinuxFileLog(ctx, { sysRoot, helper: fileLogHelperPath(), currentUser: () => platform.currentUser(), mode });
