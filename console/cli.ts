@@ -6,6 +6,7 @@ import type { CliCommand, ConsoleContext } from './module.js';
 import { modules } from './modules.js';
 import { initConsole, openConsole } from './core/context.js';
 import { serve } from './serve.js';
+import { backupCommands } from './backup/cli.js';
 
 const defaultData = process.env.SEKIMORI_CONSOLE_DATA ?? '/var/lib/sekimori-console';
 
@@ -52,7 +53,7 @@ const core: Record<string, CliCommand> = {
 };
 
 export async function main(argv: string[]): Promise<number> {
-  const commands: Record<string, CliCommand> = { ...core };
+  const commands: Record<string, CliCommand> = { ...core, ...backupCommands(modules) };
   for (const m of modules) Object.assign(commands, m.commands ?? {});
   const [name, ...rest] = argv;
   const cmd = name ? commands[name] : undefined;
