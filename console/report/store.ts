@@ -96,7 +96,14 @@ function chainFacts(db: Database.Database, since: string, until: string): Map<st
     .prepare("SELECT terminal_id AS id, type, json_extract(data, '$.finding') AS finding, count(*) AS n FROM events WHERE type IN ('agent.gap', 'agent.chain_broken') AND ts >= ? AND ts < ? GROUP BY terminal_id, type, finding")
     .all(since, until) as { id: string; type: string; finding: string | null; n: number }[];
   const out = new Map<string, ChainFacts>();
-  for (const h of heads) out.set(h.id, { events: (count.get(h.id, since, until) as { n: number }).n, gaps: 0, broken: 0, tampered: 0, headSeq: h.last_seq, headHash: h.last_hash });
+  // Events retention archived and deleted (console/retention: chain_base) were reported all the same.
+  const archived = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'chain_base'").get()
+    ? db.prepare('SELECT count(*) AS n FROM chain_base WHERE agent_id = ? AND ts >= ? AND ts < ?')
+    : null;
+  for (const h of heads) {
+    const n = (count.get(h.id, since, until) as { n: number }).n + ((archived?.get(h.id, since, until) as { n: number } | undefined)?.n ?? 0);
+    out.set(h.id, { events: n, gaps: 0, broken: 0, tampered: 0, headSeq: h.last_seq, headHash: h.last_hash });
+  }
   for (const f of findings) {
     const c = out.get(f.id);
     if (!c) continue;

@@ -77,6 +77,7 @@ const NAV: { href: string; key: MsgKey }[] = [
   { href: '/exceptions', key: 'exceptions' },
   { href: '/devices', key: 'devices' },
   { href: '/exports', key: 'exportLog' },
+  { href: '/archives', key: 'archives' },
   { href: '/report', key: 'report' },
   { href: '/accounts', key: 'accounts' },
   { href: '/applications', key: 'applications' },
