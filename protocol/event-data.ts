@@ -573,7 +573,7 @@ export const EVENT_DATA = {
   'admin.software_baseline_requested': SoftwareBaselineRequestedSchema,
   'admin.software_restore_requested': Type.Object({ id: Text(64), path: Text(), sha256: Sha256 }),
   // Issue 17 SIEM forwarding (console/siem).
-  'admin.siem_configured': Type.Object({ target: Text(300), name: Text(256), facility: Text(16), clientCert: Type.Boolean(), caFingerprint: Sha256 }),
+  'admin.siem_configured': Type.Object({ target: Text(300), name: Text(256), facility: Text(16), clientCert: Type.Boolean(), caFingerprint: Type.String({ pattern: '^[0-9a-f]{64}$', default: '0'.repeat(64) }) }),
   'admin.siem_disabled': Type.Object({ target: Text(300) }),
   'console.siem_stopped': Type.Object({ target: Text(300), error: Text(1024), cursor: Count, backlog: Count, suppressed: Count }),
   'console.siem_resumed': Type.Object({ target: Text(300), cursor: Count, backlog: Count, downSeconds: Count, failures: Count }),

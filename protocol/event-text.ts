@@ -562,6 +562,15 @@ function fallback(type: string, L: TextLang, u: string, where: string, known: bo
 
 /** Labels of data fields; a key without one is shown as itself (a newer agent's field). */
 export const FIELD_LABELS: Record<string, Pair> = {
+  // SIEM forwarding (issue 17: admin.siem_*, console.siem_*)
+  target: ['転送先', 'Target'],
+  facility: ['ファシリティ', 'Facility'],
+  clientCert: ['クライアント証明書', 'Client certificate'],
+  caFingerprint: ['CA証明書の指紋', 'CA fingerprint'],
+  cursor: ['転送済みの位置', 'Cursor'],
+  backlog: ['未転送', 'Backlog'],
+  suppressed: ['抑止した通知', 'Suppressed notices'],
+  downSeconds: ['停止時間(秒)', 'Down (s)'],
   // 持ち出しログ (usb.file_written)
   pathHash: ['パスのSHA-256(元のバイト列)', 'Path SHA-256 (raw bytes)'],
   hashSkipped: ['ハッシュ未計算の理由', 'Why not hashed'],
