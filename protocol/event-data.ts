@@ -542,11 +542,6 @@ export const EVENT_DATA = {
   'admin.events_deleted': Type.Object({ archive: Text(256), events: Count, families: Strings(64, 64) }),
   'admin.archive_failed': Type.Object({ archive: Text(256), events: Count, reason: Text(1024) }),
   'admin.retention_set': Type.Object({ family: Text(64), days: Nullable(Count) }),
-  // issue 17: retention — archive written, events deleted after it, an archive that failed (nothing deleted), a period set
-  'admin.archive_written': Type.Object({ archive: Text(256), events: Count, bytes: Count, manifestSha256: Sha256, families: Strings(64, 64), from: Ts, to: Ts }),
-  'admin.events_deleted': Type.Object({ archive: Text(256), events: Count, families: Strings(64, 64) }),
-  'admin.archive_failed': Type.Object({ archive: Text(256), events: Count, reason: Text(1024) }),
-  'admin.retention_set': Type.Object({ family: Text(64), days: Nullable(Count) }),
   'admin.events_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.usb_devices_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),
   'admin.usb_exports_exported': Type.Object({ rows: Count, filter: Type.Record(Type.String(), Type.String()) }),

@@ -404,21 +404,6 @@ export const EVENT_TEXT: Record<string, TypeText> = {
       ? J(L, `${ga(u, L)}${q(d.family, 32)} の保存期間を解除しました(すべて保存)`, `${u || 'Someone'} removed the retention period of ${q(d.family, 32)} (keep everything)`)
       : J(L, `${ga(u, L)}${q(d.family, 32)} の保存期間を ${d.days} 日に設定しました`, `${u || 'Someone'} set the retention period of ${q(d.family, 32)} to ${d.days} days`),
   ),
-  // issue 17: retention with verifiable archives
-  'admin.archive_written': entry('admin.archive_written', ['操作ログのアーカイブ', 'Events archived'], (d, L, u) =>
-    J(L, `${ga(u, L)}操作ログ ${d.events} 件をアーカイブ ${q(d.archive, 80)} に書き出しました(${d.families.map((f) => s(f, 32)).join('・')})`, `${u || 'Someone'} archived ${d.events} events to ${q(d.archive, 80)} (${d.families.map((f) => s(f, 32)).join(', ')})`),
-  ),
-  'admin.events_deleted': entry('admin.events_deleted', ['保存期間切れの操作ログの削除', 'Expired events deleted'], (d, L, u) =>
-    J(L, `${ga(u, L)}アーカイブ ${q(d.archive, 80)} に書き出した操作ログ ${d.events} 件を削除しました`, `${u || 'Someone'} deleted ${d.events} events archived in ${q(d.archive, 80)}`),
-  ),
-  'admin.archive_failed': entry('admin.archive_failed', ['アーカイブの失敗', 'Archive failed'], (d, L) =>
-    J(L, `操作ログ ${d.events} 件をアーカイブできませんでした(削除していません): ${q(d.reason, 120)}`, `Could not archive ${d.events} events (nothing deleted): ${q(d.reason, 120)}`),
-  ),
-  'admin.retention_set': entry('admin.retention_set', ['保存期間の設定', 'Retention period set'], (d, L, u) =>
-    d.days === null
-      ? J(L, `${ga(u, L)}${q(d.family, 32)} の保存期間を解除しました(すべて保存)`, `${u || 'Someone'} removed the retention period of ${q(d.family, 32)} (keep everything)`)
-      : J(L, `${ga(u, L)}${q(d.family, 32)} の保存期間を ${d.days} 日に設定しました`, `${u || 'Someone'} set the retention period of ${q(d.family, 32)} to ${d.days} days`),
-  ),
   'admin.events_exported': entry('admin.events_exported', ['操作ログのCSV出力', 'Events exported'], (d, L, u) => J(L, `${ga(u, L)}操作ログ ${d.rows} 件をCSV出力しました`, `${u || 'Someone'} exported ${d.rows} events as CSV`)),
   'admin.usb_devices_exported': entry('admin.usb_devices_exported', ['機器一覧のCSV出力', 'Devices exported'], (d, L, u) => J(L, `${ga(u, L)}機器一覧 ${d.rows} 件をCSV出力しました`, `${u || 'Someone'} exported ${d.rows} devices as CSV`)),
   'admin.usb_exports_exported': entry('admin.usb_exports_exported', ['持ち出しログのCSV出力', 'Export log exported'], (d, L, u) => J(L, `${ga(u, L)}持ち出しログ ${d.rows} 件をCSV出力しました`, `${u || 'Someone'} exported ${d.rows} export-log rows as CSV`)),
@@ -747,12 +732,6 @@ export const FIELD_LABELS: Record<string, Pair> = {
   applicant: ['申請者', 'Applicant'],
   grantId: ['一時許可ID', 'Exception id'],
   pending: ['未処理の申請', 'Pending applications'],
-  // issue 17: retention (admin.archive_*, admin.events_deleted, admin.retention_set)
-  archive: ['アーカイブ', 'Archive'],
-  families: ['種別', 'Families'],
-  manifestSha256: ['マニフェストSHA-256', 'Manifest SHA-256'],
-  family: ['種別', 'Family'],
-  days: ['日数', 'Days'],
   // issue 17: retention (admin.archive_*, admin.events_deleted, admin.retention_set)
   archive: ['アーカイブ', 'Archive'],
   families: ['種別', 'Families'],
