@@ -167,6 +167,7 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
       await syncPolicy();
       // Tell the console at once which version is now in force (its terminal list shows it).
       if (store.policy().version !== before) return beat();
+    uploader.observeConsole(reply.body); // issue 17: re-send what a restored console lacks
     }
     uploader.poke();
   };

@@ -71,7 +71,24 @@ export const uploadRequestCheck = wireCheck(UploadRequestSchema);
 /** Only the envelope (batchId, an array of events): the events are judged one by one after the count. */
 export const uploadEnvelopeCheck = wireCheck(Type.Object({ batchId: UploadRequestSchema.properties.batchId, events: Type.Array(Type.Unknown()) }, closed));
 
-export interface UploadResponse {
+/**
+ * What the console lacks of this agent's chain (issue 17: re-send after a console restore), carried
+ * by the upload and heartbeat answers. Optional both ways: an older console omits it (the agent then
+ * re-sends nothing), an older agent ignores it. Open (answers carry other members too).
+ */
+export const MAX_MISSING_RANGES = 64;
+export const ResendHintSchema = Type.Object({
+  /** Highest N such that the console holds (or has accounted for) every seq 1..N of this agent. */
+  lastContiguousSeq: Type.Optional(SafeCount),
+  /** Highest seq the console holds of this agent: the agent re-sends delivered events above it. */
+  headSeq: Type.Optional(SafeCount),
+  /** Open gaps below the console's head for this agent, oldest first. */
+  missing: Type.Optional(Type.Array(Type.Object({ from: SafeCount, to: SafeCount }), { maxItems: MAX_MISSING_RANGES })),
+});
+export type ResendHint = Static<typeof ResendHintSchema>;
+export const resendHintCheck = wireCheck(ResendHintSchema);
+
+export interface UploadResponse extends ResendHint {
   /** seqs the console now holds (new or already held): the agent may delete exactly these. */
   acked: number[];
   stored: number;
@@ -94,7 +111,7 @@ export const HeartbeatRequestSchema = Type.Object(
 export type HeartbeatRequest = Static<typeof HeartbeatRequestSchema>;
 export const heartbeatRequestCheck = wireCheck(HeartbeatRequestSchema);
 
-export interface HeartbeatResponse {
+export interface HeartbeatResponse extends ResendHint {
   serverTime: string; // the console's clock: time-limited grants are judged by it
   policyVersion: number; // latest signed policy; the agent fetches it when newer
 }

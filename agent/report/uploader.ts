@@ -6,7 +6,7 @@
  * good instead of blocking.
  */
 import { randomUUID } from 'node:crypto';
-import type { UploadResponse } from '../../protocol/api.js';
+import { resendHintCheck, type UploadResponse } from '../../protocol/api.js';
 import { isObject } from '../../protocol/validate.js';
 import type { AgentEventType } from '../../protocol/events.js';
 import type { ConsoleLink, ConsoleReply, LogLevel, TypedEvent } from '../capability.js';
@@ -41,6 +41,28 @@ export function retryAfterMs(reply: ConsoleReply): number | null {
   return Math.min(MAX_RETRY_AFTER_MS, Math.max(1_000, Number(v) * 1000));
 }
 
+/**
+ * A console's wait with jitter added (up to +20 %, at most +30 s), so a fleet refused by a full
+ * console does not come back in the same second; still within MAX_RETRY_AFTER_MS.
+ */
+export function jittered(waitMs: number, random = Math.random): number {
+  const extra = Math.floor(random() * Math.min(waitMs * 0.2, 30_000));
+  return Math.min(MAX_RETRY_AFTER_MS, waitMs + Math.max(0, extra));
+}
+
+/**
+ * What to re-queue from a console's answer (issue 17, re-send after a restore): the `missing` ranges,
+ * and everything above the console's head (`headSeq`, else `lastContiguousSeq` from a console that
+ * sends only that). Null when the answer carries no hint (an older console) or a malformed one. Pure.
+ */
+export function resendPlan(body: unknown): { ranges: { from: number; to: number }[]; above: number | null } | null {
+  if (!isObject(body) || !resendHintCheck.check(body)) return null;
+  const above = body.headSeq ?? body.lastContiguousSeq ?? null;
+  const ranges = (body.missing ?? []).filter((r) => r.from <= r.to);
+  if (above === null && ranges.length === 0) return null;
+  return { ranges, above };
+}
+
 export class Uploader {
   private running = false;
   private wake: (() => void) | null = null;
@@ -64,6 +86,20 @@ export class Uploader {
     // The uploader is what pairs the outbox with the console link: from here on events carry the
     // console-corrected time (the console trusts an agent's ts only up to 5 minutes ahead of its own).
     outbox.useClock(() => link.consoleNow());
+  }
+
+  /**
+   * An upload or heartbeat answer: re-queue what the console says it lacks from the events already
+   * delivered (a console restored from a backup lacks what its predecessor acknowledged after it).
+   */
+  observeConsole(body: unknown): number {
+    const plan = resendPlan(body);
+    if (!plan) return 0;
+    // Nothing delivered above the console's head and no missing range: nothing to do (cheap path).
+    if (plan.ranges.length === 0 && plan.above !== null && plan.above >= this.outbox.lastDelivered()) return 0;
+    const n = this.outbox.requeue(plan.ranges, plan.above);
+    if (n > 0) this.opts.log('warn', `console lacks ${n} delivered event(s) (head #${String(plan.above)}); sending them again`);
+    return n;
   }
 
   poke(): void {
@@ -143,6 +179,7 @@ export class Uploader {
     if (reply.status === 200 && isObject(reply.body) && Array.isArray(reply.body.acked)) {
       const acked = (reply.body as unknown as UploadResponse).acked.filter((s) => Number.isSafeInteger(s));
       this.outbox.acknowledge(acked);
+      this.observeConsole(reply.body);
       this.failures = 0;
       this.limited = 0;
       this.lastSuccess = new Date().toISOString();
@@ -151,7 +188,10 @@ export class Uploader {
     const message = isObject(reply.body) && typeof reply.body.message === 'string' ? reply.body.message : `HTTP ${reply.status}`;
     this.lastError = message;
     // Without a usable Retry-After, a 429 still waits (the backoff), and a poke does not cut it short.
-    const wait = retryAfterMs(reply) ?? (reply.status === 429 ? backoffMs(++this.failures, this.opts.maxBackoffMs()) : null);
+    const asked = retryAfterMs(reply);
+    // A 503 (a full console disk) refuses the whole fleet at once: jitter spreads its return. A 429's
+    // wait is this agent's own token bucket, exact already.
+    const wait = asked !== null ? (reply.status === 503 ? jittered(asked) : asked) : reply.status === 429 || reply.status === 503 ? backoffMs(++this.failures, this.opts.maxBackoffMs()) : null;
     if (wait !== null) {
       // Over the console's limit: nothing is dropped or set aside, the batch is sent again after the wait.
       this.notBefore = Date.now() + wait;

@@ -6,7 +6,8 @@ import { RateLimiter, tooManyRequests } from '../core/limits.js';
 import { consoleLimits } from '../core/paths.js';
 import { signAgentCsr } from '../core/pki.js';
 import { sourceKey } from '../core/limits.js';
-import { GroupCommit, createIngester, parseBatch } from './ingest.js';
+import { statfsSync } from 'node:fs';
+import { DiskGuard, GroupCommit, createIngester, diskFullError, ingestReserve, isDiskFull, parseBatch } from './ingest.js';
 import { agentExists, findEnrollToken, hashToken, insertAgent, sameNameAs, spendEnrollToken } from './store.js';
 import { HeartbeatBuffer, beatOf, parseHeartbeat } from './heartbeat.js';
 import { parseEnroll } from './body.js';
@@ -80,6 +81,12 @@ export function heartbeatSeconds(ctx: ConsoleContext): number {
 export function backboneRoutes(c: ConsoleContext): Route[] {
   const ctx = c as OpenConsole;
   const ingest = new GroupCommit(ctx.db, createIngester(ctx.db));
+  // Issue 17: a full disk refuses uploads with 503 + Retry-After (nothing half-written: the batch's
+  // transaction rolls back); the outage is recorded first thing once writing works again.
+  const disk = new DiskGuard(ingestReserve(ctx.config), () => {
+    const s = statfsSync(ctx.paths.dataDir);
+    return Number(s.bavail) * Number(s.bsize);
+  });
   const beats = heartbeatBuffer(ctx);
   const policyVersion = ctx.db.prepare('SELECT max(version) AS v FROM policies');
   const statusOf = ctx.db.prepare('SELECT status, hostname FROM agents WHERE id = ?');
@@ -115,12 +122,34 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
         const waitBytes = volume.retryAfterSeconds(agentId, now, bytes);
         if (waitBytes > 0) throw flood(agentId, 'bytes', waitBytes, null, bytes);
         const events = parseBatch(req.json(), agentId);
+        if (disk.low(now)) {
+          disk.refused('low_free_space', events.length, new Date());
+          throw diskFullError();
+        }
         const cost = Math.min(events.length, limits.agentEvents.burst);
         const waitEvents = eventRate.retryAfterSeconds(agentId, now, cost);
         if (waitEvents > 0) throw flood(agentId, 'events', waitEvents, events.length, bytes);
         volume.take(agentId, now, bytes);
         eventRate.take(agentId, now, cost);
-        const result = await ingest.submit(agentId, events);
+        const outage = disk.pending();
+        if (outage) {
+          try {
+            ctx.recordEvent({ type: 'console.disk_full', data: { ...outage } });
+            disk.recorded();
+          } catch (e) {
+            if (!isDiskFull(e)) throw e;
+            disk.refused('sqlite_full', events.length, new Date());
+            throw diskFullError();
+          }
+        }
+        let result;
+        try {
+          result = await ingest.submit(agentId, events);
+        } catch (e) {
+          if (!isDiskFull(e)) throw e;
+          disk.refused('sqlite_full', events.length, new Date());
+          throw diskFullError();
+        }
         const first = result.skewed[0];
         if (first) {
           ctx.recordRepeated(

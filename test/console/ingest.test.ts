@@ -35,7 +35,7 @@ describe('ingest', () => {
 
   it('stores a clean chain as ok and acks every seq', () => {
     const r = ingest(AGENT, chain(5));
-    expect(r.response).toEqual({ acked: [1, 2, 3, 4, 5], stored: 5, duplicates: 0 });
+    expect(r.response).toEqual({ acked: [1, 2, 3, 4, 5], stored: 5, duplicates: 0, headSeq: 5, lastContiguousSeq: 5, missing: [] });
     expect(r.skewed).toEqual([]);
     expect(chainOf().every((x) => x.chain === 'ok')).toBe(true);
   });
@@ -98,7 +98,7 @@ describe('ingest', () => {
     };
     const c = chain(7, (i) => claims[i] ?? '2026-11-29T11:00:00.000Z');
     const r = ingest(AGENT, c, received);
-    expect(r.response).toEqual({ acked: [1, 2, 3, 4, 5, 6, 7], stored: 7, duplicates: 0 });
+    expect(r.response).toMatchObject({ acked: [1, 2, 3, 4, 5, 6, 7], stored: 7, duplicates: 0 });
     expect(r.skewed.map((x) => [x.seq, x.claimed])).toEqual([
       [2, claims[2]],
       [3, claims[3]],
