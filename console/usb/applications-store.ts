@@ -236,6 +236,16 @@ export interface DecideInput {
 }
 
 /**
+ * Pure: whether a terminal account and a console account name one person. A Windows applicant is
+ * DOMAIN\user (the broker's LookupAccountSid): compared by its user part, as a console name has
+ * no domain — a namesake in another domain is refused too (fail closed: another approver decides).
+ */
+export function sameAccount(staffUser: string, actor: string): boolean {
+  const bare = (s: string) => s.slice(s.lastIndexOf('\\') + 1).trim().toLowerCase();
+  return staffUser.toLowerCase() === actor.toLowerCase() || (bare(staffUser) !== '' && bare(staffUser) === bare(actor));
+}
+
+/**
  * Pure: why this decision may not be made, or null. The approver is never the applicant (the
  * console account compared with the terminal account, case-insensitively: one person often has
  * both under one name); a decided application stays decided; a stale one is not decided.
@@ -244,7 +254,7 @@ export function refuseDecision(a: Pick<Application, 'status' | 'staffUser' | 'ap
   if (!input.actor) return 'no approver';
   if (a.status !== 'pending') return `既に${a.status === 'approved' ? '承認' : '却下'}されています / already ${a.status}`;
   if (isStale(a.appliedAt, now)) return '古い申請は処理できません / the application is too old to decide';
-  if (a.staffUser.toLowerCase() === input.actor.toLowerCase()) return '申請者本人は承認・却下できません / the applicant cannot decide their own application';
+  if (sameAccount(a.staffUser, input.actor)) return '申請者本人は承認・却下できません / the applicant cannot decide their own application';
   if (input.hours !== undefined && (!Number.isSafeInteger(input.hours) || input.hours < 1 || input.hours > APPLICATION_LIMITS.hoursMax)) {
     return `期間は1〜${APPLICATION_LIMITS.hoursMax}時間です / the period must be 1 to ${APPLICATION_LIMITS.hoursMax} hours`;
   }
