@@ -34,6 +34,12 @@ export function brokerPath(env: NodeJS.ProcessEnv = process.env): string {
   return env.SEKIMORI_PIPEBROKER ?? join(dirname(process.execPath), BROKER_NAME);
 }
 
+/** SEKIMORI_PIPEBROKER_RESTART_MS: the shortest wait before a restart (the wine test widens the outage to observe it), at most 5 min. */
+export function restartFloorMs(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.SEKIMORI_PIPEBROKER_RESTART_MS ?? 0);
+  return Number.isSafeInteger(n) && n > 0 ? Math.min(n, 300_000) : 0;
+}
+
 export class UserPipeBroker {
   private child: ChildProcess | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -120,7 +126,7 @@ export class UserPipeBroker {
   private down(code: number | null, message: string): void {
     this.ready = false;
     if (this.stopped) return;
-    const delay = restartDelayMs(this.failures);
+    const delay = Math.max(restartFloorMs(), restartDelayMs(this.failures));
     this.failures++;
     this.o.log('error', `user pipe: broker not running (exit ${code ?? '-'}${message ? `: ${message}` : ''}); applications refused; restart in ${delay} ms`);
     if (!this.downReported) {
