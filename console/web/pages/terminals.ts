@@ -10,6 +10,7 @@ import { fmtTime, tr } from '../i18n.js';
 import { collidingIds, eventPage, hostnameKey } from '../queries.js';
 import { csrfField, field, isAdmin, page, redirect, refusedAsBadRequest, type WebReq, type WebRouteSpec } from '../web.js';
 import { chainBadge, sevBadge, statusBadge } from './common.js';
+import { siemLine } from '../../siem/status-line.js';
 
 /** This page's own words for "この端末を基準にする" (Japanese first). */
 const WORDS = {
@@ -83,7 +84,7 @@ export const terminalRoutes: WebRouteSpec[] = [
       const dup = collidingIds(all); // over all terminals, whatever the filter shows
       const list = /^(online|offline|silent|revoked)$/.test(status) ? all.filter((a) => a.status === status) : all;
       const current = r.ctx.currentPolicy().policy.version;
-      const body = html`<p class="filters">${['', 'online', 'offline', 'silent', 'revoked'].map(
+      const body = html`${siemLine(r.ctx, L)}<p class="filters">${['', 'online', 'offline', 'silent', 'revoked'].map(
         (s) => html`<a href="/terminals${qs({ status: s })}" class="${s === status ? 'active' : ''}">${s ? tr(L, s as 'online') : tr(L, 'all')}</a> `,
       )}</p>
 <table id="terminals"><thead><tr><th>${tr(L, 'hostname')}</th><th>${tr(L, 'status')}</th><th>${tr(L, 'lastSeen')}</th><th>${tr(L, 'os')}</th><th>${tr(L, 'agentVersion')}</th><th>${tr(L, 'policyVersion')}</th><th class="num">${tr(L, 'outboxDepth')}</th></tr></thead><tbody>
