@@ -336,7 +336,8 @@ export class Outbox {
 
   /** Moves exactly the events the console acknowledged to `delivered` (kept for a re-send), then trims that keep. */
   acknowledge(seqs: number[], now = Date.now()): void {
-    const keep = this.db.prepare('INSERT OR REPLACE INTO delivered (seq, json, importance, at) SELECT seq, json, importance, ? FROM outbox WHERE seq = ?');
+    // An upsert, not OR REPLACE: a REPLACE deletion fires no trigger, and delivered_stats would drift.
+    const keep = this.db.prepare('INSERT INTO delivered (seq, json, importance, at) SELECT seq, json, importance, ? FROM outbox WHERE seq = ? ON CONFLICT (seq) DO UPDATE SET at = excluded.at');
     const del = this.db.prepare('DELETE FROM outbox WHERE seq = ?');
     this.db.transaction((list: number[]) => {
       for (const s of list) {
