@@ -538,7 +538,7 @@ export const EVENT_DATA = {
   'admin.report_generated': Type.Object({ from: Text(64), to: Text(64) }),
   'admin.evidence_exported': Type.Object({ from: Text(64), to: Text(64), events: Count, bytes: Count, fingerprint: Sha256 }),
   // issue 17: retention — archive written, events deleted after it, an archive that failed (nothing deleted), a period set
-  'admin.archive_written': Type.Object({ archive: Text(256), events: Count, bytes: Count, manifestSha256: Sha256, families: Strings(64, 64), from: Ts, to: Ts }),
+  'admin.archive_written': Type.Object({ archive: Text(256), events: Count, bytes: Count, manifestSha256: Type.String({ pattern: '^[0-9a-f]{64}$', default: '0'.repeat(64) }), families: Strings(64, 64), from: Ts, to: Ts }),
   'admin.events_deleted': Type.Object({ archive: Text(256), events: Count, families: Strings(64, 64) }),
   'admin.archive_failed': Type.Object({ archive: Text(256), events: Count, reason: Text(1024) }),
   'admin.retention_set': Type.Object({ family: Text(64), days: Nullable(Count) }),
