@@ -80,12 +80,23 @@ export function heartbeatSeconds(ctx: ConsoleContext): number {
 
 export function backboneRoutes(c: ConsoleContext): Route[] {
   const ctx = c as OpenConsole;
-  const ingest = new GroupCommit(ctx.db, createIngester(ctx.db));
   // Issue 17: a full disk refuses uploads with 503 + Retry-After (nothing half-written: the batch's
-  // transaction rolls back); the outage is recorded first thing once writing works again.
+  // transaction rolls back). The outage, kept in memory meanwhile, is recorded in the transaction of
+  // the first batch that can be written again, before its events: both are written or neither.
   const disk = new DiskGuard(ingestReserve(ctx.config), () => {
     const s = statfsSync(ctx.paths.dataDir);
     return Number(s.bavail) * Number(s.bsize);
+  });
+  let recording: ReturnType<DiskGuard['pending']> = null;
+  const ingest = new GroupCommit(ctx.db, createIngester(ctx.db), {
+    first: () => {
+      recording = disk.pending();
+      if (recording) ctx.recordEvent({ type: 'console.disk_full', data: { ...recording } });
+    },
+    committed: () => {
+      if (recording && disk.pending() === recording) disk.recorded();
+      recording = null;
+    },
   });
   const beats = heartbeatBuffer(ctx);
   const policyVersion = ctx.db.prepare('SELECT max(version) AS v FROM policies');
@@ -131,17 +142,6 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
         if (waitEvents > 0) throw flood(agentId, 'events', waitEvents, events.length, bytes);
         volume.take(agentId, now, bytes);
         eventRate.take(agentId, now, cost);
-        const outage = disk.pending();
-        if (outage) {
-          try {
-            ctx.recordEvent({ type: 'console.disk_full', data: { ...outage } });
-            disk.recorded();
-          } catch (e) {
-            if (!isDiskFull(e)) throw e;
-            disk.refused('sqlite_full', events.length, new Date());
-            throw diskFullError();
-          }
-        }
         let result;
         try {
           result = await ingest.submit(agentId, events);

@@ -376,6 +376,11 @@ export class GroupCommit {
   constructor(
     private readonly db: Database.Database,
     private readonly ingestOne: (agentId: string, events: SekimoriEvent[]) => IngestResult,
+    /**
+     * Runs first inside each group's transaction, and `committed` after it is durable (issue 17: the
+     * record of a disk-full outage goes in with the first batch that can be written — both or neither).
+     */
+    private readonly hooks: { first?: () => void; committed?: () => void } = {},
   ) {}
 
   submit(agentId: string, events: SekimoriEvent[]): Promise<IngestResult> {
@@ -395,6 +400,7 @@ export class GroupCommit {
     const outcomes: ({ ok: IngestResult } | { error: unknown })[] = [];
     try {
       this.db.transaction(() => {
+        this.hooks.first?.();
         for (const p of group) {
           try {
             outcomes.push({ ok: this.ingestOne(p.agentId, p.events) }); // nested: a savepoint
@@ -409,6 +415,7 @@ export class GroupCommit {
       for (const p of group) p.reject(error); // the commit itself failed: nothing is acknowledged
       return;
     }
+    this.hooks.committed?.();
     group.forEach((p, i) => {
       const o = outcomes[i]!;
       if ('ok' in o) p.resolve(o.ok);
