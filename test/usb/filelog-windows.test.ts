@@ -107,12 +107,14 @@ describe('MountedDevices → drive letters', () => {
 describe('paths, stamps, the bounded queue, the event', () => {
   it.each([
     ['a.txt', 'a.txt'],
+    ['\\d\\a.txt', 'd/a.txt'], // wine's names start with a separator
+    ['\\\\x', null],
     ['dir\\sub\\a.txt', 'dir/sub/a.txt'],
     ['名簿\\住民.xlsx', '名簿/住民.xlsx'],
     ['..\\x', null],
     ['a\\..\\b', null],
     ['.\\a', null],
-    ['\\abs', null],
+    ['\\abs', 'abs'], // one leading separator (wine) is dropped
     ['C:\\x', null],
     ['a:stream', null],
     ['a\0b', null],
@@ -124,12 +126,13 @@ describe('paths, stamps, the bounded queue, the event', () => {
 
   it('written since the watch began: created or modified, not a file only read', () => {
     const since = 1_000_000;
-    expect(writtenSince({ size: 1, ino: '1', mtimeMs: 5, birthtimeMs: since + 10 }, since)).toBe(true); // a copy keeps the old mtime
-    expect(writtenSince({ size: 1, ino: '1', mtimeMs: since + 10, birthtimeMs: 5 }, since)).toBe(true);
-    expect(writtenSince({ size: 1, ino: '1', mtimeMs: since - 1999, birthtimeMs: 5 }, since)).toBe(true); // FAT's 2 s
-    expect(writtenSince({ size: 1, ino: '1', mtimeMs: 5, birthtimeMs: 5 }, since)).toBe(false);
-    expect(writtenSince({ size: 1, ino: '1', mtimeMs: 253402300799000, birthtimeMs: 5 }, since)).toBe(true); // year 9999
-    const s = { size: 2 ** 53, ino: '9', mtimeMs: 1, birthtimeMs: 2 };
+    expect(writtenSince({ size: 1, ino: '1', mtimeMs: 5, birthtimeMs: since + 10, ctimeMs: 5 }, since)).toBe(true); // a copy keeps the old mtime
+    expect(writtenSince({ size: 1, ino: '1', mtimeMs: since + 10, birthtimeMs: 5, ctimeMs: 5 }, since)).toBe(true);
+    expect(writtenSince({ size: 1, ino: '1', mtimeMs: since - 1999, birthtimeMs: 5, ctimeMs: 5 }, since)).toBe(true); // FAT's 2 s
+    expect(writtenSince({ size: 1, ino: '1', mtimeMs: 5, birthtimeMs: 5, ctimeMs: 5 }, since)).toBe(false);
+    expect(writtenSince({ size: 1, ino: '1', mtimeMs: 5, birthtimeMs: 5, ctimeMs: since + 1 }, since)).toBe(true); // a copy under wine
+    expect(writtenSince({ size: 1, ino: '1', mtimeMs: 253402300799000, birthtimeMs: 5, ctimeMs: 5 }, since)).toBe(true); // year 9999
+    const s = { size: 2 ** 53, ino: '9', mtimeMs: 1, birthtimeMs: 2, ctimeMs: 3 };
     expect(sameStamp(undefined, s)).toBe(false);
     expect(sameStamp({ ...s }, s)).toBe(true);
     expect(sameStamp({ ...s, size: 1 }, s)).toBe(false);

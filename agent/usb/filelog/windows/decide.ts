@@ -108,6 +108,8 @@ export function driveTargets(media: readonly UsableMedium[], letters: readonly M
  * or longer than 32,767 characters, the longest path Windows has).
  */
 export function relativeName(name: string): string | null {
+  // Wine's ReadDirectoryChangesW names start with '\' (Windows' do not): one leading separator is dropped.
+  if (name.startsWith('\\')) name = name.slice(1);
   if (name.length === 0 || name.length > 32_767 || name.includes('\0')) return null;
   const parts = name.split(/[\\/]/);
   if (parts.some((p) => p === '' || p === '.' || p === '..' || p.includes(':'))) return null;
@@ -122,6 +124,8 @@ export interface FileStamp {
   ino: string;
   mtimeMs: number;
   birthtimeMs: number;
+  /** ChangeTime (metadata or contents changed; wine reports the Unix ctime). */
+  ctimeMs: number;
 }
 
 /** FAT keeps the last-write time to 2 s. */
@@ -129,15 +133,17 @@ export const TIME_SLACK_MS = 2_000;
 
 /**
  * Whether a file the watcher named was written while it was watched: created (copies keep the
- * source's last-write time but get a new creation time) or modified since the watch began. A file
- * only read (ReadDirectoryChangesW also reports last-access changes) or renamed is neither.
+ * source's last-write time but get a new creation time), modified, or changed (ChangeTime: under
+ * wine a copy's creation time is its source's last-write time, only the change time is new) since
+ * the watch began. A file only read (ReadDirectoryChangesW also reports last-access changes) is
+ * none of these; a file renamed on the stick is recorded too (its change time is new).
  */
 export function writtenSince(s: FileStamp, watchedSinceMs: number): boolean {
-  return Math.max(s.mtimeMs, s.birthtimeMs) >= watchedSinceMs - TIME_SLACK_MS;
+  return Math.max(s.mtimeMs, s.birthtimeMs, s.ctimeMs) >= watchedSinceMs - TIME_SLACK_MS;
 }
 
 /** Same file, same contents as far as its stamp says: recorded once. */
-export const sameStamp = (a: FileStamp | undefined, b: FileStamp): boolean => !!a && a.size === b.size && a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.birthtimeMs === b.birthtimeMs;
+export const sameStamp = (a: FileStamp | undefined, b: FileStamp): boolean => !!a && a.size === b.size && a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.birthtimeMs === b.birthtimeMs && a.ctimeMs === b.ctimeMs;
 
 // ---- pending files (bounded) ---------------------------------------------------------------------
 

@@ -72,8 +72,12 @@ export interface WindowsFileLogOptions {
 
 const CHUNK = 1 << 20;
 const RECORDED_CAP = 20_000;
-/** libuv's exclusive-open flag on Windows (share mode 0); absent elsewhere. */
-const EXLOCK = (constants as Record<string, number | undefined>).UV_FS_O_EXLOCK;
+/**
+ * libuv's exclusive-open flag on Windows (UV_FS_O_EXLOCK, share mode 0; include/uv/win.h). Node
+ * does not export it in fs.constants but hands the flags to libuv as they are: checked under wine
+ * (EBUSY while a writer holds the file, opens once it closed).
+ */
+const EXLOCK: number | undefined = process.platform === 'win32' ? 0x10000000 : undefined;
 
 interface Watched {
   drive: string;
@@ -274,7 +278,7 @@ export class WindowsFileLog {
       return;
     }
     if (!st.isFile()) return;
-    const stamp: FileStamp = { size: st.size, ino: String(st.ino), mtimeMs: st.mtimeMs, birthtimeMs: st.birthtimeMs };
+    const stamp: FileStamp = { size: st.size, ino: String(st.ino), mtimeMs: st.mtimeMs, birthtimeMs: st.birthtimeMs, ctimeMs: st.ctimeMs };
     if (!writtenSince(stamp, w.since)) return;
     const key = stampKey(w.drive, p.rel);
     if (sameStamp(this.recorded.get(key), stamp)) return;
