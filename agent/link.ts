@@ -1,6 +1,7 @@
 /** The agent's HTTPS link to the console: TLS 1.3, console CA pinned, agent client certificate. */
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request } from 'node:https';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION, statedProtocol } from '../protocol/version.js';
 import { ConsoleUnreachableError, type ConsoleLink, type ConsoleReply } from './capability.js';
 
 /** A reply with its headers (the uploader honours Retry-After on 429/503). */
@@ -36,7 +37,8 @@ export function httpsJson(
         key: opts.keyPem,
         cert: opts.certPem,
         minVersion: 'TLSv1.3',
-        headers: payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {},
+        // Every request states the protocol (protocol/version.ts); a console of 0.1.0 ignores it.
+        headers: { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION), ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}) },
         timeout: timeoutMs,
       },
       (res) => {
@@ -62,18 +64,39 @@ export function httpsJson(
 }
 
 export class MutualTlsLink implements ConsoleLink {
-  private readonly agent: Agent;
+  private agent: Agent;
+  private opts: Required<LinkOptions>;
   private offsetMs = 0;
   private ok = false;
+  private protocol: number | null = null;
 
-  constructor(private readonly opts: Required<LinkOptions>) {
-    this.agent = new Agent({ keepAlive: true, maxSockets: 4, ca: opts.caPem, key: opts.keyPem, cert: opts.certPem, minVersion: 'TLSv1.3' });
+  constructor(opts: Required<LinkOptions>) {
+    this.opts = opts;
+    this.agent = MutualTlsLink.pool(opts);
+  }
+
+  private static pool(opts: Required<LinkOptions>): Agent {
+    return new Agent({ keepAlive: true, maxSockets: 4, ca: opts.caPem, key: opts.keyPem, cert: opts.certPem, minVersion: 'TLSv1.3' });
+  }
+
+  /** A renewed key and certificate (agent/renew.ts): new connections use them; open ones finish and are closed. */
+  useCredentials(pair: { keyPem: string; certPem: string }): void {
+    const old = this.agent;
+    this.opts = { ...this.opts, keyPem: pair.keyPem, certPem: pair.certPem };
+    this.agent = MutualTlsLink.pool(this.opts);
+    setTimeout(() => old.destroy(), 30_000).unref();
+  }
+
+  /** The protocol the console stated in its last answer (none = 0.1.0 = 1); null before any answer or when unreadable. */
+  consoleProtocol(): number | null {
+    return this.protocol;
   }
 
   async request(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 15_000): Promise<LinkReply> {
     try {
       const r = await httpsJson(this.agent, this.opts, method, path, body, timeoutMs);
       this.ok = true;
+      this.protocol = statedProtocol(r.headers[PROTOCOL_HEADER]);
       return r;
     } catch (e) {
       this.ok = false;

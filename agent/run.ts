@@ -18,6 +18,7 @@ import { noticeSettingsOf } from '../protocol/notice.js';
 import type { AgentEventType } from '../protocol/events.js';
 import type { AgentContext, Capability, LogLevel, NewEvent, TypedEvent } from './capability.js';
 import { MutualTlsLink } from './link.js';
+import { CertRenewer, applyPendingPair } from './renew.js';
 import { LocalApiServer } from './local-api.js';
 import { osDescription } from './os.js';
 import { PolicyStore } from './policy/store.js';
@@ -42,6 +43,7 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
   };
   const outbox = new Outbox(paths.outbox, identity.agentId);
   const emit = <T extends AgentEventType>(e: TypedEvent<T>) => outbox.append(e as NewEvent);
+  const confirmOwed = applyPendingPair(paths); // a certificate renewal a crash interrupted (agent/renew.ts)
   const link = new MutualTlsLink({
     consoleUrl: identity.consoleUrl,
     caPem: readFileSync(paths.ca, 'utf8'),
@@ -49,6 +51,8 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
     certPem: readFileSync(paths.cert, 'utf8'),
   });
   const local = new LocalApiServer(paths.socket);
+  // Windows: the 申請 pipe's broker stopped (once per outage; it is restarted with backoff, applications refused meanwhile).
+  local.onUserPipe = (state, detail) => state === 'down' && emit({ type: 'agent.error', data: { stage: 'user_pipe', reason: `sekimori-pipebroker not running, applications refused: ${detail}`.slice(0, 500) } });
   const ctx: AgentContext = { agentId: identity.agentId, stateDir: paths.dir, monitorOnly: identity.monitorOnly, emit, log, console: link, local };
 
   const store = new PolicyStore(paths.policy, readFileSync(paths.policyKey, 'utf8'));
@@ -75,6 +79,8 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
     emit,
   });
   let lastHeartbeat: string | null = null;
+  const renewer = new CertRenewer(paths, identity.agentId, link, log);
+  if (confirmOwed) log('info', 'a renewed certificate awaits confirmation');
 
   local.route('GET', '/status', () => ({
     status: 200,
@@ -161,15 +167,16 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
       return;
     }
     lastHeartbeat = new Date().toISOString();
+    uploader.observeConsole(reply.body); // issue 17: re-send what a restored console lacks
     if (typeof reply.body.serverTime === 'string') link.observeServerTime(reply.body.serverTime, sent, Date.now());
     if (typeof reply.body.policyVersion === 'number' && reply.body.policyVersion !== store.policy().version) {
       const before = store.policy().version;
       await syncPolicy();
       // Tell the console at once which version is now in force (its terminal list shows it).
       if (store.policy().version !== before) return beat();
-    uploader.observeConsole(reply.body); // issue 17: re-send what a restored console lacks
     }
     uploader.poke();
+    void renewer.check(); // renews the client certificate when it is due (never throws)
   };
 
   let running = true;

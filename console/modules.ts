@@ -15,4 +15,4 @@ import { retentionModule } from './retention/feature.js';
 import { siemModule } from './siem/feature.js';
 import { renewalModule } from './core/renewal.js';
 
-export const modules: ConsoleModule[] = [backboneModule, mfaModule, mfaIdentityModule, softwareModule, usbModule, usbDevicesModule, postureModule, webModule, reportModule, siemModule, retentionModule];
+export const modules: ConsoleModule[] = [backboneModule, mfaModule, mfaIdentityModule, softwareModule, usbModule, usbDevicesModule, postureModule, webModule, reportModule, siemModule, retentionModule, renewalModule];

@@ -2,8 +2,28 @@
  * When a certificate is renewed (agent client certificates, the console's server certificate) and
  * how long a new one lives. Pure: the caller passes the certificate's dates and `now`.
  */
+import { Type, type Static } from 'typebox';
+import { Sha256Hex, wireCheck } from './wire-check.js';
 
 const DAY = 86_400_000;
+const closed = { additionalProperties: false } as const;
+
+/**
+ * POST /api/agent/cert/renew (mutual TLS with the agent's current certificate): a CSR for a key
+ * made on the terminal, subject CN = the agent id. The console keeps the old certificate valid
+ * next to the new one until the agent confirms it stored the new one.
+ */
+export const CertRenewRequestSchema = Type.Object({ csrPem: Type.String({ minLength: 1, maxLength: 8000 }) }, closed);
+export type CertRenewRequest = Static<typeof CertRenewRequestSchema>;
+export const certRenewRequestCheck = wireCheck(CertRenewRequestSchema);
+export const CertRenewResponseSchema = Type.Object({ certPem: Type.String({ minLength: 1, maxLength: 16_000 }), fingerprint: Sha256Hex, notAfter: Type.String({ maxLength: 40 }) });
+export type CertRenewResponse = Static<typeof CertRenewResponseSchema>;
+export const certRenewResponseCheck = wireCheck(CertRenewResponseSchema);
+
+/** POST /api/agent/cert/confirm: the agent has stored the new certificate durably; from now on only it is accepted. */
+export const CertConfirmRequestSchema = Type.Object({ fingerprint: Sha256Hex }, closed);
+export type CertConfirmRequest = Static<typeof CertConfirmRequestSchema>;
+export const certConfirmRequestCheck = wireCheck(CertConfirmRequestSchema);
 
 /** Certificates are issued valid from one day before issue, so a terminal whose clock is behind still accepts them. */
 export const CERT_BACKDATE_MS = DAY;

@@ -51,9 +51,10 @@ export function policyVersionCounts(db: Database.Database): { version: number; n
 }
 
 /** The enrolment row an agent request is authenticated against (core/http-app.ts), as one prepared lookup. */
-export function agentAuthLookup(db: Database.Database): (id: string) => { status: string; cert_fingerprint: string } | undefined {
-  const row = db.prepare('SELECT status, cert_fingerprint FROM agents WHERE id = ?');
-  return (id) => row.get(id) as { status: string; cert_fingerprint: string } | undefined;
+export function agentAuthLookup(db: Database.Database): (id: string) => { status: string; cert_fingerprint: string; next_cert_fingerprint: string | null } | undefined {
+  // next_cert_fingerprint: a renewed certificate not yet confirmed (console/core/renewal.ts) is accepted too.
+  const row = db.prepare('SELECT a.status, a.cert_fingerprint, r.fingerprint AS next_cert_fingerprint FROM agents a LEFT JOIN cert_renewals r ON r.agent_id = a.id WHERE a.id = ?');
+  return (id) => row.get(id) as { status: string; cert_fingerprint: string; next_cert_fingerprint: string | null } | undefined;
 }
 
 export function listAgents(ctx: ConsoleContext): AgentSummary[] {

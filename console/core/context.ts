@@ -11,7 +11,7 @@ import { recordConsoleEvent } from './events.js';
 import { EventFolder } from './folding.js';
 import { generatePassword, hashPassword } from './passwords.js';
 import { consolePaths, type ConsoleConfig } from './paths.js';
-import { createCa, fingerprintOfPem, issueServerCert } from './pki.js';
+import { completeServerRenewal, createCa, fingerprintOfPem, issueServerCert } from './pki.js';
 import { PolicyValidationError, type OpenConsole } from './open-console.js';
 import { coreMigrations } from './schema.js';
 import { loadOrCreateKey, open, seal } from './secrets.js';
@@ -85,6 +85,7 @@ export function openConsole(dataDir: string): OpenConsole {
   }
   const config = JSON.parse(readFileSync(paths.config, 'utf8')) as ConsoleConfig;
   const ca = { certPem: readFileSync(paths.caCert, 'utf8'), keyPem: readFileSync(paths.caKey, 'utf8') };
+  completeServerRenewal(paths); // a server certificate renewal a crash interrupted (core/renewal.ts)
   const server = { certPem: readFileSync(paths.serverCert, 'utf8'), keyPem: readFileSync(paths.serverKey, 'utf8') };
   const policyKey: KeyObject = createPrivateKey(readFileSync(paths.policyKey, 'utf8'));
   const secretKey = loadOrCreateKey(paths.secretKey);

@@ -157,6 +157,8 @@ export function tlsClientCertificate(req: IncomingMessage): ClientCertificate | 
 export interface AgentAuthRow {
   status: string;
   cert_fingerprint: string;
+  /** A renewed certificate the agent has not confirmed yet (console/core/renewal.ts): accepted next to the current one. */
+  next_cert_fingerprint?: string | null;
 }
 
 /** Identifies the agent behind a client certificate (CA-verified, the one enrolled, not revoked), or throws why not. */
@@ -165,7 +167,7 @@ export function agentFromCertificate(cert: ClientCertificate | null, lookup: (ag
   if (!cert.authorized) throw new HttpError(401, 'client_certificate_invalid', `client certificate rejected: ${String(cert.authorizationError)}`);
   const row = lookup(cert.commonName);
   const fingerprint = createHash('sha256').update(cert.der).digest('hex');
-  if (!row || row.cert_fingerprint !== fingerprint) throw new HttpError(403, 'unknown_agent', 'this certificate does not belong to an enrolled agent');
+  if (!row || (row.cert_fingerprint !== fingerprint && row.next_cert_fingerprint !== fingerprint)) throw new HttpError(403, 'unknown_agent', 'this certificate does not belong to an enrolled agent');
   if (row.status === 'revoked') throw new HttpError(403, 'agent_revoked', 'this agent has been revoked');
   return cert.commonName;
 }

@@ -5,6 +5,8 @@
  */
 import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { ALG, fingerprintOfPem, keyToPem, newKeys } from '../../protocol/pki.js';
 import { CERT_BACKDATE_MS, certLifeMs } from '../../protocol/renewal.js';
@@ -122,4 +124,57 @@ export function serverCertHosts(certPem: string): string[] {
   const san = c.getExtension(x509.SubjectAlternativeNameExtension);
   if (!san) return [];
   return san.names.items.filter((n) => n.type === 'dns' || n.type === 'ip').map((n) => n.value);
+}
+
+/** Write to a temp file, fsync, rename over, fsync the folder: a crash leaves the old content or the new. */
+function writeDurably(path: string, content: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+  const dfd = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+/** Where a renewed server pair waits until both of its files are in place (one file: key and certificate together). */
+export function serverRenewalFile(serverCertPath: string): string {
+  return `${serverCertPath}.renewal.json`;
+}
+
+/**
+ * Installs a renewed server key and certificate. The pair is first written as one file, so a crash
+ * between writing the key and the certificate (a pair that does not match, a console that cannot
+ * start) is finished by completeServerRenewal on the next open.
+ */
+export function installServerPair(paths: { serverCert: string; serverKey: string }, pair: KeyAndCert): void {
+  const pending = serverRenewalFile(paths.serverCert);
+  writeDurably(pending, JSON.stringify(pair), 0o600);
+  completeServerRenewal(paths);
+}
+
+/** Finishes an installation a crash interrupted (called before the server pair is read); no-op otherwise. */
+export function completeServerRenewal(paths: { serverCert: string; serverKey: string }): void {
+  const pending = serverRenewalFile(paths.serverCert);
+  if (!existsSync(pending)) return;
+  let pair: KeyAndCert;
+  try {
+    pair = JSON.parse(readFileSync(pending, 'utf8')) as KeyAndCert;
+  } catch {
+    unlinkSync(pending); // a torn file cannot be: the rename is the commit point; anything else is not ours to use
+    return;
+  }
+  if (typeof pair.keyPem !== 'string' || typeof pair.certPem !== 'string') return;
+  writeDurably(paths.serverKey, pair.keyPem, 0o600);
+  writeDurably(paths.serverCert, pair.certPem, 0o644);
+  unlinkSync(pending);
 }
