@@ -22,12 +22,12 @@ import { haveGtls, insertAgentEvents, INSTALL_HINT, makeCerts, readReceived, sta
 const tools = requireTools('siem (rsyslog over TLS)', ['rsyslogd', 'openssl'], INSTALL_HINT, { missing: haveGtls() ? [] : ['rsyslog-gnutls (lmnsd_gtls.so)'] });
 
 const AGENT = { id: '6b1f3c2a-5d4e-4f60-8a7b-9c0d1e2f3a4b', hostname: 'PC KOSEKI "07"] 戸籍' };
-const HOSTILE = ['Ultra] [evil@1 x="y"]', 'a\\b"c', '改行\nタブ\tESC\u001b[31m', 'x]'.repeat(5000), 'a\uD800b', 'USBメモリ「総務課」'];
+const HOSTILE = ['Ultra] [evil@1 x="y"]', 'a\\b"c', '改行\nタブ\tESC\u001b[31m', 'a\uD800b', 'USBメモリ「総務課」'];
 
 function usbData(i: number): Record<string, unknown> {
   return {
     kind: 'usb', mode: 'enforce', port: '1-2', busnum: 1, devnum: 5, vendorId: '0781', productId: '5581', bcdDevice: '0100', deviceClass: '00', interfaceClasses: ['08'],
-    interfaces: [{ number: 0, classes: ['08/06/50'], allow: false, rule: 'class:08' }], manufacturer: '株式会社"サンプル"\\', product: HOSTILE[i % HOSTILE.length]!,
+    interfaces: [{ number: 0, classes: ['08/06/50'], allow: false, rule: 'class:08' }], manufacturer: '株式会社"サンプル"\\', product: i % 50 === 3 ? 'x]'.repeat(5000) : HOSTILE[i % HOSTILE.length]!,
     serial: `SN-${i}]`, serialHex: null, descriptorHash: 'a'.repeat(64), rule: 'class:08', partial: false, readonly: false, exceptionId: null,
   };
 }
@@ -146,7 +146,7 @@ describe.skipIf(!tools.ok)('SIEM forwarding to a real rsyslog over TLS (RFC 5425
 
   it('console SIGKILL mid-forwarding: resumes from the stored cursor, nothing missing', async () => {
     const before = siem.received().length;
-    insertAgentEvents(dbPath, AGENT, 20_000, gen);
+    insertAgentEvents(dbPath, AGENT, 5000, gen);
     // Mid-forwarding: some of the new events arrived, the stored cursor is behind the newest row.
     await waitFor('forwarding under way', () => siem.received().length > before + 100, 60_000, 20);
     await c.kill9();
@@ -159,7 +159,8 @@ describe.skipIf(!tools.ok)('SIEM forwarding to a real rsyslog over TLS (RFC 5425
       const r = stored();
       return allArrived(r) ? r : null;
     }, 120_000, 250);
-    check(rows, siem.received(), windows);
+    const { duplicates } = check(rows, siem.received(), windows);
+    process.stderr.write(`[siem tier] SIGKILL: stored cursor ${cursor} of ${maxRid} rows at the kill; ${duplicates} events delivered twice (all above the cursor)\n`);
   }, 240_000);
 
   it('rsyslog restart: an outage event, reconnect, nothing missing', async () => {
@@ -178,7 +179,8 @@ describe.skipIf(!tools.ok)('SIEM forwarding to a real rsyslog over TLS (RFC 5425
     }, 120_000, 250);
     const types = rows.map((e) => e.type);
     expect(types.filter((t) => t === 'console.siem_stopped')).toHaveLength(1);
-    check(rows, siem.received(), windows);
+    const { duplicates } = check(rows, siem.received(), windows);
+    process.stderr.write(`[siem tier] rsyslog restart: ${duplicates} events delivered twice in total (each above the cursor stored when its fault began)\n`);
     const status = c.cli(['siem', 'status']);
     expect(status.stdout).toMatch(/forwarding/);
   }, 240_000);
