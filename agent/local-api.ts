@@ -9,6 +9,8 @@
  *   caller (uid, pid) and the account name getpwuid gives for that uid. Node has no SO_PEERCRED,
  *   so a tiny C helper (installers/linux/pam/sekimori-peercred.c) is run with the connection as
  *   its stdin and prints what the kernel recorded at connect().
+ * - Windows: the user routes are served on \\.\pipe\sekimori-user by sekimori-pipebroker.exe
+ *   (agent/local/windows/), which names each caller from its token; no broker, no pipe (fail closed).
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
