@@ -7,7 +7,7 @@ import { consoleLimits } from '../core/paths.js';
 import { signAgentCsr } from '../core/pki.js';
 import { sourceKey } from '../core/limits.js';
 import { statfsSync } from 'node:fs';
-import { DiskGuard, GroupCommit, createIngester, diskFullError, ingestReserve, isDiskFull, parseBatch } from './ingest.js';
+import { DiskGuard, GroupCommit, createIngester, diskFullError, diskFullRetryAfter, ingestReserve, isDiskFull, parseBatch } from './ingest.js';
 import { agentExists, findEnrollToken, hashToken, insertAgent, sameNameAs, spendEnrollToken } from './store.js';
 import { HeartbeatBuffer, beatOf, parseHeartbeat } from './heartbeat.js';
 import { parseEnroll } from './body.js';
@@ -87,6 +87,7 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
     const s = statfsSync(ctx.paths.dataDir);
     return Number(s.bavail) * Number(s.bsize);
   });
+  const fullRetry = diskFullRetryAfter(ctx.config);
   let recording: ReturnType<DiskGuard['pending']> = null;
   const ingest = new GroupCommit(ctx.db, createIngester(ctx.db), {
     first: () => {
@@ -135,7 +136,7 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
         const events = parseBatch(req.json(), agentId);
         if (disk.low(now)) {
           disk.refused('low_free_space', events.length, new Date());
-          throw diskFullError();
+          throw diskFullError(fullRetry);
         }
         const cost = Math.min(events.length, limits.agentEvents.burst);
         const waitEvents = eventRate.retryAfterSeconds(agentId, now, cost);
@@ -148,7 +149,7 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
         } catch (e) {
           if (!isDiskFull(e)) throw e;
           disk.refused('sqlite_full', events.length, new Date());
-          throw diskFullError();
+          throw diskFullError(fullRetry);
         }
         const first = result.skewed[0];
         if (first) {

@@ -503,10 +503,18 @@ export class DiskGuard {
 }
 
 /** 503 for a full disk: the agent keeps its outbox and comes back after Retry-After. */
-export function diskFullError(): HttpError {
-  return new HttpError(503, 'disk_full', `the console's disk is full; events stay on the terminal; retry after ${DISK_FULL_RETRY_SECONDS} s`, undefined, {
-    'retry-after': String(DISK_FULL_RETRY_SECONDS),
+export function diskFullError(retryAfterSeconds = DISK_FULL_RETRY_SECONDS): HttpError {
+  return new HttpError(503, 'disk_full', `the console's disk is full; events stay on the terminal; retry after ${retryAfterSeconds} s`, undefined, {
+    'retry-after': String(retryAfterSeconds),
   });
+}
+
+/** DATA/config.json `diskFullRetryAfterSeconds` (1 .. 3600), else DISK_FULL_RETRY_SECONDS. */
+export function diskFullRetryAfter(config: object): number {
+  const v = (config as { diskFullRetryAfterSeconds?: unknown }).diskFullRetryAfterSeconds;
+  if (v === undefined) return DISK_FULL_RETRY_SECONDS;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > 3600) throw new Error('config.json diskFullRetryAfterSeconds: 1〜3600 の整数を指定してください / must be an integer 1..3600');
+  return v;
 }
 
 /** The reserve from DATA/config.json `ingestReserveBytes` (a non-negative integer), else the default. */
