@@ -37,3 +37,8 @@ echo "sekimori build: dist/windows/sekimori-notice.exe"
   "$root/agent/local/windows/pipe-broker.c" -ladvapi32
 mv -f "$work/sekimori-pipebroker.exe" "$out/sekimori-pipebroker.exe"
 echo "sekimori build: dist/windows/sekimori-pipebroker.exe"
+# The posture's local accounts (agent/posture/windows/accounts.c: NetUserEnum) for the MFA enrolment control.
+"$cc" -O2 -Wall -Wextra -Wno-missing-field-initializers -Werror -static -s -o "$work/sekimori-accounts.exe" \
+  "$root/agent/posture/windows/accounts.c" -lnetapi32
+mv -f "$work/sekimori-accounts.exe" "$out/sekimori-accounts.exe"
+echo "sekimori build: dist/windows/sekimori-accounts.exe"

@@ -29,7 +29,7 @@ if (( ${#missing[@]} )); then
   exit 0
 fi
 installers/windows/fetch.sh
-[[ -f dist/windows/sekimori-service.exe && -f dist/windows/sekimori-proclist.exe && -f dist/windows/sekimori-notice.exe && -f dist/windows/sekimori-pipebroker.exe ]] || bash installers/windows/build.sh
+[[ -f dist/windows/sekimori-service.exe && -f dist/windows/sekimori-proclist.exe && -f dist/windows/sekimori-notice.exe && -f dist/windows/sekimori-pipebroker.exe && -f dist/windows/sekimori-accounts.exe ]] || bash installers/windows/build.sh
 usb_v=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' node_modules/usb/package.json | head -1)
 
 # The same bundle as Linux; only the native addons differ (protocol/native.ts picks them by platform).
@@ -60,5 +60,7 @@ cp dist/windows/sekimori-notice.exe "$work/sekimori-notice.exe"
 mv -f "$work/sekimori-notice.exe" "$out/sekimori-notice.exe"
 cp dist/windows/sekimori-pipebroker.exe "$work/sekimori-pipebroker.exe"
 mv -f "$work/sekimori-pipebroker.exe" "$out/sekimori-pipebroker.exe"
+cp dist/windows/sekimori-accounts.exe "$work/sekimori-accounts.exe"
+mv -f "$work/sekimori-accounts.exe" "$out/sekimori-accounts.exe"
 
 if [[ -f installers/windows/msi/build-msi.sh ]]; then bash installers/windows/msi/build-msi.sh "$work"; fi

@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 work=$(cd "${1:-$(mktemp -d)}" && pwd) # absolute: wixl runs in another folder
 sea=$root/dist/sea
-for f in sekimori-agent.exe sekimori-service.exe sekimori-proclist.exe sekimori-notice.exe sekimori-pipebroker.exe; do [[ -f $sea/$f ]] || { echo "build-msi: missing $sea/$f" >&2; exit 1; }; done
+for f in sekimori-agent.exe sekimori-service.exe sekimori-proclist.exe sekimori-notice.exe sekimori-pipebroker.exe sekimori-accounts.exe; do [[ -f $sea/$f ]] || { echo "build-msi: missing $sea/$f" >&2; exit 1; }; done
 # MSI versions are numeric major.minor.build: the package version without any pre-release tag.
 version=$(sed -n 's/^ *"version": *"\([0-9]*\.[0-9]*\.[0-9]*\).*/\1/p' "$root/package.json" | head -1)
 msi=$work/sekimori-agent.msi

@@ -80,6 +80,7 @@ describe.skipIf(!msitools.ok)('sekimori-agent.msi tables (msiinfo)', () => {
     expect(files.some((f) => f!.endsWith('sekimori-service.exe'))).toBe(true);
     expect(files.some((f) => f!.endsWith('sekimori-proclist.exe'))).toBe(true);
     expect(files.some((f) => f!.endsWith('sekimori-notice.exe'))).toBe(true); // desktop notices (issue 15)
+    expect(files.some((f) => f!.endsWith('sekimori-accounts.exe'))).toBe(true); // posture: local accounts (issue 16)
     expect(files.some((f) => f!.endsWith('sekimori-pipebroker.exe'))).toBe(true); // 申請 from a terminal: the user pipe's broker (issue 15)
   });
 
