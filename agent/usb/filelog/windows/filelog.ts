@@ -66,7 +66,7 @@ export interface WindowsFileLogOptions {
   pendingCap?: number;
   /** Files larger than this are recorded without a hash (default 4 GiB). */
   hashCapBytes?: number;
-  /** Mapping looked at again this often while a medium is usable (default 3 s). */
+  /** Drive roots looked at this often while a medium is usable (default 1 s); MountedDevices read when they change. */
   pollMs?: number;
 }
 
@@ -126,6 +126,11 @@ export class WindowsFileLog {
     for (const p of [...this.media.keys()]) if (!present.has(p)) this.media.delete(p);
   }
 
+  /**
+   * Enum\USB keeps every device ever seen, so a registered stick stays "usable" while unplugged:
+   * the poll is cheap — which drive roots exist (C: to Z:) — and reads MountedDevices (a reg.exe
+   * run) only when that set changed, or once a minute.
+   */
   private kick(): void {
     this.pollTimer ??= setInterval(() => {
       if (!this.media.size && !this.watched.size) {
@@ -133,8 +138,12 @@ export class WindowsFileLog {
         this.pollTimer = null;
         return;
       }
+      const root = this.o.driveRoot ?? ((d: string) => `${d}\\`);
+      const drives = 'CDEFGHIJKLMNOPQRSTUVWXYZ'.split('').filter((l) => existsSync(root(`${l}:`))).join('');
+      if (drives === this.lastDrives && Date.now() - this.lastRead < 60_000) return;
+      this.lastDrives = drives;
       this.refreshLogged();
-    }, this.o.pollMs ?? 3000);
+    }, this.o.pollMs ?? 1000);
     this.pollTimer.unref?.();
     this.refreshLogged();
   }
@@ -150,7 +159,11 @@ export class WindowsFileLog {
     return this.refreshing;
   }
 
+  private lastDrives = '';
+  private lastRead = 0;
+
   private async refreshNow(): Promise<void> {
+    this.lastRead = Date.now();
     let values: RegValue[] = [];
     try {
       values = this.o.readMountedDevices ? await this.o.readMountedDevices() : ((await this.reg.query(mountedDevicesKey()))?.values ?? []);
