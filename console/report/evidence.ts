@@ -128,6 +128,16 @@ export interface EvidenceInput {
   publicKey: KeyObject;
   /** The console's own chain head (admin actions, alerts), which is not a terminal's. */
   consoleHead?: { seq: number; hash: string | null } | undefined;
+  /**
+   * Retention (console/retention): events of the period archived and deleted. Their seqs are
+   * holes in events.jsonl; this says which archive holds them (report.json), so a hole is explained.
+   */
+  retention?: RetentionFacts | undefined;
+}
+
+export interface RetentionFacts {
+  archives: { file: string; from: string | null; to: string | null; events: number; manifestSha256: string | null }[];
+  archivedEvents: { agentId: string; events: number }[];
 }
 
 /** The archive (pure apart from the signature). */
@@ -145,6 +155,7 @@ export function buildEvidence(x: EvidenceInput): Buffer {
     exceptions: f.exceptions,
     policies: f.policies,
     filesWritten: x.files,
+    ...(x.retention ? { retention: x.retention } : {}),
   };
   const files: TarEntry[] = [
     { name: 'report.json', data: Buffer.from(JSON.stringify(report, null, 2) + '\n', 'utf8') },

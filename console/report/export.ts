@@ -5,7 +5,7 @@ import { CONSOLE_CHAIN_ID } from '../../protocol/events.js';
 import { signedEvent, queryEvents } from '../core/events.js';
 import { consolePaths } from '../core/paths.js';
 import type { ConsoleContext } from '../module.js';
-import { buildEvidence, keyFingerprint, MAX_EVIDENCE_EVENTS, type EvidenceEvent } from './evidence.js';
+import { buildEvidence, keyFingerprint, MAX_EVIDENCE_EVENTS, type EvidenceEvent, type RetentionFacts } from './evidence.js';
 import { evaluate } from './items.js';
 import { dayEndIso, dayStartIso, filesWritten, gatherFacts } from './store.js';
 
@@ -19,6 +19,17 @@ export function evidenceEvents(ctx: ConsoleContext, since: string, until: string
   const rows = queryEvents(ctx.db, { since, until, limit: MAX_EVIDENCE_EVENTS + 1 });
   if (rows.length > MAX_EVIDENCE_EVENTS) throw tooMany();
   return rows.map((e) => ({ ...signedEvent(e), terminalId: e.terminalId, chain: e.chain, receivedAt: e.receivedAt, storedTs: e.ts }));
+}
+
+/** Retention archives overlapping the period and the archived events per chain (none when retention never ran). */
+function retentionFacts(ctx: ConsoleContext, since: string, until: string): RetentionFacts | undefined {
+  if (!ctx.db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'chain_base'").get()) return undefined;
+  const archivedEvents = ctx.db.prepare('SELECT agent_id AS agentId, count(*) AS events FROM chain_base WHERE ts >= ? AND ts < ? GROUP BY agent_id ORDER BY agent_id').all(since, until) as RetentionFacts['archivedEvents'];
+  if (!archivedEvents.length) return undefined;
+  const archives = ctx.db
+    .prepare("SELECT file, from_ts AS \"from\", to_ts AS \"to\", events, manifest_sha256 AS manifestSha256 FROM retention_archives WHERE status = 'complete' AND from_ts < ? AND to_ts >= ? ORDER BY id")
+    .all(until, since) as RetentionFacts['archives'];
+  return { archives, archivedEvents };
 }
 
 /**
@@ -42,6 +53,7 @@ export function exportEvidence(ctx: ConsoleContext, fromDay: string, toDay: stri
     generatedAt: now,
     privateKey,
     publicKey,
+    retention: retentionFacts(ctx, dayStartIso(fromDay), dayEndIso(toDay)),
     consoleHead: ctx.db.prepare('SELECT seq, hash FROM events WHERE agent_id = ? ORDER BY seq DESC LIMIT 1').get(CONSOLE_CHAIN_ID) as { seq: number; hash: string } | undefined,
   });
   const fingerprint = keyFingerprint(publicKey);

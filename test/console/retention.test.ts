@@ -15,6 +15,8 @@ import { createIngester } from '../../console/backbone/ingest.js';
 import { main } from '../../console/cli.js';
 import { initConsole, openConsole, type OpenConsole } from '../../console/core/context.js';
 import { consolePaths } from '../../console/core/paths.js';
+import { verifyEvidence } from '../../console/report/evidence.js';
+import { exportEvidence } from '../../console/report/export.js';
 import { readTar, writeTar } from '../../console/report/tar.js';
 import { assemble, rowLine, sha256, type ArchiveManifest, type ArchiveRow } from '../../console/retention/archive.js';
 import { checkDays, checkFamily, effectivePeriods, parseConfigRetention } from '../../console/retention/periods.js';
@@ -211,6 +213,15 @@ describe('a run', () => {
     // Another event under an archived seq: refused like any seq conflict (the same hash is the archived event).
     expect(() => ingest(agentB, [{ ...resent, data: { x: 1 }, hash: 'f'.repeat(64) }])).toThrow(/already held \(archived\)/);
     expect(findings()).toBe(before);
+  });
+
+  it('the evidence export of an archived day names the archive holding its events, and verifies', () => {
+    const day = new Date(Date.parse(old) + 9 * 3_600_000).toISOString().slice(0, 10);
+    const { archive } = exportEvidence(ctx, day, day, 'auditor', now);
+    expect(verifyEvidence(archive).ok).toBe(true);
+    const report = JSON.parse(readTar(archive).find((e) => e.name === 'report.json')!.data.toString('utf8')) as { retention?: { archives: { file: string }[]; archivedEvents: { agentId: string; events: number }[] } };
+    expect(report.retention?.archives.map((a) => a.file)).toEqual([archiveFile.split('/').pop()]);
+    expect(report.retention?.archivedEvents.find((x) => x.agentId === agentA)?.events).toBeGreaterThan(0);
   });
 
   it('retention never runs on 0, -1 or 1e9 days from the CLI', async () => {
