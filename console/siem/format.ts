@@ -66,6 +66,7 @@ export interface FormatOptions {
 
 /** PRINTUSASCII (33–126) only, at most `max` characters; others become "_"; empty → NILVALUE. */
 export function printUsAscii(s: string, max: number): string {
+  if (s.length <= max && /^[!-~]+$/.test(s)) return s; // the common case, without a per-character loop
   let out = '';
   for (const ch of s) {
     if (out.length >= max) break;
@@ -77,6 +78,7 @@ export function printUsAscii(s: string, max: number): string {
 
 /** SD-NAME (§6.3.2/6.3.3): 1–32 PRINTUSASCII except '=', SP, ']', '"'. */
 export function sdName(s: string): string {
+  if (s.length <= 32 && /^[!#-<>-\\^-~]+$/.test(s)) return s;
   let out = '';
   for (const ch of s) {
     if (out.length >= 32) break;
