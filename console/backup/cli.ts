@@ -115,7 +115,7 @@ export function backupCommands(modules: readonly { name: string; migrations: rea
         const r = takeBackup({ dataDir: values.data, out: values.out, passphrase: pass.value, passphraseFrom: pass.from, actor: actor() });
         if (values.json)
           process.stdout.write(
-            JSON.stringify({ file: r.file, bytes: r.bytes, backupId: r.manifest.backupId, createdAt: r.manifest.createdAt, tables: r.manifest.db.tables, snapshotMs: Math.round(r.snapshotMs) }) + '\n',
+            JSON.stringify({ file: r.file, bytes: r.bytes, backupId: r.manifest.backupId, createdAt: r.manifest.createdAt, tables: r.manifest.db.tables, snapshotMs: Math.round(r.snapshotMs), checkMs: Math.round(r.checkMs), writeMs: Math.round(r.writeMs) }) + '\n',
           );
         else
           process.stdout.write(
