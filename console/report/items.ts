@@ -64,6 +64,8 @@ export interface ChainFacts {
   /** Events of this terminal in the period, and chain findings among them / in the gap table. */
   events: number;
   gaps: number;
+  /** Issue 17: events the agent dropped at its outbox cap, accounted for by a verified drop record (not a gap). */
+  dropped?: number;
   broken: number;
   tampered: number;
   headSeq: number;
@@ -263,6 +265,7 @@ export function logsItem(f: ReportFacts): ItemResult {
       const c = f.chain.get(t.id);
       if (!c || c.events === 0) r.push('no_events_in_period');
       if (c?.gaps) r.push('chain_gap');
+      if (c?.dropped) r.push('events_dropped_accounted');
       if (c?.broken) r.push('chain_broken');
       if (c?.tampered) r.push('chain_tampered');
       if (t.status !== 'online') r.push(`status_${t.status}`);

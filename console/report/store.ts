@@ -111,6 +111,17 @@ function chainFacts(db: Database.Database, since: string, until: string): Map<st
     else if (f.finding === 'tampered') c.tampered += f.n;
     else c.broken += f.n;
   }
+  // Issue 17: gaps later filled by a re-send or accounted for by the agent's drop record are not
+  // unexplained; the dropped events are counted apart.
+  const settled = db
+    .prepare("SELECT terminal_id AS id, type, sum(json_extract(data, '$.closesGaps')) AS closed, sum(json_extract(data, '$.events')) AS events FROM events WHERE type IN ('agent.gap_filled', 'agent.drop_accounted') AND ts >= ? AND ts < ? GROUP BY terminal_id, type")
+    .all(since, until) as { id: string; type: string; closed: number | null; events: number | null }[];
+  for (const f of settled) {
+    const c = out.get(f.id);
+    if (!c) continue;
+    c.gaps = Math.max(0, c.gaps - (f.closed ?? 0));
+    if (f.type === 'agent.drop_accounted') c.dropped = (c.dropped ?? 0) + (f.events ?? 0);
+  }
   return out;
 }
 

@@ -56,6 +56,7 @@ const REASONS: Record<string, Pair> = {
   exception_files_unhashed: ['書き出したファイルのハッシュなし', 'files written without a hash'],
   no_events_in_period: ['期間中の操作ログなし', 'no events in the period'],
   chain_gap: ['ハッシュチェーンの欠落', 'hash-chain gap'],
+  events_dropped_accounted: ['未送信上限による破棄(破棄記録で説明済み)', 'events dropped at the outbox cap (accounted for by the drop record)'],
   chain_broken: ['ハッシュチェーンの不整合', 'hash chain broken'],
   chain_tampered: ['改ざんの疑い', 'suspected tampering'],
   status_offline: ['現在オフライン', 'offline now'],

@@ -123,6 +123,8 @@ describe('report items', () => {
     ['exception on an unknown terminal: no offender row invented', { exceptions: [exception({ agentId: 'ghost' })] }, 'exceptions', [], ''],
     ['chain gap', { chain: new Map([['a', { events: 5, gaps: 1, broken: 0, tampered: 0, headSeq: 9, headHash: null }], ['b', { events: 5, gaps: 0, broken: 0, tampered: 0, headSeq: 5, headHash: null }]]) }, 'logs', ['a'], 'chain_gap'],
     ['tampered event', { chain: new Map([['a', { events: 5, gaps: 0, broken: 0, tampered: 1, headSeq: 5, headHash: null }], ['b', { events: 5, gaps: 0, broken: 0, tampered: 0, headSeq: 5, headHash: null }]]) }, 'logs', ['a'], 'chain_tampered'],
+    // Issue 17: dropped at the agent's cap and accounted for — its own reason, not a gap.
+    ['events dropped, accounted for', { chain: new Map([['a', { events: 5, gaps: 0, dropped: 3, broken: 0, tampered: 0, headSeq: 9, headHash: null }], ['b', { events: 5, gaps: 0, broken: 0, tampered: 0, headSeq: 5, headHash: null }]]) }, 'logs', ['a'], 'events_dropped_accounted'],
     ['no events at all from one terminal', { chain: new Map([['a', { events: 5, gaps: 0, broken: 0, tampered: 0, headSeq: 5, headHash: null }]]) }, 'logs', ['b'], 'no_events_in_period'],
     ['silent now', { terminals: [terminal('a', { status: 'silent' }), terminal('b')] }, 'logs', ['a'], 'status_silent'],
     ['silent during the period', { silentAlerts: new Map([['b', 1]]) }, 'logs', ['b'], 'silent_in_period'],
