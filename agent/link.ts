@@ -2,7 +2,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request } from 'node:https';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, statedProtocol } from '../protocol/version.js';
+import { isObject } from '../protocol/validate.js';
 import { ConsoleUnreachableError, type ConsoleLink, type ConsoleReply } from './capability.js';
+import { readJsonState, writeJsonState } from './durable.js';
+
+/** A stored offset larger than this is not a clock that is off, it is a broken file. */
+const MAX_OFFSET_MS = 366 * 86_400_000;
 
 /** A reply with its headers (the uploader honours Retry-After on 429/503). */
 export interface LinkReply extends ConsoleReply {
@@ -69,6 +74,8 @@ export class MutualTlsLink implements ConsoleLink {
   private offsetMs = 0;
   private ok = false;
   private protocol: number | null = null;
+  private offsetFile: string | null = null;
+  private savedOffsetMs = 0;
 
   constructor(opts: Required<LinkOptions>) {
     this.opts = opts;
@@ -107,7 +114,32 @@ export class MutualTlsLink implements ConsoleLink {
   /** Records the console clock from a heartbeat reply, corrected for half the round trip. */
   observeServerTime(serverTime: string, sentAt: number, receivedAt: number): void {
     const server = Date.parse(serverTime);
-    if (!Number.isNaN(server)) this.offsetMs = server + (receivedAt - sentAt) / 2 - receivedAt;
+    if (Number.isNaN(server)) return;
+    this.offsetMs = server + (receivedAt - sentAt) / 2 - receivedAt;
+    // Kept on disk when it moved by more than a second: an agent restarted while the console is away
+    // (offline TOTP, exception windows) must not fall back to a local clock hours off.
+    if (this.offsetFile && Math.abs(this.offsetMs - this.savedOffsetMs) > 1_000) {
+      try {
+        writeJsonState(this.offsetFile, { offsetMs: Math.round(this.offsetMs), measuredAt: new Date(server).toISOString() });
+        this.savedOffsetMs = this.offsetMs;
+      } catch {
+        // the next heartbeat tries again; the offset in memory is right meanwhile
+      }
+    }
+  }
+
+  /**
+   * The console clock offset last measured (STATE/clock.json), until a heartbeat measures it again.
+   * A file that is absent, unreadable or absurd (over a year) leaves the local clock.
+   */
+  keepOffsetIn(path: string): void {
+    this.offsetFile = path;
+    const saved = readJsonState(path);
+    const ms = isObject(saved) ? saved.offsetMs : undefined;
+    if (typeof ms === 'number' && Number.isFinite(ms) && Math.abs(ms) <= MAX_OFFSET_MS) {
+      this.offsetMs = ms;
+      this.savedOffsetMs = ms;
+    }
   }
 
   consoleNow(): Date {

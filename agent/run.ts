@@ -5,6 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { HeartbeatRequest } from '../protocol/api.js';
 import type { PolicyDocument, PolicyVerdict } from '../protocol/policy.js';
@@ -50,6 +51,7 @@ export async function startAgent(stateDir: string): Promise<RunningAgent> {
     keyPem: readFileSync(paths.key, 'utf8'),
     certPem: readFileSync(paths.cert, 'utf8'),
   });
+  link.keepOffsetIn(join(paths.dir, 'clock.json')); // console clock offset across restarts (offline TOTP, exceptions)
   const local = new LocalApiServer(paths.socket);
   // Windows: the 申請 pipe's broker stopped (once per outage; it is restarted with backoff, applications refused meanwhile).
   local.onUserPipe = (state, detail) => state === 'down' && emit({ type: 'agent.error', data: { stage: 'user_pipe', reason: `sekimori-pipebroker not running, applications refused: ${detail}`.slice(0, 500) } });

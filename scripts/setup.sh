@@ -14,7 +14,8 @@ if [[ $with_test == 1 ]]; then
         debootstrap wixl msitools gcc-mingw-w64-x86-64 osslsigncode dosfstools
         dbus-daemon libglib2.0-bin python3-dbus python3-gi xvfb dunst x11-apps
         dconf-cli gsettings-desktop-schemas
-        rsyslog rsyslog-gnutls)
+        rsyslog rsyslog-gnutls
+        faketime)
   missing=()
   for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
   if (( ${#missing[@]} )); then

@@ -17,7 +17,9 @@
 import type { CertRenewResponse } from '../../protocol/renewal.js';
 import { certConfirmRequestCheck, certRenewRequestCheck, renewalFrom, renewalState } from '../../protocol/renewal.js';
 import { agentBody } from '../backbone/body.js';
-import { HttpError, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
+import { parseArgs } from 'node:util';
+import { t } from '../../protocol/i18n.js';
+import { HttpError, withConsole, type CliCommand, type ConsoleContext, type ConsoleModule, type Route } from '../module.js';
 import { RateLimiter, tooManyRequests } from './limits.js';
 import type { OpenConsole } from './open-console.js';
 import { certificateDates, installServerPair, issueServerCert, serverCertHosts, signAgentCsr } from './pki.js';
@@ -86,8 +88,16 @@ function renewRoutes(c: ConsoleContext): Route[] {
 /** The console's own server certificate: renewed once it is due, at most one renewal at a time. */
 const serverState = new WeakMap<ConsoleContext, { pem: string; due: number; busy: boolean; lastError: string }>();
 
+const caWarned = new WeakSet<ConsoleContext>();
+
 function renewServerIfDue(c: ConsoleContext, now: Date, log: (m: string) => void = (m) => process.stderr.write(m + '\n')): void {
   const ctx = c as OpenConsole;
+  if (!caWarned.has(ctx)) {
+    // The CA is not renewed automatically (agents pin it): said once per serve while it is in its window.
+    caWarned.add(ctx);
+    const ca = certificateStatus(ctx, now.getTime())[0]!;
+    if (ca.advice) log(`${t('警告', 'WARNING')}: ${t(ca.advice.ja, ca.advice.en)} (${ca.notAfter})`);
+  }
   let st = serverState.get(ctx);
   if (!st || st.pem !== ctx.server.certPem) {
     const d = certificateDates(ctx.server.certPem);
@@ -124,6 +134,59 @@ function renewServerIfDue(c: ConsoleContext, now: Date, log: (m: string) => void
     });
 }
 
+export interface CertificateStatus {
+  which: 'ca' | 'server';
+  subject: string;
+  notAfter: string;
+  renewFrom: string;
+  state: ReturnType<typeof renewalState>;
+  /** What to do, Japanese first; empty while nothing is needed. */
+  advice: { ja: string; en: string } | null;
+}
+
+/** The console's CA and server certificate against their renewal windows (status command, serve's start). */
+export function certificateStatus(ctx: Pick<OpenConsole, 'ca' | 'server'>, now: number): CertificateStatus[] {
+  return (['ca', 'server'] as const).map((which) => {
+    const d = certificateDates(which === 'ca' ? ctx.ca.certPem : ctx.server.certPem);
+    const state = renewalState(d.notBefore, d.notAfter, now);
+    let advice: CertificateStatus['advice'] = null;
+    if (which === 'ca' && state !== 'valid')
+      advice = {
+        ja: 'CA 証明書の期限が近づいています。新しい CA で管理コンソールを初期化し、全端末を再登録してください (README「証明書の更新」)',
+        en: 'the CA certificate is near its end: set up a console with a new CA and re-enrol every terminal (README, certificate renewal)',
+      };
+    if (which === 'server' && state !== 'valid')
+      advice = {
+        ja: 'サーバー証明書は serve の実行中に自動更新されます。serve が動いていなければ起動してください',
+        en: 'the server certificate is renewed automatically while serve runs: start serve if it is not running',
+      };
+    return { which, subject: d.subject, notAfter: new Date(d.notAfter).toISOString(), renewFrom: new Date(renewalFrom(d.notBefore, d.notAfter)).toISOString(), state, advice };
+  });
+}
+
+const statusCommand: CliCommand = {
+  summary: 'status --data DIR [--json]   証明書の期限と更新時期 / certificate expiry and renewal (warns within the renewal window)',
+  run(args, open) {
+    const { values } = parseArgs({ args, options: { data: { type: 'string', default: process.env.SEKIMORI_CONSOLE_DATA ?? '/var/lib/sekimori-console' }, json: { type: 'boolean', default: false } } });
+    return withConsole(open, (c) => {
+      const list = certificateStatus(c as OpenConsole, Date.now());
+      const pending = (c.db.prepare('SELECT count(*) AS n FROM cert_renewals').get() as { n: number }).n;
+      if (values.json) process.stdout.write(JSON.stringify({ certificates: list, agentRenewalsAwaitingConfirm: pending }, null, 2) + '\n');
+      else {
+        for (const x of list) {
+          const name = x.which === 'ca' ? t('CA 証明書', 'CA certificate') : t('サーバー証明書', 'server certificate');
+          const mark = x.state === 'valid' ? 'OK ' : t('警告', 'WARN');
+          process.stdout.write(`${mark} ${name}: ${t('有効期限', 'valid until')} ${x.notAfter}  ${t('更新開始', 'renewal from')} ${x.renewFrom}\n`);
+          if (x.advice) process.stdout.write(`     ${t(x.advice.ja, x.advice.en)}\n`);
+        }
+        process.stdout.write(`${t('確認待ちの端末証明書の更新', 'agent renewals awaiting confirmation')}: ${pending}\n`);
+      }
+      // Exit 1 while anything needs attention, so a monitoring check can run this.
+      return list.some((x) => x.state !== 'valid') ? 1 : 0;
+    });
+  },
+};
+
 export const renewalModule: ConsoleModule = {
   name: 'renewal',
   migrations: [
@@ -135,5 +198,6 @@ export const renewalModule: ConsoleModule = {
      )`,
   ],
   routes: renewRoutes,
+  commands: { status: statusCommand },
   tick: (ctx, now) => renewServerIfDue(ctx, now),
 };
