@@ -738,6 +738,18 @@ export const FIELD_LABELS: Record<string, Pair> = {
   manifestSha256: ['マニフェストSHA-256', 'Manifest SHA-256'],
   family: ['種別', 'Family'],
   days: ['日数', 'Days'],
+  // issue 17: delivery (agent.events_dropped, agent.gap_filled, agent.drop_*, console.disk_full)
+  ranges: ['連番の範囲', 'Seq ranges'],
+  hashes: ['破棄したイベントのハッシュ', 'Hashes of the dropped events'],
+  byType: ['種類別の件数', 'Count by type'],
+  cap: ['未送信の上限', 'Outbox cap'],
+  notAppended: ['記録しなかった件数(種類別)', 'Not recorded (by type)'],
+  closesGaps: ['解消した欠落', 'Gaps closed'],
+  since: ['開始', 'Since'],
+  refusedBatches: ['拒否した送信', 'Uploads refused'],
+  refusedEvents: ['拒否したイベント数', 'Events refused'],
+  freeBytes: ['空き容量(バイト)', 'Free bytes'],
+  reserveBytes: ['予約容量(バイト)', 'Reserved bytes'],
   // the console's folding (protocol/event-data.ts: open objects)
   repeated: ['繰り返し回数', 'Repeated'],
   firstSeen: ['初回', 'First seen'],
