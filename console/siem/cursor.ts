@@ -7,9 +7,9 @@
  * At-least-once window: RFC 5425 has no acknowledgement, so "the SIEM has the bytes" is taken to
  * mean: the TLS write callback fired (the bytes left our process for the kernel) AND the connection
  * was still healthy SETTLE_MS later (a receiver that died or reset the connection is noticed by
- * then on a LAN: RST/FIN arrive in milliseconds). Only then is the cursor stored. So after a console
- * SIGKILL, a SIEM restart or any connection error, the events written in the last SETTLE_MS (plus
- * one batch in flight) are sent again: duplicates, identifiable by eventId. A receiver host that
+ * then on a LAN: RST/FIN arrive in milliseconds). Only then is the cursor stored (at most every
+ * 0.5 s, forwarder.ts COMMIT_EVERY_MS). So after a console SIGKILL, a SIEM restart or any connection
+ * error, the events written in the last SETTLE_MS + 0.5 s (plus one batch in flight) are sent again: duplicates, identifiable by eventId. A receiver host that
  * vanishes without a FIN/RST within SETTLE_MS (power cut mid-stream) can lose what its kernel had
  * accepted; that is the limit of RFC 5425 itself.
  */

@@ -17,6 +17,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** A write whose callback does not come in this time (receiver stalled) breaks the connection. */
 const WRITE_TIMEOUT_MS = 30_000;
 const IDLE_POLL_MS = 200;
+/** How often the settled cursor is written (adds at most this much to the at-least-once window). */
+export const COMMIT_EVERY_MS = 500;
 
 export interface ForwarderOptions {
   log?: (m: string) => void;
@@ -177,7 +179,11 @@ export class SiemForwarder {
 
     let pending: Written[] = [];
     let sent = getState(db).cursorRid;
+    let lastCommit = 0;
     const commit = (healthy: boolean) => {
+      // At most twice a second: each cursor write is an fsync (synchronous = FULL).
+      if (Date.now() - lastCommit < COMMIT_EVERY_MS) return;
+      lastCommit = Date.now();
       const s = settle(pending, Date.now(), healthy, this.settleMs);
       pending = s.rest;
       if (s.commitRid !== null) commitCursor(db, s.commitRid, s.count, new Date().toISOString());

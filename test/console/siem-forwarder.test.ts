@@ -58,7 +58,7 @@ describe.skipIf(!hasOpenssl)('SIEM forwarder against a TLS receiver', () => {
       { cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey), ca: readFileSync(certs.ca), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
       (sock) => {
         sockets.add(sock);
-        let buf = Buffer.alloc(0);
+        let buf: Buffer = Buffer.alloc(0);
         sock.on('data', (d: Buffer) => {
           const r = deframe(Buffer.concat([buf, d]));
           received.push(...r.msgs);
