@@ -1,5 +1,5 @@
 /** HTTP API of the backbone (console ↔ agent): enrollment, event upload, heartbeat, policy. */
-import type { EnrollResponse, HeartbeatResponse } from '../../protocol/api.js';
+import { MAX_MISSING_RANGES, type EnrollResponse, type HeartbeatResponse } from '../../protocol/api.js';
 import { HttpError, type ConsoleContext, type Route } from '../module.js';
 import type { OpenConsole } from '../core/open-console.js';
 import { RateLimiter, tooManyRequests } from '../core/limits.js';
@@ -7,7 +7,7 @@ import { consoleLimits } from '../core/paths.js';
 import { signAgentCsr } from '../core/pki.js';
 import { sourceKey } from '../core/limits.js';
 import { statfsSync } from 'node:fs';
-import { DiskGuard, GroupCommit, createIngester, diskFullError, diskFullRetryAfter, ingestReserve, isDiskFull, parseBatch } from './ingest.js';
+import { DiskGuard, GroupCommit, createIngester, diskFullError, diskFullRetryAfter, ingestReserve, isDiskFull, openGaps, parseBatch, resendHint } from './ingest.js';
 import { agentExists, findEnrollToken, hashToken, insertAgent, sameNameAs, spendEnrollToken } from './store.js';
 import { HeartbeatBuffer, beatOf, parseHeartbeat } from './heartbeat.js';
 import { parseEnroll } from './body.js';
@@ -101,7 +101,7 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
   });
   const beats = heartbeatBuffer(ctx);
   const policyVersion = ctx.db.prepare('SELECT max(version) AS v FROM policies');
-  const statusOf = ctx.db.prepare('SELECT status, hostname FROM agents WHERE id = ?');
+  const statusOf = ctx.db.prepare('SELECT status, hostname, last_seq FROM agents WHERE id = ?');
   const limits = consoleLimits(ctx.config);
   const eventRate = new RateLimiter(limits.agentEvents);
   const volume = new RateLimiter(limits.agentBytes);
@@ -179,7 +179,7 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
       auth: 'agent',
       handle(req) {
         const b = parseHeartbeat(req.json());
-        const row = statusOf.get(req.agentId) as { status: string; hostname: string };
+        const row = statusOf.get(req.agentId) as { status: string; hostname: string; last_seq: number };
         const before = hostnames.get(req.agentId!) ?? row.hostname;
         // A beat without a name keeps the old one (it used to blank it).
         const hostname = b.hostname.length > 0 ? b.hostname : before;
@@ -207,7 +207,10 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
             beats.writeNow(beat);
             if (status === 'silent') ctx.recordEvent({ type: 'agent.back_online', terminalId: req.agentId, data: { agentId: req.agentId } });
           })();
-        const res: HeartbeatResponse = { serverTime: new Date().toISOString(), policyVersion: (policyVersion.get() as { v: number }).v };
+        // Issue 17: what this console lacks of the agent's chain (a restored console lacks what its
+        // predecessor acknowledged after the backup); the agent re-sends it from its delivered keep.
+        const hint = resendHint(openGaps(ctx.db, req.agentId!, MAX_MISSING_RANGES), row.last_seq);
+        const res: HeartbeatResponse = { serverTime: new Date().toISOString(), policyVersion: (policyVersion.get() as { v: number }).v, ...hint };
         return { status: 200, json: res };
       },
     },

@@ -68,3 +68,16 @@ describe('upload on a full disk', () => {
     expect((db.prepare("SELECT count(*) AS n FROM events WHERE type = 'console.disk_full'").get() as { n: number }).n).toBe(1);
   });
 });
+
+describe('the heartbeat answer says what the console lacks (re-send after a restore)', () => {
+  it('headSeq, lastContiguousSeq and missing for this agent only', async () => {
+    const other = await t.enrollAgent();
+    const c = chain(other.agentId, 6);
+    const up = await t.inject({ method: 'POST', url: '/api/agent/events', headers: { ...other.headers, 'content-type': 'application/json' }, payload: JSON.stringify({ batchId: randomUUID(), events: [c[0], c[1], c[4], c[5]] }) });
+    expect(JSON.parse(up.body)).toMatchObject({ headSeq: 6, lastContiguousSeq: 2, missing: [{ from: 3, to: 4 }] });
+    const beat = { ts: new Date().toISOString(), hostname: 'pc-2', os: 'test', agentVersion: 'test', policyVersion: 1, outboxDepth: 0, monitorOnly: false };
+    const r = await t.inject({ method: 'POST', url: '/api/agent/heartbeat', headers: { ...other.headers, 'content-type': 'application/json' }, payload: JSON.stringify(beat) });
+    expect(r.statusCode).toBe(200);
+    expect(JSON.parse(r.body)).toMatchObject({ headSeq: 6, lastContiguousSeq: 2, missing: [{ from: 3, to: 4 }] });
+  });
+});
