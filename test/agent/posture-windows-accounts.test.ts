@@ -1,5 +1,5 @@
 /**
- * Windows mfa_enrolment: sekimori-accounts.exe's listing (NetUserEnum level 1) parsed, the accounts
+ * Windows mfa_enrolment: sekimori-accounts.exe's listing (NetUserEnum level 20) parsed, the accounts
  * that can log on chosen, and the console's verdict (fillEnrolment) over them — with hostile input.
  * The helper itself runs under wine in test/e2e/wine/posture.test.ts.
  */
@@ -10,16 +10,16 @@ import { MemoryRegistry } from '../../agent/windows/registry.js';
 import { defaultScreenLockPolicy } from '../../protocol/policy-screen-lock.js';
 
 const hex = (s: string) => Buffer.from(s, 'utf16le').toString('hex');
-const line = (name: string, flags = 0x201, priv = 1) => `A ${flags.toString(16)} ${priv} ${hex(name)}`;
+const line = (name: string, flags = 0x201) => `A ${flags.toString(16)} ${hex(name)}`;
 
 describe('sekimori-accounts.exe output', () => {
   it('parses accounts (Japanese names, CRLF), keeps those that can log on', () => {
-    const r = parseAccounts([line('taro'), line('Administrator', 0x203, 2), line('田中', 0x211), line('Guest', 0x223, 0), 'END 4', ''].join('\r\n'));
+    const r = parseAccounts([line('taro'), line('Administrator', 0x203), line('田中', 0x211), line('Guest', 0x223), 'END 4', ''].join('\r\n'));
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.accounts.map((a) => a.name)).toEqual(['taro', 'Administrator', '田中', 'Guest']);
     expect(logonAccounts(r.accounts).map((a) => a.name)).toEqual(['taro', '田中']); // disabled left out, locked-out kept
-    expect(logonAccounts(r.accounts)[0]!.evidence).toBe('NetUserEnum: taro (flags 0x201, user)');
+    expect(logonAccounts(r.accounts)[0]!.evidence).toBe('NetUserEnum: taro (flags 0x201)');
   });
 
   it.each([
@@ -27,9 +27,10 @@ describe('sekimori-accounts.exe output', () => {
     ['END with a wrong count', [line('taro'), 'END 2'].join('\n')],
     ['NetUserEnum failed', 'ERR 5\n'],
     ['junk', 'hello\nEND 0'],
-    ['odd hex (half a UTF-16 unit)', 'A 201 1 74610\nEND 1'],
-    ['upper-case hex', `A 201 1 ${hex('taro').toUpperCase()}\nEND 1`],
-    ['a 2^53 flags field', 'A 20000000000000 1 7400\nEND 1'],
+    ['odd hex (half a UTF-16 unit)', 'A 201 74610\nEND 1'],
+    ['the old level-1 format (a priv field)', 'A 201 1 7400\nEND 1'],
+    ['upper-case hex', `A 201 ${hex('taro').toUpperCase()}\nEND 1`],
+    ['a 2^53 flags field', 'A 20000000000000 7400\nEND 1'],
   ])('refuses %s', (_n, text) => {
     const r = parseAccounts(text);
     expect(r.ok).toBe(false);

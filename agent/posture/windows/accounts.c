@@ -4,11 +4,12 @@
  * which of them hold an MFA enrolment, as it does for Linux).
  *
  *   sekimori-accounts
- *     NetUserEnum(level 1, FILTER_NORMAL_ACCOUNT): one line per account
- *       A <flags> <priv> <name>
- *         flags  usri1_flags in hex (UF_ACCOUNTDISABLE 0x2, UF_LOCKOUT 0x10, …)
- *         priv   usri1_priv (0 guest, 1 user, 2 administrator)
+ *     NetUserEnum(level 20, FILTER_NORMAL_ACCOUNT): one line per account
+ *       A <flags> <name>
+ *         flags  usri20_flags in hex (UF_ACCOUNTDISABLE 0x2, UF_LOCKOUT 0x10, …)
  *         name   UTF-16LE as hex (names may hold any UTF-16 unit; the output stays ASCII)
+ *     Level 20 (name + flags) rather than 1: wine implements levels 0 and 20 only (level 1 is
+ *     ERROR_INVALID_LEVEL there), and Windows has both.
  *     then "END <count>": a listing without it is incomplete and not used.
  *     exit 0; 2 with "ERR <status>" when NetUserEnum fails; at most 10000 accounts.
  *
@@ -42,9 +43,9 @@ int main(void) {
   DWORD resume = 0, count = 0;
   NET_API_STATUS st;
   do {
-    LPUSER_INFO_1 buf = NULL;
+    LPUSER_INFO_20 buf = NULL;
     DWORD read = 0, total = 0, i;
-    st = NetUserEnum(NULL, 1, FILTER_NORMAL_ACCOUNT, (LPBYTE *)&buf, MAX_PREFERRED_LENGTH, &read, &total, &resume);
+    st = NetUserEnum(NULL, 20, FILTER_NORMAL_ACCOUNT, (LPBYTE *)&buf, MAX_PREFERRED_LENGTH, &read, &total, &resume);
     if (st != NERR_Success && st != ERROR_MORE_DATA) {
       if (buf) NetApiBufferFree(buf);
       printf("ERR %lu\n", (unsigned long)st);
@@ -52,8 +53,8 @@ int main(void) {
       return 2;
     }
     for (i = 0; buf && i < read && count < MAX_ACCOUNTS; i++, count++) {
-      printf("A %lx %lu ", (unsigned long)buf[i].usri1_flags, (unsigned long)buf[i].usri1_priv);
-      put_hex(buf[i].usri1_name);
+      printf("A %lx ", (unsigned long)buf[i].usri20_flags);
+      put_hex(buf[i].usri20_name);
       putchar('\n');
     }
     if (buf) NetApiBufferFree(buf);

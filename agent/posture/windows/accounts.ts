@@ -1,6 +1,6 @@
 /**
  * The local accounts of a Windows terminal (sekimori-accounts.exe beside the agent: NetUserEnum
- * level 1, see accounts.c), read for the posture's mfa_enrolment control. Pure parsing here; the
+ * level 20, see accounts.c), read for the posture's mfa_enrolment control. Pure parsing here; the
  * agent lists the accounts that can log on and the console judges which hold an MFA enrolment
  * (console/posture/store.ts fillEnrolment), as for Linux: Windows logon MFA is the privacyIDEA
  * Credential Provider asking the console's /validate/check for that user name, so an account is
@@ -15,8 +15,6 @@ const MAX_ACCOUNTS = 10_000;
 export interface WindowsAccount {
   name: string;
   flags: number;
-  /** 0 guest, 1 user, 2 administrator. */
-  priv: number;
 }
 
 export type AccountsListing = { ok: true; accounts: WindowsAccount[] } | { ok: false; error: string };
@@ -41,10 +39,10 @@ export function parseAccounts(text: string): AccountsListing {
       end = Number(e[1]);
       break;
     }
-    const m = /^A ([0-9a-f]{1,8}) ([0-9]{1,10}) ([0-9a-f]{4,2048})$/.exec(line);
-    const name = m ? utf16Hex(m[3]!) : null;
+    const m = /^A ([0-9a-f]{1,8}) ([0-9a-f]{4,2048})$/.exec(line);
+    const name = m ? utf16Hex(m[2]!) : null;
     if (!m || name === null) return { ok: false, error: 'unexpected output from sekimori-accounts.exe' };
-    accounts.push({ name: safeText(name, 256), flags: parseInt(m[1]!, 16), priv: Number(m[2]) });
+    accounts.push({ name: safeText(name, 256), flags: parseInt(m[1]!, 16) });
   }
   if (end === null || end !== accounts.length) return { ok: false, error: 'incomplete listing from sekimori-accounts.exe' };
   return { ok: true, accounts };
@@ -54,5 +52,5 @@ export function parseAccounts(text: string): AccountsListing {
 export function logonAccounts(accounts: readonly WindowsAccount[]): { name: string; evidence: string }[] {
   return accounts
     .filter((a) => (a.flags & UF_ACCOUNTDISABLE) === 0)
-    .map((a) => ({ name: a.name, evidence: `NetUserEnum: ${a.name} (flags 0x${a.flags.toString(16)}, ${a.priv === 2 ? 'administrator' : a.priv === 0 ? 'guest' : 'user'})` }));
+    .map((a) => ({ name: a.name, evidence: `NetUserEnum: ${a.name} (flags 0x${a.flags.toString(16)})` }));
 }

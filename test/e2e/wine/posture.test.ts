@@ -117,9 +117,9 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: posture read 
     const r = last!;
     expect(r.doc!.platform).toBe('windows');
     expect(control(r, 'usb_enforced')!.evidence.join('\n')).toMatch(/DenyDeviceClasses=1|Deny_Write=1|Deny_Read=1/);
-    expect(verdict(r, 'mfa_pam_services')?.ok).toBe(true);
+    expect(verdict(r, 'mfa_pam_services')?.ok, JSON.stringify(control(r, 'mfa_pam_services'))).toBe(true);
     expect(control(r, 'mfa_pam_services')!.evidence.join('\n')).toContain(`${PRIVACYIDEA_CP_CLSID} registered`);
-    expect(verdict(r, 'screen_lock')?.ok).toBe(true);
+    expect(verdict(r, 'screen_lock')?.ok, JSON.stringify(control(r, 'screen_lock'))).toBe(true);
     expect(control(r, 'screen_lock')!.detail).toMatchObject({ idleDelaySeconds: 240, lockEnabled: true });
     const mfa = control(r, 'mfa_enrolment')!;
     expect(mfa.detail?.accounts?.slice().sort()).toEqual(accounts.slice().sort());
