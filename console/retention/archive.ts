@@ -102,7 +102,8 @@ export function rowHashOk(r: ArchiveRow): boolean {
 }
 
 /** Chain ranges computed from the rows alone; the verifier runs the same code on what it read. */
-export function chainRanges(rows: readonly ArchiveRow[]): ChainRange[] {
+/** `hashOk` lets a caller that already recomputed each row's hash pass the answers (by row) instead of recomputing. */
+export function chainRanges(rows: readonly ArchiveRow[], hashOk: (r: ArchiveRow) => boolean = rowHashOk): ChainRange[] {
   const by = new Map<string, ArchiveRow[]>();
   for (const r of rows) {
     const l = by.get(r.agent_id);
@@ -118,7 +119,7 @@ export function chainRanges(rows: readonly ArchiveRow[]): ChainRange[] {
     for (let i = 0; i < list.length; i++) {
       const r = list[i]!;
       const prev = list[i - 1];
-      if (!rowHashOk(r)) badHashes++;
+      if (!hashOk(r)) badHashes++;
       if (r.seq === 1 && r.prev_hash !== genesisHash(agentId)) badLinks++;
       if (prev && r.seq === prev.seq + 1) {
         if (r.prev_hash !== prev.hash) badLinks++;

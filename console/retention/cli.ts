@@ -6,6 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { t } from '../../protocol/i18n.js';
+import { safeText } from '../../protocol/text.js';
 import { consolePaths } from '../core/paths.js';
 import { withConsole, type CliCommand } from '../module.js';
 import { MAX_TAR_BYTES } from '../report/tar.js';
@@ -123,7 +124,7 @@ export const archiveCommand: CliCommand = {
             `${t('署名鍵', 'signing key')} sha256: ${m.key.fingerprint}${r.pinned ? '' : t('(ファイル内の鍵。--data か --public-key で管理コンソールの鍵と照合してください)', ' (the key in the file: pin the console’s with --data or --public-key)')}\n` +
             `${t('期間', 'period')}: ${m.period.from ?? '-'} 〜 ${m.period.to ?? '-'} / ${t('種別', 'families')}: ${m.families.map((f) => `${f.family} ${f.days}d`).join(', ')}\n` +
             `${t('操作ログ', 'events')}: ${m.counts.events} / ${t('端末・チェーン', 'chains')}: ${m.counts.agents}\n` +
-            m.chains.map((c) => `  ${c.agentId}: seq ${c.firstSeq}〜${c.lastSeq} (${c.events}, ${c.runs} runs) last ${c.lastHash.slice(0, 16)}…${c.badHashes || c.badLinks ? ` ${t('取込時に検出済みの不整合', 'findings already at ingest')}: ${c.badHashes}/${c.badLinks}` : ''}`).join('\n') +
+            m.chains.map((c) => `  ${safeText(c.agentId, 64)}: seq ${c.firstSeq}〜${c.lastSeq} (${c.events}, ${c.runs} runs) last ${c.lastHash.slice(0, 16)}…${c.badHashes || c.badLinks ? ` ${t('取込時に検出済みの不整合', 'findings already at ingest')}: ${c.badHashes}/${c.badLinks}` : ''}`).join('\n') +
             '\n',
         );
       } else process.stderr.write(`${t('検証失敗', 'verification failed')}: ${file}: ${r.reason}\n`);
@@ -145,7 +146,8 @@ export const archiveCommand: CliCommand = {
       if (values.csv) process.stdout.write(BOM + csvLine([...SEARCH_CSV_HEADER]) + found.rows.map((x) => csvLine(searchCsvCells(x))).join(''));
       else if (values.json) for (const x of found.rows) process.stdout.write(JSON.stringify(x) + '\n');
       else {
-        for (const x of found.rows) process.stdout.write(`${x.ts}\t${x.terminal_id}\t${x.seq}\t${x.type}\t${x.user ?? '-'}\t${x.data}\n`);
+        // Terminal-bound text: agents' strings with control characters made visible (no escape sequences reach the terminal).
+        for (const x of found.rows) process.stdout.write(`${safeText(x.ts, 40)}\t${safeText(x.terminal_id, 64)}\t${x.seq}\t${safeText(x.type, 64)}\t${safeText(x.user ?? '-', 256)}\t${safeText(x.data, 2000)}\n`);
         process.stderr.write(`${found.total} ${t('件', 'events')}\n`);
       }
       return 0;

@@ -103,7 +103,7 @@ beforeAll(async () => {
   addAgent(agentB);
   // A: old usb/mfa interleaved, then recent ones; B: old usb only (its last one is its head).
   const a1: SekimoriEvent[] = [];
-  for (let i = 0; i < 30; i++) a1.push(make(agentA, i % 3 === 0 ? 'mfa.success' : 'usb.blocked', old, { product: i === 4 ? '<img src=x onerror=alert(1)>' : `stick ${i}`, note: '=cmd|" /c calc"!A1' }, i === 4 ? HOSTILE_USER : 'yamada'));
+  for (let i = 0; i < 30; i++) a1.push(make(agentA, i % 3 === 0 ? 'mfa.success' : 'usb.blocked', old, { product: i === 4 ? '<img src=x onerror=alert(1)>' : `stick ${i}`, note: i === 4 ? '\u001b]0;pwned\u0007\u001b[2J' : '=cmd|" /c calc"!A1' }, i === 4 ? HOSTILE_USER : 'yamada'));
   store(a1, old);
   store([make(agentA, 'usb.allowed', recent, { product: 'recent' }), make(agentA, 'mfa.success', recent)], recent);
   store([make(agentB, 'usb.blocked', old), make(agentB, 'usb.blocked', old), make(agentB, 'usb.blocked', old)], old);
@@ -348,6 +348,11 @@ describe('verify: any change fails, naming what is wrong', () => {
     expect(s.code).toBe(0);
     expect(s.out).toContain(`"'=HYPERLINK(`);
     expect(s.out.startsWith('\uFEFF')).toBe(true);
+    // Plain text goes to a terminal: no escape sequence of an agent's string reaches it.
+    const plain = await cli(['archive', 'search', archiveFile, '--data', data, '--text', 'onerror']);
+    expect(plain.code).toBe(0);
+    expect(plain.out).toContain('onerror');
+    expect(plain.out).not.toMatch(/[\u001b\u0007]/);
     const j = await cli(['archive', 'search', archiveFile, '--data', data, '--agent', agentB, '--json']);
     expect(j.out.trim().split('\n')).toHaveLength(2);
     expect((await cli(['archive', 'search', archiveFile, '--from', 'yesterday-ish'])).code).toBe(2);
