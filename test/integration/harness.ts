@@ -15,6 +15,9 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 const CONSOLE_BIN = join(ROOT, 'bin/sekimori-console.js');
 const AGENT_BIN = join(ROOT, 'bin/sekimori-agent.js');
 
+/** How long a console or agent may take to start: generous, since a loaded CI machine starts Node slowly (seen: > 20 s at load 20). */
+const START_TIMEOUT_MS = 60_000;
+
 export async function waitFor<T>(what: string, f: () => T | Promise<T>, timeoutMs = 20_000, everyMs = 100): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -118,7 +121,7 @@ export async function startConsole(opts: { sans?: string[]; policy?: object; con
       const out = collect(proc);
       c.proc = proc;
       c.output = out.text;
-      const m = await waitFor('console to listen', () => /https:\/\/127\.0\.0\.1:(\d+)/.exec(out.text()) ?? (proc.exitCode !== null ? Promise.reject(new Error(out.text())) : null), 20_000);
+      const m = await waitFor('console to listen', () => /https:\/\/127\.0\.0\.1:(\d+)/.exec(out.text()) ?? (proc.exitCode !== null ? Promise.reject(new Error(out.text())) : null), START_TIMEOUT_MS);
       port = Number(m[1]);
       c.port = port;
       c.url = `https://127.0.0.1:${port}`;
@@ -199,7 +202,7 @@ export async function enrollAgent(c: TestConsole, opts: { monitor?: boolean; sta
       const out = collect(proc);
       a.proc = proc;
       a.output = out.text;
-      await waitFor('agent to run', () => /running \(state/.test(out.text()) || (proc.exitCode !== null ? Promise.reject(new Error(out.text())) : false));
+      await waitFor('agent to run', () => /running \(state/.test(out.text()) || (proc.exitCode !== null ? Promise.reject(new Error(out.text())) : false), START_TIMEOUT_MS);
     },
     async stop() {
       if (!a.proc) return;

@@ -4,9 +4,9 @@
  * the console has not seen yet (it refuses a replayed code).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
 import { ROOT } from '../../integration/harness.js';
 import { requireTools } from '../tools.js';
 
@@ -59,4 +59,33 @@ export async function login(page: Page, url: string, user: string, password: str
   await page.fill('input[name=password]', password);
   await page.fill('input[name=code]', await freshCode(secret));
   await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.click('form.login button[type=submit]')]);
+}
+
+/** A Chromium with one page logged in as the console's initial administrator. */
+export interface AdminBrowser {
+  browser: Browser;
+  context: BrowserContext;
+  page: Page;
+  /** Every dialog the pages opened (dismissed): a hostile string that ran would show up here. */
+  dialogs: string[];
+}
+
+/**
+ * Launches Chromium (Japanese locale unless `options` say otherwise) and logs in as the
+ * administrator whose credentials `init` wrote into the console's data folder. `beforeLogin` sees
+ * the page first (e.g. to record every request from the login on).
+ */
+export async function adminBrowser(c: { url: string; dataDir: string }, options: BrowserContextOptions = {}, beforeLogin?: (page: Page) => void): Promise<AdminBrowser> {
+  const browser = await launchChromium();
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 1400, height: 900 }, ...options });
+  const page = await context.newPage();
+  const dialogs: string[] = [];
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  beforeLogin?.(page);
+  const creds = readFileSync(join(c.dataDir, 'initial-admin.txt'), 'utf8');
+  await login(page, c.url, field(creds, 'username'), field(creds, 'password'), field(creds, 'totp-secret'));
+  return { browser, context, page, dialogs };
 }

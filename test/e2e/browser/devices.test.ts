@@ -5,7 +5,7 @@
  * reader's model rule (interfaces ["ff"]) enabled, and the agent receives that version. Reuses the
  * console/agent harness and the login of console.test.ts (same steps; that file is not changed).
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Browser, type Page } from 'playwright-core';
@@ -15,18 +15,17 @@ import { agentPaths } from '../../../agent/state.js';
 import type { SignedPolicy } from '../../../protocol/policy.js';
 import { enrollAgent, startConsole, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
 import { RC_S380, STICK, usbData } from '../../usb/devices-fixtures.js';
-import { field, launchChromium, login, requireBrowser, SHOTS } from './browser.js';
+import { adminBrowser, requireBrowser, SHOTS } from './browser.js';
 
 const tools = requireBrowser(['dist/console/web/pages/devices.js']);
 const HOSTILE = '<img src=x onerror=alert(1)>';
-
 
 describe.skipIf(!tools.ok)('browser: 機器一覧 → この機種を許可 → diff → signed version', () => {
   let c: TestConsole;
   let agent: TestAgent;
   let browser: Browser;
   let page: Page;
-  const dialogs: string[] = [];
+  let dialogs: string[] = [];
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
@@ -46,15 +45,7 @@ describe.skipIf(!tools.ok)('browser: 機器一覧 → この機種を許可 → 
     } finally {
       db.close();
     }
-    browser = await launchChromium();
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 1400, height: 900 } });
-    page = await ctx.newPage();
-    page.on('dialog', (d) => {
-      dialogs.push(d.message());
-      void d.dismiss();
-    });
-    const creds = readFileSync(join(c.dataDir, 'initial-admin.txt'), 'utf8');
-    await login(page, c.url, field(creds, 'username'), field(creds, 'password'), field(creds, 'totp-secret'));
+    ({ browser, page, dialogs } = await adminBrowser(c));
   }, 120_000);
 
   afterAll(async () => {

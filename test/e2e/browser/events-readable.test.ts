@@ -9,16 +9,16 @@
  *   the agent applies that version.
  * Screenshots: test-output/screenshots/6x-*.png (copied to docs/screenshots/).
  */
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Outbox } from '../../../agent/report/outbox.js';
 import { agentPaths } from '../../../agent/state.js';
 import { enrollAgent, ROOT, startConsole, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
-import { field, launchChromium, login, requireBrowser, SHOTS } from './browser.js';
+import { adminBrowser, requireBrowser, SHOTS } from './browser.js';
 
 const tools = requireBrowser(['dist/console/web/feature.js', 'dist/agent/software/baseline-request.js']);
 const HOSTILE = '<img src=x onerror=alert(1)>';
@@ -43,11 +43,10 @@ describe.skipIf(!tools.ok)('browser: events people can read, baseline by click (
   let c: TestConsole;
   let agent: TestAgent;
   let browser: Browser;
-  let ctx: BrowserContext;
   let page: Page;
   let db: Database.Database;
   let scopeDir = '';
-  const dialogs: string[] = [];
+  let dialogs: string[] = [];
   const requests: string[] = [];
 
   beforeAll(async () => {
@@ -70,16 +69,7 @@ describe.skipIf(!tools.ok)('browser: events people can read, baseline by click (
     await agent.start();
     db = new Database(join(c.dataDir, 'console.db'), { readonly: true });
     await waitFor('events uploaded', () => (db.prepare("SELECT count(*) AS n FROM events WHERE type = 'usb.blocked'").get() as { n: number }).n >= 1, 60_000);
-    browser = await launchChromium();
-    ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 1280, height: 900 } });
-    page = await ctx.newPage();
-    page.on('request', (r) => requests.push(r.url()));
-    page.on('dialog', (d) => {
-      dialogs.push(d.message());
-      void d.accept();
-    });
-    const creds = readFileSync(join(c.dataDir, 'initial-admin.txt'), 'utf8');
-    await login(page, c.url, 'admin', field(creds, 'password'), field(creds, 'totp-secret'));
+    ({ browser, page, dialogs } = await adminBrowser(c, { viewport: { width: 1280, height: 900 } }, (p) => p.on('request', (r) => requests.push(r.url()))));
   }, 180_000);
 
   afterAll(async () => {

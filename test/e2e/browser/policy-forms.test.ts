@@ -11,7 +11,7 @@
  * - an auditor sees the forms read-only and cannot POST them.
  * Screenshots: test-output/screenshots/4x-*.png (copied to docs/screenshots/).
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Browser, type Page } from 'playwright-core';
@@ -21,7 +21,7 @@ import { agentPaths } from '../../../agent/state.js';
 import type { PolicyDocument, SignedPolicy } from '../../../protocol/policy.js';
 import { enrollAgent, startConsole, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
 import { STICK, usbData } from '../../usb/devices-fixtures.js';
-import { field, launchChromium, login, requireBrowser, SHOTS } from './browser.js';
+import { adminBrowser, login, requireBrowser, SHOTS } from './browser.js';
 
 const tools = requireBrowser(['dist/console/web/pages/policy-forms.js', 'dist/console/web/policy-form.js']);
 const HOSTILE = '<img src=x onerror=alert(1)>';
@@ -44,7 +44,7 @@ describe.skipIf(!tools.ok)('browser: ポリシー(フォーム編集) → diff �
   let browser: Browser;
   let page: Page;
   let blockedRid = 0;
-  const dialogs: string[] = [];
+  let dialogs: string[] = [];
   const shot = (p: Page, name: string) => p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   const policy = () => c.json<SignedPolicy>(['policy', 'get']).policy;
 
@@ -74,15 +74,7 @@ describe.skipIf(!tools.ok)('browser: ポリシー(フォーム編集) → diff �
     } finally {
       db.close();
     }
-    browser = await launchChromium();
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 1400, height: 900 } });
-    page = await ctx.newPage();
-    page.on('dialog', (d) => {
-      dialogs.push(d.message());
-      void d.dismiss();
-    });
-    const creds = readFileSync(join(c.dataDir, 'initial-admin.txt'), 'utf8');
-    await login(page, c.url, field(creds, 'username'), field(creds, 'password'), field(creds, 'totp-secret'));
+    ({ browser, page, dialogs } = await adminBrowser(c));
   }, 180_000);
 
   afterAll(async () => {

@@ -6,13 +6,13 @@
  * evidence strings that are markup. The matrix shows A compliant and B/C not, cell by cell; the
  * evidence is text (no script ran, no request left); `posture --json` agrees.
  */
-import { readFileSync } from 'node:fs';
+
 import { join } from 'node:path';
 import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostureControlReport, PostureDocument } from '../../../protocol/posture.js';
 import { enrollAgent, rawRequest, ROOT, startConsole, tempDir, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
-import { field, launchChromium, login, requireBrowser, SHOTS } from './browser.js';
+import { adminBrowser, requireBrowser, SHOTS } from './browser.js';
 
 const tools = requireBrowser(['dist/console/web/pages/posture.js', 'dist/agent/posture/capability.js']);
 const HOSTILE = '<img src=x onerror=alert(1)><script>alert(2)</script>';
@@ -26,7 +26,7 @@ describe.skipIf(!tools.ok)('browser: 端末の対策状況 in Chromium', () => {
   let h: TestAgent;
   let browser: Browser;
   let page: Page;
-  const dialogs: string[] = [];
+  let dialogs: string[] = [];
   const requests: string[] = [];
   const savedRoot = process.env.SEKIMORI_POSTURE_ROOT;
 
@@ -73,16 +73,7 @@ describe.skipIf(!tools.ok)('browser: 端末の対策状況 in Chromium', () => {
     b = await enrollAgent(c);
     await waitFor('terminal B posture at the console', () => c.json<Matrix>(['posture']).terminals.find((t) => t.agentId === b.agentId && t.compliant !== null), 90_000, 500);
 
-    browser = await launchChromium();
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 1400, height: 900 } });
-    page = await ctx.newPage();
-    page.on('request', (r) => requests.push(r.url()));
-    page.on('dialog', (d) => {
-      dialogs.push(d.message());
-      void d.dismiss();
-    });
-    const creds = readFileSync(join(c.dataDir, 'initial-admin.txt'), 'utf8');
-    await login(page, c.url, 'admin', field(creds, 'password'), field(creds, 'totp-secret'));
+    ({ browser, page, dialogs } = await adminBrowser(c, {}, (p) => p.on('request', (r) => requests.push(r.url()))));
   }, 240_000);
 
   afterAll(async () => {

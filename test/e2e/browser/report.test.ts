@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openConsole } from '../../../console/core/context.js';
 import { startConsole, type TestConsole } from '../../integration/harness.js';
 import { EXPECTED, FLEET, HOSTILE_HOST, seedFleet } from '../../console/report-fleet.js';
-import { field, launchChromium, login, requireBrowser, SHOTS } from './browser.js';
+import { adminBrowser, requireBrowser, SHOTS } from './browser.js';
 
 const tools = requireBrowser(['dist/console/report/evidence.js', 'dist/console/web/pages/report.js']);
 const jst = (d: Date) => new Date(d.getTime() + 9 * 3_600_000).toISOString().slice(0, 10);
@@ -23,7 +23,7 @@ describe.skipIf(!tools.ok)('browser: 自己点検レポート — checklist, pri
   let c: TestConsole;
   let browser: Browser;
   let page: Page;
-  const dialogs: string[] = [];
+  let dialogs: string[] = [];
   const now = new Date();
   const from = jst(new Date(now.getTime() - 2 * 86_400_000));
   const to = jst(now);
@@ -40,15 +40,7 @@ describe.skipIf(!tools.ok)('browser: 自己点検レポート — checklist, pri
       ctx.close();
     }
     await c.start();
-    browser = await launchChromium();
-    const bctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 1400, height: 900 }, acceptDownloads: true });
-    page = await bctx.newPage();
-    page.on('dialog', (d) => {
-      dialogs.push(d.message());
-      void d.dismiss();
-    });
-    const creds = readFileSync(join(c.dataDir, 'initial-admin.txt'), 'utf8');
-    await login(page, c.url, field(creds, 'username'), field(creds, 'password'), field(creds, 'totp-secret'));
+    ({ browser, page, dialogs } = await adminBrowser(c, { acceptDownloads: true }));
   }, 120_000);
 
   afterAll(async () => {

@@ -9,16 +9,15 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inventoryDigest } from '../../../protocol/api.js';
 import { enrollAgent, rawRequest, startConsole, tempDir, waitFor, type TestAgent, type TestConsole } from '../../integration/harness.js';
-import { field, launchChromium, login, requireBrowser, SHOTS } from './browser.js';
+import { adminBrowser, requireBrowser, SHOTS } from './browser.js';
 
 const tools = requireBrowser(['dist/console/web/pages/software-inventory.js'], ['dpkg-query'], existsSync('/var/lib/dpkg/status') ? [] : ['/var/lib/dpkg/status (a Debian machine)']);
 const HOSTILE = '<img src=x onerror=alert(1)>';
 const FORMULA = '=HYPERLINK("http://evil.example","x")';
-
 
 const paragraph = (name: string, version: string, arch = 'amd64') => [`Package: ${name}`, 'Status: install ok installed', `Architecture: ${arch}`, `Version: ${version}`, 'Description: test', ''].join('\n');
 
@@ -27,10 +26,9 @@ describe.skipIf(!tools.ok)('browser: ソフトウェア資産 in Chromium', () =
   let a: TestAgent;
   let b: TestAgent;
   let browser: Browser;
-  let ctx: BrowserContext;
   let page: Page;
   let bashVersion = '';
-  const dialogs: string[] = [];
+  let dialogs: string[] = [];
   const requests: string[] = [];
 
   beforeAll(async () => {
@@ -64,16 +62,7 @@ describe.skipIf(!tools.ok)('browser: ソフトウェア資産 in Chromium', () =
     expect(stored.json()).toEqual({ status: 'stored' });
     await waitFor('terminal A inventory', () => c.json<{ agentId: string }[]>(['software', 'inventory']).some((s) => s.agentId === a.agentId), 60_000, 500);
 
-    browser = await launchChromium();
-    ctx = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, locale: 'ja-JP', viewport: { width: 1280, height: 900 } });
-    page = await ctx.newPage();
-    page.on('request', (r) => requests.push(r.url()));
-    page.on('dialog', (d) => {
-      dialogs.push(d.message());
-      void d.dismiss();
-    });
-    const creds = readFileSync(join(c.dataDir, 'initial-admin.txt'), 'utf8');
-    await login(page, c.url, 'admin', field(creds, 'password'), field(creds, 'totp-secret'));
+    ({ browser, page, dialogs } = await adminBrowser(c, { acceptDownloads: true, viewport: { width: 1280, height: 900 } }, (p) => p.on('request', (r) => requests.push(r.url()))));
   }, 180_000);
 
   afterAll(async () => {
