@@ -32,7 +32,7 @@ const SERIAL = 'SEKIAPPLY01';
 const REFUSED_KEY = `HKLM\\SYSTEM\\CurrentControlSet\\Enum\\USB\\VID_0781&PID_5567\\${SERIAL}`;
 const INSTANCE = `USB\\VID_0781&PID_5567\\${SERIAL}`;
 /** The outage after a broker death, widened so the refusal is observed, not raced (agent/local/windows/user-pipe-broker.ts). */
-const RESTART_MS = 30_000;
+const RESTART_MS = 60_000;
 const POLICY = {
   agent: { heartbeatSeconds: 2 },
   usb: { exceptionPollSeconds: 2 },
