@@ -38,5 +38,7 @@ if [[ $with_test == 1 ]]; then
   for p in test/e2e/*/provision.sh; do
     [[ -f "$p" ]] && bash "$p"
   done
+  # The previous release's programs for test/integration/compat.test.ts (cached under .tools/; needs git history).
+  node scripts/previous-release.mjs || echo "sekimori setup: previous release not built (no git history?) — compat tests will skip"
 fi
 echo "sekimori setup: done"
