@@ -192,16 +192,17 @@ export function createIngester(db: Database.Database) {
   const addDrop = db.prepare('INSERT OR IGNORE INTO chain_drops (agent_id, record_seq, from_seq, to_seq, status, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)');
   const relink = db.prepare("UPDATE events SET chain = 'ok' WHERE agent_id = ? AND seq = ? AND chain = 'gap' AND prev_hash = ?");
 
-  /** Removes [a, b] from the agent's open gaps; returns how many gap rows it closed completely. */
-  const closeRange = (agentId: string, a: number, b: number, now: string): number => {
+  /** Removes [a, b] from the agent's open gaps; how many gap rows it touched, and closed completely. */
+  const closeRange = (agentId: string, a: number, b: number, now: string): { touched: number; closed: number } => {
     let closed = 0;
-    for (const g of gapsOver.all(agentId, b, a) as { from_seq: number; to_seq: number }[]) {
+    const rows = gapsOver.all(agentId, b, a) as { from_seq: number; to_seq: number }[];
+    for (const g of rows) {
       delGap.run(agentId, g.from_seq);
       if (g.from_seq < a) addGap.run(agentId, g.from_seq, a - 1, now);
       if (g.to_seq > b) addGap.run(agentId, b + 1, g.to_seq, now);
       if (g.from_seq >= a && g.to_seq <= b) closed++;
     }
-    return closed;
+    return { touched: rows.length, closed };
   };
   const insert = insertEventStatement(db);
   const markInvalid = db.prepare('INSERT OR IGNORE INTO event_data_invalid (agent_id, seq, type, errors) VALUES (?, ?, ?, ?)');
@@ -288,7 +289,7 @@ export function createIngester(db: Database.Database) {
       }
     }
     setHead.run(lastSeq, lastHash, agentId);
-    const delivery = fills.length || drops.length ? settleHoles(agentId, fills, drops, events, now) : [];
+    const delivery = fills.length || drops.length ? settleHoles(agentId, fills, drops, now) : [];
     const invalidData = dataFindings(fresh);
     for (const f of invalidData) markInvalid.run(agentId, f.seq, f.type, JSON.stringify(f.errors));
     for (const f of findings) {
@@ -307,13 +308,14 @@ export function createIngester(db: Database.Database) {
    * Fills close the gap rows they cover (and re-link the event after each filled seq); drop records
    * are judged and, when they bridge, close the holes they explain. Returns the console events to record.
    */
-  const settleHoles = (agentId: string, fills: SekimoriEvent[], drops: SekimoriEvent[], batch: SekimoriEvent[], now: string) => {
+  const settleHoles = (agentId: string, fills: SekimoriEvent[], drops: SekimoriEvent[], now: string) => {
     const out: Parameters<typeof recordConsoleEvent>[1][] = [];
     const sorted = fills.map((e) => e.seq).sort((a, b) => a - b);
     for (const e of fills) relink.run(agentId, e.seq + 1, e.hash);
     for (const r of seqRangesOf(sorted)) {
-      const closesGaps = closeRange(agentId, r.from, r.to, now);
-      out.push({ type: 'agent.gap_filled', terminalId: agentId, data: { agentId, from: r.from, to: r.to, events: r.to - r.from + 1, closesGaps } });
+      const { touched, closed } = closeRange(agentId, r.from, r.to, now);
+      // A late event that fills no recorded gap (none was open there) is not news.
+      if (touched > 0) out.push({ type: 'agent.gap_filled', terminalId: agentId, data: { agentId, from: r.from, to: r.to, events: r.to - r.from + 1, closesGaps: closed } });
     }
     // Seqs claimed by the drop records of this batch: one drop's run may continue in the next record.
     const claimedInBatch = new Set<number>();
@@ -321,7 +323,6 @@ export function createIngester(db: Database.Database) {
       const data = readEventData('agent.events_dropped', d.data);
       for (const r of data?.ranges ?? []) for (let s = r.from; s <= r.to && s - r.from < 256; s++) claimedInBatch.add(s);
     }
-    void batch;
     for (const d of drops) {
       const verdict = judgeDrop(d, (seq) => {
         const h = heldAt.get(agentId, seq) as { hash: string; prev_hash: string } | undefined;
@@ -333,7 +334,7 @@ export function createIngester(db: Database.Database) {
       const detail = verdict.ok ? '' : verdict.detail;
       for (const r of verdict.ranges.slice(0, 256)) addDrop.run(agentId, d.seq, r.from, r.to, status, detail, now);
       let closesGaps = 0;
-      if (verdict.ok) for (const r of verdict.ranges) closesGaps += closeRange(agentId, r.from, r.to, now);
+      if (verdict.ok) for (const r of verdict.ranges) closesGaps += closeRange(agentId, r.from, r.to, now).closed;
       out.push({
         type: verdict.ok ? 'agent.drop_accounted' : 'agent.drop_unverified',
         terminalId: agentId,
