@@ -29,11 +29,12 @@ export function unsetPeriod(db: Database.Database, family: string): boolean {
 export function dueRows(db: Database.Database, periods: readonly Period[], limit: number): ArchiveRow[] {
   const rids: number[] = [];
   const q = db.prepare(
-    `SELECT rid FROM events e WHERE type >= ? AND type < ? AND ts < ?
+    `SELECT rid FROM events e WHERE type >= ? AND type < ? AND ts < ? AND rid <= ?
        AND seq < (SELECT max(seq) FROM events h WHERE h.agent_id = e.agent_id)
      ORDER BY rid LIMIT ?`,
   );
-  for (const p of periods) for (const r of q.all(p.family + '.', p.family + '/', p.cutoff, limit) as { rid: number }[]) rids.push(r.rid);
+  const upTo = forwardedUpTo(db) ?? Number.MAX_SAFE_INTEGER;
+  for (const p of periods) for (const r of q.all(p.family + '.', p.family + '/', p.cutoff, upTo, limit) as { rid: number }[]) rids.push(r.rid);
   rids.sort((a, b) => a - b);
   const take = rids.slice(0, limit);
   if (!take.length) return [];
@@ -42,6 +43,19 @@ export function dueRows(db: Database.Database, periods: readonly Period[], limit
       'SELECT rid, id, agent_id, seq, ts, type, severity, user, data, prev_hash, hash, terminal_id, chain, received_at, agent_ts FROM events WHERE rid IN (SELECT value FROM json_each(?)) ORDER BY rid',
     )
     .all(JSON.stringify(take)) as ArchiveRow[];
+}
+
+/**
+ * While SIEM forwarding (console/siem) is on, only events it has already sent (rid ≤ its cursor) may
+ * be deleted: deleting the rest would lose them for the SIEM. Read-only look at its state; null when
+ * forwarding is off or not installed.
+ */
+export function forwardedUpTo(db: Database.Database): number | null {
+  const has = (name: string) => !!db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(name);
+  if (!has('siem_config') || !has('siem_state')) return null;
+  const cfg = db.prepare('SELECT enabled FROM siem_config WHERE id = 1').get() as { enabled: number } | undefined;
+  if (!cfg?.enabled) return null;
+  return (db.prepare('SELECT cursor_rid FROM siem_state WHERE id = 1').get() as { cursor_rid: number } | undefined)?.cursor_rid ?? 0;
 }
 
 export interface ArchiveRecord {
