@@ -4,7 +4,7 @@
  * store at one instant although ingest goes on (WAL: the reader blocks no writer) — never a file copy.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { sqliteOptions } from '../../protocol/native.js';
@@ -14,7 +14,7 @@ import { SEKIMORI_VERSION } from '../../protocol/version.js';
 import { openDatabase } from '../core/db.js';
 import { recordConsoleEvent } from '../core/events.js';
 import { consolePaths } from '../core/paths.js';
-import { MAX_TAR_BYTES, writeTar, type TarEntry } from '../report/tar.js';
+import { MAX_MEMBER_BYTES, sha256OfFile, writeArchive, type ArchiveMember } from './archive.js';
 import { encryptSecrets } from './crypto.js';
 import {
   BACKUP_FORMAT,
@@ -72,17 +72,6 @@ export function describeDatabase(db: Database.Database): { pageSize: number; pag
   return { pageSize, pageCount, tables, schema };
 }
 
-function writeDurably(path: string, data: Buffer): void {
-  const fd = openSync(path, 'wx', 0o600);
-  try {
-    let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off, Math.min(data.length - off, 1 << 24));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 export function takeBackup(o: BackupOptions, now = new Date()): BackupResult {
   const paths = consolePaths(o.dataDir);
   if (!existsSync(paths.caCert) || !existsSync(paths.db)) throw new Error(t(`${o.dataDir}: 初期化されたコンソールのデータフォルダではありません`, `${o.dataDir}: not an initialised console data folder`));
@@ -128,9 +117,9 @@ export function takeBackup(o: BackupOptions, now = new Date()): BackupResult {
     }
     checkMs = performance.now() - mark;
     mark = performance.now();
-    const dbBytes = readFileSync(snapshot);
-    if (dbBytes.length > MAX_TAR_BYTES - 1024 * 1024) throw new Error(t('console.db が大きすぎます(1 GiB まで)', 'console.db is too large for this backup format (1 GiB at most)'));
-    const members = [{ name: DB_MEMBER, data: dbBytes }, ...clear];
+    // The snapshot is streamed (hashed, then copied into the archive): a store of GiBs never sits in memory.
+    const dbFile = sha256OfFile(snapshot);
+    if (dbFile.size > MAX_MEMBER_BYTES) throw new Error(t('console.db が大きすぎます(8 GiB まで)', 'console.db is too large for this backup format (8 GiB at most)'));
     const withoutKeys: BackupManifest = {
       format: BACKUP_FORMAT,
       formatVersion: BACKUP_FORMAT_VERSION,
@@ -139,23 +128,29 @@ export function takeBackup(o: BackupOptions, now = new Date()): BackupResult {
       consoleVersion: SEKIMORI_VERSION,
       schema: described.schema,
       db: { pageSize: described.pageSize, pageCount: described.pageCount, tables: described.tables },
-      members: members.map((m) => ({ name: m.name, size: m.data.length, sha256: sha256Hex(m.data) })),
+      members: [{ name: DB_MEMBER, size: dbFile.size, sha256: dbFile.sha256 }, ...clear.map((m) => ({ name: m.name, size: m.data.length, sha256: sha256Hex(m.data) }))],
       keys: { kdf: 'scrypt', logN: cost.logN, r: cost.r, p: cost.p, salt: '', cipher: 'aes-256-gcm', iv: '', verifier: '' },
     };
     const { keys, blob } = encryptSecrets(o.passphrase, Buffer.from(JSON.stringify(secrets)), keysAad(withoutKeys), cost);
     const manifest: BackupManifest = { ...withoutKeys, keys, members: [...withoutKeys.members, { name: KEYS_MEMBER, size: blob.length, sha256: sha256Hex(blob) }] };
-    const entries: TarEntry[] = [{ name: MANIFEST_MEMBER, data: Buffer.from(JSON.stringify(manifest, null, 2) + '\n') }, ...members, { name: KEYS_MEMBER, data: blob }];
-    const archive = writeTar(entries, now);
+    const members: ArchiveMember[] = [{ name: MANIFEST_MEMBER, data: Buffer.from(JSON.stringify(manifest, null, 2) + '\n') }, { name: DB_MEMBER, path: snapshot, size: dbFile.size }, ...clear, { name: KEYS_MEMBER, data: blob }];
     // Written aside and renamed: a crash never leaves a half backup under the operator's name.
     const partial = `${o.out}.partial-${randomBytes(6).toString('hex')}`;
+    let bytes = 0;
     try {
-      writeDurably(partial, archive);
+      const fd = openSync(partial, 'wx', 0o600);
+      try {
+        bytes = writeArchive(fd, members, now);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(partial, o.out);
     } catch (e) {
       rmSync(partial, { force: true });
       throw e;
     }
-    return { file: o.out, bytes: archive.length, manifest, snapshotMs, checkMs, writeMs: performance.now() - mark };
+    return { file: o.out, bytes, manifest, snapshotMs, checkMs, writeMs: performance.now() - mark };
   } finally {
     rmSync(snapshot, { force: true });
     rmSync(snapshot + '-journal', { force: true });

@@ -12,7 +12,7 @@ import type { CliCommand } from '../module.js';
 import { takeBackup } from './backup.js';
 import { WrongPassphraseError } from './crypto.js';
 import { DB_MEMBER } from './format.js';
-import { DamagedBackupError, inspectBackup, knownSchema, readBackupFile, restoreBackup } from './restore.js';
+import { DamagedBackupError, inspectBackup, knownSchema, restoreBackup, withBackupFile } from './restore.js';
 
 export const PASSPHRASE_ENV = 'SEKIMORI_BACKUP_PASSPHRASE';
 const MAX_TYPED = 1024;
@@ -85,7 +85,7 @@ export function backupCommands(modules: readonly { name: string; migrations: rea
           let incompatible: string[] = [];
           let summary: Record<string, unknown> = {};
           try {
-            const ins = inspectBackup(readBackupFile(values.file), known());
+            const ins = withBackupFile(values.file, (src) => inspectBackup(src, known()));
             damage = ins.damage;
             incompatible = ins.incompatible;
             const m = ins.manifest;

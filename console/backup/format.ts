@@ -96,16 +96,18 @@ export function keysAad(m: BackupManifest): Buffer {
 /** Member names a backup must hold, exactly (no more: an unknown member is refused, never written). */
 export const REQUIRED_MEMBERS: readonly string[] = [MANIFEST_MEMBER, DB_MEMBER, ...CLEAR_MEMBERS, KEYS_MEMBER];
 
-export interface MemberData {
+/** A member as found in the archive: its name, size and SHA-256 (computed by the reader, in chunks). */
+export interface MemberFound {
   name: string;
-  data: Uint8Array;
+  size: number;
+  sha256: string;
 }
 
 /**
  * What is wrong with an archive's members against its manifest (empty = intact). Checks without the
  * passphrase: names, duplicates, sizes, hashes, the db's size against its page count.
  */
-export function memberErrors(m: BackupManifest, members: readonly MemberData[]): string[] {
+export function memberErrors(m: BackupManifest, members: readonly MemberFound[]): string[] {
   const errors: string[] = [];
   const names = members.map((x) => x.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
@@ -118,13 +120,13 @@ export function memberErrors(m: BackupManifest, members: readonly MemberData[]):
   for (const entry of m.members) {
     const got = members.find((x) => x.name === entry.name);
     if (!got) continue;
-    if (got.data.length !== entry.size) errors.push(t(`${entry.name}: 大きさが違います(${got.data.length} ≠ ${entry.size})`, `${entry.name}: size differs (${got.data.length} ≠ ${entry.size})`));
-    else if (sha256Hex(got.data) !== entry.sha256) errors.push(t(`${entry.name}: SHA-256 が一致しません`, `${entry.name}: SHA-256 does not match`));
+    if (got.size !== entry.size) errors.push(t(`${entry.name}: 大きさが違います(${got.size} ≠ ${entry.size})`, `${entry.name}: size differs (${got.size} ≠ ${entry.size})`));
+    else if (got.sha256 !== entry.sha256) errors.push(t(`${entry.name}: SHA-256 が一致しません`, `${entry.name}: SHA-256 does not match`));
   }
   const db = members.find((x) => x.name === DB_MEMBER);
   if (db) {
-    if (db.data.length === 0 || m.db.pageCount === 0) errors.push(t('console.db: 空です', 'console.db: is empty'));
-    else if (db.data.length !== m.db.pageSize * m.db.pageCount) errors.push(t('console.db: 大きさがページ数と合いません', 'console.db: size does not match its page count'));
+    if (db.size === 0 || m.db.pageCount === 0) errors.push(t('console.db: 空です', 'console.db: is empty'));
+    else if (db.size !== m.db.pageSize * m.db.pageCount) errors.push(t('console.db: 大きさがページ数と合いません', 'console.db: size does not match its page count'));
   }
   return errors;
 }

@@ -5,14 +5,14 @@
  * records the restore in it, and only then moves it to the operator's path.
  */
 import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { t } from '../../protocol/i18n.js';
 import { safeText } from '../../protocol/text.js';
 import { openDatabase } from '../core/db.js';
 import { recordConsoleEvent } from '../core/events.js';
 import { coreMigrations } from '../core/schema.js';
-import { MAX_TAR_BYTES, readTar, type TarEntry } from '../report/tar.js';
+import { bufferSource, eachChunk, fileSource, readMember, scanArchive, sha256OfMember, type MemberRef, type Source } from './archive.js';
 import { describeDatabase } from './backup.js';
 import { decryptSecrets } from './crypto.js';
 import { CLEAR_MEMBERS, DB_MEMBER, KEYS_MEMBER, keysAad, MANIFEST_MEMBER, manifestCheck, memberErrors, schemaErrors, secretsCheck, type BackupManifest, type BackupSecrets } from './format.js';
@@ -34,39 +34,54 @@ export function knownSchema(modules: readonly { name: string; migrations: readon
 
 export interface Inspected {
   manifest: BackupManifest;
-  entries: TarEntry[];
+  members: MemberRef[];
   /** Problems with the file itself (empty = intact). */
   damage: string[];
   /** Why this console cannot restore it although it is intact (a newer schema). */
   incompatible: string[];
 }
 
-/** Parses and checks a backup without the passphrase; DamagedBackupError when it cannot even be read. */
-export function inspectBackup(buf: Buffer, known: Readonly<Record<string, number>>): Inspected {
-  let entries: TarEntry[];
+/** Every member but the database is small: read whole, bounded. */
+const MAX_SMALL_MEMBER = 1024 * 1024;
+
+/**
+ * Parses and checks a backup without the passphrase (hashes every member, the database in chunks);
+ * DamagedBackupError when it cannot even be read. A Buffer is for tests; files go through withBackupFile.
+ */
+export function inspectBackup(input: Buffer | Source, known: Readonly<Record<string, number>>): Inspected {
+  const src = Buffer.isBuffer(input) ? bufferSource(input) : input;
+  let members: MemberRef[];
   try {
-    entries = readTar(buf);
+    members = scanArchive(src);
   } catch (e) {
     throw new DamagedBackupError([(e as Error).message]);
   }
-  const man = entries.find((e) => e.name === MANIFEST_MEMBER);
+  const man = members.find((e) => e.name === MANIFEST_MEMBER);
   if (!man) throw new DamagedBackupError([t('manifest.json がありません', 'manifest.json is missing')]);
-  if (man.data.length > MAX_MANIFEST_BYTES) throw new DamagedBackupError([t('manifest.json が大きすぎます', 'manifest.json is too large')]);
+  if (man.size > MAX_MANIFEST_BYTES) throw new DamagedBackupError([t('manifest.json が大きすぎます', 'manifest.json is too large')]);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(man.data.toString('utf8'));
+    parsed = JSON.parse(readMember(src, man, MAX_MANIFEST_BYTES).toString('utf8'));
   } catch {
     throw new DamagedBackupError([t('manifest.json が JSON ではありません', 'manifest.json is not JSON')]);
   }
   if (!manifestCheck.check(parsed)) throw new DamagedBackupError(manifestCheck.errors(parsed, 'manifest', 10));
   const manifest = parsed;
-  return { manifest, entries, damage: memberErrors(manifest, entries), incompatible: schemaErrors(manifest.schema, known) };
+  const tooLarge = members.filter((m) => m.name !== DB_MEMBER && m.size > MAX_SMALL_MEMBER).map((m) => t(`${m.name}: 大きすぎます`, `${m.name}: too large`));
+  if (tooLarge.length) throw new DamagedBackupError(tooLarge);
+  const found = members.map((m) => ({ name: m.name, size: m.size, sha256: sha256OfMember(src, m) }));
+  return { manifest, members, damage: memberErrors(manifest, found), incompatible: schemaErrors(manifest.schema, known) };
 }
 
-export function readBackupFile(file: string): Buffer {
-  const size = statSync(file).size; // bounded before reading: the file is read whole
-  if (size > MAX_TAR_BYTES) throw new DamagedBackupError([t('ファイルが大きすぎます', 'file too large')]);
-  return readFileSync(file);
+/** Opens a backup file for reading; closed when `f` returns. */
+export function withBackupFile<T>(file: string, f: (src: Source) => T): T {
+  if (!statSync(file).isFile()) throw new DamagedBackupError([t('通常のファイルではありません', 'not a regular file')]);
+  const src = fileSource(file);
+  try {
+    return f(src);
+  } finally {
+    src.close();
+  }
 }
 
 /** A key and its certificate belong together (a swapped key would make a console agents cannot trust). */
@@ -110,11 +125,16 @@ export function restoreBackup(o: RestoreOptions, now = new Date()): RestoreResul
   const target = resolve(o.dataDir);
   const state = emptyOrAbsent(target);
   if (state === 'absent' && !existsSync(dirname(target))) throw new Error(t(`${dirname(target)} がありません`, `${dirname(target)} does not exist`));
-  const ins = inspectBackup(readBackupFile(o.file), o.known);
+  return withBackupFile(o.file, (src) => restoreFrom(src, o, target, state, now));
+}
+
+function restoreFrom(src: Source, o: RestoreOptions, target: string, state: 'absent' | 'empty', now: Date): RestoreResult {
+  const ins = inspectBackup(src, o.known);
   if (ins.damage.length) throw new DamagedBackupError(ins.damage);
   if (ins.incompatible.length) throw new Error(ins.incompatible.join('; '));
   const m = ins.manifest;
-  const member = (name: string): Buffer => ins.entries.find((e) => e.name === name)!.data;
+  const ref = (name: string): MemberRef => ins.members.find((e) => e.name === name)!;
+  const member = (name: string): Buffer => readMember(src, ref(name), MAX_SMALL_MEMBER);
 
   // Nothing is written before the passphrase has opened the keys (and so authenticated every member).
   const plain = decryptSecrets(o.passphrase, m.keys, member(KEYS_MEMBER), keysAad(m));
@@ -152,7 +172,17 @@ export function restoreBackup(o: RestoreOptions, now = new Date()): RestoreResul
     secretFile('server-key.pem', s['server-key.pem']);
     secretFile('policy-signing-key.pem', s['policy-signing-key.pem']);
     secretFile('secret.key', secretKey);
-    secretFile(DB_MEMBER, member(DB_MEMBER));
+    // The database is copied in chunks (it may be GiBs) and checked by SQLite below.
+    const dbFd = openSync(join(staging, DB_MEMBER), 'wx', 0o600);
+    try {
+      eachChunk(src, ref(DB_MEMBER), (c) => {
+        let off = 0;
+        while (off < c.length) off += writeSync(dbFd, c, off, c.length - off);
+      });
+      fsyncSync(dbFd);
+    } finally {
+      closeSync(dbFd);
+    }
 
     const db = openDatabase(join(staging, DB_MEMBER));
     try {

@@ -6,11 +6,12 @@
  * counts, a non-empty target. Also the pure checks (memberErrors, schemaErrors) table-driven.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bufferSource, scanArchive, writeArchive } from '../../console/backup/archive.js';
 import { takeBackup } from '../../console/backup/backup.js';
 import { backupCommands } from '../../console/backup/cli.js';
 import { AlteredBackupError, WrongPassphraseError } from '../../console/backup/crypto.js';
@@ -256,6 +257,44 @@ describe('hostile backups are refused and nothing is written', () => {
   });
 });
 
+describe('the streamed archive', () => {
+  it('is byte for byte what console/report/tar.ts writes, and reads back the same members', () => {
+    const dbPath = join(dir, 'member.bin');
+    const big = Buffer.alloc(3 * 1024 * 1024 + 123, 7); // several chunks, not a whole block
+    writeFileSync(dbPath, big);
+    const entries = [{ name: 'manifest.json', data: Buffer.from('{}') }, { name: 'console.db', data: big }, { name: 'ca.pem', data: Buffer.alloc(0) }];
+    const out = join(dir, 'stream.tar');
+    const fd = openSync(out, 'w');
+    writeArchive(fd, [entries[0]!, { name: 'console.db', path: dbPath, size: big.length }, entries[2]!], new Date('2026-11-30T00:00:00Z'));
+    closeSync(fd);
+    const expected = writeTar(entries, new Date('2026-11-30T00:00:00Z'));
+    expect(readFileSync(out).equals(expected)).toBe(true);
+    const refs = scanArchive(bufferSource(expected));
+    expect(refs.map((r) => [r.name, r.size])).toEqual([['manifest.json', 2], ['console.db', big.length], ['ca.pem', 0]]);
+  });
+  const good = () => readFileSync(fileA);
+  const hostile: [string, () => Buffer, RegExp][] = [
+    ['data after the trailer', () => Buffer.concat([good(), Buffer.alloc(512, 0)]), /after the end|終端の後/],
+    ['a non-zero byte in the trailer', () => { const b = Buffer.from(good()); b[b.length - 1] = 1; return b; }, /after the end|終端の後|canonical|bad entry/],
+    ['non-zero padding after a member', () => { const b = Buffer.from(good()); const refs = scanArchive(bufferSource(b)); const m = refs.find((r) => r.size % 512 !== 0)!; b[m.offset + m.size] = 0x41; return b; }, /padding/],
+    ['a header with a different mtime', () => { const b = Buffer.from(good()); const refs = scanArchive(bufferSource(b)); const h = refs[1]!.offset - 512; b.write('00000000001\0', h + 136, 'ascii'); return b; }, /mtime|canonical/],
+    ['a header with a changed mode (checksum fixed)', () => {
+      const b = Buffer.from(good());
+      b.write('0000777\0', 100, 'ascii');
+      b.write('        ', 148, 'ascii');
+      let sum = 0;
+      for (const x of b.subarray(0, 512)) sum += x;
+      b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
+      return b;
+    }, /canonical/],
+    ['a size of 2^53 in octal', () => { const b = Buffer.from(good()); b.write('77777777777\0', 124, 'ascii'); return b; }, /canonical|past the end|too large/],
+  ];
+  for (const [name, make, want] of hostile) it(`refuses ${name}`, () => expect(() => scanArchive(bufferSource(make()))).toThrow(want));
+  it('a directory given as the backup file', () => {
+    expect(() => restore(dir, join(dir, 'dir-as-file'))).toThrow(/regular file|通常のファイル/);
+  });
+});
+
 describe('the CLI', () => {
   const cmds = backupCommands(modules);
   it('refuses without SEKIMORI_BACKUP_PASSPHRASE and without a terminal (never keys in clear)', async () => {
@@ -294,7 +333,7 @@ describe('pure checks', () => {
   });
   it('memberErrors and the manifest schema', () => {
     const man = m();
-    const entries = readTar(readFileSync(fileA));
+    const entries = readTar(readFileSync(fileA)).map((e) => ({ name: e.name, size: e.data.length, sha256: sha(e.data) }));
     expect(memberErrors(man, entries)).toEqual([]);
     expect(memberErrors(man, entries.filter((e) => e.name !== 'keys.enc')).join()).toMatch(/keys\.enc/);
     expect(memberErrors({ ...man, members: man.members.filter((x) => x.name !== 'ca.pem') }, entries).join()).toMatch(/ca\.pem/);

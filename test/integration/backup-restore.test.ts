@@ -149,7 +149,7 @@ describe('backup during ingest, restore on a fresh folder, agents carry on', () 
     }
     restoredDir = join(tempDir('restored'), 'data');
     backupFile = join(tempDir('backup-file'), 'console.backup');
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     for (const e of emitters) e.stop();
