@@ -547,6 +547,12 @@ function fallback(type: string, L: TextLang, u: string, where: string, known: bo
 
 /** Labels of data fields; a key without one is shown as itself (a newer agent's field). */
 export const FIELD_LABELS: Record<string, Pair> = {
+  // Backup and restore (issue 17: admin.backup_taken, admin.console_restored)
+  backupId: ['バックアップID', 'Backup id'],
+  file: ['ファイル', 'File'],
+  passphraseFrom: ['パスフレーズの入力元', 'Passphrase from'],
+  backupCreatedAt: ['バックアップ作成日時', 'Backup taken at'],
+  consoleVersion: ['コンソールの版', 'Console version'],
   // SIEM forwarding (issue 17: admin.siem_*, console.siem_*)
   target: ['転送先', 'Target'],
   facility: ['ファシリティ', 'Facility'],
