@@ -62,9 +62,6 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: posture read 
     (await import('node:fs')).mkdirSync(bin);
     copyFileSync(AGENT_EXE, join(bin, 'sekimori-agent.exe'));
     copyFileSync(ACCOUNTS_EXE, join(bin, 'sekimori-accounts.exe'));
-    await reg([`${CREDENTIAL_PROVIDERS}\\${PRIVACYIDEA_CP_CLSID}`, '/ve', '/t', 'REG_SZ', '/d', 'PrivacyIDEA Credential Provider']);
-    await reg([PRIVACYIDEA_CP_SETTINGS, '/v', 'hostname', '/t', 'REG_SZ', '/d', '127.0.0.1']);
-    await reg([SYSTEM_POLICIES, '/v', 'InactivityTimeoutSecs', '/t', 'REG_DWORD', '/d', '240']);
     c = await startConsole({ policy: POLICY });
   }, 600_000);
 
@@ -100,14 +97,19 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: posture read 
       timeoutMs: 900_000,
     });
     void agent.exited.then(() => (ended = true));
+    // Written while the agent runs (as GPO would): values written into a freshly cloned prefix before
+    // the agent's first wine process were, in two runs, not all visible to it (cause not found).
+    await reg([`${CREDENTIAL_PROVIDERS}\\${PRIVACYIDEA_CP_CLSID}`, '/ve', '/t', 'REG_SZ', '/d', 'PrivacyIDEA Credential Provider']);
+    await reg([PRIVACYIDEA_CP_SETTINGS, '/v', 'hostname', '/t', 'REG_SZ', '/d', '127.0.0.1']);
+    await reg([SYSTEM_POLICIES, '/v', 'InactivityTimeoutSecs', '/t', 'REG_DWORD', '/d', '240']);
     let last: Row | undefined;
-    // The first document may be read before the plan is written (usb_enforced fail): wait for the one after.
+    // The first documents may be read before the plan and these values are written: wait for the reading after.
     await waitFor(
-      'a posture with usb_enforced ok at the console',
+      'a posture with usb_enforced ok and the values written at the console',
       () => {
         if (ended) throw new Error(`agent.exe ended${output()}`);
         last = row();
-        return !!last?.doc && verdict(last, 'usb_enforced')?.ok === true;
+        return !!last?.doc && verdict(last, 'usb_enforced')?.ok === true && control(last, 'screen_lock')?.detail?.idleDelaySeconds === 240 && control(last, 'mfa_pam_services')?.state === 'ok';
       },
       300_000,
       2000,
