@@ -53,4 +53,5 @@ const PINNED: Record<string, { count: number; digest: string }> = {
   'usb-devices': { count: 3, digest: '464f639866b4153a' },
   report: { count: 0, digest: '4f53cda18c2baa0c' },
   posture: { count: 0, digest: '4f53cda18c2baa0c' }, // issue 16, not released yet
+  retention: { count: 0, digest: '4f53cda18c2baa0c' }, // issue 17, not released yet
 };
