@@ -67,6 +67,7 @@ template(name="sekimori" type="list" option.jsonf="on") {
   property(outname="timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
   property(outname="sd" name="structured-data" format="jsonf")
   property(outname="msg" name="msg" format="jsonf")
+  property(outname="received" name="timegenerated" dateFormat="rfc3339" format="jsonf")
 }
 input(type="imtcp" port="${port}" address="127.0.0.1" listenPortFileName="${dir}/port")
 action(type="omfile" file="${out}" template="sekimori")
@@ -82,6 +83,8 @@ export interface Received {
   timestamp: string;
   sd: string;
   msg: string;
+  /** When rsyslog received it (timegenerated). */
+  received: string;
 }
 
 export interface Rsyslog {

@@ -12,10 +12,18 @@
  * error, the events written in the last SETTLE_MS + 0.5 s (plus one batch in flight) are sent again: duplicates, identifiable by eventId. A receiver host that
  * vanishes without a FIN/RST within SETTLE_MS (power cut mid-stream) can lose what its kernel had
  * accepted; that is the limit of RFC 5425 itself.
+ *
+ * A SIEM that stops while it has not yet read what it received (its queue full, data still in its
+ * socket buffer) drops that data although the cursor may have passed it. So when a connection fails
+ * while the console lives, the cursor is moved BACK over what was written in the last REPLAY_MS or
+ * the last REPLAY_BYTES (more than both kernels' socket buffers hold), and that is sent again.
  */
 
 /** How long a written batch must stay on a healthy connection before the cursor moves past it. */
 export const SETTLE_MS = 1500;
+/** After a failed connection, what was written this recently is sent again (see above). */
+export const REPLAY_MS = 10_000;
+export const REPLAY_BYTES = 16 * 1024 * 1024;
 export const BACKOFF_FIRST_MS = 1000;
 export const BACKOFF_MAX_MS = 60_000;
 /** At most one "forwarding stopped" event per this interval (further outages are counted in the next one). */
@@ -47,6 +55,31 @@ export function settle(pending: readonly Written[], now: number, healthy: boolea
     count += w.count;
   }
   return { commitRid, count, rest: pending.slice(i) };
+}
+
+export interface Sent {
+  /** The cursor before this batch (its events are the rids after it). */
+  fromRid: number;
+  bytes: number;
+  /** When it was written (ms). */
+  at: number;
+}
+
+/**
+ * Where to resume after a connection failed: before the oldest batch written within `replayMs`
+ * of `now` or among the newest `replayBytes`; null when nothing qualifies. `recent` is in write order.
+ */
+export function replayFrom(recent: readonly Sent[], now: number, replayMs = REPLAY_MS, replayBytes = REPLAY_BYTES): number | null {
+  let from: number | null = null;
+  let bytes = 0;
+  for (let i = recent.length - 1; i >= 0; i--) {
+    const b = recent[i]!;
+    const inTime = now - b.at <= replayMs || now < b.at;
+    if (!inTime && bytes >= replayBytes) break;
+    from = from === null ? b.fromRid : Math.min(from, b.fromRid);
+    bytes += b.bytes;
+  }
+  return from;
 }
 
 /** Wait before reconnect attempt `attempt` (0-based): 1 s, 2 s, 4 s … capped at 60 s. */

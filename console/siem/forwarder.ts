@@ -8,9 +8,9 @@ import { isIP } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { checkServerIdentity, connect, type TLSSocket } from 'node:tls';
 import type { ConsoleContext } from '../module.js';
-import { backoffMs, INITIAL_OUTAGE, onFailure, onSuccess, settle, type OutageEvent, type OutageState, type Written } from './cursor.js';
+import { backoffMs, INITIAL_OUTAGE, onFailure, onSuccess, replayFrom, REPLAY_BYTES, REPLAY_MS, settle, type OutageEvent, type OutageState, type Sent, type Written } from './cursor.js';
 import { formatEvent, frame } from './format.js';
-import { backlog, commitCursor, getConfig, getState, nextBatch, setStatus, type SiemConfig } from './store.js';
+import { backlog, commitCursor, getConfig, getState, nextBatch, rewindCursor, setStatus, type SiemConfig } from './store.js';
 
 export const BATCH = 500;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -179,6 +179,8 @@ export class SiemForwarder {
 
     let pending: Written[] = [];
     let sent = getState(db).cursorRid;
+    // What this connection wrote recently, for the replay after a failure (bounded by time and bytes).
+    let recent: Sent[] = [];
     let lastCommit = 0;
     const commit = (healthy: boolean) => {
       // At most twice a second: each cursor write is an fsync (synchronous = FULL).
@@ -206,13 +208,21 @@ export class SiemForwarder {
         await writeBounded(sock, buf);
         if (broken) throw broken;
         const last = batch[batch.length - 1]!.rid;
-        pending.push({ rid: last, count: batch.length, at: Date.now() });
+        const at = Date.now();
+        pending.push({ rid: last, count: batch.length, at });
+        recent.push({ fromRid: sent, bytes: buf.length, at });
+        let kept = 0;
+        let bytes = 0;
+        for (let i = recent.length - 1; i >= 0 && (at - recent[i]!.at <= REPLAY_MS || bytes < REPLAY_BYTES); i--) (kept++, (bytes += recent[i]!.bytes));
+        if (kept < recent.length) recent = recent.slice(recent.length - kept);
         sent = last;
       }
       if (this.ctx.db.open) await this.closeGracefully(sock, pending);
     } catch (e) {
       sock.destroy();
-      // Nothing of `pending` is committed: it is sent again on the next connection (at least once).
+      // Nothing of `pending` is committed, and what the SIEM may not have read yet is sent again.
+      const back = replayFrom(recent, Date.now());
+      if (back !== null && this.ctx.db.open) rewindCursor(db, back, new Date().toISOString());
       throw e;
     }
   }

@@ -92,6 +92,11 @@ export function commitCursor(db: Database.Database, rid: number, count: number, 
   db.prepare('UPDATE siem_state SET cursor_rid = max(cursor_rid, ?), forwarded = forwarded + ?, last_ok_at = ?, updated_at = ? WHERE id = 1').run(rid, count, at, at);
 }
 
+/** Moves the cursor back to `rid` if it is past it (a SIEM that failed may have dropped what it had not read). */
+export function rewindCursor(db: Database.Database, rid: number, at: string): void {
+  db.prepare('UPDATE siem_state SET cursor_rid = min(cursor_rid, ?), updated_at = ? WHERE id = 1').run(rid, at);
+}
+
 export function setStatus(db: Database.Database, state: string, error: string | null, at: string): void {
   if (error === null) db.prepare('UPDATE siem_state SET state = ?, updated_at = ? WHERE id = 1').run(state, at);
   else db.prepare('UPDATE siem_state SET state = ?, last_error = ?, last_error_at = ?, updated_at = ? WHERE id = 1').run(state, error.slice(0, 1024), at, at);

@@ -4,7 +4,7 @@
  * events (one "stopped" per outage, rate-limited; "resumed" only after an announced stop).
  */
 import { describe, expect, it } from 'vitest';
-import { BACKOFF_MAX_MS, INITIAL_OUTAGE, onFailure, onSuccess, settle, STOPPED_EVENT_MIN_INTERVAL_MS, type OutageState, type Written } from '../../console/siem/cursor.js';
+import { BACKOFF_MAX_MS, INITIAL_OUTAGE, onFailure, onSuccess, replayFrom, settle, STOPPED_EVENT_MIN_INTERVAL_MS, type OutageState, type Written } from '../../console/siem/cursor.js';
 
 describe('settle: the cursor moves only past batches that stayed on a healthy connection', () => {
   const w = (rid: number, count: number, at: number): Written => ({ rid, count, at });
@@ -93,5 +93,19 @@ describe('outage events', () => {
   it('a clock that went back does not silence the next outage forever', () => {
     const s: OutageState = { ...INITIAL_OUTAGE, lastStoppedEventAt: 10 ** 15 };
     expect(onFailure(s, 1000).emit).toEqual({ kind: 'stopped', suppressed: 0 });
+  });
+});
+
+describe('replay after a failed connection: what the SIEM may not have read is sent again', () => {
+  const b = (fromRid: number, bytes: number, at: number) => ({ fromRid, bytes, at });
+  it.each<[string, ReturnType<typeof b>[], number | null]>([
+    ['nothing written', [], null],
+    ['all within 10 s: from the first', [b(0, 100, 95_000), b(10, 100, 99_000)], 0],
+    ['old batches beyond 10 s and beyond the newest 16 MiB are not replayed', [b(0, 10 << 20, 50_000), b(10, 20 << 20, 60_000), b(20, 100, 99_000)], 10],
+    ['beyond 10 s but within the last 16 MiB: replayed (a slow SIEM with full buffers)', [b(0, 1 << 20, 10_000), b(10, 1 << 20, 20_000), b(20, 100, 99_000)], 0],
+    ['a clock that went back counts as recent', [b(5, 100, 200_000)], 5],
+    ['huge rids', [b(Number.MAX_SAFE_INTEGER - 1, 1, 99_000)], Number.MAX_SAFE_INTEGER - 1],
+  ])('%s', (_n, recent, want) => {
+    expect(replayFrom(recent, 100_000, 10_000, 16 << 20)).toBe(want);
   });
 });

@@ -12,8 +12,9 @@ import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../../console/core/db.js';
-import { eventParams, parseStructuredData, printUsAscii, SD_ID, type ForwardEvent } from '../../../console/siem/format.js';
+import { eventParams, formatEvent, frame, parseStructuredData, printUsAscii, SD_ID, type ForwardEvent } from '../../../console/siem/format.js';
 import { nextBatch } from '../../../console/siem/store.js';
+import { REPLAY_BYTES, REPLAY_MS } from '../../../console/siem/cursor.js';
 import { describeEvent } from '../../../protocol/event-text.js';
 import { requireTools } from '../tools.js';
 import { startConsole, tempDir, waitFor, type TestConsole } from '../../integration/harness.js';
@@ -32,6 +33,13 @@ function usbData(i: number): Record<string, unknown> {
   };
 }
 const gen = (i: number) => ({ type: i % 3 === 2 ? 'agent.started' : 'usb.blocked', severity: i % 3 === 2 ? 'info' : 'warning', user: i % 2 ? '山田 太郎' : null, data: i % 3 === 2 ? { version: '1.0.0', pid: i } : usbData(i) });
+
+/** Where duplicates may start (a line of rsyslog's output) and which: above a stored cursor, or received since a time. */
+interface Window {
+  fromLine: number;
+  cursor: number;
+  since?: number;
+}
 
 describe.skipIf(!tools.ok)('SIEM forwarding to a real rsyslog over TLS (RFC 5425)', () => {
   let dir = '';
@@ -66,9 +74,28 @@ describe.skipIf(!tools.ok)('SIEM forwarding to a real rsyslog over TLS (RFC 5425
   };
 
   /** Every stored row arrived exactly; first arrivals in rid order; duplicates only above `windowFrom` (per phase). */
-  function check(rows: ForwardEvent[], received: Received[], windows: { fromLine: number; cursor: number }[]) {
+  function check(rows: ForwardEvent[], received: Received[], windows: Window[]) {
     const byId = new Map(rows.map((e) => [e.id, e]));
     const seen = new Map<string, number>();
+    const cache = new Map<Window, Set<string>>();
+    const frameLen = (e: ForwardEvent) => frame(formatEvent(e, { facility: 10, consoleHostname: osHostname() })).length;
+    /** The events received before the fault within REPLAY_MS of it or among its newest REPLAY_BYTES. */
+    const replayable = (w: Window): Set<string> => {
+      if (cache.has(w)) return cache.get(w)!;
+      const ids = new Set<string>();
+      let bytes = 0;
+      for (let i = w.fromLine - 1; i >= 0; i--) {
+        const rid = idOf(received[i]!);
+        const ev = byId.get(rid);
+        if (!ev) continue;
+        const inTime = Date.parse(received[i]!.received) >= w.since!;
+        if (!inTime && bytes >= REPLAY_BYTES) break;
+        ids.add(rid);
+        bytes += frameLen(ev);
+      }
+      cache.set(w, ids);
+      return ids;
+    };
     let lastRid = 0;
     const console = osHostname();
     for (const [line, r] of received.entries()) {
@@ -85,7 +112,9 @@ describe.skipIf(!tools.ok)('SIEM forwarding to a real rsyslog over TLS (RFC 5425
         // A duplicate: allowed only for an event after the cursor stored when a fault began, sent again after it.
         const w = [...windows].reverse().find((x) => line >= x.fromLine);
         expect(w, `line ${line}: duplicate of ${id} (rid ${e.rid}) outside any fault window`).toBeDefined();
-        expect(e.rid, `line ${line}: duplicate of rid ${e.rid} at or below the stored cursor ${w?.cursor}`).toBeGreaterThan(w!.cursor);
+        if (w!.since === undefined) expect(e.rid, `line ${line}: duplicate of rid ${e.rid} at or below the stored cursor ${w?.cursor}`).toBeGreaterThan(w!.cursor);
+        // A SIEM that failed: what it received in the replay window (REPLAY_MS or the newest REPLAY_BYTES) before it stopped is sent again.
+        else expect(replayable(w!).has(id), `line ${line}: duplicate of rid ${e.rid} outside the replay window`).toBe(true);
       }
       const sd = parseStructuredData(r.sd);
       expect(sd).not.toBeNull();
@@ -122,7 +151,7 @@ describe.skipIf(!tools.ok)('SIEM forwarding to a real rsyslog over TLS (RFC 5425
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const windows: { fromLine: number; cursor: number }[] = [];
+  const windows: Window[] = [];
 
   it('forwards every stored event exactly, hostile text and Japanese intact', async () => {
     insertAgentEvents(dbPath, AGENT, 60, gen);
@@ -163,16 +192,19 @@ describe.skipIf(!tools.ok)('SIEM forwarding to a real rsyslog over TLS (RFC 5425
     process.stderr.write(`[siem tier] SIGKILL: stored cursor ${cursor} of ${maxRid} rows at the kill; ${duplicates} events delivered twice (all above the cursor)\n`);
   }, 240_000);
 
-  it('rsyslog restart: an outage event, reconnect, nothing missing', async () => {
-    // Let the cursor settle, then stop the SIEM.
-    await waitFor('cursor settled', () => c.json<{ backlog: number }>(['siem', 'status']).backlog === 0, 30_000);
+  it('rsyslog restart mid-forwarding: an outage event, reconnect, nothing missing', async () => {
+    await waitFor('cursor settled', () => c.json<{ backlog: number }>(['siem', 'status']).backlog === 0, 60_000);
     const port = siem.port;
+    const before = siem.received().length;
+    insertAgentEvents(dbPath, AGENT, 3000, gen);
+    await waitFor('forwarding under way', () => siem.received().length > before + 100, 60_000, 20);
+    const stopAt = Date.now();
     await siem.stop();
     const cursor = stateRow().cursor_rid;
-    insertAgentEvents(dbPath, AGENT, 500, gen);
     await waitFor('console notices the outage', () => stateRow().state === 'down', 30_000);
+    insertAgentEvents(dbPath, AGENT, 200, gen); // written while the SIEM is away
     siem = await startRsyslog(join(dir, 'rsyslog'), certs, port);
-    windows.push({ fromLine: readReceived(siem.out).length, cursor });
+    windows.push({ fromLine: readReceived(siem.out).length, cursor, since: stopAt - REPLAY_MS - 2000 });
     const rows = await waitFor('all events at rsyslog after its restart', () => {
       const r = stored();
       return r.some((e) => e.type === 'console.siem_resumed') && allArrived(r) ? r : null;
@@ -180,7 +212,7 @@ describe.skipIf(!tools.ok)('SIEM forwarding to a real rsyslog over TLS (RFC 5425
     const types = rows.map((e) => e.type);
     expect(types.filter((t) => t === 'console.siem_stopped')).toHaveLength(1);
     const { duplicates } = check(rows, siem.received(), windows);
-    process.stderr.write(`[siem tier] rsyslog restart: ${duplicates} events delivered twice in total (each above the cursor stored when its fault began)\n`);
+    process.stderr.write(`[siem tier] rsyslog restart: ${duplicates} events delivered twice in total (phase 3: each received within the replay window — 10 s or the newest 16 MiB — before rsyslog stopped)\n`);
     const status = c.cli(['siem', 'status']);
     expect(status.stdout).toMatch(/forwarding/);
   }, 240_000);
