@@ -23,7 +23,7 @@ import { HttpError, withConsole, type CliCommand, type ConsoleContext, type Cons
 import { RateLimiter, tooManyRequests } from './limits.js';
 import type { OpenConsole } from './open-console.js';
 import { certificateDates, installServerPair, issueServerCert, serverCertHosts, signAgentCsr } from './pki.js';
-import { serveCertificate } from './server.js';
+import { serveCertificate } from './live-servers.js';
 
 /** Renewals per agent: a few in a row (a retry after a lost answer), then one per 15 minutes. */
 export const RENEW_LIMIT = { burst: 4, perSecond: 1 / 900 } as const;

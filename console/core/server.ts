@@ -22,6 +22,7 @@ import { PROTOCOL_HEADER, PROTOCOL_VERSION, judgeAgentProtocol, protocolRefusalM
 import type { OpenConsole } from './context.js';
 import { buildConsoleApp, type ConsoleAppOptions, type SharedLimiters } from './http-app.js';
 import { sourceKey } from './limits.js';
+import { registerServer } from './live-servers.js';
 
 // Kept importable from here (tests and other files name them through server.ts).
 export { createSharedLimiters, type SharedLimiters } from './http-app.js';
@@ -117,7 +118,6 @@ export function createHardenedServer(
       handler(req, res);
     },
   );
-  tlsOptions.set(server, tls);
   server.requestTimeout = L.requestMs;
   server.headersTimeout = L.headersMs;
   server.keepAliveTimeout = 65_000;
@@ -148,26 +148,12 @@ export function createHardenedServer(
     timer.unref();
     socket.once('close', () => clearTimeout(timer));
   });
+  registerServer(ctx, server, tls);
   return server;
 }
 
-/** TLS options each server was made with, so a renewed certificate is served with the same settings. */
-const tlsOptions = new WeakMap<Server, object>();
-/** The servers of each open console (both ports), for a renewed server certificate. */
-const liveServers = new WeakMap<object, Set<Server>>();
-
-/**
- * Serves a renewed server certificate on every port of this console from the next handshake on,
- * without a restart (connections already open keep theirs). Returns how many servers took it.
- */
-export function serveCertificate(ctx: Pick<OpenConsole, 'server' | 'ca'>, pair: { certPem: string; keyPem: string }): number {
-  let n = 0;
-  for (const server of liveServers.get(ctx) ?? []) {
-    server.setSecureContext({ key: pair.keyPem, cert: pair.certPem, ...(tlsOptions.get(server) ?? {}) });
-    n++;
-  }
-  return n;
-}
+// Kept importable from here: the renewed certificate is served through live-servers.ts.
+export { serveCertificate } from './live-servers.js';
 
 export interface ConsoleListener {
   app: FastifyInstance;
@@ -191,10 +177,6 @@ export async function createConsoleServer(ctx: OpenConsole, allRoutes: Route[], 
             'protocol_refused:' + sourceKey(req.socket.remoteAddress ?? ''),
           ),
       });
-      let set = liveServers.get(ctx);
-      if (!set) liveServers.set(ctx, (set = new Set()));
-      set.add(made);
-      made.once('close', () => set.delete(made));
       server = made;
       return made;
     },
