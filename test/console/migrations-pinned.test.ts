@@ -54,4 +54,5 @@ const PINNED: Record<string, { count: number; digest: string }> = {
   report: { count: 0, digest: '4f53cda18c2baa0c' },
   posture: { count: 0, digest: '4f53cda18c2baa0c' }, // issue 16, not released yet
   retention: { count: 0, digest: '4f53cda18c2baa0c' }, // issue 17, not released yet
+  siem: { count: 0, digest: '4f53cda18c2baa0c' }, // issue 17, not released yet
 };
