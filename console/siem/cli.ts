@@ -159,7 +159,7 @@ function status(args: string[], open: () => ConsoleContext): number {
 }
 
 function off(args: string[], open: () => ConsoleContext): number {
-  const { values } = parseArgs({ args, options: { ...dataOpt } });
+  parseArgs({ args, options: { ...dataOpt } }); // refuses unknown options
   return withConsole(open, (ctx) => {
     const c = getConfig(ctx.db);
     const changed = ctx.db.transaction(() => {
@@ -167,7 +167,6 @@ function off(args: string[], open: () => ConsoleContext): number {
       ctx.recordEvent({ type: 'admin.siem_disabled', user: actor(), data: { target: targetText(c) } });
       return disableConfig(ctx.db, new Date().toISOString(), actor());
     })();
-    void values;
     process.stdout.write(changed ? `${t('SIEM転送を停止しました', 'SIEM forwarding turned off')}\n` : `${t('SIEM転送は設定されていません', 'SIEM forwarding was not on')}\n`);
     return 0;
   });
