@@ -519,6 +519,7 @@ export const EVENT_DATA = {
   // Issue 17 backup: written before the snapshot (so inside it), and into the restored store by restore.
   'admin.backup_taken': Type.Object({ backupId: Text(64), file: Text(512), passphraseFrom: Type.Union([Type.Literal('env'), Type.Literal('terminal')]) }),
   'admin.console_restored': Type.Object({ backupId: Text(64), backupCreatedAt: Ts, consoleVersion: Text(64), file: Text(512) }),
+  'admin.backup_failed': Type.Object({ backupId: Text(64), file: Text(512), reason: Text(512) }),
   'admin.policy_published': Type.Object({ version: Count, previousVersion: Count }),
   'admin.policy_changed': Type.Object({ before: Before, after: Before, sections: Type.Optional(Type.Unknown()), rolledForwardFrom: Type.Optional(Num), diff: Type.Optional(Strings(300)) }),
   'admin.login': Type.Object({ from: Text(256), role: Text(32) }),

@@ -342,6 +342,9 @@ export const EVENT_TEXT: Record<string, TypeText> = {
   'admin.backup_taken': entry('admin.backup_taken', ['バックアップの作成', 'Backup taken'], (d, L, u) =>
     J(L, `${ga(u, L)}バックアップを作成しました(${q(d.file, PATH_PART)})`, `${u || 'An administrator'} took a backup (${q(d.file, PATH_PART)})`),
   ),
+  'admin.backup_failed': entry('admin.backup_failed', ['バックアップの失敗', 'Backup failed'], (d, L) =>
+    J(L, `バックアップ(${q(d.file, PATH_PART)})を作成できませんでした: ${q(d.reason, PATH_PART)}`, `The backup (${q(d.file, PATH_PART)}) failed: ${q(d.reason, PATH_PART)}`),
+  ),
   'admin.console_restored': entry('admin.console_restored', ['バックアップからの復元', 'Console restored'], (d, L, u) =>
     J(L, `${ga(u, L)}${q(d.backupCreatedAt, 40)} のバックアップから復元しました`, `${u || 'An administrator'} restored the console from the backup of ${q(d.backupCreatedAt, 40)}`),
   ),

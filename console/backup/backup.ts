@@ -92,13 +92,21 @@ export function takeBackup(o: BackupOptions, now = new Date()): BackupResult {
 
   const backupId = randomUUID();
   const snapshot = join(dirname(o.out), `.${basename(o.out)}.${randomBytes(6).toString('hex')}.db`);
+  // admin.backup_taken is already in the store when a later step fails: say that this one never became a file.
+  const recordFailure = (to: Database.Database, e: unknown) =>
+    recordConsoleEvent(to, { type: 'admin.backup_failed', user: o.actor, data: { backupId, file: safeText(o.out, 512), reason: safeText((e as Error).message, 512) } });
   const db = openDatabase(paths.db);
   let snapshotMs = 0;
   try {
     // Recorded first (and so inside the snapshot it describes): who took which backup, where to.
     recordConsoleEvent(db, { type: 'admin.backup_taken', user: o.actor, data: { backupId, file: safeText(o.out, 512), passphraseFrom: o.passphraseFrom } }, now);
     const started = performance.now();
-    db.prepare('VACUUM INTO ?').run(snapshot);
+    try {
+      db.prepare('VACUUM INTO ?').run(snapshot);
+    } catch (e) {
+      recordFailure(db, e);
+      throw e;
+    }
     snapshotMs = performance.now() - started;
   } finally {
     db.close();
@@ -151,6 +159,14 @@ export function takeBackup(o: BackupOptions, now = new Date()): BackupResult {
       throw e;
     }
     return { file: o.out, bytes, manifest, snapshotMs, checkMs, writeMs: performance.now() - mark };
+  } catch (e) {
+    const db2 = openDatabase(paths.db);
+    try {
+      recordFailure(db2, e);
+    } finally {
+      db2.close();
+    }
+    throw e;
   } finally {
     rmSync(snapshot, { force: true });
     rmSync(snapshot + '-journal', { force: true });

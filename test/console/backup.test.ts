@@ -151,6 +151,21 @@ describe('round trip', () => {
   });
 });
 
+describe('a backup that fails after its event', () => {
+  it('records admin.backup_failed after admin.backup_taken (the event said a backup began)', () => {
+    const data = join(dir, 'fail-src');
+    // A copy of A's folder through a restore, so A's chain in the other tests is untouched.
+    restore(fileA, data);
+    expect(() => backup(data, join(dir, 'no-such-folder', 'x.backup'))).toThrow();
+    const db = new Database(join(data, 'console.db'), { readonly: true });
+    const last = db.prepare("SELECT type, data FROM events WHERE agent_id = 'console' ORDER BY seq DESC LIMIT 2").all() as { type: string; data: string }[];
+    db.close();
+    expect(last.map((x) => x.type)).toEqual(['admin.backup_failed', 'admin.backup_taken']);
+    expect(JSON.parse(last[0]!.data).backupId).toBe(JSON.parse(last[1]!.data).backupId);
+    expect(existsSync(join(dir, 'no-such-folder'))).toBe(false);
+  });
+});
+
 describe('hostile backups are refused and nothing is written', () => {
   it('a wrong passphrase: a clear message, no folder, no staging left', () => {
     const target = join(dir, 'wrong-pass');
