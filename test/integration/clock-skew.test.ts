@@ -5,10 +5,11 @@
  *  - mutual TLS still works both ways (certificates are valid from one day before issue);
  *  - events reach the console; an event stamped by the wrong clock keeps both clocks (agentTs);
  *  - a TOTP code valid in real time is accepted offline, also after the agent restarted while the
- *    console was away (the measured console offset is kept in STATE/clock.json).
+ *    console was away (the measured console offset is kept in STATE/clock.json); the control — the
+ *    same restart without that file — refuses it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localRequest } from '../../agent/local-api.js';
@@ -108,12 +109,25 @@ describe.skipIf(!tools.ok).each([
     // Offline: the terminal's clock is 6 h off, the code is for real time — accepted (console-corrected clock).
     expect((await localRequest(sock, 'POST', '/mfa/verify', { user: 'skew.user', code: totpAt(s0 + 1) })).body).toMatchObject({ result: 'accept', offline: true });
 
+    // Control: restarted offline WITHOUT the stored offset, the terminal judges by its own clock and
+    // refuses a code valid in real time — what an agent did before the offset was kept.
+    await stopProc(run.proc);
+    const clockFile = join(a.stateDir, 'clock.json');
+    const kept = readFileSync(clockFile, 'utf8');
+    rmSync(clockFile);
+    run = startSkewed(a, offset);
+    await waitFor('agent running (no stored offset)', () => /running \(state/.test(run!.text()) || (run!.proc.exitCode !== null ? Promise.reject(new Error(run!.text())) : false), 30_000);
+    await waitFor('next TOTP step (control)', () => step() > s0, 40_000, 250);
+    const refused = (await localRequest(sock, 'POST', '/mfa/verify', { user: 'skew.user', code: totpAt(step() + 1) })).body as { result: string; reason: string; offline: boolean };
+    expect(refused).toMatchObject({ result: 'reject', offline: true });
+    expect(refused.reason).not.toBe('replay'); // refused for its time, not because it was used
+
     // Restarted while the console is still away: the offset measured before the restart still applies.
     await stopProc(run.proc);
+    writeFileSync(clockFile, kept);
     run = startSkewed(a, offset);
     await waitFor('agent running again', () => /running \(state/.test(run!.text()) || (run!.proc.exitCode !== null ? Promise.reject(new Error(run!.text())) : false), 30_000);
-    // A step after every code used above (a used step is a replay), still within ±1 step of real time.
-    await waitFor('next TOTP step', () => step() > s0, 40_000, 250);
+    // A step after every code tried above (a used step is a replay), still within ±1 step of real time.
     const code = totpAt(step() + 1);
     const offline = (await localRequest(sock, 'POST', '/mfa/verify', { user: 'skew.user', code })).body;
     expect(offline).toMatchObject({ result: 'accept', offline: true });
