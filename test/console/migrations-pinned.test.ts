@@ -55,4 +55,5 @@ const PINNED: Record<string, { count: number; digest: string }> = {
   posture: { count: 0, digest: '4f53cda18c2baa0c' }, // issue 16, not released yet
   retention: { count: 0, digest: '4f53cda18c2baa0c' }, // issue 17, not released yet
   siem: { count: 0, digest: '4f53cda18c2baa0c' }, // issue 17, not released yet
+  renewal: { count: 0, digest: '4f53cda18c2baa0c' }, // issue 17 (certificate renewal), not released yet
 };
