@@ -10,16 +10,16 @@
  * heads and what the test appended), the chains verify, and no gap finding remains open — that last
  * part needs the delivery engineer's re-send (contract: /tmp/briefs/contract-resend.md).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentPaths } from '../../agent/state.js';
 import { rowToEvent, signedEvent } from '../../console/core/events.js';
 import { eventHash, genesisHash } from '../../protocol/events.js';
-import { enrollAgent, ROOT, startConsole, tempDir, waitFor, type TestAgent, type TestConsole } from './harness.js';
+import { enrollAgent, ROOT, runCli, startConsole, tempDir, waitFor, type TestAgent, type TestConsole } from './harness.js';
 
 const CONSOLE_BIN = join(ROOT, 'bin/sekimori-console.js');
 const PASS = 'バックアップ用の長いパスフレーズ 2026';
@@ -129,12 +129,14 @@ describe('backup during ingest, restore on a fresh folder, agents carry on', () 
   let restored: ChildProcess | null = null;
   let restoredOut = '';
   let backupFile = '';
+  let scopeDir = '';
   const env = { ...process.env, SEKIMORI_BACKUP_PASSPHRASE: PASS };
   const certHashes = new Map<string, string>();
   const measured: Record<string, unknown> = {};
 
   beforeAll(async () => {
     const scope = tempDir('backup-software-scope');
+    scopeDir = scope;
     c = await startConsole({
       policy: {
         agent: { heartbeatSeconds: 2, uploadBatchSize: 200 },
@@ -159,6 +161,7 @@ describe('backup during ingest, restore on a fresh folder, agents carry on', () 
     }
     for (const a of agents) await a.cleanup();
     await c?.cleanup();
+    for (const d of [scopeDir, restoredDir && join(restoredDir, '..'), backupFile && join(backupFile, '..')]) if (d) rmSync(d, { recursive: true, force: true });
   });
 
   it('takes the backup while the console ingests, then the old console acks more', async () => {
@@ -255,4 +258,50 @@ describe('backup during ingest, restore on a fresh folder, agents carry on', () 
   afterAll(() => {
     process.stdout.write(`backup-restore measured: ${JSON.stringify(measured)}\n`);
   });
+});
+
+/**
+ * The passphrase typed on a real terminal (a pty from util-linux `script`): not echoed, asked twice
+ * for a backup, and what restore then needs. Without the variable and without a terminal the CLI
+ * refuses (unit test); here the terminal path itself runs.
+ */
+describe('passphrase typed on a terminal', () => {
+  const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
+  it.skipIf(!hasScript && process.env.CI !== 'true')('is not echoed, is asked twice, and opens the backup at restore' + (hasScript ? '' : ' — SKIPPED: util-linux `script` missing (apt-get install util-linux)'), async () => {
+    const dir = tempDir('backup-tty');
+    const data = join(dir, 'data');
+    expect(runCli('console', ['init', '--data', data]).code).toBe(0);
+    const typed = 'typed on a tty 関守 2026';
+    const out = join(dir, 'tty.backup');
+    const env = { ...process.env };
+    delete env.SEKIMORI_BACKUP_PASSPHRASE;
+    const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(CONSOLE_BIN)} backup --data ${JSON.stringify(data)} --out ${JSON.stringify(out)}`;
+    const p = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env });
+    let text = '';
+    p.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (text += d.toString()));
+    const exit = new Promise<number>((r) => p.on('exit', (code) => r(code ?? -1)));
+    await waitFor('the passphrase prompt', () => /passphrase: /.test(text), 60_000);
+    p.stdin.write(typed + '\r');
+    await waitFor('the confirmation prompt', () => /again: /.test(text), 60_000);
+    p.stdin.write(typed + '\r');
+    const code = await Promise.race([exit, new Promise<number>((r) => setTimeout(() => r(-2), 90_000))]);
+    if (code === -2) p.kill('SIGKILL');
+    p.stdin.end();
+    expect(code, text).toBe(0);
+    expect(text).not.toContain('typed on a tty');
+    expect(existsSync(out)).toBe(true);
+    const wrong = runCli('console', ['restore', '--file', out, '--data', join(dir, 'r1')]);
+    expect(wrong.code).not.toBe(0); // no variable, no terminal: refused
+    const saved = process.env.SEKIMORI_BACKUP_PASSPHRASE;
+    process.env.SEKIMORI_BACKUP_PASSPHRASE = typed;
+    try {
+      const r = runCli('console', ['restore', '--file', out, '--data', join(dir, 'r2')]);
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      if (saved === undefined) delete process.env.SEKIMORI_BACKUP_PASSPHRASE;
+      else process.env.SEKIMORI_BACKUP_PASSPHRASE = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
