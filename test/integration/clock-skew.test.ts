@@ -118,7 +118,7 @@ describe.skipIf(!tools.ok).each([
     run = startSkewed(a, offset);
     await waitFor('agent running (no stored offset)', () => /running \(state/.test(run!.text()) || (run!.proc.exitCode !== null ? Promise.reject(new Error(run!.text())) : false), 30_000);
     await waitFor('next TOTP step (control)', () => step() > s0, 40_000, 250);
-    const refused = (await localRequest(sock, 'POST', '/mfa/verify', { user: 'skew.user', code: totpAt(step() + 1) })).body as { result: string; reason: string; offline: boolean };
+    const refused = (await localRequest(sock, 'POST', '/mfa/verify', { user: 'skew.user', code: totpAt(step()) })).body as { result: string; reason: string; offline: boolean };
     expect(refused).toMatchObject({ result: 'reject', offline: true });
     expect(refused.reason).not.toBe('replay'); // refused for its time, not because it was used
 
@@ -130,7 +130,7 @@ describe.skipIf(!tools.ok).each([
     // A step after every code tried above (a used step is a replay), still within ±1 step of real time.
     const code = totpAt(step() + 1);
     const offline = (await localRequest(sock, 'POST', '/mfa/verify', { user: 'skew.user', code })).body;
-    expect(offline).toMatchObject({ result: 'accept', offline: true });
+    expect(offline, JSON.stringify({ offline, clock: readFileSync(clockFile, 'utf8'), kept, status: (await localRequest(sock, 'GET', '/mfa/status')).body, log: run.text().slice(-1500) })).toMatchObject({ result: 'accept', offline: true });
 
     // Back online, the offline uses and the events reach the console.
     await c.start();
