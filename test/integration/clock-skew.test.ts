@@ -1,6 +1,6 @@
 /**
  * Issue 17: an agent whose clock is hours off, for real: the agent process runs under Debian's
- * `faketime` (libfaketime intercepts clock_gettime/time; FAKETIME_DONT_FAKE_MONOTONIC=1 keeps
+ * libfaketime (preloaded; it intercepts clock_gettime/time; FAKETIME_DONT_FAKE_MONOTONIC=1 keeps
  * Node's timers, which run on the monotonic clock, working). +6 h and -6 h:
  *  - mutual TLS still works both ways (certificates are valid from one day before issue);
  *  - events reach the console; an event stamped by the wrong clock keeps both clocks (agentTs);
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localRequest } from '../../agent/local-api.js';
 import { agentPaths } from '../../agent/state.js';
+import { EncryptedCache } from '../../agent/mfa/cache.js';
 import { requireTools } from '../e2e/tools.js';
 import { AGENT_NODE_FLAGS, ROOT, enrollAgent, startConsole, tempDir, testAgentEnv, waitFor, type TestAgent, type TestConsole } from './harness.js';
 
@@ -23,11 +24,22 @@ const totpAt = (step: number) => execFileSync('oathtool', ['--totp', `--now=@${s
 const step = () => Math.floor(Date.now() / 30_000);
 const HOUR = 3_600_000;
 
-/** The agent under a clock `offset` (faketime syntax, e.g. "+6h") away from the machine's. */
+/**
+ * libfaketime itself, preloaded into the agent's own process. Not through the `faketime` wrapper:
+ * it forks and waits, so a signal to the wrapper left the agent running — the "stopped" agents of
+ * one step kept running beside the next and raced it for the MFA cache.
+ */
+function libfaketime(): string {
+  const lib = tools.ok ? execFileSync('dpkg', ['-L', 'libfaketime'], { encoding: 'utf8' }).split('\n').find((l) => l.endsWith('/libfaketime.so.1')) : undefined;
+  if (!lib) throw new Error('libfaketime.so.1 not found (apt-get install faketime)');
+  return lib;
+}
+
+/** The agent under a clock `offset` (libfaketime syntax, e.g. "+6h") away from the machine's. */
 function startSkewed(a: TestAgent, offset: string): { proc: ChildProcess; text: () => string } {
-  const proc = spawn('faketime', ['-f', offset, process.execPath, ...AGENT_NODE_FLAGS, join(ROOT, 'bin/sekimori-agent.js'), 'run', '--state', a.stateDir], {
+  const proc = spawn(process.execPath, [...AGENT_NODE_FLAGS, join(ROOT, 'bin/sekimori-agent.js'), 'run', '--state', a.stateDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...testAgentEnv(a.stateDir), FAKETIME_DONT_FAKE_MONOTONIC: '1' },
+    env: { ...testAgentEnv(a.stateDir), LD_PRELOAD: libfaketime(), FAKETIME: offset, FAKETIME_DONT_FAKE_MONOTONIC: '1' },
   });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -117,7 +129,8 @@ describe.skipIf(!tools.ok).each([
     rmSync(clockFile);
     run = startSkewed(a, offset);
     await waitFor('agent running (no stored offset)', () => /running \(state/.test(run!.text()) || (run!.proc.exitCode !== null ? Promise.reject(new Error(run!.text())) : false), 30_000);
-    await waitFor('next TOTP step (control)', () => step() > s0, 40_000, 250);
+    // Past s0 + 1, the step used offline above: its code would be refused as a replay, not for its time.
+    await waitFor('a TOTP step not used yet (control)', () => step() > s0 + 1, 70_000, 250);
     const refused = (await localRequest(sock, 'POST', '/mfa/verify', { user: 'skew.user', code: totpAt(step()) })).body as { result: string; reason: string; offline: boolean };
     expect(refused).toMatchObject({ result: 'reject', offline: true });
     expect(refused.reason).not.toBe('replay'); // refused for its time, not because it was used
@@ -128,9 +141,11 @@ describe.skipIf(!tools.ok).each([
     run = startSkewed(a, offset);
     await waitFor('agent running again', () => /running \(state/.test(run!.text()) || (run!.proc.exitCode !== null ? Promise.reject(new Error(run!.text())) : false), 30_000);
     // A step after every code tried above (a used step is a replay), still within ±1 step of real time.
-    const code = totpAt(step() + 1);
+    const codeStep = step() + 1;
+    const code = totpAt(codeStep);
     const offline = (await localRequest(sock, 'POST', '/mfa/verify', { user: 'skew.user', code })).body;
-    expect(offline, JSON.stringify({ offline, clock: readFileSync(clockFile, 'utf8'), kept, status: (await localRequest(sock, 'GET', '/mfa/status')).body, log: run.text().slice(-1500) })).toMatchObject({ result: 'accept', offline: true });
+    const { secret: _s, ...cached } = new EncryptedCache(a.stateDir, a.agentId).load().data.users['skew.user'] ?? { secret: '' };
+    expect(offline, JSON.stringify({ offline, codeStep, realStep: step(), cached, clock: readFileSync(clockFile, 'utf8'), kept, status: (await localRequest(sock, 'GET', '/mfa/status')).body, log: run.text().slice(-1500) })).toMatchObject({ result: 'accept', offline: true });
 
     // Back online, the offline uses and the events reach the console.
     await c.start();
