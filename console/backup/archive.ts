@@ -7,6 +7,7 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { t } from '../../protocol/i18n.js';
+import { ustarHeader } from '../report/tar.js';
 
 const BLOCK = 512;
 const CHUNK = 1 << 20;
@@ -14,29 +15,11 @@ const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const MAX_MEMBER_BYTES = 8 * 1024 ** 3 - 1;
 export const MAX_ARCHIVE_ENTRIES = 16;
 
-function octal(n: number, width: number): string {
-  return n.toString(8).padStart(width - 1, '0') + '\0';
-}
-
-/** The header writeTar (console/report/tar.ts) makes: byte for byte the same. */
-export function ustarHeader(name: string, size: number, mtimeSeconds: number): Buffer {
+/** writeTar's header (console/report/tar.ts), byte for byte, within this container's bounds. */
+function memberHeader(name: string, size: number, mtimeSeconds: number): Buffer {
   if (!NAME_RE.test(name)) throw new Error(`tar: bad entry name ${JSON.stringify(name)}`);
   if (!Number.isSafeInteger(size) || size < 0 || size > MAX_MEMBER_BYTES) throw new Error(`tar: ${name} too large`);
-  const h = Buffer.alloc(BLOCK, 0);
-  h.write(name, 0, 100, 'ascii');
-  h.write(octal(0o644, 8), 100, 'ascii');
-  h.write(octal(0, 8), 108, 'ascii');
-  h.write(octal(0, 8), 116, 'ascii');
-  h.write(octal(size, 12), 124, 'ascii');
-  h.write(octal(mtimeSeconds, 12), 136, 'ascii');
-  h.write('        ', 148, 'ascii');
-  h.write('0', 156, 'ascii');
-  h.write('ustar\0', 257, 'ascii');
-  h.write('00', 263, 'ascii');
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
-  return h;
+  return ustarHeader(name, size, mtimeSeconds);
 }
 
 /** Random access to the archive's bytes: a Buffer (tests) or an open file. */
@@ -97,7 +80,7 @@ export function scanArchive(src: Source): MemberRef[] {
     const m = octalField(h, 136, 12, `mtime of ${name}`);
     if (mtime !== null && m !== mtime) throw new Error(`tar: ${name}: mtime differs`);
     mtime = m;
-    if (size > MAX_MEMBER_BYTES || !ustarHeader(name, size, m).equals(h)) throw new Error(`tar: ${name}: header is not in canonical form`);
+    if (size > MAX_MEMBER_BYTES || !memberHeader(name, size, m).equals(h)) throw new Error(`tar: ${name}: header is not in canonical form`);
     const start = off + BLOCK;
     const pad = (BLOCK - (size % BLOCK)) % BLOCK;
     if (start + size + pad > src.size) throw new Error(`tar: ${name} runs past the end`);
@@ -162,7 +145,7 @@ export function writeArchive(fd: number, members: readonly ArchiveMember[], mtim
   };
   for (const m of members) {
     const size = 'data' in m ? m.data.length : m.size;
-    put(ustarHeader(m.name, size, secs));
+    put(memberHeader(m.name, size, secs));
     if ('data' in m) put(m.data);
     else {
       const src = fileSource(m.path);

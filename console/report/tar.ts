@@ -21,7 +21,8 @@ function octal(n: number, width: number): string {
   return n.toString(8).padStart(width - 1, '0') + '\0';
 }
 
-function header(name: string, size: number, mtimeSeconds: number): Buffer {
+/** A canonical ustar header (mode 0644, uid/gid 0, one mtime): the only form the readers accept. */
+export function ustarHeader(name: string, size: number, mtimeSeconds: number): Buffer {
   const h = Buffer.alloc(BLOCK, 0);
   h.write(name, 0, 100, 'ascii');
   h.write(octal(0o644, 8), 100, 'ascii');
@@ -44,7 +45,7 @@ export function writeTar(entries: readonly TarEntry[], mtime: Date): Buffer {
   const parts: Buffer[] = [];
   for (const e of entries) {
     if (!NAME_RE.test(e.name)) throw new Error(`tar: bad entry name ${JSON.stringify(e.name)}`);
-    parts.push(header(e.name, e.data.length, secs), e.data);
+    parts.push(ustarHeader(e.name, e.data.length, secs), e.data);
     const pad = (BLOCK - (e.data.length % BLOCK)) % BLOCK;
     if (pad) parts.push(Buffer.alloc(pad, 0));
   }
