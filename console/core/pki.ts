@@ -5,9 +5,9 @@
  */
 import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import * as x509 from '@peculiar/x509';
+import { writeFileDurably } from '../../protocol/durable-file.js';
 import { ALG, fingerprintOfPem, keyToPem, newKeys } from '../../protocol/pki.js';
 import { CERT_BACKDATE_MS, certLifeMs } from '../../protocol/renewal.js';
 
@@ -126,26 +126,6 @@ export function serverCertHosts(certPem: string): string[] {
   return san.names.items.filter((n) => n.type === 'dns' || n.type === 'ip').map((n) => n.value);
 }
 
-/** Write to a temp file, fsync, rename over, fsync the folder: a crash leaves the old content or the new. */
-function writeDurably(path: string, content: string, mode: number): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
-  const dfd = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
-}
-
 /** Where a renewed server pair waits until both of its files are in place (one file: key and certificate together). */
 export function serverRenewalFile(serverCertPath: string): string {
   return `${serverCertPath}.renewal.json`;
@@ -158,7 +138,7 @@ export function serverRenewalFile(serverCertPath: string): string {
  */
 export function installServerPair(paths: { serverCert: string; serverKey: string }, pair: KeyAndCert): void {
   const pending = serverRenewalFile(paths.serverCert);
-  writeDurably(pending, JSON.stringify(pair), 0o600);
+  writeFileDurably(pending, JSON.stringify(pair), 0o600);
   completeServerRenewal(paths);
 }
 
@@ -174,7 +154,7 @@ export function completeServerRenewal(paths: { serverCert: string; serverKey: st
     return;
   }
   if (typeof pair.keyPem !== 'string' || typeof pair.certPem !== 'string') return;
-  writeDurably(paths.serverKey, pair.keyPem, 0o600);
-  writeDurably(paths.serverCert, pair.certPem, 0o644);
+  writeFileDurably(paths.serverKey, pair.keyPem, 0o600);
+  writeFileDurably(paths.serverCert, pair.certPem, 0o644);
   unlinkSync(pending);
 }

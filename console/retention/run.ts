@@ -4,8 +4,9 @@
  * I/O error) or does not verify when read back deletes nothing, and an event says so.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileDurably } from '../../protocol/durable-file.js';
 import { consolePaths } from '../core/paths.js';
 import type { ConsoleContext } from '../module.js';
 import { buildArchive, MAX_ARCHIVE_EVENTS } from './archive.js';
@@ -44,29 +45,9 @@ export interface RunResult {
   failed: string | null;
 }
 
-/** Writes the file durably: temp file, fsync, rename, fsync of the folder. Throws on any error (ENOSPC). */
+/** Writes the archive durably (temp file, fsync, rename, fsync of the folder); throws on any error (ENOSPC). */
 function writeDurably(dir: string, name: string, data: Buffer): void {
-  const tmp = join(dir, `.${name}.tmp`);
-  try {
-    const fd = openSync(tmp, 'wx', 0o600);
-    try {
-      let off = 0;
-      while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, join(dir, name));
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  const d = openSync(dir, 'r');
-  try {
-    fsyncSync(d);
-  } finally {
-    closeSync(d);
-  }
+  writeFileDurably(join(dir, name), data);
 }
 
 export interface RunOptions {

@@ -87,16 +87,18 @@ describe('writeFileDurably / readJsonState', () => {
     const d = temp();
     const f = join(d, 'packages.json');
     writeJsonState(f, { v: 0, pad: 'x'.repeat(100_000) });
-    const durable = fileURLToPath(new URL('../../agent/durable.ts', import.meta.url));
+    // The writer itself (protocol/durable-file.ts imports nothing of ours, so Node runs the .ts as it is);
+    // writeJsonState is JSON.stringify + this writer.
+    const durable = fileURLToPath(new URL('../../protocol/durable-file.ts', import.meta.url));
     // The child rewrites the file as fast as it can (bounded: 100 000 versions), saying when it started.
     const child = spawn(
       process.execPath,
       [
         '--input-type=module',
         '-e',
-        `const { writeJsonState } = await import(${JSON.stringify(durable)});
+        `const { writeFileDurably } = await import(${JSON.stringify(durable)});
          process.stdout.write('go\\n');
-         for (let v = 1; v <= 100000; v++) writeJsonState(${JSON.stringify(f)}, { v, pad: 'y'.repeat(100000 + (v % 7) * 1000) });`,
+         for (let v = 1; v <= 100000; v++) writeFileDurably(${JSON.stringify(f)}, JSON.stringify({ v, pad: 'y'.repeat(100000 + (v % 7) * 1000) }));`,
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
