@@ -226,9 +226,21 @@ export async function runCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { state: { type: 'string', default: DEFAULT_STATE_DIR } } });
   const agent = await startAgent(values.state);
   agent.ctx.log('info', `running (state ${agent.ctx.stateDir}, monitorOnly=${agent.ctx.monitorOnly}, node ${process.version} ${process.execArgv.join(' ')})`);
-  const onSignal = () => void agent.stop();
+  const onSignal = () => {
+    // Every event is on disk before it is acted on: a stop that hangs (a capability, an upload in
+    // flight) loses nothing by ending here, and a service that does not stop is worse.
+    setTimeout(() => {
+      agent.ctx.log('warn', 'stop took over 10 s; exiting (the outbox is on disk)');
+      process.exit(0);
+    }, 10_000).unref();
+    void agent.stop();
+  };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   await agent.stopped;
+  // Everything is closed and on disk: a handle left open somewhere must not keep a stopping service
+  // alive until its supervisor kills it (seen once in the single-executable tier). Unref'd: a clean
+  // exit does not wait for it.
+  setTimeout(() => process.exit(0), 2_000).unref();
   return 0;
 }

@@ -47,6 +47,9 @@ const core: Record<string, CliCommand> = {
         },
       });
       await serve(values.data, values.listen, values['validate-listen']);
+      // Stopped and the store closed: a handle left open somewhere must not keep the process alive
+      // (seen once in the single-executable tier). Unref'd: a clean exit does not wait for it.
+      setTimeout(() => process.exit(0), 2_000).unref();
       return 0;
     },
   },
