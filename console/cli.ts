@@ -7,6 +7,7 @@ import { modules } from './modules.js';
 import { initConsole, openConsole } from './core/context.js';
 import { serve } from './serve.js';
 import { backupCommands } from './backup/cli.js';
+import { CHECKPOINTER_COMMAND, runCheckpointer } from './core/checkpointer.js';
 
 const defaultData = process.env.SEKIMORI_CONSOLE_DATA ?? '/var/lib/sekimori-console';
 
@@ -59,6 +60,8 @@ export async function main(argv: string[]): Promise<number> {
   const commands: Record<string, CliCommand> = { ...core, ...backupCommands(modules) };
   for (const m of modules) Object.assign(commands, m.commands ?? {});
   const [name, ...rest] = argv;
+  // Internal: the helper `serve` starts for WAL checkpoints (core/checkpointer.ts); not listed.
+  if (name === CHECKPOINTER_COMMAND && rest.length === 1) return runCheckpointer(rest[0]!);
   const cmd = name ? commands[name] : undefined;
   if (!cmd) {
     process.stderr.write(

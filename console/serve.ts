@@ -4,6 +4,7 @@ import { t } from '../protocol/i18n.js';
 import { modules } from './modules.js';
 import { openConsole } from './core/context.js';
 import { createConsoleServer, createSharedLimiters } from './core/server.js';
+import { startCheckpointer } from './core/checkpointer.js';
 
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
@@ -77,6 +78,7 @@ export async function serve(dataDir: string, listen: string, validateFlag?: stri
   }
 
   process.stdout.write(banner);
+  const checkpointer = startCheckpointer(ctx.db, log);
 
   const timer = setInterval(() => {
     const now = new Date();
@@ -96,6 +98,7 @@ export async function serve(dataDir: string, listen: string, validateFlag?: stri
   await new Promise<void>((resolve) => {
     const stop = () => {
       clearInterval(timer);
+      checkpointer.stop();
       let open = validateServer ? 2 : 1;
       const closed = () => {
         if (--open === 0) resolve();

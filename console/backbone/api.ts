@@ -7,6 +7,7 @@ import { consoleLimits } from '../core/paths.js';
 import { signAgentCsr } from '../core/pki.js';
 import { sourceKey } from '../core/limits.js';
 import { statfsSync } from 'node:fs';
+import { WalSync } from '../core/wal-sync.js';
 import { DiskGuard, GroupCommit, createIngester, diskFullError, diskFullRetryAfter, ingestReserve, isDiskFull, openGaps, parseBatch, resendHint } from './ingest.js';
 import { agentExists, findEnrollToken, hashToken, insertAgent, sameNameAs, spendEnrollToken } from './store.js';
 import { HeartbeatBuffer, beatOf, parseHeartbeat } from './heartbeat.js';
@@ -88,17 +89,21 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
     return Number(s.bavail) * Number(s.bsize);
   });
   const fullRetry = diskFullRetryAfter(ctx.config);
-  let recording: ReturnType<DiskGuard['pending']> = null;
-  const ingest = new GroupCommit(ctx.db, createIngester(ctx.db), {
-    first: () => {
-      recording = disk.pending();
-      if (recording) ctx.recordEvent({ type: 'console.disk_full', data: { ...recording } });
+  const ingest = new GroupCommit(
+    ctx.db,
+    createIngester(ctx.db),
+    {
+      first: () => {
+        const recording = disk.pending();
+        if (!recording) return;
+        ctx.recordEvent({ type: 'console.disk_full', data: { ...recording } });
+        return () => {
+          if (disk.pending() === recording) disk.recorded();
+        };
+      },
     },
-    committed: () => {
-      if (recording && disk.pending() === recording) disk.recorded();
-      recording = null;
-    },
-  });
+    new WalSync(ctx.db.name),
+  );
   const beats = heartbeatBuffer(ctx);
   const policyVersion = ctx.db.prepare('SELECT max(version) AS v FROM policies');
   const statusOf = ctx.db.prepare('SELECT status, hostname, last_seq FROM agents WHERE id = ?');

@@ -9,6 +9,7 @@ import { MAX_BATCH_EVENTS, MAX_MISSING_RANGES, uploadEnvelopeCheck, type ResendH
 import { eventDataErrors, eventDataValid, readEventData } from '../../protocol/event-data.js';
 import { HttpError } from '../module.js';
 import { insertEventStatement, recordConsoleEvent, tsJudge, type ChainStatus } from '../core/events.js';
+import type { WalSync } from '../core/wal-sync.js';
 
 export { MAX_BATCH_EVENTS };
 
@@ -368,7 +369,9 @@ interface Pending {
  * Group commit: batches that arrive while the previous commit is being written to disk are
  * ingested together in one transaction (each in its own savepoint, so one refused batch does not
  * undo the others) and acknowledged only after that transaction is durable. One fsync then serves
- * many agents instead of one.
+ * many agents instead of one. With a WalSync the fsync leaves the event loop: the transaction
+ * commits with `synchronous = NORMAL` and its batches are answered when the WAL sync that began
+ * after it has finished — meanwhile the next group is parsed and committed (acked = durable holds).
  */
 export class GroupCommit {
   private queue: Pending[] = [];
@@ -378,10 +381,12 @@ export class GroupCommit {
     private readonly db: Database.Database,
     private readonly ingestOne: (agentId: string, events: SekimoriEvent[]) => IngestResult,
     /**
-     * Runs first inside each group's transaction, and `committed` after it is durable (issue 17: the
-     * record of a disk-full outage goes in with the first batch that can be written — both or neither).
+     * `first` runs first inside each group's transaction; what it returns runs once that group is
+     * durable (issue 17: the record of a disk-full outage goes in with the first batch that can be
+     * written — both or neither — and the outage counts as recorded only when that is on disk).
      */
-    private readonly hooks: { first?: () => void; committed?: () => void } = {},
+    private readonly hooks: { first?: () => (() => void) | void } = {},
+    private readonly walSync: WalSync | null = null,
   ) {}
 
   submit(agentId: string, events: SekimoriEvent[]): Promise<IngestResult> {
@@ -399,9 +404,11 @@ export class GroupCommit {
     const group = this.queue;
     this.queue = [];
     const outcomes: ({ ok: IngestResult } | { error: unknown })[] = [];
+    let whenDurable: (() => void) | void;
+    if (this.walSync) this.db.pragma('synchronous = NORMAL');
     try {
       this.db.transaction(() => {
-        this.hooks.first?.();
+        whenDurable = this.hooks.first?.();
         for (const p of group) {
           try {
             outcomes.push({ ok: this.ingestOne(p.agentId, p.events) }); // nested: a savepoint
@@ -415,13 +422,20 @@ export class GroupCommit {
     } catch (error) {
       for (const p of group) p.reject(error); // the commit itself failed: nothing is acknowledged
       return;
+    } finally {
+      if (this.walSync) this.db.pragma('synchronous = FULL'); // every other writer keeps FULL
     }
-    this.hooks.committed?.();
-    group.forEach((p, i) => {
-      const o = outcomes[i]!;
-      if ('ok' in o) p.resolve(o.ok);
-      else p.reject(o.error);
-    });
+    const answer = () => {
+      whenDurable?.();
+      group.forEach((p, i) => {
+        const o = outcomes[i]!;
+        if ('ok' in o) p.resolve(o.ok);
+        else p.reject(o.error);
+      });
+    };
+    if (!this.walSync) return answer();
+    // Not durable, not acknowledged: the agents keep these events and send them again (duplicates are answered as held).
+    this.walSync.sync().then(answer, (error: unknown) => group.forEach((p) => p.reject(error)));
   }
 }
 
