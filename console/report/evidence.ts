@@ -72,6 +72,59 @@ export function keyFingerprint(key: KeyObject): string {
   return sha256(key.export({ type: 'spki', format: 'der' }));
 }
 
+/** What ties a check to one console: its public key (used instead of the one in the file) and/or that key's fingerprint. */
+export interface KeyPin {
+  publicKeyPem?: string | undefined;
+  fingerprint?: string | undefined;
+}
+
+export type SignedManifestCheck<M> = { ok: true; manifest: M; fingerprint: string } | { ok: false; reason: string };
+
+/**
+ * The signed manifest of an evidence export or a retention archive (same key, same layout, each
+ * format its own prefix): JSON, the expected format, canonical bytes (only the canonical text is
+ * signed, so a re-serialised manifest is refused too), an Ed25519 key — the pinned one, else the one
+ * the manifest carries — matching the pinned fingerprint and the manifest's, and a signature over
+ * prefix + bytes. Only then is the manifest the console's own statement; `M` is what the caller's
+ * format declares, and the caller checks the rest of it.
+ */
+export function verifySignedManifest<M extends { format: string; key: { publicKeyPem: string; fingerprint: string } }>(
+  manifestBytes: Buffer,
+  sigBytes: Buffer,
+  opts: { format: M['format']; prefix: Buffer; pin: KeyPin },
+): SignedManifestCheck<M> {
+  const fail = (reason: string): SignedManifestCheck<M> => ({ ok: false, reason });
+  let manifest: M;
+  try {
+    manifest = JSON.parse(manifestBytes.toString('utf8')) as M;
+  } catch {
+    return fail('manifest.json is not JSON');
+  }
+  if (typeof manifest !== 'object' || manifest === null || manifest.format !== opts.format) return fail(`manifest.json: format is not ${opts.format}`);
+  if (canonicalJson(manifest) + '\n' !== manifestBytes.toString('utf8')) return fail('manifest.json is not in canonical form');
+  let key: KeyObject;
+  try {
+    key = createPublicKey(opts.pin.publicKeyPem ?? manifest.key?.publicKeyPem ?? '');
+  } catch {
+    return fail('public key unreadable');
+  }
+  if (key.asymmetricKeyType !== 'ed25519') return fail('public key is not Ed25519');
+  const fp = keyFingerprint(key);
+  // The pin first: a file from another console is named as such, whatever its manifest claims.
+  if (opts.pin.fingerprint && opts.pin.fingerprint.replace(/[:\s]/g, '').toLowerCase() !== fp) return fail(`the key is not the one pinned (${fp})`);
+  if (manifest.key?.fingerprint !== fp) return fail(`signed by another key: manifest names ${String(manifest.key?.fingerprint).slice(0, 64)}, the console's key is ${fp}`);
+  const sigText = sigBytes.toString('ascii');
+  if (!/^[A-Za-z0-9+/]{86}==\n$/.test(sigText)) return fail('manifest.sig is not one base64 Ed25519 signature');
+  let good = false;
+  try {
+    good = verify(null, Buffer.concat([opts.prefix, manifestBytes]), key, Buffer.from(sigText.trim(), 'base64'));
+  } catch {
+    good = false;
+  }
+  if (!good) return fail('signature does not verify (manifest changed, or signed by another key)');
+  return { ok: true, manifest, fingerprint: fp };
+}
+
 /** Per-chain statement computed from the events alone (the verifier runs the same code). */
 export function chainStatements(events: readonly EvidenceEvent[], hostnames: ReadonlyMap<string, string>, heads: ReadonlyMap<string, { seq: number; hash: string | null }>): ChainStatement[] {
   const by = new Map<string, EvidenceEvent[]>();
@@ -235,7 +288,7 @@ function fail(reason: string): VerifyResult {
  * Checks an archive offline. `pin` (a PEM public key or its fingerprint) ties it to one console;
  * without it the embedded key is used and its fingerprint reported for the auditor to compare.
  */
-export function verifyEvidence(bytes: Buffer, pin: { publicKeyPem?: string | undefined; fingerprint?: string | undefined } = {}): VerifyResult {
+export function verifyEvidence(bytes: Buffer, pin: KeyPin = {}): VerifyResult {
   try {
     return verifyOrFail(bytes, pin);
   } catch (e) {
@@ -244,7 +297,7 @@ export function verifyEvidence(bytes: Buffer, pin: { publicKeyPem?: string | und
   }
 }
 
-function verifyOrFail(bytes: Buffer, pin: { publicKeyPem?: string | undefined; fingerprint?: string | undefined }): VerifyResult {
+function verifyOrFail(bytes: Buffer, pin: KeyPin): VerifyResult {
   let entries: TarEntry[];
   try {
     entries = readTar(bytes);
@@ -259,34 +312,9 @@ function verifyOrFail(bytes: Buffer, pin: { publicKeyPem?: string | undefined; f
   const manifestBytes = byName.get('manifest.json');
   const sig = byName.get('manifest.sig');
   if (!manifestBytes || !sig) return fail('manifest.json or manifest.sig missing');
-  let manifest: EvidenceManifest;
-  try {
-    manifest = JSON.parse(manifestBytes.toString('utf8')) as EvidenceManifest;
-  } catch {
-    return fail('manifest.json is not JSON');
-  }
-  if (manifest === null || typeof manifest !== 'object' || manifest.format !== EVIDENCE_FORMAT) return fail(`manifest.json: format is not ${EVIDENCE_FORMAT}`);
-  // Only the canonical text is signed: a re-serialised manifest (same meaning, other bytes) is refused too.
-  if (canonicalJson(manifest) + '\n' !== manifestBytes.toString('utf8')) return fail('manifest.json is not in canonical form');
-  let key: KeyObject;
-  try {
-    key = createPublicKey(pin.publicKeyPem ?? manifest.key?.publicKeyPem ?? '');
-  } catch {
-    return fail('public key unreadable');
-  }
-  if (key.asymmetricKeyType !== 'ed25519') return fail('public key is not Ed25519');
-  const fp = keyFingerprint(key);
-  if (manifest.key?.fingerprint !== fp) return fail('manifest key fingerprint does not match the key');
-  if (pin.fingerprint && pin.fingerprint.replace(/[:\s]/g, '').toLowerCase() !== fp) return fail(`signed by another key (${fp})`);
-  const sigText = sig.toString('ascii');
-  if (!/^[A-Za-z0-9+/]{86}==\n$/.test(sigText)) return fail('manifest.sig is not one base64 Ed25519 signature');
-  let good = false;
-  try {
-    good = verify(null, Buffer.concat([SIGNED_PREFIX, manifestBytes]), key, Buffer.from(sigText.trim(), 'base64'));
-  } catch {
-    good = false;
-  }
-  if (!good) return fail('signature does not verify');
+  const signed = verifySignedManifest<EvidenceManifest>(manifestBytes, sig, { format: EVIDENCE_FORMAT, prefix: SIGNED_PREFIX, pin });
+  if (!signed.ok) return signed;
+  const manifest = signed.manifest;
   if (!Array.isArray(manifest.files)) return fail('manifest.files missing');
   const listed = new Set<string>(['manifest.json', 'manifest.sig']);
   for (const f of manifest.files) {

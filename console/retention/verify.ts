@@ -5,23 +5,17 @@
  * SHA-256), declared size bounded BEFORE inflating, NDJSON (size, SHA-256), every line (shape,
  * order, hash), the chain ranges recomputed against the signed statement.
  */
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { canonicalJson } from '../../protocol/canonical.js';
-import { keyFingerprint } from '../report/evidence.js';
+import { verifySignedManifest, type KeyPin } from '../report/evidence.js';
 import { readTar } from '../report/tar.js';
 import { ARCHIVE_FORMAT, chainRanges, familyCounts, MAX_ARCHIVE_EVENTS, MAX_NDJSON_BYTES, NDJSON_NAME, ROW_KEYS, rowHashOk, rowLine, sha256, SIGNED_PREFIX, type ArchiveManifest, type ArchiveRow } from './archive.js';
-
-export interface Pin {
-  publicKeyPem?: string | undefined;
-  fingerprint?: string | undefined;
-}
 
 export type ArchiveCheck = { ok: true; manifest: ArchiveManifest; rows: ArchiveRow[]; pinned: boolean } | { ok: false; reason: string };
 
 const fail = (reason: string): ArchiveCheck => ({ ok: false, reason });
 
-export function verifyArchive(bytes: Buffer, pin: Pin = {}): ArchiveCheck {
+export function verifyArchive(bytes: Buffer, pin: KeyPin = {}): ArchiveCheck {
   try {
     return check(bytes, pin);
   } catch (e) {
@@ -42,7 +36,7 @@ function isRow(x: unknown): x is ArchiveRow {
   );
 }
 
-function check(bytes: Buffer, pin: Pin): ArchiveCheck {
+function check(bytes: Buffer, pin: KeyPin): ArchiveCheck {
   let entries;
   try {
     entries = readTar(bytes);
@@ -52,34 +46,9 @@ function check(bytes: Buffer, pin: Pin): ArchiveCheck {
   const names = entries.map((e) => e.name).join(',');
   if (names !== `manifest.json,manifest.sig,${NDJSON_NAME}`) return fail(`entries are ${names.slice(0, 200)}, expected manifest.json, manifest.sig, ${NDJSON_NAME}`);
   const [mEntry, sEntry, gEntry] = entries as unknown as [{ data: Buffer }, { data: Buffer }, { data: Buffer }];
-  const manifestBytes = mEntry.data;
-  let manifest: ArchiveManifest;
-  try {
-    manifest = JSON.parse(manifestBytes.toString('utf8')) as ArchiveManifest;
-  } catch {
-    return fail('manifest.json is not JSON');
-  }
-  if (typeof manifest !== 'object' || manifest === null || manifest.format !== ARCHIVE_FORMAT) return fail(`manifest.json: format is not ${ARCHIVE_FORMAT}`);
-  if (canonicalJson(manifest) + '\n' !== manifestBytes.toString('utf8')) return fail('manifest.json is not in canonical form');
-  let key: KeyObject;
-  try {
-    key = createPublicKey(pin.publicKeyPem ?? manifest.key?.publicKeyPem ?? '');
-  } catch {
-    return fail('public key unreadable');
-  }
-  if (key.asymmetricKeyType !== 'ed25519') return fail('public key is not Ed25519');
-  const fp = keyFingerprint(key);
-  if (pin.fingerprint && pin.fingerprint.replace(/[:\s]/g, '').toLowerCase() !== fp) return fail(`the given key is not the one pinned (${fp})`);
-  if (manifest.key?.fingerprint !== fp) return fail(`signed by another key: manifest names ${String(manifest.key?.fingerprint).slice(0, 64)}, the console's key is ${fp}`);
-  const sigText = sEntry.data.toString('ascii');
-  if (!/^[A-Za-z0-9+/]{86}==\n$/.test(sigText)) return fail('manifest.sig is not one base64 Ed25519 signature');
-  let good = false;
-  try {
-    good = verify(null, Buffer.concat([SIGNED_PREFIX, manifestBytes]), key, Buffer.from(sigText.trim(), 'base64'));
-  } catch {
-    good = false;
-  }
-  if (!good) return fail('signature does not verify (manifest changed, or signed by another key)');
+  const signed = verifySignedManifest<ArchiveManifest>(mEntry.data, sEntry.data, { format: ARCHIVE_FORMAT, prefix: SIGNED_PREFIX, pin });
+  if (!signed.ok) return signed;
+  const manifest = signed.manifest;
   // From here on the manifest is the console's own statement.
   const n = manifest.ndjson;
   const gz = gEntry.data;
