@@ -56,7 +56,9 @@ export function signedEvent(e: StoredEvent): SekimoriEvent {
   return { id: e.id, agentId: e.agentId, seq: e.seq, ts: e.agentTs ?? e.ts, type: e.type, severity: e.severity, user: e.user, data: e.data, prevHash: e.prevHash, hash: e.hash };
 }
 
-interface EventRow {
+/** One row of the console's `events` table, column for column (`chain` as the column holds it: text). */
+export interface StoredEventRow {
+  rid: number;
   id: string;
   agent_id: string;
   seq: number;
@@ -68,10 +70,13 @@ interface EventRow {
   prev_hash: string;
   hash: string;
   terminal_id: string;
-  chain: ChainStatus;
+  chain: string;
   received_at: string;
-  agent_ts?: string | null;
+  agent_ts: string | null;
 }
+
+/** The columns rowToEvent reads: no rid, `chain` as ingest writes it, a missing `agent_ts` read as null. */
+type EventRow = Omit<StoredEventRow, 'rid' | 'chain' | 'agent_ts'> & { chain: ChainStatus; agent_ts?: string | null };
 
 export function rowToEvent(r: EventRow): StoredEvent {
   return {

@@ -16,6 +16,7 @@ import { createHash, sign, type KeyObject } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { canonicalJson } from '../../protocol/canonical.js';
 import { eventHash, genesisHash } from '../../protocol/events.js';
+import type { StoredEventRow } from '../core/events.js';
 import { keyFingerprint } from '../report/evidence.js';
 import { writeTar } from '../report/tar.js';
 import { familyOf } from './periods.js';
@@ -28,24 +29,8 @@ export const MAX_ARCHIVE_EVENTS = 100_000;
 /** Uncompressed NDJSON the verifier accepts; a manifest claiming more is refused before inflating. */
 export const MAX_NDJSON_BYTES = 512 * 1024 * 1024;
 
-/** One row of the console's `events` table, column for column. */
-export interface ArchiveRow {
-  rid: number;
-  id: string;
-  agent_id: string;
-  seq: number;
-  ts: string;
-  type: string;
-  severity: string;
-  user: string | null;
-  data: string;
-  prev_hash: string;
-  hash: string;
-  terminal_id: string;
-  chain: string;
-  received_at: string;
-  agent_ts: string | null;
-}
+/** One row of the console's `events` table, column for column: an archive line holds exactly that. */
+export type ArchiveRow = StoredEventRow;
 export const ROW_KEYS = ['rid', 'id', 'agent_id', 'seq', 'ts', 'type', 'severity', 'user', 'data', 'prev_hash', 'hash', 'terminal_id', 'chain', 'received_at', 'agent_ts'] as const;
 
 /** The line written for a row: keys in column order whatever order the object had. */

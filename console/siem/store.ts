@@ -1,5 +1,6 @@
 /** The only code on the siem_* tables, and the forwarder's read of the event store (by rid, stored order). */
 import type Database from 'better-sqlite3';
+import type { StoredEventRow } from '../core/events.js';
 import type { ForwardEvent } from './format.js';
 
 export interface SiemConfig {
@@ -107,24 +108,8 @@ export function backlog(db: Database.Database, cursorRid: number): number {
   return (db.prepare('SELECT count(*) AS n FROM events WHERE rid > ?').get(cursorRid) as { n: number }).n;
 }
 
-interface BatchRow {
-  rid: number;
-  id: string;
-  agent_id: string;
-  seq: number;
-  ts: string;
-  type: string;
-  severity: string;
-  user: string | null;
-  data: string;
-  prev_hash: string;
-  hash: string;
-  terminal_id: string;
-  chain: string;
-  received_at: string;
-  agent_ts: string | null;
-  hostname: string | null;
-}
+/** A stored event row with its terminal's host name (null when no agents row matches). */
+type BatchRow = StoredEventRow & { hostname: string | null };
 
 /** The next events in stored order (rid), each with its terminal's host name. */
 export function nextBatch(db: Database.Database, afterRid: number, limit: number): ForwardEvent[] {
