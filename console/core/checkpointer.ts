@@ -3,7 +3,7 @@
  *
  * SQLite copies the WAL back into the database (a checkpoint, with its two fsyncs) inside whichever
  * commit pushes the WAL past `wal_autocheckpoint` pages: on the console's one thread, that was
- * ≈ 40 % of the time of raw batch inserts here (bench/ingest-checkpoint.ts). A checkpoint needs no
+ * ≈ 40 % of the time of raw batch inserts here (bench/ingest-checkpoint.ts: 38–43 %). A checkpoint needs no
  * lock that writers need, so `sekimori-console serve` starts itself once more as
  * `wal-checkpointer DB` (a child with its own connection, ending when its stdin closes, i.e. when
  * the console ends however it ends) which checkpoints PASSIVE every 100 ms; the serving connection
