@@ -17,7 +17,6 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { createKeyAndCsr, fingerprintOfPem } from '../protocol/pki.js';
 import { certRenewResponseCheck, renewalState } from '../protocol/renewal.js';
 import { consoleCan } from '../protocol/version.js';
 import type { LogLevel } from './capability.js';
@@ -134,6 +133,9 @@ export class CertRenewer {
   }
 
   private async renew(now: number): Promise<'renewed' | 'pending' | 'failed'> {
+    // Loaded when a renewal is due (every few months), not by the idle service: the X.509 libraries
+    // and reflect-metadata are ≈ 4 MB of heap (bench/agent-footprint).
+    const { createKeyAndCsr, fingerprintOfPem } = await import('../protocol/pki.js');
     const { keyPem, csrPem } = await createKeyAndCsr(this.agentId);
     const reply = await this.link.request('POST', '/api/agent/cert/renew', { csrPem }, 30_000);
     if (reply.status !== 200 || !certRenewResponseCheck.check(reply.body)) {

@@ -1,6 +1,6 @@
 /**
  * A wire message is declared once as a TypeBox schema; this turns it into the runtime check
- * (compiled once, at module load) with errors that name the failing path the way the policy
+ * (compiled once, on first use) with errors that name the failing path the way the policy
  * validators do: `body.events[3].seq: must be <= 9007199254740991`.
  */
 import { Type, type Static, type TSchema } from 'typebox';
@@ -67,12 +67,17 @@ export function describeErrors(errors: readonly TbError[], where: string, max: n
   return out.slice(0, max);
 }
 
-/** Compiles `schema` once; the check and the errors come from that one declaration. */
+/**
+ * Compiles `schema` on first use, once; the check and the errors come from that one declaration.
+ * Not at module load: each program meets only its side of protocol/ (the idle agent saved the
+ * heap and code of the console's schemas, bench/agent-footprint).
+ */
 export function wireCheck<S extends TSchema>(schema: S): WireCheck<Static<S>> {
-  const v = Compile(schema);
+  let compiled: { Check(x: unknown): boolean; Errors(x: unknown): unknown } | undefined;
+  const v = () => (compiled ??= Compile(schema));
   return {
-    check: (x: unknown): x is Static<S> => v.Check(x),
-    errors: (x, where = 'body', max = 20) => (v.Check(x) ? [] : describeErrors(v.Errors(x) as unknown as TbError[], where, max)),
+    check: (x: unknown): x is Static<S> => v().Check(x),
+    errors: (x, where = 'body', max = 20) => (v().Check(x) ? [] : describeErrors(v().Errors(x) as unknown as TbError[], where, max)),
   };
 }
 

@@ -126,7 +126,7 @@ export function mayBeShortName(segment: string): boolean {
 /** Windows devices that a bare name (CON, nul.txt, COM1.exe) opens instead of a file. */
 export function isReservedName(segment: string): boolean {
   const base = segment.replace(/[. ]+$/, '').split('.')[0]!.toUpperCase().trimEnd();
-  return /^(?:CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9¹²³]|LPT[0-9¹²³])$/.test(base);
+  return /^(?:CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3])$/.test(base);
 }
 
 function keyOf(root: string, segments: readonly string[]): string {
