@@ -77,4 +77,24 @@ describe.skipIf(process.platform !== 'linux')('FileWatcher, inotify engine', () 
     await waitFor('all reported', () => (seen.length >= 3000 ? true : null), 30_000);
     expect(new Set(seen.map((s) => s.path)).size).toBe(3000);
   });
+
+  it('a tree too big for the start bound is still watched whole: the walk finishes behind the start', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'sekimori-sw-files-'));
+    dirs.push(root);
+    // 3,000 folders, then the one that matters (the walk takes the last pushed first, so put it
+    // among the first: it is reached last).
+    mkdirSync(join(root, 'a-late'));
+    for (let i = 0; i < 3000; i++) mkdirSync(join(root, `d${i}`));
+    const seen: string[] = [];
+    const w = new FileWatcher({ engine: 'inotify', locations: [root], depth: 2, exclude: [], quietMs: 30, startWaitMs: 0, onFile: (path) => seen.push(path) });
+    watchers.push(w);
+    await w.start();
+    // The start returned before the walk was done (bound 0 ms)…
+    expect(w.watchedDirs).toBeLessThan(3002);
+    await w.walked;
+    // …and the walk went on: every folder is watched, the late one too.
+    expect(w.watchedDirs).toBe(3002);
+    writeFileSync(join(root, 'a-late', 'tool'), 'x');
+    await waitFor('file in the folder reached last', () => seen.find((p) => p === join(root, 'a-late', 'tool')));
+  });
 });

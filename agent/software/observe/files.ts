@@ -27,6 +27,8 @@ export interface FileWatcherOptions {
   engine?: 'inotify' | 'chokidar';
   /** Upper bound on folders watched by the inotify engine (each costs one inotify watch). */
   maxDirs?: number;
+  /** How long the start waits for the inotify engine's first walk (default 15 s); the rest finishes behind it. */
+  startWaitMs?: number;
   onFile(path: string, event: 'add' | 'change', seenAt: number): void;
   onError?(e: unknown): void;
 }
@@ -75,13 +77,26 @@ export class FileWatcher {
     });
   }
 
+  /**
+   * Walks every location; the agent's start waits for at most `startWaitMs` of it. A huge tree (a
+   * shared /tmp, a big home) is finished in the background: its last folders are watched a little
+   * later instead of never (they were, when the walk simply stopped at the start's bound).
+   */
   private async startInotify(): Promise<void> {
-    const deadline = performance.now() + 15_000; // bounded: a huge tree must not hold the agent's start
-    for (const root of this.o.locations) {
-      if (this.stopped || performance.now() > deadline) break;
-      await this.walk(root, 0, deadline, false);
-    }
+    const walked = (async () => {
+      for (const root of this.o.locations) {
+        if (this.stopped) return;
+        await this.walk(root, 0, Infinity, false);
+      }
+    })().catch((e: unknown) => this.o.onError?.(e));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([walked, new Promise<void>((r) => (timer = setTimeout(r, this.o.startWaitMs ?? 15_000)))]);
+    clearTimeout(timer);
+    this.walked = walked;
   }
+
+  /** The whole start walk (tests wait for it). */
+  walked: Promise<void> = Promise.resolve();
 
   /**
    * Watches `dir` and the folders below it down to the depth limit. `announce`: report the files
