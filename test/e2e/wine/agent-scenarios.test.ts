@@ -18,9 +18,10 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startConsole, waitFor, type ConsoleEventJson, type TestConsole } from '../../integration/harness.js';
+import { startConsole, type ConsoleEventJson, type TestConsole } from '../../integration/harness.js';
 import { requireTools } from '../tools.js';
-import { AGENT_EXE, clonePrefix, dropPrefix, ensureWindowsPackage, PACKAGE_TOOLS, parseRegQuery, requireWine, runWine, startWine, winPath, type WineProcess } from './wine.js';
+import { clonePrefix, dropPrefix, ensureWindowsPackage, PACKAGE_TOOLS, parseRegQuery, requireWine, runWine } from './wine.js';
+import { EnrolledWineAgent } from './enrolled-agent.js';
 import { planRegistry, RESTRICTIONS, type RegistryPlan } from '../../../agent/usb/windows/plan.js';
 import type { PolicyDocument } from '../../../protocol/policy.js';
 import { eventDataErrors } from '../../../protocol/event-data.js';
@@ -72,38 +73,21 @@ const allowIds = (tree: Awaited<ReturnType<typeof policyTree>>) => [...(tree.get
 describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and software scenarios against a console', () => {
   let c: TestConsole;
   let prefix = '';
-  let agent: WineProcess | undefined;
-  let ended = false;
-  let agentId = '';
+  let agent: EnrolledWineAgent;
   let version1 = 0;
   let grant: { id: string; expiresAt: string } | null = null;
   const work = mkdtempSync('/tmp/sekimori-wine-scen-');
   const state = join(work, 'state');
   const pipe = `\\\\.\\pipe\\sekimori-wine-scen-${process.pid}`;
   const tag = `s${process.pid}${Date.now().toString(36)}`;
-  const output = () => `\n--- agent output ---\n${(agent?.stdout() ?? '') + (agent?.stderr() ?? '')}`.slice(-6000);
-  const events = (type: string) => c.events(['--agent', agentId, '--type', type]);
-  /** Waits for a console event of this agent; fails at once when the agent has ended. */
-  const eventOf = (what: string, type: string, pred: (e: ConsoleEventJson) => boolean, ms = 90_000) =>
-    waitFor(
-      what,
-      () => {
-        if (ended) throw new Error(`agent.exe ended${output()}`);
-        return events(type).find(pred);
-      },
-      ms,
-      1000,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}${output()}`);
-    });
+  const events = (type: string) => agent.events(type);
   /** Reads the policy tree until it is the plan (bounded): an application may be between its two reg import batches. */
   const treeMatching = async (plan: RegistryPlan) => {
     let diff: ReturnType<typeof differences> = [];
     let tree: Awaited<ReturnType<typeof policyTree>> = new Map();
-    await waitFor(
+    await agent.until(
       'the registry to match planRegistry',
       async () => {
-        if (ended) throw new Error(`agent.exe ended${output()}`);
         tree = await policyTree(prefix);
         diff = differences(tree, plan);
         return diff.length === 0;
@@ -111,7 +95,7 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and softw
       90_000,
       1000,
     ).catch((e: Error) => {
-      throw new Error(`${e.message}: ${JSON.stringify(diff)}${output()}`);
+      throw new Error(`${JSON.stringify(diff)}: ${e.message}`);
     });
     return tree;
   };
@@ -130,31 +114,25 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and softw
     mkdirSync(join(prefix, 'drive_c/users/Public/Downloads'), { recursive: true });
     c = await startConsole({ policy: body('monitor') });
     version1 = c.json<{ policy: PolicyDocument }>(['policy', 'get']).policy.version;
+    agent = new EnrolledWineAgent(c, prefix, state);
   }, 600_000);
 
   afterAll(async () => {
-    await agent?.stop('SIGTERM', 15_000);
+    await agent?.stop();
     if (prefix) await dropPrefix(prefix);
     await c?.cleanup();
     rmSync(work, { recursive: true, force: true });
   }, 120_000);
 
   it('enrols (enforcing, not --monitor) and runs; agent.started reaches the console', async () => {
-    const tok = c.enrollToken();
-    const r = await runWine([winPath(AGENT_EXE), 'enroll', '--console', c.url, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', winPath(state), '--json'], {
-      prefix,
-      timeoutMs: 120_000,
-    });
-    expect(r.code, r.stderr).toBe(0);
-    agentId = (JSON.parse(r.stdout) as { agentId: string }).agentId;
-    agent = startWine([winPath(AGENT_EXE), 'run', '--state', winPath(state)], { prefix, env: { SEKIMORI_AGENT_PIPE: pipe }, timeoutMs: 900_000 });
-    void agent.exited.then(() => (ended = true));
-    await eventOf('agent.started', 'agent.started', () => true, 120_000);
+    await agent.enroll();
+    agent.start({ SEKIMORI_AGENT_PIPE: pipe });
+    await agent.eventOf('agent.started', 'agent.started', () => true, 120_000);
   }, 300_000);
 
   it('the policy applied: reg query shows exactly planRegistry; the registered sticks have their allow entries; the class-wide read-only is reported', async () => {
-    expect(agentId).not.toBe('');
-    const stricter = await eventOf('usb.enforced_stricter for the first policy', 'usb.enforced_stricter', (e) => e.data.policyVersion === version1);
+    expect(agent.agentId).not.toBe('');
+    const stricter = await agent.eventOf('usb.enforced_stricter for the first policy', 'usb.enforced_stricter', (e) => e.data.policyVersion === version1);
     expect(stricter.severity).toBe('warning');
     expect(eventDataErrors('usb.enforced_stricter', stricter.data)).toEqual([]);
     const notes = stricter.data.notes as { code: string; subject: string; ja: string; en: string }[];
@@ -162,7 +140,7 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and softw
     expect(notes.map((n) => `${n.code} ${n.subject}`)).toContain('model-would-open-storage model:reader-desk1');
 
     const doc = c.json<{ policy: PolicyDocument }>(['policy', 'get']).policy;
-    const plan = planRegistry({ policy: doc.usb!, exceptions: [], monitor: false, now: new Date(), agentId });
+    const plan = planRegistry({ policy: doc.usb!, exceptions: [], monitor: false, now: new Date(), agentId: agent.agentId });
     expect(plan.allowInstanceIds.slice().sort()).toEqual([READONLY, WRITABLE]);
     // The notes are recorded BEFORE the registry is written (platform.ts applyNow), so the writes may
     // still be under way when the event arrives (reg import under wine takes seconds on a busy
@@ -173,24 +151,23 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and softw
   }, 180_000);
 
   it('an exception granted on the console for this terminal → its AllowInstanceIDs entry', async () => {
-    grant = c.json<{ id: string; expiresAt: string }>(['usb-exception', 'grant', '--agent', agentId, '--device', '0951:1666:SEKIEXC1', '--for', '90s', '--reason', 'wine シナリオ']);
+    grant = c.json<{ id: string; expiresAt: string }>(['usb-exception', 'grant', '--agent', agent.agentId, '--device', '0951:1666:SEKIEXC1', '--for', '90s', '--reason', 'wine シナリオ']);
     const want = [EXC_ID, READONLY, WRITABLE].sort();
     let last: string[] = [];
-    await waitFor(
+    await agent.until(
       'the exception in AllowInstanceIDs',
       async () => {
-        if (ended) throw new Error(`agent.exe ended${output()}`);
         last = allowIds(await policyTree(prefix));
         return JSON.stringify(last) === JSON.stringify(want);
       },
       60_000,
       2000,
     ).catch((e: Error) => {
-      throw new Error(`${e.message}: ${JSON.stringify(last)}${output()}`);
+      throw new Error(`${JSON.stringify(last)}: ${e.message}`);
     });
     // A writable exception while a registered stick is read-only: the new gap is reported too.
     const subjectsOf = (e: ConsoleEventJson) => (e.data.notes as { subject: string }[]).map((n) => n.subject);
-    await eventOf('usb.enforced_stricter naming the exception', 'usb.enforced_stricter', (e) => subjectsOf(e).includes(`exception:${grant!.id}`), 30_000);
+    await agent.eventOf('usb.enforced_stricter naming the exception', 'usb.enforced_stricter', (e) => subjectsOf(e).includes(`exception:${grant!.id}`), 30_000);
   }, 120_000);
 
   it('a refused device under Enum\\USB → usb.blocked at the console with the Linux fields', async () => {
@@ -205,7 +182,7 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and softw
     const port = REFUSED_KEY.slice(REFUSED_KEY.indexOf('USB\\'));
     // The three values are written one reg.exe call at a time (Windows writes the key at once): the
     // agent may first see the key without CompatibleIDs (rule no-interfaces) and report again once they are there.
-    const ev = await eventOf('usb.blocked for the refused device', 'usb.blocked', (e) => e.data.port === port && e.data.rule === 'class:08', 60_000);
+    const ev = await agent.eventOf('usb.blocked for the refused device', 'usb.blocked', (e) => e.data.port === port && e.data.rule === 'class:08', 60_000);
     expect(ev.severity).toBe('warning');
     expect(ev.data).toMatchObject({ kind: 'usb', mode: 'enforce', vendorId: '0781', productId: '5567', bcdDevice: '0126', serial: 'SEKIREFUSED1', busnum: null, devnum: null, descriptorHash: '', rule: 'class:08', readonly: false, exceptionId: null });
     expect(ev.data.interfaceClasses).toEqual(['08']);
@@ -225,7 +202,7 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and softw
   it('monitor mode: a new .exe in C:\\users\\Public\\Downloads → software.unauthorized_file at the console, file left', async () => {
     const name = `monitor-${tag}.exe`;
     const f = dropExe(name);
-    const ev = await eventOf('software.unauthorized_file', 'software.unauthorized_file', endsWithName(name), 60_000);
+    const ev = await agent.eventOf('software.unauthorized_file', 'software.unauthorized_file', endsWithName(name), 60_000);
     expect(ev.data).toMatchObject({ mode: 'monitor' });
     expect(eventDataErrors('software.unauthorized_file', ev.data)).toEqual([]);
     expect(existsSync(f)).toBe(true);
@@ -234,12 +211,12 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and softw
   it('enforce mode (a new policy version): the next .exe is quarantined, the event says so and the file is gone', async () => {
     const v2 = publish('enforce');
     expect(v2).toBeGreaterThan(version1);
-    await eventOf('agent.policy_applied v2', 'agent.policy_applied', (e) => e.data.version === v2, 60_000);
+    await agent.eventOf('agent.policy_applied v2', 'agent.policy_applied', (e) => e.data.version === v2, 60_000);
     // A new version with the same gap is reported again (once).
-    await eventOf('usb.enforced_stricter v2', 'usb.enforced_stricter', (e) => e.data.policyVersion === v2, 60_000);
+    await agent.eventOf('usb.enforced_stricter v2', 'usb.enforced_stricter', (e) => e.data.policyVersion === v2, 60_000);
     const name = `enforce-${tag}.exe`;
     const f = dropExe(name);
-    const q = await eventOf('software.quarantined', 'software.quarantined', endsWithName(name), 60_000);
+    const q = await agent.eventOf('software.quarantined', 'software.quarantined', endsWithName(name), 60_000);
     expect(q.data).toMatchObject({ mode: 'enforce' });
     expect(eventDataErrors('software.quarantined', q.data)).toEqual([]);
     const file = events('software.unauthorized_file').find(endsWithName(name));
@@ -254,21 +231,20 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: USB and softw
     if (Date.now() < Date.parse(grant!.expiresAt) - 2_000) expect(before).toContain(EXC_ID); // the query ended before expiry
     const until = Date.parse(grant!.expiresAt) + 60_000 - Date.now();
     let last: string[] = [];
-    await waitFor(
+    await agent.until(
       'the exception gone from AllowInstanceIDs after expiry',
       async () => {
-        if (ended) throw new Error(`agent.exe ended${output()}`);
         last = allowIds(await policyTree(prefix));
         return JSON.stringify(last) === JSON.stringify([READONLY, WRITABLE]);
       },
       Math.max(until, 10_000),
       3000,
     ).catch((e: Error) => {
-      throw new Error(`${e.message}: ${JSON.stringify(last)}${output()}`);
+      throw new Error(`${JSON.stringify(last)}: ${e.message}`);
     });
     // And the whole policy tree is the plan again.
     const doc = c.json<{ policy: PolicyDocument }>(['policy', 'get']).policy;
-    const plan = planRegistry({ policy: doc.usb!, exceptions: [], monitor: false, now: new Date(), agentId });
+    const plan = planRegistry({ policy: doc.usb!, exceptions: [], monitor: false, now: new Date(), agentId: agent.agentId });
     expect(differences(await treeMatching(plan), plan)).toEqual([]);
   }, 240_000);
 });

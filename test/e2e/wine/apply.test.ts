@@ -18,9 +18,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startConsole, waitFor, type ConsoleEventJson, type TestConsole } from '../../integration/harness.js';
+import { startConsole, waitFor, type TestConsole } from '../../integration/harness.js';
 import { requireTools } from '../tools.js';
-import { AGENT_EXE, clonePrefix, dropPrefix, ensureWindowsPackage, PACKAGE_TOOLS, parseRegQuery, requireWine, runNodeExe, runWine, startWine, winPath, type WineProcess } from './wine.js';
+import { AGENT_EXE, clonePrefix, dropPrefix, ensureWindowsPackage, PACKAGE_TOOLS, parseRegQuery, requireWine, runNodeExe, runWine, winPath } from './wine.js';
+import { EnrolledWineAgent } from './enrolled-agent.js';
 import { RESTRICTIONS } from '../../../agent/usb/windows/plan.js';
 import { eventDataErrors } from '../../../protocol/event-data.js';
 import type { Application } from '../../../console/usb/applications-store.js';
@@ -82,70 +83,39 @@ process.exit(0);
 describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: 申請 through the broker (issue 15)', () => {
   let c: TestConsole;
   let prefix = '';
-  let agent: WineProcess | undefined;
-  let ended = false;
-  let agentId = '';
+  let agent: EnrolledWineAgent;
   let ref = '';
   let pipe = '';
   const work = mkdtempSync('/tmp/sekimori-wine-apply-');
   const state = join(work, 'state');
-  const output = () => (agent?.stdout() ?? '') + (agent?.stderr() ?? '');
-  const tail = () => `\n--- agent output ---\n${output().slice(-6000)}`;
-  const events = (type: string) => c.events(['--agent', agentId, '--type', type]);
-  const eventOf = (what: string, type: string, pred: (e: ConsoleEventJson) => boolean, ms = 90_000) =>
-    waitFor(
-      what,
-      () => {
-        if (ended) throw new Error(`agent.exe ended${tail()}`);
-        return events(type).find(pred);
-      },
-      ms,
-      1000,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}${tail()}`);
-    });
-  const inLog = (what: string, re: RegExp, ms = 120_000) =>
-    waitFor(
-      what,
-      () => {
-        if (ended) throw new Error(`agent.exe ended${tail()}`);
-        return re.exec(output()) ?? undefined;
-      },
-      ms,
-      500,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}${tail()}`);
-    });
-  const brokerPids = () => [...output().matchAll(/user pipe (\S+) served by broker pid (\d+)/g)].map((m) => Number(m[2]));
+  const tail = () => agent.tail();
+  const brokerPids = () => [...agent.output().matchAll(/user pipe (\S+) served by broker pid (\d+)/g)].map((m) => Number(m[2]));
   const apply = (args: string[]) => runWine([winPath(AGENT_EXE), 'apply', ...args, '--state', winPath(state), '--json'], { prefix, timeoutMs: 120_000 });
 
   beforeAll(async () => {
     ensureWindowsPackage();
     prefix = clonePrefix('apply');
     c = await startConsole({ policy: POLICY });
+    agent = new EnrolledWineAgent(c, prefix, state);
   }, 600_000);
 
   afterAll(async () => {
-    await agent?.stop('SIGTERM', 15_000);
+    await agent?.stop();
     if (prefix) await dropPrefix(prefix);
     await c?.cleanup();
     rmSync(work, { recursive: true, force: true });
   }, 120_000);
 
   it('enrols and runs; the broker serves the user pipe', async () => {
-    const tok = c.enrollToken();
-    const r = await runWine([winPath(AGENT_EXE), 'enroll', '--console', c.url, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', winPath(state), '--json'], { prefix, timeoutMs: 120_000 });
-    expect(r.code, r.stderr).toBe(0);
-    agentId = (JSON.parse(r.stdout) as { agentId: string }).agentId;
-    agent = startWine([winPath(AGENT_EXE), 'run', '--state', winPath(state)], { prefix, env: { SEKIMORI_PIPEBROKER_RESTART_MS: String(RESTART_MS) }, timeoutMs: 900_000 });
-    void agent.exited.then(() => (ended = true));
-    await eventOf('agent.started', 'agent.started', () => true, 120_000);
-    pipe = (await inLog('the broker ready', /user pipe (\S+) served by broker pid (\d+)/))[1]!;
+    await agent.enroll();
+    agent.start({ SEKIMORI_PIPEBROKER_RESTART_MS: String(RESTART_MS) });
+    await agent.eventOf('agent.started', 'agent.started', () => true, 120_000);
+    pipe = (await agent.inLog('the broker ready', /user pipe (\S+) served by broker pid (\d+)/))[1]!;
     expect(pipe).toMatch(/^\\\\\.\\pipe\\sekimori-user-[0-9a-f]{16}$/);
   }, 300_000);
 
   it('a refused stick → its 申請番号 → apply as the wine user → usb.application_sent with applicant DOMAIN\\user', async () => {
-    expect(agentId).not.toBe('');
+    expect(agent.agentId).not.toBe('');
     for (const args of [
       ['/v', 'HardwareID', '/t', 'REG_MULTI_SZ', '/d', 'USB\\VID_0781&PID_5567&REV_0126\\0USB\\VID_0781&PID_5567'],
       ['/v', 'CompatibleIDs', '/t', 'REG_MULTI_SZ', '/d', 'USB\\Class_08&SubClass_06&Prot_50\\0USB\\Class_08&SubClass_06\\0USB\\Class_08'],
@@ -154,15 +124,15 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: 申請 throug
       const r = await runWine(['reg', 'add', REFUSED_KEY, ...args, '/f'], { prefix, timeoutMs: 60_000 });
       expect(r.code, r.stderr).toBe(0);
     }
-    await eventOf('usb.blocked for the stick', 'usb.blocked', (e) => e.data.serial === SERIAL && e.data.rule === 'class:08');
-    ref = (await inLog('申請番号 in the agent log', new RegExp(`${SERIAL} blocked; 申請番号 ([A-Z2-9]{6})`)))[1]!;
+    await agent.eventOf('usb.blocked for the stick', 'usb.blocked', (e) => e.data.serial === SERIAL && e.data.rule === 'class:08');
+    ref = (await agent.inLog('申請番号 in the agent log', new RegExp(`${SERIAL} blocked; 申請番号 ([A-Z2-9]{6})`)))[1]!;
 
     const r = await apply([ref, '--reason', '業務']);
     expect(r.code, r.stderr + r.stdout + tail()).toBe(0);
     const sent = JSON.parse(r.stdout) as { id: string; ref: string };
     expect(sent.ref).toBe(ref);
 
-    const ev = await eventOf('usb.application_sent', 'usb.application_sent', (e) => e.data.id === sent.id);
+    const ev = await agent.eventOf('usb.application_sent', 'usb.application_sent', (e) => e.data.id === sent.id);
     expect(eventDataErrors('usb.application_sent', ev.data)).toEqual([]);
     // LookupAccountSid's DOMAIN\user; wine's user is the Unix account running it.
     expect(ev.user).toMatch(/^[^\\]+\\[^\\]+$/);
@@ -182,10 +152,9 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: 申請 throug
 
     // The exception reaches the agent: Windows' allow list names the stick; the applicant's answer is recorded.
     let last: string[] = [];
-    await waitFor(
+    await agent.until(
       'the approved stick in AllowInstanceIDs',
       async () => {
-        if (ended) throw new Error(`agent.exe ended${tail()}`);
         const q = await runWine(['reg', 'query', `${RESTRICTIONS}\\AllowInstanceIDs`], { prefix, timeoutMs: 60_000 });
         last = [...parseRegQuery(q.stdout).values()].flatMap((m) => [...m.values()].map((v) => v.data));
         return last.includes(INSTANCE);
@@ -193,9 +162,9 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: 申請 throug
       90_000,
       2000,
     ).catch((e: Error) => {
-      throw new Error(`${e.message}: ${JSON.stringify(last)}${tail()}`);
+      throw new Error(`${JSON.stringify(last)}: ${e.message}`);
     });
-    const answered = await eventOf('usb.application_answered', 'usb.application_answered', (e) => e.data.id === sent.id);
+    const answered = await agent.eventOf('usb.application_answered', 'usb.application_answered', (e) => e.data.id === sent.id);
     expect(answered.user).toBe(ev.user);
     expect(answered.data).toMatchObject({ status: 'approved', until: ok.until });
   }, 400_000);
@@ -222,7 +191,7 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: 申請 throug
     // Well-framed but not a request: the agent answers 400 itself (8 bytes of frame at least).
     expect(by['bad-json']!.got).toBeGreaterThan(4);
     expect(out.silent.every((s) => s.got === 0)).toBe(true);
-    expect(ended).toBe(false);
+    expect(agent.ended).toBe(false);
   }, 300_000);
 
   it('the broker killed → apply refused in Japanese, agent.error once, served again after the restart', async () => {
@@ -230,25 +199,20 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: 申請 throug
     expect(pid).toBeGreaterThan(0);
     const k = await runWine(['taskkill', '/F', '/PID', String(pid)], { prefix, timeoutMs: 60_000 });
     expect(k.code, k.stdout + k.stderr).toBe(0);
-    await inLog('broker exit noticed', /user pipe: broker not running/, 60_000);
+    await agent.inLog('broker exit noticed', /user pipe: broker not running/, 60_000);
 
     const refused = await apply([ref, '--reason', '業務']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/申請を受け付けられません/);
     expect(refused.stdout).toBe('');
 
-    const down = await eventOf('agent.error (user_pipe)', 'agent.error', (e) => e.data.stage === 'user_pipe', 60_000);
+    const down = await agent.eventOf('agent.error (user_pipe)', 'agent.error', (e) => e.data.stage === 'user_pipe', 60_000);
     expect(String(down.data.reason)).toMatch(/applications refused/);
 
-    await waitFor('the broker restarted', () => {
-      if (ended) throw new Error(`agent.exe ended${tail()}`);
-      return brokerPids().length >= 2;
-    }, RESTART_MS + 120_000, 1000).catch((e: Error) => {
-      throw new Error(`${e.message}${tail()}`);
-    });
+    await agent.until('the broker restarted', () => brokerPids().length >= 2, RESTART_MS + 120_000);
     const again = await apply(['ZZZ998', '--reason', '業務']);
     expect(again.code).toBe(1); // answered by the agent: no such 申請番号 here
     expect(JSON.parse(again.stdout)).toMatchObject({ error: 'unknown_ref' });
-    expect(events('agent.error').filter((e) => e.data.stage === 'user_pipe')).toHaveLength(1);
+    expect(agent.events('agent.error').filter((e) => e.data.stage === 'user_pipe')).toHaveLength(1);
   }, 400_000);
 });

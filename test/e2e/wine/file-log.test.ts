@@ -15,9 +15,10 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startConsole, waitFor, type ConsoleEventJson, type TestConsole } from '../../integration/harness.js';
+import { startConsole, type ConsoleEventJson, type TestConsole } from '../../integration/harness.js';
 import { requireTools } from '../tools.js';
-import { AGENT_EXE, clonePrefix, dropPrefix, ensureWindowsPackage, PACKAGE_TOOLS, requireWine, runWine, startWine, winPath, type WineProcess } from './wine.js';
+import { clonePrefix, dropPrefix, ensureWindowsPackage, PACKAGE_TOOLS, requireWine, runWine, winPath } from './wine.js';
+import { EnrolledWineAgent } from './enrolled-agent.js';
 import { eventDataErrors } from '../../../protocol/event-data.js';
 
 const tools = requireTools('Windows package (npm run package)', PACKAGE_TOOLS, 'bash scripts/setup.sh --test');
@@ -37,15 +38,12 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: 持ち出しログ on a registered stick', () => {
   let c: TestConsole;
   let prefix = '';
-  let agent: WineProcess | undefined;
-  let ended = false;
-  let agentId = '';
+  let agent: EnrolledWineAgent;
   const work = mkdtempSync('/tmp/sekimori-wine-fl-');
   const stick = join(work, 'stick');
   const src = join(work, 'src');
   const state = join(work, 'state');
   const pipe = `\\\\.\\pipe\\sekimori-wine-fl-${process.pid}`;
-  const output = () => `\n--- agent output ---\n${(agent?.stdout() ?? '') + (agent?.stderr() ?? '')}`.slice(-6000);
   const reg = async (args: string[]) => {
     const r = await runWine(['reg', 'add', ...args, '/f'], { prefix, timeoutMs: 120_000 });
     if (r.code !== 0) throw new Error(`reg add ${args.join(' ')}: ${r.stdout} ${r.stderr}`);
@@ -68,44 +66,24 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: 持ち出し�
     await reg([MOUNTED_KEY, '/v', `\\DosDevices\\${LETTER}:`, '/t', 'REG_BINARY', '/d', Buffer.from(VOLUME, 'utf16le').toString('hex').toUpperCase()]);
     await reg(['HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Authentication\\LogonUI', '/v', 'LastLoggedOnSAMUser', '/t', 'REG_SZ', '/d', 'SEKIWINE\\taro']);
     c = await startConsole({ policy: POLICY });
+    agent = new EnrolledWineAgent(c, prefix, state);
   }, 600_000);
 
   afterAll(async () => {
-    await agent?.stop('SIGTERM', 15_000);
+    await agent?.stop();
     if (prefix) await dropPrefix(prefix);
     await c?.cleanup();
     rmSync(work, { recursive: true, force: true });
   }, 120_000);
 
   it('enrols and runs; the registered stick is watched at its drive letter', async () => {
-    const tok = c.enrollToken();
-    const r = await runWine([winPath(AGENT_EXE), 'enroll', '--console', c.url, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', winPath(state), '--json'], {
-      prefix,
-      timeoutMs: 120_000,
-    });
-    expect(r.code, r.stderr).toBe(0);
-    agentId = (JSON.parse(r.stdout) as { agentId: string }).agentId;
-    agent = startWine([winPath(AGENT_EXE), 'run', '--state', winPath(state)], {
-      prefix,
-      env: { SEKIMORI_AGENT_PIPE: pipe, SEKIMORI_TEST_MOUNTED_DEVICES_KEY: MOUNTED_KEY },
-      timeoutMs: 900_000,
-    });
-    void agent.exited.then(() => (ended = true));
-    await waitFor(
-      'the agent watching R:',
-      () => {
-        if (ended) throw new Error(`agent.exe ended${output()}`);
-        return /usb: file log: watching USB\\VID_0781&PID_5567\\SEKIFL0001 at R:/.test(agent!.stdout() + agent!.stderr());
-      },
-      180_000,
-      1000,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}${output()}`);
-    });
+    await agent.enroll();
+    agent.start({ SEKIMORI_AGENT_PIPE: pipe, SEKIMORI_TEST_MOUNTED_DEVICES_KEY: MOUNTED_KEY });
+    await agent.inLog('the agent watching R:', /usb: file log: watching USB\\VID_0781&PID_5567\\SEKIFL0001 at R:/, 180_000);
   }, 400_000);
 
   it('files written by cmd.exe → one usb.file_written each with the right path, size, SHA-256, user and device; a file only read is not recorded', async () => {
-    expect(agentId).not.toBe('');
+    expect(agent.agentId).not.toBe('');
     const files: [string, Buffer, string][] = [
       ['a.bin', Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7) % 256)), 'a.bin'],
       ['old.txt', Buffer.from('copied, last-write time kept from 2020\r\n'), 'old.txt'],
@@ -129,21 +107,17 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: 持ち出し�
     for (const [, body, rel] of files) expect(readFileSync(join(stick, ...rel.split('/')))).toEqual(body);
 
     let got: ConsoleEventJson[] = [];
-    await waitFor(
-      'three usb.file_written at the console',
-      () => {
-        if (ended) throw new Error(`agent.exe ended${output()}`);
-        got = c.events(['--agent', agentId, '--type', 'usb.file_written']);
+    await agent
+      .until('three usb.file_written at the console', () => {
+        got = agent.events('usb.file_written');
         return files.every(([, , rel]) => got.some((e) => e.data.path === rel && e.data.sha256));
-      },
-      180_000,
-      2000,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}: ${JSON.stringify(got.map((x) => x.data))}${output()}`);
-    });
+      }, 180_000, 2000)
+      .catch((e: Error) => {
+        throw new Error(`${JSON.stringify(got.map((x) => x.data))}: ${e.message}`);
+      });
     // Anything else recorded would come with them; give the agent's next look a moment (not a timing assertion).
     await new Promise((r) => setTimeout(r, 5000));
-    got = c.events(['--agent', agentId, '--type', 'usb.file_written']);
+    got = agent.events('usb.file_written');
     for (const [, body, rel] of files) {
       const mine = got.filter((e) => e.data.path === rel);
       expect(mine.length, `${rel}: ${JSON.stringify(mine.map((e) => e.data))}`).toBe(1);

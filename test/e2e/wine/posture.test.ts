@@ -15,9 +15,10 @@
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startConsole, waitFor, type TestConsole } from '../../integration/harness.js';
+import { startConsole, type TestConsole } from '../../integration/harness.js';
 import { requireTools } from '../tools.js';
-import { AGENT_EXE, clonePrefix, dropPrefix, ensureWindowsPackage, PACKAGE_TOOLS, requireWine, ROOT, runWine, startWine, winPath, type WineProcess } from './wine.js';
+import { AGENT_EXE, clonePrefix, dropPrefix, ensureWindowsPackage, PACKAGE_TOOLS, requireWine, ROOT, runWine, winPath } from './wine.js';
+import { EnrolledWineAgent } from './enrolled-agent.js';
 import { logonAccounts, parseAccounts } from '../../../agent/posture/windows/accounts.js';
 import { CREDENTIAL_PROVIDERS, PRIVACYIDEA_CP_CLSID, PRIVACYIDEA_CP_SETTINGS, SYSTEM_POLICIES } from '../../../agent/posture/windows/platform.js';
 import type { PostureControlReport, PostureDocument, PostureVerdict } from '../../../protocol/posture.js';
@@ -38,20 +39,17 @@ interface Row {
 describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: posture read from the registry and NetUserEnum', () => {
   let c: TestConsole;
   let prefix = '';
-  let agent: WineProcess | undefined;
-  let ended = false;
-  let agentId = '';
+  let agent: EnrolledWineAgent;
   let accounts: string[] = [];
   const work = mkdtempSync('/tmp/sekimori-wine-posture-');
   const bin = join(work, 'bin');
   const state = join(work, 'state');
   const pipe = `\\\\.\\pipe\\sekimori-wine-posture-${process.pid}`;
-  const output = () => `\n--- agent output ---\n${(agent?.stdout() ?? '') + (agent?.stderr() ?? '')}`.slice(-6000);
   const reg = async (args: string[]) => {
     const r = await runWine(['reg', 'add', ...args, '/f'], { prefix, timeoutMs: 120_000 });
     if (r.code !== 0) throw new Error(`reg add ${args.join(' ')}: ${r.stdout} ${r.stderr}`);
   };
-  const row = (): Row | undefined => c.json<{ terminals: Row[] }>(['posture']).terminals.find((t) => t.agentId === agentId);
+  const row = (): Row | undefined => c.json<{ terminals: Row[] }>(['posture']).terminals.find((t) => t.agentId === agent.agentId);
   const control = (r: Row, name: string): PostureControlReport | undefined => r.doc?.controls.find((x) => x.control === name);
   const verdict = (r: Row, name: string) => r.verdicts.find((v) => v.control === name);
 
@@ -63,10 +61,11 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: posture read 
     copyFileSync(AGENT_EXE, join(bin, 'sekimori-agent.exe'));
     copyFileSync(ACCOUNTS_EXE, join(bin, 'sekimori-accounts.exe'));
     c = await startConsole({ policy: POLICY });
+    agent = new EnrolledWineAgent(c, prefix, state, join(bin, 'sekimori-agent.exe'));
   }, 600_000);
 
   afterAll(async () => {
-    await agent?.stop('SIGTERM', 15_000);
+    await agent?.stop();
     if (prefix) await dropPrefix(prefix);
     await c?.cleanup();
     rmSync(work, { recursive: true, force: true });
@@ -84,19 +83,8 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: posture read 
   }, 120_000);
 
   it('the posture at the console matches the registry: USB held by the agent\'s plan, CP registered, lock within 5 min; accounts listed and judged unenrolled', async () => {
-    const tok = c.enrollToken();
-    const e = await runWine([winPath(join(bin, 'sekimori-agent.exe')), 'enroll', '--console', c.url, '--token', tok.token, '--ca-fingerprint', tok.caFingerprint, '--state', winPath(state), '--json'], {
-      prefix,
-      timeoutMs: 120_000,
-    });
-    expect(e.code, e.stderr).toBe(0);
-    agentId = (JSON.parse(e.stdout) as { agentId: string }).agentId;
-    agent = startWine([winPath(join(bin, 'sekimori-agent.exe')), 'run', '--state', winPath(state)], {
-      prefix,
-      env: { SEKIMORI_AGENT_PIPE: pipe, SEKIMORI_POSTURE_CHECK_MS: '5000' },
-      timeoutMs: 900_000,
-    });
-    void agent.exited.then(() => (ended = true));
+    await agent.enroll();
+    agent.start({ SEKIMORI_AGENT_PIPE: pipe, SEKIMORI_POSTURE_CHECK_MS: '5000' });
     // Written while the agent runs (as GPO would): values written into a freshly cloned prefix before
     // the agent's first wine process were, in two runs, not all visible to it (cause not found).
     await reg([`${CREDENTIAL_PROVIDERS}\\${PRIVACYIDEA_CP_CLSID}`, '/ve', '/t', 'REG_SZ', '/d', 'PrivacyIDEA Credential Provider']);
@@ -104,18 +92,14 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: posture read 
     await reg([SYSTEM_POLICIES, '/v', 'InactivityTimeoutSecs', '/t', 'REG_DWORD', '/d', '240']);
     let last: Row | undefined;
     // The first documents may be read before the plan and these values are written: wait for the reading after.
-    await waitFor(
-      'a posture with usb_enforced ok and the values written at the console',
-      () => {
-        if (ended) throw new Error(`agent.exe ended${output()}`);
+    await agent
+      .until('a posture with usb_enforced ok and the values written at the console', () => {
         last = row();
         return !!last?.doc && verdict(last, 'usb_enforced')?.ok === true && control(last, 'screen_lock')?.detail?.idleDelaySeconds === 240 && control(last, 'mfa_pam_services')?.state === 'ok';
-      },
-      300_000,
-      2000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}: ${JSON.stringify(last?.doc?.controls)}${output()}`);
-    });
+      }, 300_000, 2000)
+      .catch((err: Error) => {
+        throw new Error(`${JSON.stringify(last?.doc?.controls)}: ${err.message}`);
+      });
     const r = last!;
     expect(r.doc!.platform).toBe('windows');
     expect(control(r, 'usb_enforced')!.evidence.join('\n')).toMatch(/DenyDeviceClasses=1|Deny_Write=1|Deny_Read=1/);
@@ -131,21 +115,17 @@ describe.skipIf(!wine.ok)('packaged sekimori-agent.exe under wine: posture read 
   }, 400_000);
 
   it('InactivityTimeoutSecs raised to 1800 → the next reading reaches the console: screen_lock not compliant', async () => {
-    expect(agentId).not.toBe('');
+    expect(agent.agentId).not.toBe('');
     await reg([SYSTEM_POLICIES, '/v', 'InactivityTimeoutSecs', '/t', 'REG_DWORD', '/d', '1800']);
     let last: Row | undefined;
-    await waitFor(
-      'screen_lock with 1800 s at the console',
-      () => {
-        if (ended) throw new Error(`agent.exe ended${output()}`);
+    await agent
+      .until('screen_lock with 1800 s at the console', () => {
         last = row();
         return !!last && control(last, 'screen_lock')?.detail?.idleDelaySeconds === 1800;
-      },
-      180_000,
-      2000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}: ${JSON.stringify(last?.doc?.controls)}${output()}`);
-    });
+      }, 180_000, 2000)
+      .catch((err: Error) => {
+        throw new Error(`${JSON.stringify(last?.doc?.controls)}: ${err.message}`);
+      });
     expect(verdict(last!, 'screen_lock')?.ok).toBe(false);
     expect(control(last!, 'screen_lock')!.state).toBe('fail');
   }, 240_000);
