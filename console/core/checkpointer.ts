@@ -37,7 +37,10 @@ export function runCheckpointer(databasePath: string): Promise<number> {
     }
   }, INTERVAL_MS);
   return new Promise((resolve) => {
+    let ended = false;
     const end = () => {
+      if (ended) return; // stdin's 'end' and 'close' both come
+      ended = true;
       clearInterval(timer);
       db.close();
       resolve(0);

@@ -18,7 +18,6 @@ export interface LinuxSoftwareOptions {
   procRoot?: string;
 }
 
-/** dpkg's status as the installed-software source; owners from its lists and md5sums. */
 /** What changes when dpkg changes anything: its status file (replaced by rename) and its journal folder. */
 export function dpkgStamp(adminDir: string): string {
   const one = (p: string) => {
@@ -32,6 +31,7 @@ export function dpkgStamp(adminDir: string): string {
   return `${one(join(adminDir, 'status'))} ${one(join(adminDir, 'updates'))}`;
 }
 
+/** dpkg's status as the installed-software source; owners from its lists and md5sums. */
 class DpkgSource implements InstalledSource {
   private readonly db: PackageDb;
   constructor(private readonly adminDir: string, root: string, locations: readonly string[]) {
