@@ -1,8 +1,9 @@
 /**
  * bench/ingest-cpu: the console's CPU work per event, in one process, without TLS or fsync noise:
- * JSON.parse of upload bodies, parseBatch (shape checks), and the ingest transaction (hash check,
- * insert, data findings) into a real console schema with synchronous=OFF. Run under
- * `valgrind --tool=callgrind` its instruction count is repeatable on a busy machine.
+ * the batch check of upload bodies (JSON, shapes, hashes, data declarations: batch-check.ts, which
+ * the serving console runs in a worker thread) and the ingest transaction (insert, chain, findings)
+ * into a real console schema with synchronous=OFF. Run under `valgrind --tool=callgrind` its
+ * instruction count is repeatable on a busy machine.
  *   npm run build && scripts/n24 node dist/bench/ingest-cpu.js [--events 20000]
  */
 import { randomUUID } from 'node:crypto';
@@ -12,7 +13,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { migrate, openDatabase } from '../console/core/db.js';
 import { coreMigrations } from '../console/core/schema.js';
-import { createIngester, parseBatch } from '../console/backbone/ingest.js';
+import { createIngester } from '../console/backbone/ingest.js';
+import { checkUpload } from '../console/backbone/batch-check.js';
 import { makeEvents } from './events.js';
 
 const { values } = parseArgs({ options: { events: { type: 'string', default: '20000' }, batch: { type: 'string', default: '500' } } });
@@ -32,7 +34,7 @@ try {
   const start = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
   let stored = 0;
-  for (const b of bodies) stored += ingest(agentId, parseBatch(JSON.parse(b), agentId)).response.stored;
+  for (const b of bodies) stored += ingest(agentId, { checked: checkUpload(Buffer.from(b), agentId) }).response.stored;
   const s = Number(process.hrtime.bigint() - start) / 1e9;
   const c = process.cpuUsage(cpu0);
   const cpuS = (c.user + c.system) / 1e6;

@@ -147,9 +147,14 @@ export function genesisHash(agentId: string): string {
  * user) — identical to canonicalJson of the whole object, without sorting on every event.
  */
 export function eventHash(prevHash: string, e: UnsignedEvent): string {
+  return eventHashWithData(prevHash, e, canonicalJson(e.data));
+}
+
+/** eventHash for a caller that already holds canonicalJson(e.data) (ingest stores that same text). */
+export function eventHashWithData(prevHash: string, e: Omit<UnsignedEvent, 'data'>, dataJson: string): string {
   const body =
     '{"agentId":' + JSON.stringify(e.agentId) +
-    ',"data":' + canonicalJson(e.data) +
+    ',"data":' + dataJson +
     ',"id":' + JSON.stringify(e.id) +
     ',"seq":' + canonicalJson(e.seq) +
     ',"severity":' + JSON.stringify(e.severity) +

@@ -8,7 +8,9 @@ import { signAgentCsr } from '../core/pki.js';
 import { sourceKey } from '../core/limits.js';
 import { statfsSync } from 'node:fs';
 import { WalSync } from '../core/wal-sync.js';
-import { DiskGuard, GroupCommit, createIngester, diskFullError, diskFullRetryAfter, ingestReserve, isDiskFull, openGaps, parseBatch, resendHint } from './ingest.js';
+import { DiskGuard, GroupCommit, createIngester, diskFullError, diskFullRetryAfter, ingestReserve, isDiskFull, openGaps, resendHint } from './ingest.js';
+import { batchChecker } from './batch-checker.js';
+import { requireJsonType } from '../core/http-request.js';
 import { agentExists, findEnrollToken, hashToken, insertAgent, sameNameAs, spendEnrollToken } from './store.js';
 import { HeartbeatBuffer, beatOf, parseHeartbeat } from './heartbeat.js';
 import { parseEnroll } from './body.js';
@@ -104,6 +106,8 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
     },
     new WalSync(ctx.db.name),
   );
+  // The batch check (JSON, shapes, hashes) runs beside this thread: ingest only stores.
+  const checker = batchChecker((m) => process.stderr.write(`[console] ${new Date().toISOString()} ${m}\n`));
   const beats = heartbeatBuffer(ctx);
   const policyVersion = ctx.db.prepare('SELECT max(version) AS v FROM policies');
   const statusOf = ctx.db.prepare('SELECT status, hostname, last_seq FROM agents WHERE id = ?');
@@ -138,7 +142,8 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
         // Volume before parsing, so a flood costs no JSON work; tokens are taken only when both limits allow the batch.
         const waitBytes = volume.retryAfterSeconds(agentId, now, bytes);
         if (waitBytes > 0) throw flood(agentId, 'bytes', waitBytes, null, bytes);
-        const events = parseBatch(req.json(), agentId);
+        requireJsonType(req.headers);
+        const events = await checker.check(agentId, req.body);
         if (disk.low(now)) {
           disk.refused('low_free_space', events.length, new Date());
           throw diskFullError(fullRetry);
@@ -150,7 +155,7 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
         eventRate.take(agentId, now, cost);
         let result;
         try {
-          result = await ingest.submit(agentId, events);
+          result = await ingest.submit(agentId, { checked: events });
         } catch (e) {
           if (!isDiskFull(e)) throw e;
           disk.refused('sqlite_full', events.length, new Date());

@@ -4,45 +4,16 @@
  * either every event is held (new or already held) and acknowledged, or nothing changes.
  */
 import type Database from 'better-sqlite3';
-import { eventHash, eventShapeErrors, genesisHash, isAgentEventType, type SekimoriEvent } from '../../protocol/events.js';
-import { MAX_BATCH_EVENTS, MAX_MISSING_RANGES, uploadEnvelopeCheck, type ResendHint, type UploadResponse } from '../../protocol/api.js';
-import { eventDataErrors, eventDataValid, readEventData } from '../../protocol/event-data.js';
+import { genesisHash, type SekimoriEvent } from '../../protocol/events.js';
+import { MAX_MISSING_RANGES, type ResendHint, type UploadResponse } from '../../protocol/api.js';
+import { eventDataValid, readEventData } from '../../protocol/event-data.js';
 import { HttpError } from '../module.js';
 import { insertEventStatement, recordConsoleEvent, tsJudge, type ChainStatus } from '../core/events.js';
 import type { WalSync } from '../core/wal-sync.js';
+import { checkEvents, type CheckedEvent } from './batch-check.js';
 
-export { MAX_BATCH_EVENTS };
-
-/**
- * The upload body (protocol/api.ts UploadRequest), checked whole before anything is stored:
- * 400 `invalid_events` naming every failing path, 413 over MAX_BATCH_EVENTS. Event data that does
- * not match its type's declaration is no reason to refuse (see dataFindings).
- */
-export function parseBatch(body: unknown, agentId: string): SekimoriEvent[] {
-  if (!uploadEnvelopeCheck.check(body)) {
-    const details = uploadEnvelopeCheck.errors(body, 'body');
-    throw new HttpError(400, 'invalid_batch', details[0] ?? 'body must be a JSON object {batchId, events}', details);
-  }
-  const events = body.events;
-  if (events.length > MAX_BATCH_EVENTS) throw new HttpError(413, 'batch_too_large', `at most ${MAX_BATCH_EVENTS} events per batch`);
-  const errors: string[] = [];
-  for (let i = 0; i < events.length && errors.length < 100; i++) {
-    const e = events[i];
-    const where = `events[${i}]`;
-    const shape = eventShapeErrors(e, where);
-    if (shape.length) errors.push(...shape);
-    else {
-      const { type, agentId: claimed } = e as SekimoriEvent;
-      if (!isAgentEventType(type)) errors.push(`${where}.type: ${JSON.stringify(type.slice(0, 64))} is not an agent event type`);
-      if (claimed !== agentId) errors.push(`${where}.agentId: does not match the client certificate`);
-    }
-  }
-  for (let i = 1; i < events.length && !errors.length; i++) {
-    if ((events[i] as SekimoriEvent).seq <= (events[i - 1] as SekimoriEvent).seq) errors.push(`events[${i}].seq: must increase within a batch`);
-  }
-  if (errors.length) throw new HttpError(400, 'invalid_events', `${errors.length} problem(s) in the batch; nothing was stored`, errors);
-  return events as SekimoriEvent[];
-}
+/** What ingest takes: events as an agent sent them (checked here), or a batch batch-check.ts already checked. */
+export type IngestInput = readonly SekimoriEvent[] | { readonly checked: readonly CheckedEvent[] };
 
 /** An event stored although its data does not match its type's declaration (protocol/event-data.ts). */
 export interface DataFinding {
@@ -53,18 +24,12 @@ export interface DataFinding {
 
 /**
  * Events whose data does not match its declaration: stored all the same (no event is ever lost;
- * the data is what the agent signed), marked in event_data_invalid, and reported. Only the
- * first such event per batch is explained in full; the rest are counted (the check is cheap, the
- * explanation is not).
+ * the data is what the agent signed), marked in event_data_invalid, and reported. The batch check
+ * explains the first few such events in full (batch-check.ts EXPLAINED_PER_BATCH); the rest are counted.
  */
-export function dataFindings(events: readonly SekimoriEvent[]): DataFinding[] {
+export function dataFindings(events: readonly CheckedEvent[]): DataFinding[] {
   const out: DataFinding[] = [];
-  for (const e of events) {
-    if (out.length === 0) {
-      const errors = eventDataErrors(e.type, e.data);
-      if (errors.length) out.push({ seq: e.seq, type: e.type, errors: errors.slice(0, 8) });
-    } else if (!eventDataValid(e.type, e.data)) out.push({ seq: e.seq, type: e.type, errors: [] });
-  }
+  for (const e of events) if (e.dataErrors !== null) out.push({ seq: e.seq, type: e.type, errors: e.dataErrors.slice(0, 8) });
   return out;
 }
 
@@ -147,7 +112,7 @@ export type SeqFact = { held: { hash: string; prevHash: string } } | { claimed: 
  * event after it links to the claimed hash of its last dropped event (or another drop record of
  * the same batch or before claims that seq, the bridge continuing there).
  */
-export function judgeDrop(record: Pick<SekimoriEvent, 'seq' | 'prevHash' | 'data'>, fact: (seq: number) => SeqFact): { ok: true; ranges: { from: number; to: number }[]; events: number } | { ok: false; ranges: { from: number; to: number }[]; events: number; detail: string } {
+export function judgeDrop(record: Pick<SekimoriEvent, 'seq' | 'prevHash'> & { data: unknown }, fact: (seq: number) => SeqFact): { ok: true; ranges: { from: number; to: number }[]; events: number } | { ok: false; ranges: { from: number; to: number }[]; events: number; detail: string } {
   const d = readEventData('agent.events_dropped', record.data);
   if (!d || !eventDataValid('agent.events_dropped', record.data)) return { ok: false, ranges: [], events: 0, detail: 'malformed drop record' };
   const ranges = d.ranges.map((r) => ({ from: r.from, to: r.to }));
@@ -219,7 +184,7 @@ export function createIngester(db: Database.Database) {
   const addGap = db.prepare('INSERT OR IGNORE INTO chain_gaps (agent_id, from_seq, to_seq, detected_at) VALUES (?, ?, ?, ?)');
   const setStatus = db.prepare("UPDATE agents SET status = ? WHERE id = ? AND status != 'revoked'");
 
-  const ingest = db.transaction((agentId: string, events: SekimoriEvent[], received: Date): IngestResult => {
+  const ingest = db.transaction((agentId: string, events: readonly CheckedEvent[], received: Date): IngestResult => {
     const now = received.toISOString();
     const sortable = tsJudge(received);
     const skewed: SkewedEvent[] = [];
@@ -228,11 +193,11 @@ export function createIngester(db: Database.Database) {
     let lastHash = h.last_hash;
     let stored = 0;
     let duplicates = 0;
-    const fresh: SekimoriEvent[] = [];
+    const fresh: CheckedEvent[] = [];
     const findings: { kind: 'gap' | 'broken' | 'tampered'; seq: number; detail: string }[] = [];
     // Issue 17: events below the head that were not held (a re-send fills a hole), and drop records.
-    const fills: SekimoriEvent[] = [];
-    const drops: SekimoriEvent[] = [];
+    const fills: CheckedEvent[] = [];
+    const drops: CheckedEvent[] = [];
     for (const e of events) {
       const archived = chainBase && e.seq <= lastSeq ? (chainBase.get(agentId, e.seq) as { hash: string } | undefined) : undefined;
       if (archived) {
@@ -251,7 +216,7 @@ export function createIngester(db: Database.Database) {
             : ((prevHashOf.get(agentId, e.seq - 1) as { hash: string } | undefined)?.hash ?? (chainBase?.get(agentId, e.seq - 1) as { hash: string } | undefined)?.hash ?? null);
       let finding: { kind: 'gap' | 'broken' | 'tampered'; seq: number; detail: string } | null = null;
       let chain: ChainStatus = 'ok';
-      if (eventHash(e.prevHash, e) !== e.hash) {
+      if (!e.hashOk) {
         chain = 'tampered';
         finding = { kind: 'tampered', seq: e.seq, detail: 'hash does not match the event content' };
       } else if (expectedPrev === null) {
@@ -263,7 +228,7 @@ export function createIngester(db: Database.Database) {
       }
       // The claimed ts is what the hash covers (checked above, kept in agent_ts); the stored ts may be ours.
       const when = sortable(e.ts);
-      const r = insert.run({ ...e, ts: when.ts, agentTs: when.agentTs, user: e.user ?? null, data: JSON.stringify(e.data), terminalId: agentId, chain, receivedAt: now });
+      const r = insert.run({ id: e.id, agentId: e.agentId, seq: e.seq, ts: when.ts, type: e.type, severity: e.severity, user: e.user, data: e.dataJson, prevHash: e.prevHash, hash: e.hash, terminalId: agentId, chain, receivedAt: now, agentTs: when.agentTs });
       if (r.changes === 0) {
         // (agent, seq) already held: a retry is fine, different content is not.
         const dup = existing.get(agentId, e.seq) as { id: string; hash: string };
@@ -309,7 +274,7 @@ export function createIngester(db: Database.Database) {
    * Fills close the gap rows they cover (and re-link the event after each filled seq); drop records
    * are judged and, when they bridge, close the holes they explain. Returns the console events to record.
    */
-  const settleHoles = (agentId: string, fills: SekimoriEvent[], drops: SekimoriEvent[], now: string) => {
+  const settleHoles = (agentId: string, fills: CheckedEvent[], checkedDrops: CheckedEvent[], now: string) => {
     const out: Parameters<typeof recordConsoleEvent>[1][] = [];
     const sorted = fills.map((e) => e.seq).sort((a, b) => a - b);
     for (const e of fills) relink.run(agentId, e.seq + 1, e.hash);
@@ -319,6 +284,7 @@ export function createIngester(db: Database.Database) {
       if (touched > 0) out.push({ type: 'agent.gap_filled', terminalId: agentId, data: { agentId, from: r.from, to: r.to, events: r.to - r.from + 1, closesGaps: closed } });
     }
     // Seqs claimed by the drop records of this batch: one drop's run may continue in the next record.
+    const drops = checkedDrops.map((d) => ({ seq: d.seq, prevHash: d.prevHash, data: JSON.parse(d.dataJson) as unknown }));
     const claimedInBatch = new Set<number>();
     for (const d of drops) {
       const data = readEventData('agent.events_dropped', d.data);
@@ -345,7 +311,7 @@ export function createIngester(db: Database.Database) {
     return out;
   };
 
-  return (agentId: string, events: SekimoriEvent[], received = new Date()): IngestResult => ingest(agentId, events, received);
+  return (agentId: string, events: IngestInput, received = new Date()): IngestResult => ingest(agentId, 'checked' in events ? events.checked : checkEvents(events), received);
 }
 
 function seqRangesOf(sorted: readonly number[]): { from: number; to: number }[] {
@@ -360,7 +326,7 @@ function seqRangesOf(sorted: readonly number[]): { from: number; to: number }[] 
 
 interface Pending {
   agentId: string;
-  events: SekimoriEvent[];
+  events: IngestInput;
   resolve: (r: IngestResult) => void;
   reject: (e: unknown) => void;
 }
@@ -379,7 +345,7 @@ export class GroupCommit {
 
   constructor(
     private readonly db: Database.Database,
-    private readonly ingestOne: (agentId: string, events: SekimoriEvent[]) => IngestResult,
+    private readonly ingestOne: (agentId: string, events: IngestInput) => IngestResult,
     /**
      * `first` runs first inside each group's transaction; what it returns runs once that group is
      * durable (issue 17: the record of a disk-full outage goes in with the first batch that can be
@@ -389,7 +355,7 @@ export class GroupCommit {
     private readonly walSync: WalSync | null = null,
   ) {}
 
-  submit(agentId: string, events: SekimoriEvent[]): Promise<IngestResult> {
+  submit(agentId: string, events: IngestInput): Promise<IngestResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ agentId, events, resolve, reject });
       if (!this.scheduled) {

@@ -24,6 +24,7 @@ import {
   matchRoute,
   pathOf,
   readBody,
+  requireJsonType,
   routesFor,
   tlsClientCertificate,
   unrouted,
@@ -147,8 +148,7 @@ export function buildConsoleApp(ctx: OpenConsole, allRoutes: Route[], log: (m: s
       agentId: a.agentId,
       params: a.params,
       json() {
-        const type = String(headers['content-type'] ?? '');
-        if (!type.startsWith('application/json')) throw new HttpError(415, 'unsupported_media_type', 'expected Content-Type: application/json');
+        requireJsonType(headers);
         try {
           return JSON.parse(body.toString('utf8')) as unknown;
         } catch (e) {

@@ -128,6 +128,11 @@ export function readBody(req: Readable & { headers: IncomingMessage['headers'] }
   });
 }
 
+/** 415 unless the body is declared JSON (ApiRequest.json(), and routes that hand the raw body on). */
+export function requireJsonType(headers: IncomingMessage['headers']): void {
+  if (!String(headers['content-type'] ?? '').startsWith('application/json')) throw new HttpError(415, 'unsupported_media_type', 'expected Content-Type: application/json');
+}
+
 /** What the agent check needs of a client certificate. */
 export interface ClientCertificate {
   der: Buffer;

@@ -40,6 +40,23 @@ function assetSource(key) {
   return key.startsWith('node_modules/') ? join(root, key) : join(dist, key);
 }
 
+// The console's batch-check worker thread (console/backbone/batch-checker.ts) is started from a
+// file: its own bundle, shipped as the asset at the path the checker looks for it.
+const WORKER_KEY = 'console/backbone/batch-check-worker.js';
+const workerBundle = join(out, 'console-batch-check-worker.cjs');
+const worker = await esbuild.build({
+  entryPoints: [join(dist, WORKER_KEY)],
+  bundle: true,
+  platform: 'node',
+  target: 'node24',
+  format: 'cjs',
+  outfile: workerBundle,
+  logLevel: 'warning',
+  legalComments: 'none',
+});
+if (worker.warnings.length > 0) throw new Error('batch-check worker: esbuild warnings, see above');
+const builtAssets = { console: { [WORKER_KEY]: workerBundle }, agent: {} };
+
 for (const [name, assets] of Object.entries(programs)) {
   const bundle = join(out, `${name}.cjs`);
   const result = await esbuild.build({
@@ -71,7 +88,7 @@ for (const [name, assets] of Object.entries(programs)) {
     // The agent idles on every terminal: only V8's baseline compiler (no Maglev/TurboFan code) and
     // a small young generation keep it within its memory budget (bench/agent-footprint).
     ...(name === 'agent' ? { execArgv: JSON.parse(readFileSync(join(root, 'agent/runtime-flags.json'), 'utf8')) } : {}),
-    assets: Object.fromEntries(assets.map((key) => [key, assetSource(key)])),
+    assets: { ...Object.fromEntries(assets.map((key) => [key, assetSource(key)])), ...builtAssets[name] },
   };
   writeFileSync(join(out, `${name}.sea.json`), JSON.stringify(config, null, 2) + '\n');
 }

@@ -1,7 +1,7 @@
 /** Issue 10, items 4 and 6: the agent API's limits, their defaults, and overrides in DATA/config.json. */
 import { describe, expect, it } from 'vitest';
 import { consoleLimits, DEFAULT_LIMITS } from '../../console/core/paths.js';
-import { MAX_BATCH_EVENTS } from '../../console/backbone/ingest.js';
+import { MAX_BATCH_EVENTS } from '../../console/backbone/batch-check.js';
 
 describe('console limits', () => {
   it('defaults let a real backlog through at once and hold a flood to a steady trickle', () => {

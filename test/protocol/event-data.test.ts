@@ -11,6 +11,7 @@ import { decideUsb } from '../../agent/usb/decide.js';
 import { builtinEventData, usbEventData } from '../../agent/usb/events.js';
 import type { UsbDeviceInfo } from '../../agent/usb/observe.js';
 import { createIngester, eventDataMark } from '../../console/backbone/ingest.js';
+import { EXPLAINED_PER_BATCH } from '../../console/backbone/batch-check.js';
 import { migrate } from '../../console/core/db.js';
 import { coreMigrations } from '../../console/core/schema.js';
 import { EVENT_DATA, eventDataErrors, eventDataValid, isUsbDeviceData, readEventData } from '../../protocol/event-data.js';
@@ -118,7 +119,7 @@ describe('eventDataErrors and readEventData', () => {
 });
 
 describe('ingest: an event whose data fails its declaration is stored, marked and counted, never refused', () => {
-  it('stores all, marks the bad ones, explains the first', () => {
+  it('stores all, marks the bad ones, explains the first EXPLAINED_PER_BATCH of a batch and counts the rest', () => {
     const db = new Database(':memory:');
     db.exec('CREATE TABLE schema_migrations (module TEXT, version INTEGER, applied_at TEXT, PRIMARY KEY (module, version))');
     migrate(db, 'core', coreMigrations);
@@ -141,10 +142,18 @@ describe('ingest: an event whose data fails its declaration is stored, marked an
     expect(r.invalidData.map((f) => f.seq)).toEqual([2, 4]);
     expect(r.invalidData[0]!.errors[0]).toMatch(/^data\.kind: missing|^data/);
     expect(eventDataMark(db, AGENT, 2)?.errors.length).toBeGreaterThan(0);
-    expect(eventDataMark(db, AGENT, 4)).toEqual({ errors: [] }); // counted, not explained
+    expect(eventDataMark(db, AGENT, 4)).toEqual({ errors: ['data.pid: must be integer'] });
     expect(eventDataMark(db, AGENT, 1)).toBeNull();
     // A retry of the same batch marks nothing twice and reports nothing new.
     expect(ingest(AGENT, events).invalidData).toEqual([]);
     expect((db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n).toBe(4);
+    // A batch of many bad events: the explanations are bounded, every one is still marked.
+    const many = Array.from({ length: EXPLAINED_PER_BATCH + 2 }, (_, i) => {
+      const e = chainEvent(prev, { id: randomUUID(), agentId: AGENT, seq: 5 + i, ts: new Date().toISOString(), type: 'agent.stopped', severity: 'info', user: null, data: { pid: 'x', reason: 'signal' } });
+      prev = e.hash;
+      return e;
+    });
+    expect(ingest(AGENT, many).invalidData.map((f) => f.errors.length > 0)).toEqual(many.map((_, i) => i < EXPLAINED_PER_BATCH));
+    expect(eventDataMark(db, AGENT, 5 + EXPLAINED_PER_BATCH)).toEqual({ errors: [] }); // counted, not explained
   });
 });

@@ -11,7 +11,7 @@ import { usbExceptionErrors, usbExceptionsResponseCheck, type UsbException } fro
 import { pointerPath } from '../../protocol/wire-check.js';
 import { agentBody } from '../../console/backbone/body.js';
 import { parseHeartbeat } from '../../console/backbone/heartbeat.js';
-import { parseBatch } from '../../console/backbone/ingest.js';
+import { parseBatch } from '../../console/backbone/batch-check.js';
 import { parseSync } from '../../console/software/api.js';
 import { HttpError } from '../../console/module.js';
 

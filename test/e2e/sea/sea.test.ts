@@ -136,6 +136,8 @@ describe.skipIf(!linuxX64)('single executables (Node SEA, linux-x64)', () => {
       json<ConsoleEventJson[]>(CONSOLE_EXE, ['events', '--data', dataDir, '--json', '--type', 'agent.started']).find((e) => e.agentId === agentId),
     );
     expect(started.type).toBe('agent.started');
+    // The upload was checked by the executable's batch-check worker thread: a worker that fails says so in the log.
+    expect(consoleProc.output()).not.toContain('batch check');
     // Both addons were loaded from the files the executable wrote under its TMPDIR (libusb
     // hotplug itself may be unavailable in a container; that is a different message).
     expect(agentProc.output()).not.toContain('node-usb hotplug unavailable');
