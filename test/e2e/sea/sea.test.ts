@@ -7,7 +7,7 @@
  * of their embedded files behind.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,7 +136,10 @@ describe.skipIf(!linuxX64)('single executables (Node SEA, linux-x64)', () => {
       json<ConsoleEventJson[]>(CONSOLE_EXE, ['events', '--data', dataDir, '--json', '--type', 'agent.started']).find((e) => e.agentId === agentId),
     );
     expect(started.type).toBe('agent.started');
-    // The upload was checked by the executable's batch-check worker thread: a worker that fails says so in the log.
+    // The upload was checked by the executable's batch-check worker thread: its code is in the
+    // executable (extracted with the other embedded files), and a worker that fails says so in the log.
+    const workerCode = readdirSync(exeTmp).map((d) => join(exeTmp, d, 'console/backbone/batch-check-worker.js'));
+    expect(workerCode.some((f) => existsSync(f))).toBe(true);
     expect(consoleProc.output()).not.toContain('batch check');
     // Both addons were loaded from the files the executable wrote under its TMPDIR (libusb
     // hotplug itself may be unavailable in a container; that is a different message).
