@@ -132,8 +132,12 @@ export class Vm {
     }
   }
 
-  /** Runs a shell snippet in the guest (through the command queue) and returns its output. */
-  async run(script: string, timeoutMs = 60_000): Promise<{ rc: number; out: string }> {
+  /**
+   * Runs a shell snippet in the guest (through the command queue) and returns its output. Bounded
+   * like every other step of the tier (SEKIMORI_QEMU_STEP_MS): an emulated guest on a loaded 2-core
+   * machine took over 60 s for one mount + write + sync (CI, 2026-11-30).
+   */
+  async run(script: string, timeoutMs = Number(process.env.SEKIMORI_QEMU_STEP_MS ?? 240_000)): Promise<{ rc: number; out: string }> {
     const n = ++this.cmdNo;
     const dir = join(this.o.stateDir, 'cmd');
     writeFileSync(join(dir, `${n}.tmp`), script + '\n');
