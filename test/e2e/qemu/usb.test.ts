@@ -243,9 +243,13 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
     const WATCHING = /usb: file log: watching \S+ ext4 at \/tmp\/mreg/;
     const STOPPED = /usb: file log: stopped watching/;
     const [watching0, stopped0] = [count(WATCHING), count(STOPPED)];
+    // A wait that fails shows the guest agent's file-log lines (CI once timed out on the first one with nothing to go on).
+    const withLog = (e: Error) => {
+      throw new Error(`${e.message}\nguest agent's file-log lines:\n${agentLog().split('\n').filter((l) => l.includes('file log')).slice(-40).join('\n')}`);
+    };
     await vm.run(`mkdir -p /tmp/mreg && mount /dev/${dev} /tmp/mreg`);
     // Marked right after the mount (the helper's MNT line); the agent logs it.
-    await waitFor('the file log watches the registered stick', () => count(WATCHING) > watching0, STEP, 500);
+    await waitFor('the file log watches the registered stick', () => count(WATCHING) > watching0, STEP, 500).catch(withLog);
     await vm.run(`mkdir -p /tmp/mreg/共有 && chmod 0777 /tmp/mreg/共有`);
     const r = await vm.run(
       `head -c 3000000 /dev/urandom > /tmp/src.bin && cp /tmp/src.bin /tmp/mreg/data.bin && sha256sum /tmp/src.bin && ` +
@@ -263,7 +267,7 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
       { path: '共有/line\\x0abreak', size: 9, sha256: sha('by nobody'), uid: 65534, user: 'nobody' },
     ];
     const written = () => usbEvents('usb.file_written').filter((e) => (e.data.device as { serialHex?: string }).serialHex === Buffer.from('SEKI-REG-1').toString('hex'));
-    await waitFor('three files at the console', () => want.every((w) => written().some((e) => e.data.path === w.path)), STEP, 1000);
+    await waitFor('three files at the console', () => want.every((w) => written().some((e) => e.data.path === w.path)), STEP, 1000).catch(withLog);
     for (const w of want) {
       const evs = written().filter((e) => e.data.path === w.path);
       expect(evs, w.path).toHaveLength(1); // one per file
@@ -271,7 +275,7 @@ describe.skipIf(!check.ok)('removable media on a real kernel (QEMU)', () => {
       expect(evs[0]!.user).toBe(w.user);
     }
     // Unmounted: the watch ends with it.
-    await waitFor('the file log stops watching after umount', () => count(STOPPED) > stopped0, STEP, 500);
+    await waitFor('the file log stops watching after umount', () => count(STOPPED) > stopped0, STEP, 500).catch(withLog);
   }, 600_000);
 
   it('a readonly stick mounts, and a write fails with EROFS', async () => {
