@@ -5,6 +5,7 @@ import { modules } from './modules.js';
 import { openConsole } from './core/context.js';
 import { createConsoleServer, createSharedLimiters } from './core/server.js';
 import { startCheckpointer } from './core/checkpointer.js';
+import { consoleLog } from './core/log.js';
 
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
@@ -43,7 +44,7 @@ const shown = (host: string) => (host.includes(':') ? `[${host}]` : host);
 
 export async function serve(dataDir: string, listen: string, validateFlag?: string): Promise<void> {
   const ctx = openConsole(dataDir);
-  const log = (m: string) => process.stderr.write(`[console] ${new Date().toISOString()} ${m}\n`);
+  const log = consoleLog;
   const routes = modules.flatMap((m) => m.routes?.(ctx) ?? []);
   // One set of request limiters for both ports: an address has one budget, whichever port it uses.
   const limiters = createSharedLimiters(ctx);

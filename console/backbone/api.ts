@@ -11,6 +11,7 @@ import { WalSync } from '../core/wal-sync.js';
 import { DiskGuard, GroupCommit, createIngester, diskFullError, diskFullRetryAfter, ingestReserve, isDiskFull, openGaps, resendHint } from './ingest.js';
 import { batchChecker } from './batch-checker.js';
 import { requireJsonType } from '../core/http-request.js';
+import { consoleLog } from '../core/log.js';
 import { agentExists, findEnrollToken, hashToken, insertAgent, sameNameAs, spendEnrollToken } from './store.js';
 import { HeartbeatBuffer, beatOf, parseHeartbeat } from './heartbeat.js';
 import { parseEnroll } from './body.js';
@@ -107,7 +108,7 @@ export function backboneRoutes(c: ConsoleContext): Route[] {
     new WalSync(ctx.db.name),
   );
   // The batch check (JSON, shapes, hashes) runs beside this thread: ingest only stores.
-  const checker = batchChecker((m) => process.stderr.write(`[console] ${new Date().toISOString()} ${m}\n`));
+  const checker = batchChecker(consoleLog);
   const beats = heartbeatBuffer(ctx);
   const policyVersion = ctx.db.prepare('SELECT max(version) AS v FROM policies');
   const statusOf = ctx.db.prepare('SELECT status, hostname, last_seq FROM agents WHERE id = ?');

@@ -9,6 +9,7 @@ import { t } from '../../protocol/i18n.js';
 import { safeText } from '../../protocol/text.js';
 import { agentHostnames, agentStatusCounts, hostnameKey, policyVersionCounts } from '../backbone/store.js';
 import { eventWhere, rowToEvent, type StoredEvent } from '../core/events.js';
+import { consoleLog } from '../core/log.js';
 
 export { hostnameKey };
 
@@ -178,11 +179,11 @@ export interface SkippedRow {
 
 function logSkipped(n: number, sample: SkippedRow[]): void {
   const rows = sample.map((r) => `rid ${r.rid} ts ${JSON.stringify(r.ts.slice(0, 40))}`).join(', ');
-  process.stderr.write(
-    `[console] ${new Date().toISOString()} rollup: ${t(
+  consoleLog(
+    `rollup: ${t(
       `時刻を日付に換算できないイベント ${n} 件を日別集計から除外しました(操作ログには残ります)。例: ${rows}`,
       `${n} event(s) without a usable time left out of the daily counts (still listed in the log), e.g. ${rows}`,
-    )}\n`,
+    )}`,
   );
 }
 
