@@ -116,12 +116,12 @@ export class WorkerChecker implements BatchChecker {
   private ended(w: Worker, why: string): void {
     if (this.worker !== w) return; // 'error' is followed by 'exit': handled once
     this.worker = null;
-    if (this.closing) {
-      // fall through to refuse what still waits, without a log line
-    } else if (!this.answered && ++this.failedStarts >= 3) {
-      this.inline = true;
-      this.log(`batch check: the worker thread failed to start 3 times (${why}); checking inline from now on`);
-    } else this.log(`batch check: worker thread ended (${why}); ${this.waiting.size} upload(s) refused with 503, a new worker starts with the next upload`);
+    if (!this.closing) {
+      if (!this.answered && ++this.failedStarts >= 3) {
+        this.inline = true;
+        this.log(`batch check: the worker thread failed to start 3 times (${why}); checking inline from now on`);
+      } else this.log(`batch check: worker thread ended (${why}); ${this.waiting.size} upload(s) refused with 503, a new worker starts with the next upload`);
+    }
     for (const waiting of this.waiting.values()) waiting.reject(new HttpError(503, 'batch_check_restarting', 'the console is restarting its batch check; send again', undefined, { 'retry-after': '1' }));
     this.waiting.clear();
   }

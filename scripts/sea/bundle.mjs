@@ -40,20 +40,14 @@ function assetSource(key) {
   return key.startsWith('node_modules/') ? join(root, key) : join(dist, key);
 }
 
-// The console's batch-check worker thread (console/backbone/batch-checker.ts) is started from a
-// file: its own bundle, shipped as the asset at the path the checker looks for it.
+/** What every bundle here is: one CommonJS file for Node 24, warnings printed (and refused below). */
+const cjsBundle = { bundle: true, platform: 'node', target: 'node24', format: 'cjs', logLevel: 'warning', legalComments: 'none' };
+
+// The console's batch-check worker thread (console/backbone/batch-checker.ts): its own bundle,
+// shipped as the asset under the worker's dist path; the executable runs it from that code.
 const WORKER_KEY = 'console/backbone/batch-check-worker.js';
 const workerBundle = join(out, 'console-batch-check-worker.cjs');
-const worker = await esbuild.build({
-  entryPoints: [join(dist, WORKER_KEY)],
-  bundle: true,
-  platform: 'node',
-  target: 'node24',
-  format: 'cjs',
-  outfile: workerBundle,
-  logLevel: 'warning',
-  legalComments: 'none',
-});
+const worker = await esbuild.build({ ...cjsBundle, entryPoints: [join(dist, WORKER_KEY)], outfile: workerBundle });
 if (worker.warnings.length > 0) throw new Error('batch-check worker: esbuild warnings, see above');
 const builtAssets = { console: { [WORKER_KEY]: workerBundle }, agent: {} };
 
@@ -65,15 +59,10 @@ for (const [name, assets] of Object.entries(programs)) {
       resolveDir: root,
       sourcefile: `sekimori-${name}-sea.js`,
     },
-    bundle: true,
-    platform: 'node',
-    target: 'node24',
-    format: 'cjs',
+    ...cjsBundle,
     outfile: bundle,
     inject: [join(root, 'scripts/sea/shim.mjs')],
     plugins: [importMeta],
-    logLevel: 'warning',
-    legalComments: 'none',
     // The agent idles on every terminal and Node holds its whole source as a string: without
     // comments and indentation it is 1.6 instead of 2.1 MB, ≈ 3 MB less RSS (bench/agent-footprint).
     // Names stay, so stack traces read.
